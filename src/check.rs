@@ -1,0 +1,770 @@
+//! Monitors as code: the data team's `checks/*.yaml` files, validated into [`AssetCheck`]s.
+//!
+//! Validation is pure and collects every problem in every file at once, with file:line:column, the
+//! YAML path, the bad value and what was expected. It checks names against the configured sources
+//! (and what each engine can compute) but never connects to them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, SourceKind, file_problem};
+use crate::measure::{AssetId, MetricKind, TableRef};
+use crate::schedule::Schedule;
+use crate::yaml::{self, Decoder, Diagnostics, MapReader, Mark, Node, Value};
+
+/// A threshold on one metric: hard bounds, learned (`auto`), or both; or just record it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Rule {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Learned thresholds from the metric's own history (anomaly detection).
+    pub auto: bool,
+    /// Line of the rule in its check file, for reports that point back at it.
+    #[serde(skip)]
+    pub mark: Mark,
+}
+
+impl Rule {
+    /// Whether `value` breaks a hard bound; returns a sentence saying how.
+    pub fn violation(&self, value: f64) -> Option<String> {
+        match (self.min, self.max) {
+            (Some(min), _) if value < min => Some(format!("{} is below the minimum {}", fmt_num(value), fmt_num(min))),
+            (_, Some(max)) if value > max => Some(format!("{} is above the maximum {}", fmt_num(value), fmt_num(max))),
+            _ => None,
+        }
+    }
+    pub fn has_bounds(&self) -> bool {
+        self.min.is_some() || self.max.is_some()
+    }
+}
+
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.4}").trim_end_matches('0').to_string()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FreshnessMonitor {
+    /// Measure freshness as `now - max(timestamp_column)` instead of catalog metadata.
+    pub timestamp_column: Option<String>,
+    /// Hard SLA: fail when the table is older than this.
+    #[serde(with = "secs_opt")]
+    pub max_age: Option<Duration>,
+    pub auto: bool,
+    #[serde(skip)]
+    pub mark: Mark,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VolumeMonitor {
+    /// Count rows added per bucket by this column (enables backfill); without it, rows added is the
+    /// row-count delta between polls.
+    pub timestamp_column: Option<String>,
+    #[serde(with = "secs")]
+    pub bucket: Duration,
+    /// Use an exact `count(*)` instead of the catalog estimate.
+    pub exact: bool,
+    pub row_count: Rule,
+    pub rows_added: Rule,
+    #[serde(skip)]
+    pub mark: Mark,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaMonitor {
+    /// Fail on any change, not only breaking ones (removed or retyped columns).
+    pub fail_on_any_change: bool,
+    #[serde(skip)]
+    pub mark: Mark,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnMonitor {
+    pub name: String,
+    pub metrics: Vec<(MetricKind, Rule)>,
+    pub accepted_values: Option<Vec<String>>,
+    #[serde(skip)]
+    pub mark: Mark,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomSql {
+    pub name: String,
+    pub sql: String,
+    pub rule: Rule,
+    #[serde(skip)]
+    pub mark: Mark,
+}
+
+/// Everything telltale watches on one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetCheck {
+    pub asset: AssetId,
+    pub source: String,
+    pub table: TableRef,
+    pub file: PathBuf,
+    pub line: usize,
+    pub owner: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub tier: Option<u8>,
+    #[serde(skip)]
+    pub schedule: Schedule,
+    /// SQL predicate applied to profile queries (e.g. only the last partition).
+    pub filter: Option<String>,
+    /// Percent of rows to sample for profiles (TABLESAMPLE or engine equivalent).
+    pub sample_percent: Option<f64>,
+    pub freshness: Option<FreshnessMonitor>,
+    pub volume: Option<VolumeMonitor>,
+    pub schema: Option<SchemaMonitor>,
+    pub columns: Vec<ColumnMonitor>,
+    pub custom_sql: Vec<CustomSql>,
+}
+
+impl AssetCheck {
+    /// Whether this check needs queries beyond the metadata scan.
+    pub fn needs_queries(&self) -> bool {
+        !self.columns.is_empty()
+            || !self.custom_sql.is_empty()
+            || self.freshness.as_ref().is_some_and(|f| f.timestamp_column.is_some())
+            || self.volume.as_ref().is_some_and(|v| v.timestamp_column.is_some() || v.exact)
+    }
+    /// The check's name in measurements and reports: `file.yaml:line`.
+    pub fn name(&self) -> String {
+        let file = self.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        format!("{file}:{}", self.line)
+    }
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}
+mod secs_opt {
+    pub fn serialize<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// Column metrics a check may ask for, by name.
+pub const COLUMN_METRICS: &[MetricKind] = &[
+    MetricKind::NullRate,
+    MetricKind::NullCount,
+    MetricKind::DistinctCount,
+    MetricKind::DistinctRatio,
+    MetricKind::Uniqueness,
+    MetricKind::Min,
+    MetricKind::Max,
+    MetricKind::Mean,
+    MetricKind::Stddev,
+    MetricKind::P50,
+    MetricKind::P95,
+    MetricKind::MinLength,
+    MetricKind::MaxLength,
+    MetricKind::MeanLength,
+    MetricKind::InvalidCount,
+    MetricKind::InvalidRate,
+];
+
+/// All checks of a deployment, keyed by asset.
+#[derive(Debug, Clone, Default)]
+pub struct CheckSet {
+    pub assets: BTreeMap<AssetId, AssetCheck>,
+    pub files: Vec<PathBuf>,
+}
+
+impl CheckSet {
+    /// Finds check files from the config's `checks` entries and validates them all.
+    pub fn load(config: &Config) -> Result<CheckSet, Diagnostics> {
+        let mut problems = Diagnostics::default();
+        let files = discover_files(&config.checks, &mut problems, &config.file);
+        let mut texts = Vec::new();
+        for file in &files {
+            match std::fs::read_to_string(file) {
+                Ok(t) => texts.push((file.clone(), t)),
+                Err(e) => problems.0.push(file_problem(file, format!("cannot read check file: {e}"))),
+            }
+        }
+        match CheckSet::parse(config, &texts) {
+            Ok(set) if problems.is_empty() => Ok(set),
+            Ok(_) => Err(problems),
+            Err(more) => {
+                problems.extend(more);
+                Err(problems)
+            }
+        }
+    }
+
+    /// Validates check files given as (path, text).
+    pub fn parse(config: &Config, files: &[(PathBuf, String)]) -> Result<CheckSet, Diagnostics> {
+        let mut problems = Diagnostics::default();
+        let mut set = CheckSet::default();
+        for (path, text) in files {
+            set.files.push(path.clone());
+            let root = match yaml::parse(path, text) {
+                Ok(r) => r,
+                Err(d) => {
+                    problems.0.push(d);
+                    continue;
+                }
+            };
+            let mut d = Decoder::new(path);
+            for check in decode_file(&mut d, &root, config) {
+                if let Some(previous) = set.assets.get(&check.asset) {
+                    d.error(
+                        Mark { line: check.line, column: 1 },
+                        "",
+                        format!(
+                            "asset `{}` is already checked in {}:{}; put all monitors of one table in one entry",
+                            check.asset,
+                            previous.file.display(),
+                            previous.line
+                        ),
+                    );
+                    continue;
+                }
+                set.assets.insert(check.asset.clone(), check);
+            }
+            problems.extend(d.finish());
+        }
+        if problems.is_empty() { Ok(set) } else { Err(problems) }
+    }
+}
+
+fn discover_files(entries: &[PathBuf], problems: &mut Diagnostics, config_file: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in entries {
+        let text = entry.to_string_lossy();
+        if text.contains(['*', '?', '[']) {
+            match glob::glob(&text) {
+                Ok(paths) => files.extend(paths.flatten().filter(|p| p.is_file())),
+                Err(e) => problems.0.push(file_problem(config_file, format!("checks: invalid pattern `{text}`: {e}"))),
+            }
+        } else if entry.is_dir() {
+            let mut stack = vec![entry.clone()];
+            while let Some(dir) = stack.pop() {
+                let Ok(read) = std::fs::read_dir(&dir) else { continue };
+                for e in read.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+                        files.push(p);
+                    }
+                }
+            }
+        } else if entry.is_file() {
+            files.push(entry.clone());
+        } else {
+            problems.0.push(file_problem(
+                config_file,
+                format!(
+                    "checks: `{}` does not exist; expected a directory, a file or a glob of check files",
+                    entry.display()
+                ),
+            ));
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
+fn decode_file(d: &mut Decoder, root: &Node, config: &Config) -> Vec<AssetCheck> {
+    let mut out = Vec::new();
+    if root.value == Value::Null {
+        return out;
+    }
+    let Some(mut map) = d.map(root, "") else { return out };
+    if let Some(v) = map.require(d, "version", "`version: 1`")
+        && v.as_scalar() != Some("1")
+    {
+        d.error(v.mark, "version", "unsupported version; expected `1`");
+    }
+    if let Some(node) = map.require(d, "assets", "a list of tables to watch")
+        && let Some(items) = d.seq(node, "assets")
+    {
+        for (i, item) in items.iter().enumerate() {
+            if let Some(c) = decode_asset(d, item, &format!("assets[{i}]"), config) {
+                out.push(c);
+            }
+        }
+    }
+    map.finish(d);
+    out
+}
+
+fn decode_asset(d: &mut Decoder, node: &Node, path: &str, config: &Config) -> Option<AssetCheck> {
+    let mut map = d.map(node, path)?;
+    let source_node = map.require(d, "source", "the name of a source in telltale.yaml");
+    let source = source_node.and_then(|n| d.text(n, &map.path_of("source")));
+    let source_cfg = match (&source, source_node) {
+        (Some(name), Some(n)) => match config.source(name) {
+            Some(s) => Some(s),
+            None => {
+                let names: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+                let hint = yaml::suggest(name, names.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                d.error(
+                    n.mark,
+                    &map.path_of("source"),
+                    format!(
+                        "unknown source `{name}`{hint}; sources in {}: {}",
+                        config.file.display(),
+                        names.join(", ")
+                    ),
+                );
+                None
+            }
+        },
+        _ => None,
+    };
+    let kind = source_cfg.map(|s| s.kind);
+    let table = map
+        .require(d, "table", "`schema.table` (or just `table` for the default schema)")
+        .and_then(|n| d.text(n, &map.path_of("table")))
+        .map(|t| match t.split_once('.') {
+            Some((schema, name)) => TableRef::new(schema, name),
+            None => TableRef::new(source_cfg.map(|s| s.default_schema()).unwrap_or_else(|| "public".into()), t),
+        });
+    let owner = map.get("owner").and_then(|n| d.text(n, &map.path_of("owner")));
+    let description = map.get("description").and_then(|n| d.text(n, &map.path_of("description")));
+    let tags = map.get("tags").and_then(|n| d.strings(n, &map.path_of("tags"))).unwrap_or_default();
+    let tier = map.get("tier").and_then(|n| d.unsigned(n, &map.path_of("tier"), 1, 4)).map(|t| t as u8);
+    let schedule = match map.get("schedule") {
+        Some(n) => Schedule::decode(d, n, &map.path_of("schedule")),
+        None => Some(Schedule::every(Duration::from_secs(3600))),
+    };
+    let filter = map.get("where").and_then(|n| d.text(n, &map.path_of("where")));
+    let sample_percent = map.get("sample").and_then(|n| decode_percent(d, n, &map.path_of("sample")));
+    let mut check_monitors = Monitors::default();
+    if let Some(n) = map.require(d, "monitors", "a mapping of monitors: freshness, volume, schema, columns, custom_sql")
+    {
+        let mpath = map.path_of("monitors");
+        check_monitors = decode_monitors(d, n, &mpath, kind);
+    }
+    map.finish(d);
+    let source = source?;
+    let table = table?;
+    source_cfg?;
+    Some(AssetCheck {
+        asset: AssetId::new(&source, &table),
+        source,
+        table,
+        file: d.file().to_path_buf(),
+        line: node.mark.line,
+        owner,
+        description,
+        tags,
+        tier,
+        schedule: schedule?,
+        filter,
+        sample_percent,
+        freshness: check_monitors.freshness,
+        volume: check_monitors.volume,
+        schema: check_monitors.schema,
+        columns: check_monitors.columns,
+        custom_sql: check_monitors.custom_sql,
+    })
+}
+
+fn decode_percent(d: &mut Decoder, node: &Node, path: &str) -> Option<f64> {
+    let text = node.as_scalar().unwrap_or_default().trim().to_string();
+    let number = text.strip_suffix('%').unwrap_or(&text).trim().parse::<f64>().ok();
+    match number {
+        Some(p) if p > 0.0 && p <= 100.0 => Some(p),
+        _ => {
+            d.error(
+                node.mark,
+                path,
+                "expected a percentage of rows to sample, such as `10%` (more than 0, at most 100)",
+            );
+            None
+        }
+    }
+}
+
+#[derive(Default)]
+struct Monitors {
+    freshness: Option<FreshnessMonitor>,
+    volume: Option<VolumeMonitor>,
+    schema: Option<SchemaMonitor>,
+    columns: Vec<ColumnMonitor>,
+    custom_sql: Vec<CustomSql>,
+}
+
+/// `monitor: true`, `monitor: {}` and `monitor: auto` all switch a monitor on with defaults.
+fn enabled_map<'n>(d: &mut Decoder, node: &'n Node, path: &str) -> Option<(Option<MapReader<'n>>, bool)> {
+    match &node.value {
+        Value::Scalar { text, .. } if text == "auto" => Some((None, true)),
+        Value::Scalar { .. } => match d.bool(node, path) {
+            Some(true) => Some((None, false)),
+            _ => None,
+        },
+        _ => d.map(node, path).map(|m| (Some(m), false)),
+    }
+}
+
+fn decode_monitors(d: &mut Decoder, node: &Node, path: &str, kind: Option<SourceKind>) -> Monitors {
+    let mut out = Monitors::default();
+    let Some(mut map) = d.map(node, path) else { return out };
+    if let Some(n) = map.get("freshness") {
+        let p = map.path_of("freshness");
+        if let Some((m, auto)) = enabled_map(d, n, &p) {
+            let mut f = FreshnessMonitor { timestamp_column: None, max_age: None, auto, mark: n.mark };
+            if let Some(mut m) = m {
+                f.timestamp_column = m.get("timestamp_column").and_then(|x| d.text(x, &m.path_of("timestamp_column")));
+                f.max_age = m.get("max_age").and_then(|x| d.duration(x, &m.path_of("max_age")));
+                f.auto = m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(f.max_age.is_none());
+                m.finish(d);
+            } else if !auto {
+                f.auto = true;
+            }
+            out.freshness = Some(f);
+        }
+    }
+    if let Some(n) = map.get("volume") {
+        let p = map.path_of("volume");
+        if let Some((m, auto)) = enabled_map(d, n, &p) {
+            let mut v = VolumeMonitor {
+                timestamp_column: None,
+                bucket: Duration::from_secs(3600),
+                exact: false,
+                row_count: Rule { auto, mark: n.mark, ..Rule::default() },
+                rows_added: Rule { auto: true, mark: n.mark, ..Rule::default() },
+                mark: n.mark,
+            };
+            if let Some(mut m) = m {
+                v.timestamp_column = m.get("timestamp_column").and_then(|x| d.text(x, &m.path_of("timestamp_column")));
+                if let Some(x) = m.get("bucket") {
+                    let bp = m.path_of("bucket");
+                    if let Some(b) = d.duration(x, &bp) {
+                        if b < Duration::from_secs(60) || 86_400 % b.as_secs() != 0 && b.as_secs() % 86_400 != 0 {
+                            d.error(
+                                x.mark,
+                                &bp,
+                                "expected a bucket that divides a day (such as `15m`, `1h`, `6h`) or whole days",
+                            );
+                        } else {
+                            v.bucket = b;
+                        }
+                    }
+                }
+                v.exact = m.get("exact").and_then(|x| d.bool(x, &m.path_of("exact"))).unwrap_or(false);
+                if let Some(x) = m.get("row_count") {
+                    v.row_count = decode_rule(d, x, &m.path_of("row_count")).unwrap_or_default();
+                }
+                if let Some(x) = m.get("rows_added") {
+                    v.rows_added = decode_rule(d, x, &m.path_of("rows_added")).unwrap_or_default();
+                }
+                m.finish(d);
+            }
+            out.volume = Some(v);
+        }
+    }
+    if let Some(n) = map.get("schema") {
+        let p = map.path_of("schema");
+        if let Some((m, _)) = enabled_map(d, n, &p) {
+            let mut s = SchemaMonitor { fail_on_any_change: false, mark: n.mark };
+            if let Some(mut m) = m {
+                s.fail_on_any_change = m
+                    .get("fail_on_any_change")
+                    .and_then(|x| d.bool(x, &m.path_of("fail_on_any_change")))
+                    .unwrap_or(false);
+                m.finish(d);
+            }
+            out.schema = Some(s);
+        }
+    }
+    if let Some(n) = map.get("columns") {
+        let p = map.path_of("columns");
+        if let Some(mut cmap) = d.map(n, &p) {
+            for (key, value) in cmap.entries() {
+                let Some(name) = key.as_scalar() else { continue };
+                let cp = yaml::join(&p, name);
+                if let Some(c) = decode_column(d, name, value, &cp, kind) {
+                    out.columns.push(c);
+                }
+            }
+            cmap.finish(d);
+        }
+    }
+    if let Some(n) = map.get("custom_sql") {
+        let p = map.path_of("custom_sql");
+        if let Some(items) = d.seq(n, &p) {
+            for (i, item) in items.iter().enumerate() {
+                let ip = format!("{p}[{i}]");
+                let Some(mut m) = d.map(item, &ip) else { continue };
+                let name = m.require(d, "name", "a metric name").and_then(|x| d.text(x, &m.path_of("name")));
+                let sql =
+                    m.require(d, "sql", "a query returning one number").and_then(|x| d.text(x, &m.path_of("sql")));
+                let mut rule = Rule { mark: item.mark, ..Rule::default() };
+                rule.min = m.get("min").and_then(|x| d.float(x, &m.path_of("min")));
+                rule.max = m.get("max").and_then(|x| d.float(x, &m.path_of("max")));
+                rule.auto = m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(false);
+                m.finish(d);
+                if let Some(name) = &name
+                    && !crate::config::valid_name(name)
+                {
+                    d.error(item.mark, &ip, format!("invalid metric name `{name}`; use letters, digits, `_` and `-`"));
+                    continue;
+                }
+                if let (Some(name), Some(sql)) = (name, sql) {
+                    out.custom_sql.push(CustomSql { name, sql, rule, mark: item.mark });
+                }
+            }
+        }
+    }
+    map.finish(d);
+    out
+}
+
+fn decode_column(
+    d: &mut Decoder,
+    name: &str,
+    node: &Node,
+    path: &str,
+    kind: Option<SourceKind>,
+) -> Option<ColumnMonitor> {
+    let mut column =
+        ColumnMonitor { name: name.to_string(), metrics: Vec::new(), accepted_values: None, mark: node.mark };
+    // `amount: [null_rate, mean]` is shorthand for recording those metrics with learned thresholds.
+    if let Value::Seq(items) = &node.value {
+        for (i, item) in items.iter().enumerate() {
+            let ip = format!("{path}[{i}]");
+            if let Some(metric) = metric_name(d, item, &ip, kind) {
+                column.metrics.push((metric, Rule { auto: true, mark: item.mark, ..Rule::default() }));
+            }
+        }
+        return Some(column);
+    }
+    let mut map = d.map(node, path)?;
+    let entries = map.entries();
+    for (key, value) in entries {
+        let Some(k) = key.as_scalar() else { continue };
+        let kp = yaml::join(path, k);
+        if k == "accepted_values" {
+            decode_accepted_values(d, value, &kp, &mut column);
+            continue;
+        }
+        let Some(metric) = metric_name(d, key, &kp, kind) else { continue };
+        if let Some(rule) = decode_rule(d, value, &kp) {
+            column.metrics.push((metric, rule));
+        }
+    }
+    map.finish(d);
+    if entries.is_empty() {
+        d.error(
+            node.mark,
+            path,
+            "no metrics for this column; expected e.g. `null_rate: {max: 0.01}` or `[null_rate, mean]`",
+        );
+    }
+    Some(column)
+}
+
+fn decode_accepted_values(d: &mut Decoder, value: &Node, path: &str, column: &mut ColumnMonitor) {
+    let (values_node, rule) = match &value.value {
+        Value::Seq(_) => (Some(value), Rule { max: Some(0.0), mark: value.mark, ..Rule::default() }),
+        _ => {
+            let Some(mut m) = d.map(value, path) else { return };
+            let v = m.require(d, "values", "the list of allowed values");
+            let mut rule = Rule { mark: value.mark, ..Rule::default() };
+            rule.max = m.get("max_rate").and_then(|x| d.float(x, &m.path_of("max_rate"))).or(Some(0.0));
+            m.finish(d);
+            (v, rule)
+        }
+    };
+    if let Some(values) = values_node.and_then(|n| d.strings(n, path)) {
+        if values.is_empty() {
+            d.error(value.mark, path, "expected at least one accepted value");
+            return;
+        }
+        column.accepted_values = Some(values);
+        column.metrics.push((MetricKind::InvalidRate, rule));
+    }
+}
+
+fn metric_name(d: &mut Decoder, node: &Node, path: &str, kind: Option<SourceKind>) -> Option<MetricKind> {
+    let mut names: Vec<&str> = COLUMN_METRICS.iter().map(|m| m.as_str()).collect();
+    names.push("accepted_values");
+    let name = d.one_of(node, path, "column metric", &names)?;
+    let metric: MetricKind = name.parse().ok()?;
+    if matches!(metric, MetricKind::P50 | MetricKind::P95)
+        && let Some(k) = kind
+        && !k.supports_quantiles()
+    {
+        d.error(
+            node.mark,
+            path,
+            format!(
+                "`{name}` needs ordered-set aggregates, which {} sources lack; use min, max, mean and stddev there",
+                k.as_str()
+            ),
+        );
+        return None;
+    }
+    Some(metric)
+}
+
+/// `auto`, `true`, `{}`, `{min: 0, max: 10}` or `{auto: true, max: 10}`.
+fn decode_rule(d: &mut Decoder, node: &Node, path: &str) -> Option<Rule> {
+    let mut rule = Rule { mark: node.mark, ..Rule::default() };
+    match &node.value {
+        Value::Null => rule.auto = true,
+        Value::Scalar { text, .. } if text == "auto" => rule.auto = true,
+        Value::Scalar { .. } => {
+            if d.bool(node, path)? {
+                rule.auto = true;
+            } else {
+                return None;
+            }
+        }
+        _ => {
+            let mut m = d.map(node, path)?;
+            rule.min = m.get("min").and_then(|x| d.float(x, &m.path_of("min")));
+            rule.max = m.get("max").and_then(|x| d.float(x, &m.path_of("max")));
+            rule.auto = m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(!rule.has_bounds());
+            m.finish(d);
+            if let (Some(min), Some(max)) = (rule.min, rule.max)
+                && min > max
+            {
+                d.error(node.mark, path, format!("min {} is greater than max {}", fmt_num(min), fmt_num(max)));
+                return None;
+            }
+        }
+    }
+    Some(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::parse(
+            Path::new("telltale.yaml"),
+            "version: 1\nsources:\n  shop:\n    kind: sqlite\n    url: sqlite://shop.db\n  wh:\n    kind: postgres\n    url: postgres://x@h/db\n",
+            |_| None,
+        )
+        .unwrap()
+    }
+
+    fn parse(text: &str) -> Result<CheckSet, Diagnostics> {
+        CheckSet::parse(&config(), &[(PathBuf::from("checks/orders.yaml"), text.to_string())])
+    }
+
+    #[test]
+    fn a_complete_check_file_parses() {
+        let set = parse(
+            r#"version: 1
+assets:
+  - source: wh
+    table: analytics.orders
+    owner: "@data-platform"
+    tags: [revenue, tier1]
+    tier: 1
+    schedule: {every: 15m, jitter: 1m}
+    where: "created_at > now() - interval '7 days'"
+    sample: 10%
+    monitors:
+      freshness: {timestamp_column: created_at, max_age: 2h}
+      volume: {timestamp_column: created_at, rows_added: {min: 100}}
+      schema: true
+      columns:
+        amount: {null_rate: {max: 0.01}, mean: auto, p95: {}}
+        status:
+          accepted_values: [placed, shipped]
+        email: [uniqueness, max_length]
+      custom_sql:
+        - name: negative_totals
+          sql: select count(*) from analytics.orders where total < 0
+          max: 0
+"#,
+        )
+        .unwrap();
+        let check = &set.assets[&"wh.analytics.orders".parse().unwrap()];
+        assert_eq!(check.line, 3);
+        assert_eq!(check.sample_percent, Some(10.0));
+        assert_eq!(check.freshness.as_ref().unwrap().max_age, Some(Duration::from_secs(7200)));
+        assert_eq!(check.volume.as_ref().unwrap().rows_added.min, Some(100.0));
+        assert_eq!(check.columns.len(), 3);
+        assert_eq!(check.columns[0].metrics[0].0, MetricKind::NullRate);
+        assert_eq!(check.columns[0].metrics[0].1.max, Some(0.01));
+        assert!(check.columns[0].metrics[1].1.auto);
+        assert_eq!(check.columns[1].accepted_values.as_deref().unwrap(), ["placed", "shipped"]);
+        assert_eq!(check.custom_sql[0].rule.max, Some(0.0));
+        assert!(check.needs_queries());
+        assert_eq!(check.name(), "orders.yaml:3");
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_position_and_hint() {
+        let err = parse(
+            r#"version: 1
+assets:
+  - source: shopp
+    table: orders
+    monitors:
+      freshnes: {}
+  - source: shop
+    table: orders
+    schedule: {every: often}
+    sample: 200%
+    monitors:
+      volume: {bucket: 7m, row_count: {min: 10, max: 1}}
+      columns:
+        amount: {null_rat: {max: 0.1}, p95: {}}
+        status: {}
+      custom_sql:
+        - sql: select 1
+"#,
+        )
+        .unwrap_err();
+        insta::assert_snapshot!(err.to_string(), @r"
+        checks/orders.yaml:3:13: assets[0].source: unknown source `shopp` (did you mean `shop`?); sources in telltale.yaml: shop, wh
+        checks/orders.yaml:6:7: assets[0].monitors.freshnes: unknown key `freshnes` (did you mean `freshness`?); valid keys here: columns, custom_sql, freshness, schema, volume
+        checks/orders.yaml:9:23: assets[1].schedule.every: invalid duration `often`, expected a duration such as `90s`, `15m`, `2h` or `1d`
+        checks/orders.yaml:10:13: assets[1].sample: expected a percentage of rows to sample, such as `10%` (more than 0, at most 100)
+        checks/orders.yaml:12:24: assets[1].monitors.volume.bucket: expected a bucket that divides a day (such as `15m`, `1h`, `6h`) or whole days
+        checks/orders.yaml:12:39: assets[1].monitors.volume.row_count: min 10 is greater than max 1
+        checks/orders.yaml:14:18: assets[1].monitors.columns.amount.null_rat: unknown column metric `null_rat` (did you mean `null_rate`?); expected one of: null_rate, null_count, distinct_count, distinct_ratio, uniqueness, min, max, mean, stddev, p50, p95, min_length, max_length, mean_length, invalid_count, invalid_rate, accepted_values
+        checks/orders.yaml:14:40: assets[1].monitors.columns.amount.p95: `p95` needs ordered-set aggregates, which sqlite sources lack; use min, max, mean and stddev there
+        checks/orders.yaml:15:17: assets[1].monitors.columns.status: no metrics for this column; expected e.g. `null_rate: {max: 0.01}` or `[null_rate, mean]`
+        checks/orders.yaml:17:11: assets[1].monitors.custom_sql[0]: missing `name`: expected a metric name
+        ");
+    }
+
+    #[test]
+    fn the_same_table_twice_is_an_error() {
+        let err = parse(
+            "version: 1\nassets:\n  - {source: shop, table: orders, monitors: {schema: true}}\n  - {source: shop, table: main.orders, monitors: {volume: auto}}\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "checks/orders.yaml:4:1: asset `shop.main.orders` is already checked in checks/orders.yaml:3"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn hard_rules_say_how_they_are_broken() {
+        let rule = Rule { min: Some(100.0), max: Some(200.0), ..Rule::default() };
+        assert_eq!(rule.violation(50.0).unwrap(), "50 is below the minimum 100");
+        assert_eq!(rule.violation(250.5).unwrap(), "250.5 is above the maximum 200");
+        assert!(rule.violation(150.0).is_none());
+    }
+}

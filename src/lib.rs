@@ -1,0 +1,13 @@
+//! telltale: a data-observability agent.
+//!
+//! It watches warehouse tables for the four pillars of data health (freshness, volume, schema and
+//! distribution), keeps the history in a metric store and serves it over HTTP. Module map and
+//! dependency rules: `docs/ARCHITECTURE.md`.
+
+pub mod check;
+pub mod clock;
+pub mod config;
+pub mod measure;
+pub mod schedule;
+pub mod secret;
+pub mod yaml;
