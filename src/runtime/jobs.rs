@@ -1,0 +1,668 @@
+//! The two kinds of work the scheduler runs, plus backfill.
+//!
+//! A *metadata job* reads one source's catalog once and turns it into freshness, volume and schema
+//! measurements for every watched table. An *asset job* runs the query-based monitors of one
+//! check (column profile, custom SQL, timestamp freshness, bucketed volume). Failures become
+//! measurement errors and outcomes; they never stop other work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Agent, CheckOutcome, RuntimeError, Status};
+use crate::check::{AssetCheck, Rule, fmt_num};
+use crate::measure::{AssetId, Measurement, MetricKind};
+use crate::source::sql::ColumnRequest;
+use crate::source::{ProfileRequest, SourceError, TableMetadata};
+use crate::store::{AssetRecord, AssetState, ErrorRecord};
+use crate::yaml::format_duration;
+
+const METADATA: &str = "metadata";
+const BACKFILL: &str = "backfill";
+
+/// What one poll of the catalog says about a table's change history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeInference {
+    pub state: AssetState,
+    /// Seconds since the last change; `None` until something is known.
+    pub freshness_lag: Option<f64>,
+    pub rows_added: Option<f64>,
+}
+
+/// Infers "last changed" from the catalog: a change time when the engine has one, otherwise the
+/// moment the change counters were first seen to move. Before any move, the lag is a lower bound
+/// counted from the first sighting.
+pub fn infer_change(previous: Option<&AssetState>, meta: &TableMetadata, now: DateTime<Utc>) -> ChangeInference {
+    let rows_added = match (previous.and_then(|p| p.last_row_count), meta.row_count) {
+        (Some(before), Some(after)) => Some((after - before).max(0.0)),
+        _ => None,
+    };
+    let (last_changed_at, change_observed) = match (meta.last_modified, previous) {
+        (Some(t), _) => (Some(t), true),
+        (None, None) => (Some(now), false),
+        (None, Some(p)) if p.change_signature != meta.change_signature => (Some(now), true),
+        (None, Some(p)) => (p.last_changed_at.or(Some(now)), p.change_observed),
+    };
+    let freshness_lag = match (previous, last_changed_at) {
+        (None, _) if meta.last_modified.is_none() => None,
+        (_, Some(t)) => Some(((now - t).num_milliseconds() as f64 / 1000.0).max(0.0)),
+        _ => None,
+    };
+    ChangeInference {
+        state: AssetState {
+            change_signature: meta.change_signature.clone(),
+            last_changed_at,
+            change_observed,
+            last_row_count: meta.row_count,
+        },
+        freshness_lag,
+        rows_added,
+    }
+}
+
+fn outcome(check: Option<&AssetCheck>, asset: &AssetId, monitor: &str) -> CheckOutcome {
+    CheckOutcome {
+        asset: asset.clone(),
+        monitor: monitor.to_string(),
+        subject: None,
+        status: Status::Recorded,
+        value: None,
+        message: String::new(),
+        definition: check.map(|c| format!("{}:{}", c.file.display(), c.line)),
+    }
+}
+
+/// Pass, fail or just recorded, against a rule's hard bounds.
+fn judge(mut o: CheckOutcome, value: f64, rule: &Rule, describe: &str) -> CheckOutcome {
+    o.value = Some(value);
+    match rule.violation(value) {
+        Some(why) => {
+            o.status = Status::Fail;
+            o.message = format!("{describe}: {why}");
+        }
+        None if rule.has_bounds() => {
+            o.status = Status::Pass;
+            o.message = format!("{describe}: {} within bounds", fmt_num(value));
+        }
+        None => o.message = format!("{describe}: {}", fmt_num(value)),
+    }
+    o
+}
+
+impl Agent {
+    async fn record(&self, measurements: &[Measurement]) {
+        if let Err(e) = self.store.record(measurements).await {
+            tracing::error!(error = %e, count = measurements.len(), "cannot save measurements");
+        }
+    }
+
+    async fn record_failure(&self, asset: &AssetId, check: &str, error: &SourceError) -> CheckOutcome {
+        tracing::warn!(asset = %asset, check, class = error.class().as_str(), error = %error, "measurement failed");
+        let record = ErrorRecord {
+            asset: asset.clone(),
+            check: check.to_string(),
+            class: error.class().as_str().to_string(),
+            message: error.to_string(),
+            occurred_at: self.clock.now(),
+        };
+        if let Err(e) = self.store.record_error(&record).await {
+            tracing::error!(error = %e, "cannot save measurement error");
+        }
+        let mut o = outcome(self.check_for(asset), asset, "source");
+        o.status = Status::Error;
+        o.message = error.to_string();
+        o
+    }
+
+    /// Tables of this source that are watched: checked ones and auto-discovered ones.
+    fn watched<'m>(&self, source: &str, tables: &'m [TableMetadata]) -> Vec<(AssetId, &'m TableMetadata)> {
+        let config = self.config.source(source);
+        tables
+            .iter()
+            .filter_map(|t| {
+                let asset = AssetId::new(source, &t.table);
+                let checked = self.checks.assets.contains_key(&asset);
+                let discovered = config.is_some_and(|c| c.discovers(&t.table.qualified()));
+                (checked || discovered).then_some((asset, t))
+            })
+            .collect()
+    }
+
+    /// One catalog round trip → freshness, volume and schema of every watched table.
+    pub async fn metadata_job(self: &Arc<Self>, source: &str, shutdown: &CancellationToken) -> Vec<CheckOutcome> {
+        let scan = self.with_source(source, shutdown, |s| async move { s.scan_metadata().await }).await;
+        let now = self.clock.now();
+        let tables = match scan {
+            Ok(t) => t,
+            Err(e) => {
+                // Every asset of the source learns why it has no fresh data.
+                let mut outcomes = Vec::new();
+                let assets: Vec<AssetId> =
+                    self.checks.assets.values().filter(|c| c.source == source).map(|c| c.asset.clone()).collect();
+                for asset in assets {
+                    outcomes.push(self.record_failure(&asset, METADATA, &e).await);
+                }
+                if outcomes.is_empty() {
+                    tracing::warn!(source, error = %e, "metadata scan failed");
+                    outcomes.push(CheckOutcome {
+                        asset: AssetId::new(source, &crate::measure::TableRef::new("*", "*")),
+                        monitor: "source".into(),
+                        subject: None,
+                        status: Status::Error,
+                        value: None,
+                        message: e.to_string(),
+                        definition: None,
+                    });
+                }
+                return outcomes;
+            }
+        };
+        let watched = self.watched(source, &tables);
+        let mut outcomes = Vec::new();
+        let mut measurements = Vec::new();
+        for (asset, meta) in &watched {
+            let check = self.check_for(asset);
+            let record = AssetRecord {
+                asset: asset.clone(),
+                source: source.to_string(),
+                schema: meta.table.schema.clone(),
+                table: meta.table.name.clone(),
+                origin: if check.is_some() { "check".into() } else { "discovered".into() },
+                owner: check.and_then(|c| c.owner.clone()),
+                tier: check.and_then(|c| c.tier),
+                tags: check.map(|c| c.tags.clone()).unwrap_or_default(),
+                check_file: check.map(|c| format!("{}:{}", c.file.display(), c.line)),
+                first_seen_at: now,
+                last_seen_at: now,
+            };
+            if let Err(e) = self.store.upsert_asset(&record).await {
+                tracing::error!(asset = %asset, error = %e, "cannot save asset");
+            }
+            outcomes.extend(self.observe_metadata(asset, meta, check, now, &mut measurements).await);
+        }
+        // Checked tables the catalog does not list are errors, not silence.
+        for check in self.checks.assets.values().filter(|c| c.source == source) {
+            if !tables.iter().any(|t| t.table == check.table) {
+                let e = SourceError::TableNotFound { source_name: source.to_string(), table: check.table.qualified() };
+                outcomes.push(self.record_failure(&check.asset, METADATA, &e).await);
+            }
+        }
+        self.record(&measurements).await;
+        tracing::info!(source, tables = tables.len(), watched = watched.len(), "metadata scan done");
+        outcomes
+    }
+
+    async fn observe_metadata(
+        &self,
+        asset: &AssetId,
+        meta: &TableMetadata,
+        check: Option<&AssetCheck>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Measurement>,
+    ) -> Vec<CheckOutcome> {
+        let mut outcomes = Vec::new();
+        let previous = match self.store.asset_state(asset).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(asset = %asset, error = %e, "cannot read asset state");
+                None
+            }
+        };
+        let inference = infer_change(previous.as_ref(), meta, now);
+        if let Err(e) = self.store.save_asset_state(asset, &inference.state, now).await {
+            tracing::error!(asset = %asset, error = %e, "cannot save asset state");
+        }
+        let freshness_by_query = check.and_then(|c| c.freshness.as_ref()).is_some_and(|f| f.timestamp_column.is_some());
+        let volume = check.and_then(|c| c.volume.as_ref());
+        let volume_by_query = volume.is_some_and(|v| v.timestamp_column.is_some());
+        if !freshness_by_query {
+            if let Some(lag) = inference.freshness_lag {
+                out.push(Measurement::new(asset, MetricKind::FreshnessLag, lag, now, METADATA));
+                if let Some(f) = check.and_then(|c| c.freshness.as_ref()) {
+                    outcomes.push(freshness_outcome(check, asset, lag, f.max_age));
+                }
+            }
+            if let Some(t) = inference.state.last_changed_at.filter(|_| inference.state.change_observed) {
+                out.push(Measurement::new(asset, MetricKind::LastModified, t.timestamp() as f64, now, METADATA));
+            }
+        }
+        if let Some(rows) = meta.row_count
+            && !volume.is_some_and(|v| v.exact)
+        {
+            out.push(Measurement::new(asset, MetricKind::RowCount, rows, now, METADATA));
+            if let Some(v) = volume {
+                let what = if meta.row_count_exact { "row count" } else { "row count (catalog estimate)" };
+                outcomes.push(judge(outcome(check, asset, "volume"), rows, &v.row_count, what));
+            }
+        }
+        if !volume_by_query && let Some(added) = inference.rows_added {
+            out.push(Measurement::new(asset, MetricKind::RowsAdded, added, now, METADATA));
+            if let Some(v) = volume.filter(|v| v.rows_added.has_bounds()) {
+                let mut o =
+                    judge(outcome(check, asset, "volume"), added, &v.rows_added, "rows added since the last poll");
+                o.subject = Some("rows_added".into());
+                outcomes.push(o);
+            }
+        }
+        out.push(Measurement::new(asset, MetricKind::ColumnCount, meta.columns.len() as f64, now, METADATA));
+        match self.store.observe_schema(asset, &meta.columns, now).await {
+            Ok((changes, first)) => {
+                if !first {
+                    out.push(Measurement::new(asset, MetricKind::SchemaChanges, changes.len() as f64, now, METADATA));
+                }
+                if let Some(monitor) = check.and_then(|c| c.schema.as_ref()) {
+                    let mut o = outcome(check, asset, "schema");
+                    o.value = Some(changes.len() as f64);
+                    let breaking = changes.iter().filter(|c| c.is_breaking()).count();
+                    if changes.is_empty() {
+                        o.status = Status::Pass;
+                        o.message = if first {
+                            format!("schema recorded: {} columns", meta.columns.len())
+                        } else {
+                            "schema unchanged".into()
+                        };
+                    } else {
+                        let list = changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                        o.status = if breaking > 0 || monitor.fail_on_any_change { Status::Fail } else { Status::Pass };
+                        o.message = format!("schema changed: {list}");
+                    }
+                    outcomes.push(o);
+                }
+                if !changes.is_empty() {
+                    tracing::info!(asset = %asset, changes = changes.len(), "schema changed");
+                }
+            }
+            Err(e) => tracing::error!(asset = %asset, error = %e, "cannot save schema snapshot"),
+        }
+        outcomes
+    }
+
+    /// Runs the query-based monitors of one checked asset.
+    pub async fn asset_job(self: &Arc<Self>, asset: &AssetId, shutdown: &CancellationToken) -> Vec<CheckOutcome> {
+        let Some(check) = self.check_for(asset).cloned() else { return Vec::new() };
+        if !check.needs_queries() {
+            return Vec::new();
+        }
+        let now = self.clock.now();
+        let name = check.name();
+        let mut outcomes = Vec::new();
+        let mut measurements = Vec::new();
+
+        // Freshness from a timestamp column, and exact row count, in one scan.
+        let ts_col = check.freshness.as_ref().and_then(|f| f.timestamp_column.clone());
+        let exact = check.volume.as_ref().is_some_and(|v| v.exact);
+        if ts_col.is_some() || exact {
+            let table = check.table.clone();
+            let col = ts_col.clone();
+            let r = self
+                .with_source(&check.source, shutdown, |s| {
+                    let table = table.clone();
+                    let col = col.clone();
+                    async move { s.newest_and_count(&table, col.as_deref(), exact).await }
+                })
+                .await;
+            match r {
+                Ok((newest, count)) => {
+                    if let Some(f) = check.freshness.as_ref().filter(|f| f.timestamp_column.is_some()) {
+                        match newest {
+                            Some(newest) => {
+                                let lag = (now.timestamp_millis() as f64 / 1000.0 - newest).max(0.0);
+                                measurements.push(Measurement::new(asset, MetricKind::FreshnessLag, lag, now, &name));
+                                measurements.push(Measurement::new(
+                                    asset,
+                                    MetricKind::LastModified,
+                                    newest,
+                                    now,
+                                    &name,
+                                ));
+                                outcomes.push(freshness_outcome(Some(&check), asset, lag, f.max_age));
+                            }
+                            None => {
+                                let mut o = outcome(Some(&check), asset, "freshness");
+                                o.status = if f.max_age.is_some() { Status::Fail } else { Status::Recorded };
+                                o.message = "table has no rows, so no newest timestamp".into();
+                                outcomes.push(o);
+                            }
+                        }
+                    }
+                    if let (Some(count), Some(v)) = (count, check.volume.as_ref()) {
+                        measurements.push(Measurement::new(asset, MetricKind::RowCount, count, now, &name));
+                        outcomes.push(judge(outcome(Some(&check), asset, "volume"), count, &v.row_count, "row count"));
+                    }
+                }
+                Err(e) => outcomes.push(self.record_failure(asset, &name, &e).await),
+            }
+        }
+
+        // Rows added per complete bucket; the last two buckets are re-counted for late rows.
+        if let Some(v) = check.volume.as_ref()
+            && let Some(col) = &v.timestamp_column
+        {
+            let bucket = v.bucket.as_secs() as i64;
+            let end = now.timestamp().div_euclid(bucket) * bucket;
+            match self.count_buckets(&check, col, v.bucket, end - 2 * bucket, end, shutdown).await {
+                Ok(mut counted) => {
+                    if let Some(last) = counted.last() {
+                        let mut o = judge(
+                            outcome(Some(&check), asset, "volume"),
+                            last.value,
+                            &v.rows_added,
+                            &format!(
+                                "rows added in the {} bucket ending {}",
+                                format_duration(v.bucket),
+                                last.observed_at.format("%Y-%m-%d %H:%M")
+                            ),
+                        );
+                        o.subject = Some("rows_added".into());
+                        outcomes.push(o);
+                    }
+                    for m in &mut counted {
+                        m.check = name.clone();
+                    }
+                    measurements.extend(counted);
+                }
+                Err(e) => outcomes.push(self.record_failure(asset, &name, &e).await),
+            }
+        }
+
+        // All column metrics in one scan.
+        if !check.columns.is_empty() {
+            outcomes.extend(self.profile(&check, now, shutdown, &mut measurements).await);
+        }
+
+        for custom in &check.custom_sql {
+            let sql = custom.sql.clone();
+            let r = self.with_source(&check.source, shutdown, |s| {
+                let sql = sql.clone();
+                async move { s.custom_metric(&sql).await }
+            });
+            match r.await {
+                Ok(Some(value)) => {
+                    measurements
+                        .push(Measurement::new(asset, MetricKind::Custom, value, now, &name).with_column(&custom.name));
+                    let mut o = judge(outcome(Some(&check), asset, "custom_sql"), value, &custom.rule, &custom.name);
+                    o.subject = Some(custom.name.clone());
+                    outcomes.push(o);
+                }
+                Ok(None) => {
+                    let mut o = outcome(Some(&check), asset, "custom_sql");
+                    o.subject = Some(custom.name.clone());
+                    o.status = Status::Error;
+                    o.message = format!("{}: the query returned no number", custom.name);
+                    outcomes.push(o);
+                }
+                Err(e) => {
+                    let mut o = self.record_failure(asset, &name, &e).await;
+                    o.monitor = "custom_sql".into();
+                    o.subject = Some(custom.name.clone());
+                    outcomes.push(o);
+                }
+            }
+        }
+        self.record(&measurements).await;
+        outcomes
+    }
+
+    async fn profile(
+        &self,
+        check: &AssetCheck,
+        now: DateTime<Utc>,
+        shutdown: &CancellationToken,
+        out: &mut Vec<Measurement>,
+    ) -> Vec<CheckOutcome> {
+        let asset = &check.asset;
+        let name = check.name();
+        let mut outcomes = Vec::new();
+        // Column types come from the latest schema snapshot (taken by the metadata scan).
+        let columns = match self.store.schema_history(asset, 1).await {
+            Ok(mut snaps) if !snaps.is_empty() => snaps.remove(0).columns,
+            _ => {
+                let table = check.table.clone();
+                match self.with_source(&check.source, shutdown, |s| async move { s.scan_metadata().await }).await {
+                    Ok(tables) => tables.into_iter().find(|t| t.table == table).map(|t| t.columns).unwrap_or_default(),
+                    Err(e) => return vec![self.record_failure(asset, &name, &e).await],
+                }
+            }
+        };
+        let mut requests = Vec::new();
+        for c in &check.columns {
+            match columns.iter().find(|col| col.name == c.name) {
+                Some(column) => {
+                    let mut metrics: Vec<MetricKind> = c.metrics.iter().map(|(m, _)| *m).collect();
+                    if c.accepted_values.is_some() && !metrics.contains(&MetricKind::InvalidCount) {
+                        metrics.push(MetricKind::InvalidCount);
+                    }
+                    requests.push(ColumnRequest {
+                        column: column.clone(),
+                        metrics,
+                        accepted_values: c.accepted_values.clone(),
+                    })
+                }
+                None => {
+                    let mut o = outcome(Some(check), asset, "column");
+                    o.subject = Some(c.name.clone());
+                    o.status = Status::Error;
+                    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                    let hint = crate::yaml::suggest(&c.name, names.iter().copied())
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    o.message = format!("column `{}` not found in {}{hint}", c.name, check.table);
+                    outcomes.push(o);
+                }
+            }
+        }
+        if requests.is_empty() {
+            return outcomes;
+        }
+        let request = ProfileRequest {
+            table: check.table.clone(),
+            columns: requests,
+            filter: check.filter.clone(),
+            sample_percent: check.sample_percent,
+        };
+        let result = self
+            .with_source(&check.source, shutdown, |s| {
+                let request = request.clone();
+                async move { s.profile(&request).await }
+            })
+            .await;
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let mut o = self.record_failure(asset, &name, &e).await;
+                o.monitor = "column".into();
+                outcomes.push(o);
+                return outcomes;
+            }
+        };
+        for (column, metric, reason) in &result.skipped {
+            let mut o = outcome(Some(check), asset, "column");
+            o.subject = Some(format!("{column}.{metric}"));
+            o.status = Status::Error;
+            o.message = reason.clone();
+            outcomes.push(o);
+        }
+        for (column, metric, value) in &result.values {
+            let rule = check
+                .columns
+                .iter()
+                .find(|c| &c.name == column)
+                .and_then(|c| c.metrics.iter().find(|(m, _)| m == metric))
+                .map(|(_, r)| r.clone());
+            let Some(value) = value else {
+                if let Some(rule) = rule {
+                    let mut o = outcome(Some(check), asset, "column");
+                    o.subject = Some(format!("{column}.{metric}"));
+                    o.message = format!(
+                        "{column}.{metric}: no value (no rows{})",
+                        if check.filter.is_some() { " match `where`" } else { "" }
+                    );
+                    o.status = if rule.has_bounds() { Status::Fail } else { Status::Recorded };
+                    outcomes.push(o);
+                }
+                continue;
+            };
+            out.push(Measurement::new(asset, *metric, *value, now, &name).with_column(column));
+            if let Some(rule) = rule {
+                let mut o = judge(outcome(Some(check), asset, "column"), *value, &rule, &format!("{column}.{metric}"));
+                o.subject = Some(format!("{column}.{metric}"));
+                outcomes.push(o);
+            }
+        }
+        outcomes
+    }
+
+    async fn count_buckets(
+        &self,
+        check: &AssetCheck,
+        column: &str,
+        bucket: Duration,
+        since: i64,
+        until: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Measurement>, SourceError> {
+        let table = check.table.clone();
+        let buckets = self
+            .with_source(&check.source, shutdown, |s| {
+                let table = table.clone();
+                async move { s.bucket_counts(&table, column, bucket, since, until).await }
+            })
+            .await?;
+        // Empty buckets are real zeros: a missed load must show as 0 rows, not as no data.
+        let step = bucket.as_secs() as i64;
+        let mut out = Vec::new();
+        let mut start = since;
+        while start < until {
+            let rows = buckets.iter().find(|b| b.start == start).map_or(0.0, |b| b.rows);
+            let end = DateTime::from_timestamp(start + step, 0).unwrap_or_default();
+            out.push(Measurement::new(&check.asset, MetricKind::RowsAdded, rows, end, BACKFILL));
+            start += step;
+        }
+        Ok(out)
+    }
+
+    /// Computes past buckets of rows added (and the newest timestamp per bucket) with one
+    /// `GROUP BY`, so detection has history from day one.
+    pub async fn backfill(
+        self: &Arc<Self>,
+        asset: &AssetId,
+        days: u32,
+        shutdown: &CancellationToken,
+    ) -> Result<usize, RuntimeError> {
+        let check = self.check_for(asset).cloned().ok_or_else(|| RuntimeError::UnknownAsset(asset.to_string()))?;
+        let Some((column, bucket)) =
+            check.volume.as_ref().and_then(|v| v.timestamp_column.clone().map(|c| (c, v.bucket))).or_else(|| {
+                check
+                    .freshness
+                    .as_ref()
+                    .and_then(|f| f.timestamp_column.clone())
+                    .map(|c| (c, Duration::from_secs(3600)))
+            })
+        else {
+            return Err(RuntimeError::Source(SourceError::Unsupported(format!(
+                "asset `{asset}` has no `timestamp_column` in its volume or freshness monitor, so there is nothing to backfill"
+            ))));
+        };
+        let step = bucket.as_secs() as i64;
+        let now = self.clock.now().timestamp();
+        let until = now.div_euclid(step) * step;
+        let since = until - i64::from(days) * 86_400;
+        let measurements = self.count_buckets(&check, &column, bucket, since, until, shutdown).await?;
+        self.store.record(&measurements).await?;
+        tracing::info!(asset = %asset, buckets = measurements.len(), "backfill done");
+        Ok(measurements.len())
+    }
+
+    /// Whether an asset has bucketed history yet (backfill runs automatically on first sight).
+    pub async fn needs_backfill(&self, asset: &AssetId) -> bool {
+        let Some(check) = self.check_for(asset) else { return false };
+        if !check.volume.as_ref().is_some_and(|v| v.timestamp_column.is_some()) {
+            return false;
+        }
+        matches!(self.store.history(asset, Some(MetricKind::RowsAdded), Some(""), None, 3).await, Ok(h) if h.len() < 3)
+    }
+
+    /// Measures one asset now: its source's metadata (for this table) and its query monitors.
+    pub async fn measure_now(
+        self: &Arc<Self>,
+        asset: &AssetId,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<CheckOutcome>, RuntimeError> {
+        let source = asset.source().to_string();
+        if !self.sources.contains_key(&source) {
+            return Err(RuntimeError::UnknownAsset(asset.to_string()));
+        }
+        let mut outcomes: Vec<CheckOutcome> =
+            self.metadata_job(&source, shutdown).await.into_iter().filter(|o| &o.asset == asset).collect();
+        outcomes.extend(self.asset_job(asset, shutdown).await);
+        Ok(outcomes)
+    }
+}
+
+fn freshness_outcome(check: Option<&AssetCheck>, asset: &AssetId, lag: f64, max_age: Option<Duration>) -> CheckOutcome {
+    let mut o = outcome(check, asset, "freshness");
+    o.value = Some(lag);
+    let age = format_duration(Duration::from_secs(lag as u64));
+    match max_age {
+        Some(max) if lag > max.as_secs_f64() => {
+            o.status = Status::Fail;
+            o.message = format!("last change {age} ago, older than max_age {}", format_duration(max));
+        }
+        Some(max) => {
+            o.status = Status::Pass;
+            o.message = format!("last change {age} ago (max_age {})", format_duration(max));
+        }
+        None => o.message = format!("last change {age} ago"),
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::TableRef;
+
+    fn meta(rows: f64, signature: &str) -> TableMetadata {
+        TableMetadata {
+            table: TableRef::new("public", "t"),
+            columns: vec![],
+            row_count: Some(rows),
+            row_count_exact: false,
+            last_modified: None,
+            change_signature: Some(signature.into()),
+        }
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn change_time_is_inferred_from_counters_moving() {
+        let first = infer_change(None, &meta(10.0, "a"), t("2026-01-01T00:00:00Z"));
+        assert_eq!(first.freshness_lag, None, "nothing is known on first sight");
+        assert!(!first.state.change_observed);
+
+        let same = infer_change(Some(&first.state), &meta(10.0, "a"), t("2026-01-01T01:00:00Z"));
+        assert_eq!(same.freshness_lag, Some(3600.0), "a lower bound from first sight");
+        assert_eq!(same.rows_added, Some(0.0));
+
+        let moved = infer_change(Some(&same.state), &meta(25.0, "b"), t("2026-01-01T02:00:00Z"));
+        assert_eq!(moved.freshness_lag, Some(0.0));
+        assert_eq!(moved.rows_added, Some(15.0));
+        assert!(moved.state.change_observed);
+
+        let later = infer_change(Some(&moved.state), &meta(25.0, "b"), t("2026-01-01T05:00:00Z"));
+        assert_eq!(later.freshness_lag, Some(3.0 * 3600.0));
+    }
+
+    #[test]
+    fn an_engine_change_time_wins() {
+        let mut m = meta(5.0, "x");
+        m.last_modified = Some(t("2026-01-01T00:00:00Z"));
+        let r = infer_change(None, &m, t("2026-01-01T00:30:00Z"));
+        assert_eq!(r.freshness_lag, Some(1800.0));
+    }
+}

@@ -1,0 +1,197 @@
+//! Wiring and lifecycle: builds sources and the store from config, runs the scheduler, and shuts
+//! down in order (stop scheduling → let in-flight checks finish within the grace period → cancel
+//! the rest → close sources → close the store).
+
+mod jobs;
+mod scheduler;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::check::{AssetCheck, CheckSet};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::measure::AssetId;
+use crate::source::{self, SharedSource, SourceError};
+use crate::store::{Store, StoreError};
+
+pub use jobs::{ChangeInference, infer_change};
+pub use scheduler::run_scheduler;
+
+/// Result of one monitor on one asset in one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckOutcome {
+    pub asset: AssetId,
+    /// `freshness`, `volume`, `schema`, `column`, `custom_sql` or `source`.
+    pub monitor: String,
+    /// Column or custom metric name, when the monitor has one.
+    pub subject: Option<String>,
+    pub status: Status,
+    /// Observed value, when there is one.
+    pub value: Option<f64>,
+    pub message: String,
+    /// Check definition (file and line) that asked for it, if any.
+    pub definition: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Measured and within every hard rule.
+    Pass,
+    /// Measured; only learned thresholds apply (or none), so no verdict yet.
+    Recorded,
+    /// A hard rule was broken.
+    Fail,
+    /// The measurement could not be taken.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Recorded => "recorded",
+            Status::Fail => "fail",
+            Status::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("no such asset `{0}`; `telltale validate` lists the checked assets, the API lists discovered ones")]
+    UnknownAsset(String),
+}
+
+/// Everything the agent needs at run time; shared by the scheduler, the CLI and the API.
+pub struct Agent {
+    pub config: Config,
+    pub checks: CheckSet,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub sources: BTreeMap<String, SharedSource>,
+    permits: HashMap<String, Arc<Semaphore>>,
+    ready: AtomicBool,
+    /// Retries for retryable source errors (unreachable, timeout) within one run.
+    pub retries: u32,
+    pub retry_base: Duration,
+}
+
+impl Agent {
+    /// Builds sources (connections open lazily) and opens the store.
+    pub async fn new(config: Config, checks: CheckSet, clock: SharedClock) -> Result<Arc<Agent>, RuntimeError> {
+        let store = Store::open(config.store.expose()).await?;
+        let mut sources = BTreeMap::new();
+        let mut permits = HashMap::new();
+        for (name, cfg) in &config.sources {
+            sources.insert(name.clone(), source::connect(cfg)?);
+            permits.insert(name.clone(), Arc::new(Semaphore::new(cfg.max_connections as usize)));
+        }
+        Ok(Arc::new(Agent {
+            config,
+            checks,
+            store,
+            clock,
+            sources,
+            permits,
+            ready: AtomicBool::new(false),
+            retries: 2,
+            retry_base: Duration::from_secs(1),
+        }))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    pub fn check_for(&self, asset: &AssetId) -> Option<&AssetCheck> {
+        self.checks.assets.get(asset)
+    }
+
+    /// Runs every metadata scan and every asset check once, now (`telltale check`).
+    pub async fn run_once(self: &Arc<Self>, shutdown: &CancellationToken) -> Vec<CheckOutcome> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for name in self.sources.keys() {
+            let agent = Arc::clone(self);
+            let name = name.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move { agent.metadata_job(&name, &token).await });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            outcomes.extend(r.unwrap_or_default());
+        }
+        for asset in self.checks.assets.keys() {
+            let agent = Arc::clone(self);
+            let asset = asset.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move { agent.asset_job(&asset, &token).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            outcomes.extend(r.unwrap_or_default());
+        }
+        self.set_ready();
+        outcomes.sort_by(|a, b| (&a.asset, &a.monitor, &a.subject).cmp(&(&b.asset, &b.monitor, &b.subject)));
+        outcomes
+    }
+
+    /// Closes sources and the store.
+    pub async fn close(&self) {
+        for source in self.sources.values() {
+            source.close().await;
+        }
+        self.store.close().await;
+    }
+
+    /// Runs `f` against a source under its concurrency bound, retrying retryable errors with
+    /// jittered exponential backoff unless shutting down.
+    async fn with_source<T, F, Fut>(&self, name: &str, shutdown: &CancellationToken, f: F) -> Result<T, SourceError>
+    where
+        F: Fn(SharedSource) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SourceError>>,
+    {
+        let source = self
+            .sources
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SourceError::Unsupported(format!("source `{name}` is not configured")))?;
+        let permits = self.permits.get(name).cloned();
+        let mut attempt = 0;
+        loop {
+            let _permit = match &permits {
+                Some(p) => Some(p.acquire().await.map_err(|_| SourceError::Unsupported("shutting down".into()))?),
+                None => None,
+            };
+            match f(Arc::clone(&source)).await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && attempt < self.retries && !shutdown.is_cancelled() => {
+                    attempt += 1;
+                    let backoff =
+                        self.retry_base.mul_f64(2f64.powi(attempt as i32 - 1) * (0.75 + rand::random::<f64>() * 0.5));
+                    tracing::warn!(source = name, attempt, error = %e, "retrying after {backoff:?}");
+                    drop(_permit);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Err(e),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! SQL text for monitored engines: identifier and literal quoting, and the query builders for
+//! profiles, time buckets, freshness and custom metrics. Pure: no connections here.
+//!
+//! Every query returns its values cast to text so one decoder serves all engines; numbers are
+//! parsed back on our side. Identifiers are always quoted: a table named `x"; drop table y; --` is
+//! a name, never SQL.
+
+use crate::config::SourceKind;
+use crate::measure::{Column, MetricKind, TableRef};
+
+use super::SourceError;
+
+/// The engine-specific spelling of the same questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect(pub SourceKind);
+
+/// How a column's values can be summarised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueClass {
+    Numeric,
+    Temporal,
+    Text,
+    Other,
+}
+
+impl Dialect {
+    pub fn quote_ident(self, ident: &str) -> Result<String, SourceError> {
+        if ident.is_empty() || ident.contains('\0') {
+            return Err(SourceError::Unsupported(format!("identifier {ident:?} is empty or contains a NUL byte")));
+        }
+        Ok(match self.0 {
+            SourceKind::Mysql => format!("`{}`", ident.replace('`', "``")),
+            _ => format!("\"{}\"", ident.replace('"', "\"\"")),
+        })
+    }
+
+    pub fn quote_literal(self, value: &str) -> String {
+        let escaped = value.replace('\'', "''");
+        match self.0 {
+            // MySQL treats backslash as an escape character inside strings by default.
+            SourceKind::Mysql => format!("'{}'", escaped.replace('\\', "\\\\")),
+            _ => format!("'{escaped}'"),
+        }
+    }
+
+    pub fn table(self, table: &TableRef) -> Result<String, SourceError> {
+        if self.0 == SourceKind::Mysql && table.schema.is_empty() {
+            return self.quote_ident(&table.name);
+        }
+        Ok(format!("{}.{}", self.quote_ident(&table.schema)?, self.quote_ident(&table.name)?))
+    }
+
+    fn text(self, expr: &str) -> String {
+        match self.0 {
+            SourceKind::Postgres => format!("({expr})::text"),
+            SourceKind::Mysql => format!("CAST({expr} AS CHAR)"),
+            SourceKind::Sqlite => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    fn float(self, expr: &str) -> String {
+        match self.0 {
+            SourceKind::Postgres => format!("({expr})::float8"),
+            SourceKind::Mysql => format!("CAST({expr} AS DOUBLE)"),
+            SourceKind::Sqlite => format!("CAST({expr} AS REAL)"),
+        }
+    }
+
+    /// Seconds since the epoch of a timestamp/date column (SQLite: ISO text or unix seconds).
+    pub fn epoch(self, column: &str) -> String {
+        match self.0 {
+            SourceKind::Postgres => format!("extract(epoch from {column})::float8"),
+            SourceKind::Mysql => format!("UNIX_TIMESTAMP({column})"),
+            SourceKind::Sqlite => {
+                format!("(CASE WHEN typeof({column}) IN ('integer','real') THEN {column} ELSE unixepoch({column}) END)")
+            }
+        }
+    }
+
+    fn length(self, column: &str) -> String {
+        match self.0 {
+            SourceKind::Mysql => format!("CHAR_LENGTH({column})"),
+            _ => format!("length({column})"),
+        }
+    }
+
+    pub fn classify(self, data_type: &str) -> ValueClass {
+        let t = data_type.to_ascii_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
+        if has(&["timestamp", "datetime", "date"]) || t == "time" {
+            ValueClass::Temporal
+        } else if has(&["int", "numeric", "decimal", "real", "double", "float", "serial", "money", "number"]) {
+            ValueClass::Numeric
+        } else if has(&["char", "text", "clob", "string", "enum", "uuid", "set("]) {
+            ValueClass::Text
+        } else if self.0 == SourceKind::Sqlite && t.is_empty() {
+            // SQLite columns without a declared type take any value.
+            ValueClass::Numeric
+        } else {
+            ValueClass::Other
+        }
+    }
+
+    fn sample_clause(self, percent: Option<f64>) -> (String, Option<String>) {
+        match (self.0, percent) {
+            (_, None) => (String::new(), None),
+            (SourceKind::Postgres, Some(p)) => (format!(" TABLESAMPLE SYSTEM ({p})"), None),
+            (SourceKind::Mysql, Some(p)) => (String::new(), Some(format!("RAND() < {}", p / 100.0))),
+            (SourceKind::Sqlite, Some(p)) => {
+                (String::new(), Some(format!("(abs(random()) % 1000000) < {}", (p * 10_000.0).round() as i64)))
+            }
+        }
+    }
+
+    fn from_where(self, table: &TableRef, filter: Option<&str>, sample: Option<f64>) -> Result<String, SourceError> {
+        let (tablesample, sample_predicate) = self.sample_clause(sample);
+        let mut predicates: Vec<String> = Vec::new();
+        if let Some(f) = filter {
+            predicates.push(format!("({f})"));
+        }
+        predicates.extend(sample_predicate);
+        let mut sql = format!(" FROM {}{tablesample}", self.table(table)?);
+        if !predicates.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&predicates.join(" AND "));
+        }
+        Ok(sql)
+    }
+}
+
+/// One column to profile and the metrics wanted.
+#[derive(Debug, Clone)]
+pub struct ColumnRequest {
+    pub column: Column,
+    pub metrics: Vec<MetricKind>,
+    pub accepted_values: Option<Vec<String>>,
+}
+
+/// A single-scan profile query and how to read its one row back.
+#[derive(Debug, Clone)]
+pub struct ProfileQuery {
+    pub sql: String,
+    /// Output position → (column, metric). Position 0 is the row count.
+    pub outputs: Vec<(String, MetricKind)>,
+    /// Metrics that cannot be computed for a column's type, with the reason.
+    pub skipped: Vec<(String, MetricKind, String)>,
+}
+
+/// Builds the one aggregate query that computes every requested metric of every column.
+pub fn profile_query(
+    dialect: Dialect,
+    table: &TableRef,
+    columns: &[ColumnRequest],
+    filter: Option<&str>,
+    sample_percent: Option<f64>,
+) -> Result<ProfileQuery, SourceError> {
+    let mut select = vec![dialect.text("count(*)")];
+    let mut outputs = Vec::new();
+    let mut skipped = Vec::new();
+    for req in columns {
+        let col = dialect.quote_ident(&req.column.name)?;
+        let class = dialect.classify(&req.column.data_type);
+        for &metric in &req.metrics {
+            let numeric_only =
+                matches!(metric, MetricKind::Mean | MetricKind::Stddev | MetricKind::P50 | MetricKind::P95);
+            let text_only = matches!(metric, MetricKind::MinLength | MetricKind::MaxLength | MetricKind::MeanLength);
+            if numeric_only && class != ValueClass::Numeric {
+                skipped.push((
+                    req.column.name.clone(),
+                    metric,
+                    format!("`{metric}` needs a numeric column, but `{}` is {}", req.column.name, req.column.data_type),
+                ));
+                continue;
+            }
+            if text_only && class != ValueClass::Text {
+                skipped.push((
+                    req.column.name.clone(),
+                    metric,
+                    format!("`{metric}` needs a text column, but `{}` is {}", req.column.name, req.column.data_type),
+                ));
+                continue;
+            }
+            if matches!(metric, MetricKind::Min | MetricKind::Max)
+                && !matches!(class, ValueClass::Numeric | ValueClass::Temporal)
+            {
+                skipped.push((
+                    req.column.name.clone(),
+                    metric,
+                    format!(
+                        "`{metric}` needs a numeric or time column, but `{}` is {}",
+                        req.column.name, req.column.data_type
+                    ),
+                ));
+                continue;
+            }
+            let expr = match metric {
+                MetricKind::NullRate => {
+                    format!(
+                        "CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END",
+                        dialect.float(&format!("count(*) - count({col})"))
+                    )
+                }
+                MetricKind::NullCount => format!("count(*) - count({col})"),
+                MetricKind::DistinctCount => format!("count(DISTINCT {col})"),
+                MetricKind::DistinctRatio => {
+                    format!(
+                        "CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END",
+                        dialect.float(&format!("count(DISTINCT {col})"))
+                    )
+                }
+                MetricKind::Uniqueness => format!(
+                    "CASE WHEN count({col}) = 0 THEN NULL ELSE {} / count({col}) END",
+                    dialect.float(&format!("count(DISTINCT {col})"))
+                ),
+                MetricKind::Min | MetricKind::Max => {
+                    let f = if metric == MetricKind::Min { "min" } else { "max" };
+                    if class == ValueClass::Temporal {
+                        format!("{f}({})", dialect.epoch(&col))
+                    } else {
+                        dialect.float(&format!("{f}({col})"))
+                    }
+                }
+                MetricKind::Mean => dialect.float(&format!("avg({col})")),
+                MetricKind::Stddev => match dialect.0 {
+                    SourceKind::Sqlite => {
+                        // No stddev in SQLite: the sample variance from sums, in one pass.
+                        let x = dialect.float(&col);
+                        format!(
+                            "CASE WHEN count({col}) < 2 THEN NULL ELSE sqrt(max(0, (sum({x}*{x}) - sum({x})*sum({x})/count({col})) / (count({col}) - 1))) END"
+                        )
+                    }
+                    _ => dialect.float(&format!("stddev_samp({col})")),
+                },
+                MetricKind::P50 | MetricKind::P95 => {
+                    if !dialect.0.supports_quantiles() {
+                        skipped.push((
+                            req.column.name.clone(),
+                            metric,
+                            format!("`{metric}` is not supported by {} sources", dialect.0.as_str()),
+                        ));
+                        continue;
+                    }
+                    let q = if metric == MetricKind::P50 { "0.5" } else { "0.95" };
+                    format!("percentile_cont({q}) WITHIN GROUP (ORDER BY {col})")
+                }
+                MetricKind::MinLength => format!("min({})", dialect.length(&col)),
+                MetricKind::MaxLength => format!("max({})", dialect.length(&col)),
+                MetricKind::MeanLength => dialect.float(&format!("avg({})", dialect.length(&col))),
+                MetricKind::InvalidCount | MetricKind::InvalidRate => {
+                    let Some(values) = &req.accepted_values else {
+                        skipped.push((req.column.name.clone(), metric, "needs `accepted_values`".into()));
+                        continue;
+                    };
+                    let list = values.iter().map(|v| dialect.quote_literal(v)).collect::<Vec<_>>().join(", ");
+                    let invalid = format!(
+                        "sum(CASE WHEN {col} IS NOT NULL AND {} NOT IN ({list}) THEN 1 ELSE 0 END)",
+                        dialect.text(&col)
+                    );
+                    if metric == MetricKind::InvalidCount {
+                        format!("coalesce({invalid}, 0)")
+                    } else {
+                        format!(
+                            "CASE WHEN count({col}) = 0 THEN NULL ELSE {} / count({col}) END",
+                            dialect.float(&invalid)
+                        )
+                    }
+                }
+                other => {
+                    skipped.push((req.column.name.clone(), other, format!("`{other}` is not a column metric")));
+                    continue;
+                }
+            };
+            select.push(dialect.text(&expr));
+            outputs.push((req.column.name.clone(), metric));
+        }
+    }
+    let sql = format!("SELECT {}{}", select.join(", "), dialect.from_where(table, filter, sample_percent)?);
+    Ok(ProfileQuery { sql, outputs, skipped })
+}
+
+/// Rows per time bucket since `since_epoch`: `(bucket_start, rows, newest_epoch)`.
+pub fn bucket_counts_query(
+    dialect: Dialect,
+    table: &TableRef,
+    timestamp_column: &str,
+    bucket_seconds: u64,
+    since_epoch: i64,
+    until_epoch: i64,
+) -> Result<String, SourceError> {
+    let col = dialect.quote_ident(timestamp_column)?;
+    let epoch = dialect.epoch(&col);
+    let b = bucket_seconds;
+    let bucket = match dialect.0 {
+        SourceKind::Postgres => format!("floor({epoch} / {b}) * {b}"),
+        SourceKind::Mysql => format!("FLOOR({epoch} / {b}) * {b}"),
+        SourceKind::Sqlite => format!("(CAST({epoch} AS INTEGER) / {b}) * {b}"),
+    };
+    let range = match dialect.0 {
+        SourceKind::Postgres => format!("{col} >= to_timestamp({since_epoch}) AND {col} < to_timestamp({until_epoch})"),
+        SourceKind::Mysql => format!("{col} >= FROM_UNIXTIME({since_epoch}) AND {col} < FROM_UNIXTIME({until_epoch})"),
+        SourceKind::Sqlite => format!("{epoch} >= {since_epoch} AND {epoch} < {until_epoch}"),
+    };
+    Ok(format!(
+        "SELECT {}, {}, {} FROM {} WHERE {range} GROUP BY 1 ORDER BY 1",
+        dialect.text(&bucket),
+        dialect.text("count(*)"),
+        dialect.text(&format!("max({epoch})")),
+        dialect.table(table)?,
+    ))
+}
+
+/// `max(timestamp_column)` as epoch seconds and, when asked, the exact row count, in one scan.
+pub fn freshness_query(
+    dialect: Dialect,
+    table: &TableRef,
+    timestamp_column: Option<&str>,
+    count: bool,
+) -> Result<String, SourceError> {
+    let newest = match timestamp_column {
+        Some(c) => dialect.text(&format!("max({})", dialect.epoch(&dialect.quote_ident(c)?))),
+        None => "NULL".to_string(),
+    };
+    let rows = if count { dialect.text("count(*)") } else { "NULL".to_string() };
+    Ok(format!("SELECT {newest}, {rows} FROM {}", dialect.table(table)?))
+}
+
+/// Wraps a user's query (one row, one number) so it comes back as text on every engine.
+pub fn custom_metric_query(dialect: Dialect, sql: &str) -> String {
+    let trimmed = sql.trim().trim_end_matches(';').trim();
+    format!("SELECT {}", dialect.text(&format!("({trimmed})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: &str) -> Column {
+        Column { name: name.into(), data_type: ty.into(), nullable: true }
+    }
+
+    #[test]
+    fn hostile_identifiers_stay_identifiers() {
+        let pg = Dialect(SourceKind::Postgres);
+        assert_eq!(pg.quote_ident(r#"x"; drop table y; --"#).unwrap(), r#""x""; drop table y; --""#);
+        let my = Dialect(SourceKind::Mysql);
+        assert_eq!(my.quote_ident("a`b").unwrap(), "`a``b`");
+        assert_eq!(my.quote_literal(r"it's \ok"), r"'it''s \\ok'");
+        assert!(pg.quote_ident("a\0b").is_err());
+    }
+
+    #[test]
+    fn a_profile_is_one_query_with_every_metric() {
+        let q = profile_query(
+            Dialect(SourceKind::Postgres),
+            &TableRef::new("public", "orders"),
+            &[
+                ColumnRequest {
+                    column: col("amount", "numeric(10,2)"),
+                    metrics: vec![MetricKind::NullRate, MetricKind::Mean, MetricKind::P95, MetricKind::MaxLength],
+                    accepted_values: None,
+                },
+                ColumnRequest {
+                    column: col("status", "text"),
+                    metrics: vec![MetricKind::InvalidRate, MetricKind::DistinctCount],
+                    accepted_values: Some(vec!["paid".into(), "o'k".into()]),
+                },
+            ],
+            Some("created_at > now() - interval '1 day'"),
+            Some(5.0),
+        )
+        .unwrap();
+        insta::assert_snapshot!(q.sql, @r#"SELECT (count(*))::text, (CASE WHEN count(*) = 0 THEN NULL ELSE (count(*) - count("amount"))::float8 / count(*) END)::text, ((avg("amount"))::float8)::text, (percentile_cont(0.95) WITHIN GROUP (ORDER BY "amount"))::text, (CASE WHEN count("status") = 0 THEN NULL ELSE (sum(CASE WHEN "status" IS NOT NULL AND ("status")::text NOT IN ('paid', 'o''k') THEN 1 ELSE 0 END))::float8 / count("status") END)::text, (count(DISTINCT "status"))::text FROM "public"."orders" TABLESAMPLE SYSTEM (5) WHERE (created_at > now() - interval '1 day')"#);
+        assert_eq!(q.outputs.len(), 5);
+        assert_eq!(q.skipped.len(), 1);
+        assert!(q.skipped[0].2.contains("needs a text column"), "{:?}", q.skipped);
+    }
+
+    #[test]
+    fn value_classes_follow_catalog_type_names() {
+        let d = Dialect(SourceKind::Mysql);
+        assert_eq!(d.classify("decimal(10,2)"), ValueClass::Numeric);
+        assert_eq!(d.classify("datetime"), ValueClass::Temporal);
+        assert_eq!(d.classify("varchar(20)"), ValueClass::Text);
+        assert_eq!(d.classify("blob"), ValueClass::Other);
+    }
+
+    #[test]
+    fn custom_sql_loses_its_trailing_semicolon() {
+        assert_eq!(custom_metric_query(Dialect(SourceKind::Sqlite), "select 1; "), "SELECT CAST((select 1) AS TEXT)");
+    }
+}

@@ -1,0 +1,452 @@
+//! The metric store: measurement history, measurement errors, schema snapshots, per-asset change
+//! state and the asset list, in embedded SQLite (default) or PostgreSQL (teams).
+//!
+//! One implementation serves both through sqlx's `Any` driver: the schema uses only portable
+//! types (text, bigint unix milliseconds, double precision) and `$n` placeholders, and each backend
+//! has its own migration directory under `migrations/`. The same test suite runs against both.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
+
+use crate::measure::{AssetId, Column, Measurement, MetricKind, SchemaChange};
+use crate::secret::redact_url;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Rows per multi-row INSERT (SQLite allows 32 766 bound parameters).
+const INSERT_CHUNK: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the metric store at {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot create the store directory {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+    #[error("migrating the metric store failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("metric store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("corrupt value in the metric store: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A failed measurement attempt, kept so the API can say why an asset has no fresh data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorRecord {
+    pub asset: AssetId,
+    pub check: String,
+    pub class: String,
+    pub message: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaSnapshot {
+    pub captured_at: DateTime<Utc>,
+    pub columns: Vec<Column>,
+    /// Changes from the previous snapshot (empty for the first).
+    pub changes: Vec<SchemaChange>,
+}
+
+/// What the agent remembers between polls to infer freshness from change counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetState {
+    pub change_signature: Option<String>,
+    pub last_changed_at: Option<DateTime<Utc>>,
+    /// False while `last_changed_at` is only "first seen unchanged" (a lower bound).
+    pub change_observed: bool,
+    pub last_row_count: Option<f64>,
+}
+
+/// A watched table as the API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssetRecord {
+    pub asset: AssetId,
+    pub source: String,
+    pub schema: String,
+    pub table: String,
+    /// `check` (from a check file) or `discovered` (auto-discovery).
+    pub origin: String,
+    pub owner: Option<String>,
+    pub tier: Option<u8>,
+    pub tags: Vec<String>,
+    pub check_file: Option<String>,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating a SQLite file and its directory if needed) and migrates.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let connect_url = match backend {
+            Backend::Sqlite => {
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let path = path.split('?').next().unwrap_or(path);
+                if path != ":memory:"
+                    && let Some(dir) = Path::new(path).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| StoreError::Directory { path: dir.display().to_string(), source })?;
+                }
+                if url.contains('?') { url.to_string() } else { format!("sqlite://{path}?mode=rwc") }
+            }
+            Backend::Postgres => url.to_string(),
+        };
+        let options = sqlx::any::AnyConnectOptions::from_str(&connect_url)
+            .map_err(|source| StoreError::Open { url: redact_url(url), source })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(15))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { url: redact_url(url), source })?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Saves measurements; a measurement of the same asset, kind, column and time replaces the old
+    /// one, so backfills and retries are idempotent.
+    pub async fn record(&self, measurements: &[Measurement]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in measurements.chunks(INSERT_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO measurements (asset, kind, column_name, value, observed_at, check_name) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 6;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+            }
+            sql.push_str(
+                " ON CONFLICT (asset, kind, column_name, observed_at) DO UPDATE SET value = excluded.value, check_name = excluded.check_name",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for m in chunk {
+                q = q
+                    .bind(m.asset.as_str().to_string())
+                    .bind(m.kind.as_str())
+                    .bind(m.column.clone())
+                    .bind(m.value)
+                    .bind(ms(m.observed_at))
+                    .bind(m.check.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record_error(&self, error: &ErrorRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO measurement_errors (asset, check_name, error_class, message, occurred_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(error.asset.as_str().to_string())
+        .bind(error.check.clone())
+        .bind(error.class.clone())
+        .bind(error.message.clone())
+        .bind(ms(error.occurred_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// History of one asset, oldest first, optionally narrowed by kind, column and start time.
+    pub async fn history(
+        &self,
+        asset: &AssetId,
+        kind: Option<MetricKind>,
+        column: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<Measurement>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT asset, kind, column_name, value, observed_at, check_name FROM measurements \
+             WHERE asset = $1 AND ($2 = '' OR kind = $2) AND ($3 = '*' OR column_name = $3) AND observed_at >= $4 \
+             ORDER BY observed_at DESC, kind, column_name LIMIT $5",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(kind.map(|k| k.as_str()).unwrap_or(""))
+        .bind(column.unwrap_or("*").to_string())
+        .bind(since.map(ms).unwrap_or(i64::MIN))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows.iter().map(measurement_from_row).collect::<Result<Vec<_>, _>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The newest value of every (kind, column) of an asset.
+    pub async fn latest(&self, asset: &AssetId) -> Result<Vec<Measurement>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.asset, m.kind, m.column_name, m.value, m.observed_at, m.check_name FROM measurements m \
+             JOIN (SELECT kind, column_name, max(observed_at) AS t FROM measurements WHERE asset = $1 GROUP BY kind, column_name) l \
+               ON m.kind = l.kind AND m.column_name = l.column_name AND m.observed_at = l.t \
+             WHERE m.asset = $1 ORDER BY m.kind, m.column_name",
+        )
+        .bind(asset.as_str().to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(measurement_from_row).collect()
+    }
+
+    pub async fn last_error(&self, asset: &AssetId) -> Result<Option<ErrorRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT asset, check_name, error_class, message, occurred_at FROM measurement_errors \
+             WHERE asset = $1 ORDER BY occurred_at DESC, id DESC LIMIT 1",
+        )
+        .bind(asset.as_str().to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ErrorRecord {
+                asset: r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
+                check: r.try_get(1)?,
+                class: r.try_get(2)?,
+                message: r.try_get(3)?,
+                occurred_at: from_ms(r.try_get(4)?),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn errors_since(&self, since: DateTime<Utc>) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query("SELECT count(*) FROM measurement_errors WHERE occurred_at >= $1")
+            .bind(ms(since))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n as usize)
+    }
+
+    /// Stores a snapshot when the schema differs from the last one; returns the changes (empty for
+    /// an unchanged schema) and whether this was the first snapshot.
+    pub async fn observe_schema(
+        &self,
+        asset: &AssetId,
+        columns: &[Column],
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<SchemaChange>, bool), StoreError> {
+        let fingerprint = crate::measure::schema_fingerprint(columns);
+        let last = sqlx::query(
+            "SELECT fingerprint, columns FROM schema_snapshots WHERE asset = $1 ORDER BY captured_at DESC, id DESC LIMIT 1",
+        )
+        .bind(asset.as_str().to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let (changes, first) = match &last {
+            Some(row) => {
+                let old_fp: String = row.try_get(0)?;
+                if old_fp == fingerprint {
+                    return Ok((Vec::new(), false));
+                }
+                let old: Vec<Column> = serde_json::from_str(&row.try_get::<String, _>(1)?)
+                    .map_err(|e| StoreError::Corrupt(format!("schema snapshot of {asset}: {e}")))?;
+                (crate::measure::diff_schema(&old, columns), false)
+            }
+            None => (Vec::new(), true),
+        };
+        sqlx::query(
+            "INSERT INTO schema_snapshots (asset, captured_at, fingerprint, columns, changes) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(ms(at))
+        .bind(fingerprint)
+        .bind(serde_json::to_string(columns).unwrap_or_default())
+        .bind(serde_json::to_string(&changes).unwrap_or_default())
+        .execute(&self.pool)
+        .await?;
+        Ok((changes, first))
+    }
+
+    pub async fn schema_history(&self, asset: &AssetId, limit: usize) -> Result<Vec<SchemaSnapshot>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT captured_at, columns, changes FROM schema_snapshots WHERE asset = $1 ORDER BY captured_at DESC, id DESC LIMIT $2",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("schema snapshot of {asset}: {e}"));
+                Ok(SchemaSnapshot {
+                    captured_at: from_ms(r.try_get(0)?),
+                    columns: serde_json::from_str(&r.try_get::<String, _>(1)?).map_err(corrupt)?,
+                    changes: serde_json::from_str(&r.try_get::<String, _>(2)?).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn asset_state(&self, asset: &AssetId) -> Result<Option<AssetState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT change_signature, last_changed_at, change_observed, last_row_count FROM asset_state WHERE asset = $1",
+        )
+        .bind(asset.as_str().to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(AssetState {
+                change_signature: r.try_get(0)?,
+                last_changed_at: r.try_get::<Option<i64>, _>(1)?.map(from_ms),
+                change_observed: r.try_get::<i64, _>(2)? != 0,
+                last_row_count: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn save_asset_state(
+        &self,
+        asset: &AssetId,
+        state: &AssetState,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO asset_state (asset, change_signature, last_changed_at, change_observed, last_row_count, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (asset) DO UPDATE SET change_signature = excluded.change_signature, \
+             last_changed_at = excluded.last_changed_at, change_observed = excluded.change_observed, \
+             last_row_count = excluded.last_row_count, updated_at = excluded.updated_at",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(state.change_signature.clone())
+        .bind(state.last_changed_at.map(ms))
+        .bind(i64::from(state.change_observed))
+        .bind(state.last_row_count)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Registers or refreshes a watched asset (first_seen_at is kept).
+    pub async fn upsert_asset(&self, record: &AssetRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO assets (asset, source, schema_name, table_name, origin, owner, tier, tags, check_file, first_seen_at, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (asset) DO UPDATE SET \
+             origin = excluded.origin, owner = excluded.owner, tier = excluded.tier, tags = excluded.tags, \
+             check_file = excluded.check_file, last_seen_at = excluded.last_seen_at",
+        )
+        .bind(record.asset.as_str().to_string())
+        .bind(record.source.clone())
+        .bind(record.schema.clone())
+        .bind(record.table.clone())
+        .bind(record.origin.clone())
+        .bind(record.owner.clone())
+        .bind(record.tier.map(i64::from))
+        .bind(serde_json::to_string(&record.tags).unwrap_or_else(|_| "[]".into()))
+        .bind(record.check_file.clone())
+        .bind(ms(record.first_seen_at))
+        .bind(ms(record.last_seen_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn assets(&self) -> Result<Vec<AssetRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT asset, source, schema_name, table_name, origin, owner, tier, tags, check_file, first_seen_at, last_seen_at \
+             FROM assets ORDER BY asset",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(asset_from_row).collect()
+    }
+
+    pub async fn asset(&self, asset: &AssetId) -> Result<Option<AssetRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT asset, source, schema_name, table_name, origin, owner, tier, tags, check_file, first_seen_at, last_seen_at \
+             FROM assets WHERE asset = $1",
+        )
+        .bind(asset.as_str().to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(asset_from_row).transpose()
+    }
+}
+
+fn measurement_from_row(r: &AnyRow) -> Result<Measurement, StoreError> {
+    Ok(Measurement {
+        asset: r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
+        kind: r.try_get::<String, _>(1)?.parse().map_err(StoreError::Corrupt)?,
+        column: r.try_get(2)?,
+        value: r.try_get(3)?,
+        observed_at: from_ms(r.try_get(4)?),
+        check: r.try_get(5)?,
+    })
+}
+
+fn asset_from_row(r: &AnyRow) -> Result<AssetRecord, StoreError> {
+    Ok(AssetRecord {
+        asset: r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
+        source: r.try_get(1)?,
+        schema: r.try_get(2)?,
+        table: r.try_get(3)?,
+        origin: r.try_get(4)?,
+        owner: r.try_get(5)?,
+        tier: r.try_get::<Option<i64>, _>(6)?.map(|t| t as u8),
+        tags: serde_json::from_str(&r.try_get::<String, _>(7)?).unwrap_or_default(),
+        check_file: r.try_get(8)?,
+        first_seen_at: from_ms(r.try_get(9)?),
+        last_seen_at: from_ms(r.try_get(10)?),
+    })
+}
