@@ -4,9 +4,12 @@
 //! distribution), keeps the history in a metric store and serves it over HTTP. Module map and
 //! dependency rules: `docs/ARCHITECTURE.md`.
 
+pub mod api;
 pub mod check;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod measure;
 pub mod runtime;
 pub mod schedule;

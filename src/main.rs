@@ -1,3 +1,5 @@
+//! The `telltale` binary: all behaviour lives in the library (`telltale::cli`).
+
 fn main() {
-    println!("Hello, world!");
+    std::process::exit(telltale::cli::main());
 }

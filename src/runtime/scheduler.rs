@@ -74,7 +74,7 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
         let schedule = schedule_of(&agent, &job);
         queue.push(Reverse((schedule.next_after(&job.key(), now), job.clone())));
         if running.contains(&job) {
-            tracing::warn!(job = job.key(), "previous run still in progress; skipping this slot");
+            tracing::debug!(job = job.key(), "previous run still in progress; skipping this slot");
             continue;
         }
         running.insert(job.clone());

@@ -303,7 +303,11 @@ impl Source for SqlSource {
         })?;
         result.rows = self.number(&row[0]).unwrap_or(0.0);
         for (i, (column, metric)) in query.outputs.iter().enumerate() {
-            result.values.push((column.clone(), *metric, self.number(&row[i + 1])));
+            let mut value = self.number(&row[i + 1]);
+            if query.sqrt_outputs.contains(&i) {
+                value = value.map(|v| v.max(0.0).sqrt());
+            }
+            result.values.push((column.clone(), *metric, value));
         }
         Ok(result)
     }

@@ -144,6 +144,9 @@ pub struct ProfileQuery {
     pub outputs: Vec<(String, MetricKind)>,
     /// Metrics that cannot be computed for a column's type, with the reason.
     pub skipped: Vec<(String, MetricKind, String)>,
+    /// Output positions (as in `outputs`) whose value must be square-rooted on our side
+    /// (SQLite builds may lack math functions, so it returns the variance).
+    pub sqrt_outputs: Vec<usize>,
 }
 
 /// Builds the one aggregate query that computes every requested metric of every column.
@@ -157,6 +160,7 @@ pub fn profile_query(
     let mut select = vec![dialect.text("count(*)")];
     let mut outputs = Vec::new();
     let mut skipped = Vec::new();
+    let mut sqrt_outputs = Vec::new();
     for req in columns {
         let col = dialect.quote_ident(&req.column.name)?;
         let class = dialect.classify(&req.column.data_type);
@@ -223,10 +227,12 @@ pub fn profile_query(
                 MetricKind::Mean => dialect.float(&format!("avg({col})")),
                 MetricKind::Stddev => match dialect.0 {
                     SourceKind::Sqlite => {
-                        // No stddev in SQLite: the sample variance from sums, in one pass.
+                        // No stddev in SQLite: the sample variance from sums in one pass; the
+                        // square root is taken on our side.
                         let x = dialect.float(&col);
+                        sqrt_outputs.push(outputs.len());
                         format!(
-                            "CASE WHEN count({col}) < 2 THEN NULL ELSE sqrt(max(0, (sum({x}*{x}) - sum({x})*sum({x})/count({col})) / (count({col}) - 1))) END"
+                            "CASE WHEN count({col}) < 2 THEN NULL ELSE max(0, (sum({x}*{x}) - sum({x})*sum({x})/count({col})) / (count({col}) - 1)) END"
                         )
                     }
                     _ => dialect.float(&format!("stddev_samp({col})")),
@@ -275,7 +281,7 @@ pub fn profile_query(
         }
     }
     let sql = format!("SELECT {}{}", select.join(", "), dialect.from_where(table, filter, sample_percent)?);
-    Ok(ProfileQuery { sql, outputs, skipped })
+    Ok(ProfileQuery { sql, outputs, skipped, sqrt_outputs })
 }
 
 /// Rows per time bucket since `since_epoch`: `(bucket_start, rows, newest_epoch)`.

@@ -1,0 +1,188 @@
+//! The HTTP API: health probes and read access to watched assets and their metric history.
+//!
+//! `router(state)` is a plain function so tests can call it without a socket. Handlers read
+//! through the store and the agent's handles; they never query a warehouse.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::measure::{AssetId, MetricKind};
+use crate::runtime::Agent;
+use crate::store::{AssetRecord, ErrorRecord, StoreError};
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub agent: Arc<Agent>,
+}
+
+/// The one error type of the API: a status and a message, as JSON.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error in API");
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: "the metric store is unavailable".into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/assets", get(list_assets))
+        .route("/api/v1/assets/{asset}", get(asset_detail))
+        .route("/api/v1/assets/{asset}/metrics", get(asset_metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let store = state.agent.store.ping().await;
+    let ready = state.agent.is_ready();
+    let body = json!({ "store": store, "first_cycle_complete": ready });
+    let status = if store && ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct LatestValue {
+    value: f64,
+    observed_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct AssetSummary {
+    #[serde(flatten)]
+    record: AssetRecord,
+    /// Newest value per metric, keyed `kind` or `kind:column`.
+    latest: BTreeMap<String, LatestValue>,
+    last_error: Option<ErrorRecord>,
+}
+
+async fn summary(state: &ApiState, record: AssetRecord) -> Result<AssetSummary, ApiError> {
+    let latest = state
+        .agent
+        .store
+        .latest(&record.asset)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let key = if m.column.is_empty() { m.kind.to_string() } else { format!("{}:{}", m.kind, m.column) };
+            (key, LatestValue { value: m.value, observed_at: m.observed_at })
+        })
+        .collect();
+    let last_error = state.agent.store.last_error(&record.asset).await?;
+    Ok(AssetSummary { record, latest, last_error })
+}
+
+async fn list_assets(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut out = Vec::new();
+    for record in state.agent.store.assets().await? {
+        out.push(summary(&state, record).await?);
+    }
+    Ok(Json(json!({ "assets": out })))
+}
+
+fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {
+    raw.parse().map_err(ApiError::bad_request)
+}
+
+async fn asset_detail(
+    State(state): State<ApiState>,
+    Path(asset): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asset = parse_asset(&asset)?;
+    let record = state
+        .agent
+        .store
+        .asset(&asset)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("asset `{asset}` is not watched")))?;
+    let schema = state.agent.store.schema_history(&asset, 20).await?;
+    let check = state.agent.check_for(&asset).cloned();
+    let summary = summary(&state, record).await?;
+    Ok(Json(json!({ "asset": summary, "schema_history": schema, "check": check })))
+}
+
+#[derive(Deserialize)]
+struct MetricsQuery {
+    kind: Option<String>,
+    column: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn asset_metrics(
+    State(state): State<ApiState>,
+    Path(asset): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asset = parse_asset(&asset)?;
+    if state.agent.store.asset(&asset).await?.is_none() {
+        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
+    }
+    let kind = match q.kind.as_deref().filter(|k| !k.is_empty()) {
+        Some(k) => Some(k.parse::<MetricKind>().map_err(|e| {
+            let valid: Vec<&str> = MetricKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::bad_request(format!("{e}; valid kinds: {}", valid.join(", ")))
+        })?),
+        None => None,
+    };
+    let since = match q.since.as_deref() {
+        Some(s) => Some(parse_since(s, state.agent.clock.now()).map_err(ApiError::bad_request)?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(10_000).min(100_000);
+    let history = state.agent.store.history(&asset, kind, q.column.as_deref(), since, limit).await?;
+    let points: Vec<_> = history
+        .iter()
+        .map(|m| json!({ "kind": m.kind, "column": m.column, "value": m.value, "observed_at": m.observed_at, "check": m.check }))
+        .collect();
+    Ok(Json(json!({ "asset": asset, "measurements": points })))
+}
+
+/// `since` is an RFC 3339 time or a duration back from now (`24h`, `7d`).
+fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = text.parse::<DateTime<Utc>>() {
+        return Ok(t);
+    }
+    crate::yaml::parse_duration(text)
+        .map(|d| now - chrono::Duration::from_std(d).unwrap_or_default())
+        .map_err(|_| format!("invalid `since` `{text}`; expected an RFC 3339 time or a duration such as `24h`"))
+}
+
+/// Serves the API until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}

@@ -1,0 +1,343 @@
+//! Command line: argument parsing, output formats and exit codes.
+//!
+//! Exit codes never change meaning: 0 ok, 1 a check failed, 2 usage or configuration error,
+//! 3 runtime error (a source unreachable, the store unavailable).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::check::CheckSet;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::measure::AssetId;
+use crate::runtime::{Agent, CheckOutcome, Status};
+use crate::yaml::Diagnostics;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_CHECK_FAILED: i32 = 1;
+pub const EXIT_CONFIG: i32 = 2;
+pub const EXIT_RUNTIME: i32 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "telltale",
+    version,
+    about = "Data observability: freshness, volume, schema and distribution of your tables"
+)]
+pub struct Cli {
+    /// Operator settings file.
+    #[arg(long, short, global = true, env = "TELLTALE_CONFIG", default_value = "telltale.yaml")]
+    pub config: PathBuf,
+    /// Log filter (`info`, `debug`, `telltale=debug,sqlx=warn`); RUST_LOG wins when set.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the embedded demo: a SQLite shop warehouse, a simulated loader and the agent.
+    Demo(crate::demo::DemoArgs),
+    /// Run the agent until SIGTERM/SIGINT: poll every source on its schedule, serve the API.
+    Run,
+    /// Run every check once now and exit (1 if a check failed).
+    Check {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Validate the config and all check files; `--connect` also tests each source.
+    Validate {
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Measure one asset (`source.schema.table`) now and print the result.
+    Measure {
+        asset: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Compute past rows-added buckets of an asset from its timestamp column.
+    Backfill {
+        asset: String,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => cli.log.as_str(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Validate { connect } => validate(&cli.config, connect).await,
+        command => {
+            let Some((config, checks)) = load(&cli.config) else { return EXIT_CONFIG };
+            let agent = match Agent::new(config, checks, Arc::new(SystemClock) as SharedClock).await {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_RUNTIME;
+                }
+            };
+            let shutdown = shutdown_on_signals();
+            let code = match command {
+                Command::Run => run(Arc::clone(&agent), shutdown).await,
+                Command::Check { format } => {
+                    let outcomes = agent.run_once(&shutdown).await;
+                    print_outcomes(&outcomes, format);
+                    exit_code(&outcomes)
+                }
+                Command::Measure { asset, format } => match asset.parse::<AssetId>() {
+                    Ok(asset) => match agent.measure_now(&asset, &shutdown).await {
+                        Ok(outcomes) => {
+                            print_outcomes(&outcomes, format);
+                            exit_code(&outcomes)
+                        }
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            EXIT_RUNTIME
+                        }
+                    },
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        EXIT_CONFIG
+                    }
+                },
+                Command::Backfill { asset, days } => match asset.parse::<AssetId>() {
+                    Ok(asset) => match agent.backfill(&asset, days, &shutdown).await {
+                        Ok(n) => {
+                            println!("backfilled {n} buckets of {asset} over {days} days");
+                            EXIT_OK
+                        }
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            EXIT_RUNTIME
+                        }
+                    },
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        EXIT_CONFIG
+                    }
+                },
+                Command::Demo(_) | Command::Validate { .. } => EXIT_OK,
+            };
+            agent.close().await;
+            code
+        }
+    }
+}
+
+/// Loads and validates config and checks; prints every problem and returns `None` on any.
+pub fn load(path: &Path) -> Option<(Config, CheckSet)> {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(ConfigError::Invalid(problems)) => {
+            print_problems(&problems);
+            return None;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    match CheckSet::load(&config) {
+        Ok(checks) => Some((config, checks)),
+        Err(problems) => {
+            print_problems(&problems);
+            None
+        }
+    }
+}
+
+fn print_problems(problems: &Diagnostics) {
+    eprintln!("{problems}");
+    eprintln!("error: {} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+}
+
+async fn validate(path: &Path, connect: bool) -> i32 {
+    let Some((config, checks)) = load(path) else { return EXIT_CONFIG };
+    println!(
+        "ok: {} source{}, {} checked asset{} in {} file{}",
+        config.sources.len(),
+        plural(config.sources.len()),
+        checks.assets.len(),
+        plural(checks.assets.len()),
+        checks.files.len(),
+        plural(checks.files.len())
+    );
+    if !connect {
+        return EXIT_OK;
+    }
+    let mut failed = false;
+    for (name, cfg) in &config.sources {
+        let result = match crate::source::connect(cfg) {
+            Ok(source) => {
+                let r = source.healthcheck().await;
+                let missing: Vec<String> = match source.scan_metadata().await {
+                    Ok(tables) => checks
+                        .assets
+                        .values()
+                        .filter(|c| &c.source == name && !tables.iter().any(|t| t.table == c.table))
+                        .map(|c| format!("{} (checked in {}:{})", c.table, c.file.display(), c.line))
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                source.close().await;
+                r.map(|_| missing)
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(missing) if missing.is_empty() => {
+                println!("ok: source `{name}` ({}) is reachable and readable", cfg.display_url())
+            }
+            Ok(missing) => {
+                failed = true;
+                for m in missing {
+                    println!("error: source `{name}`: table {m} does not exist");
+                }
+            }
+            Err(e) => {
+                failed = true;
+                println!("error: {e} ({})", cfg.display_url());
+            }
+        }
+    }
+    if failed { EXIT_RUNTIME } else { EXIT_OK }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+async fn run(agent: Arc<Agent>, shutdown: CancellationToken) -> i32 {
+    let server = if agent.config.server.enabled {
+        let listener = match tokio::net::TcpListener::bind(agent.config.server.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", agent.config.server.listen);
+                return EXIT_RUNTIME;
+            }
+        };
+        tracing::info!(address = %agent.config.server.listen, "API listening");
+        let state = crate::api::ApiState { agent: Arc::clone(&agent) };
+        Some(tokio::spawn(crate::api::serve(listener, state, shutdown.clone())))
+    } else {
+        None
+    };
+    crate::runtime::run_scheduler(Arc::clone(&agent), shutdown.clone(), None).await;
+    shutdown.cancel();
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    tracing::info!("stopped");
+    EXIT_OK
+}
+
+/// Cancels on the first SIGINT/SIGTERM; a second signal exits at once.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; send the signal again to quit at once");
+        t.cancel();
+        wait_for_signal().await;
+        eprintln!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub fn exit_code(outcomes: &[CheckOutcome]) -> i32 {
+    if outcomes.iter().any(|o| o.status == Status::Error && o.monitor == "source") {
+        EXIT_RUNTIME
+    } else if outcomes.iter().any(|o| matches!(o.status, Status::Fail | Status::Error)) {
+        EXIT_CHECK_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+pub fn print_outcomes(outcomes: &[CheckOutcome], format: Format) {
+    match format {
+        Format::Json => {
+            let failed = outcomes.iter().filter(|o| o.status == Status::Fail).count();
+            let errors = outcomes.iter().filter(|o| o.status == Status::Error).count();
+            let doc = serde_json::json!({
+                "outcomes": outcomes,
+                "summary": { "total": outcomes.len(), "failed": failed, "errors": errors },
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        Format::Text => {
+            for o in outcomes {
+                let subject = o.subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
+                println!("{:<8} {} {}{}: {}", o.status.as_str().to_uppercase(), o.asset, o.monitor, subject, o.message);
+            }
+            let failed = outcomes.iter().filter(|o| o.status == Status::Fail).count();
+            let errors = outcomes.iter().filter(|o| o.status == Status::Error).count();
+            println!("{} results: {} failed, {} errors", outcomes.len(), failed, errors);
+        }
+    }
+}
