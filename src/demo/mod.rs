@@ -165,7 +165,7 @@ async fn run_inner(args: DemoArgs) -> anyhow::Result<i32> {
                 for o in batch {
                     let key = (o.asset.to_string(), o.monitor.clone(), o.subject.clone().unwrap_or_default());
                     let changed = latest.get(&key).map(|p| p.status) != Some(o.status);
-                    if changed && matches!(o.status, Status::Fail | Status::Error) || changed && latest.contains_key(&key) {
+                    if changed && (matches!(o.status, Status::Fail | Status::Error) || latest.contains_key(&key)) {
                         let line = format!("{} {:<5} {} {}: {}", clock.now().format("%a %H:%M"), o.status.as_str(), o.asset, o.monitor, o.message);
                         if !live {
                             println!("{line}");

@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Agent, CheckOutcome, RuntimeError, Status};
 use crate::check::{AssetCheck, Rule, fmt_num};
-use crate::measure::{AssetId, Measurement, MetricKind};
+use crate::measure::{AssetId, Column, Measurement, MetricKind, diff_schema};
 use crate::source::sql::ColumnRequest;
 use crate::source::{ProfileRequest, SourceError, TableMetadata};
-use crate::store::{AssetRecord, AssetState, ErrorRecord};
+use crate::store::{AssetRecord, AssetState, ErrorRecord, MetadataBatch};
 use crate::yaml::format_duration;
 
 const METADATA: &str = "metadata";
@@ -160,11 +160,18 @@ impl Agent {
             }
         };
         let watched = self.watched(source, &tables);
+        let (states, schemas) = match (self.store.asset_states(source).await, self.store.latest_schemas(source).await) {
+            (Ok(states), Ok(schemas)) => (states, schemas),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(source, error = %e, "cannot read asset state from the store");
+                return Vec::new();
+            }
+        };
         let mut outcomes = Vec::new();
-        let mut measurements = Vec::new();
+        let mut batch = MetadataBatch { at: now, ..MetadataBatch::default() };
         for (asset, meta) in &watched {
             let check = self.check_for(asset);
-            let record = AssetRecord {
+            batch.assets.push(AssetRecord {
                 asset: asset.clone(),
                 source: source.to_string(),
                 schema: meta.table.schema.clone(),
@@ -176,11 +183,16 @@ impl Agent {
                 check_file: check.map(|c| format!("{}:{}", c.file.display(), c.line)),
                 first_seen_at: now,
                 last_seen_at: now,
-            };
-            if let Err(e) = self.store.upsert_asset(&record).await {
-                tracing::error!(asset = %asset, error = %e, "cannot save asset");
-            }
-            outcomes.extend(self.observe_metadata(asset, meta, check, now, &mut measurements).await);
+            });
+            outcomes.extend(observe_metadata(
+                asset,
+                meta,
+                check,
+                now,
+                states.get(asset),
+                schemas.get(asset),
+                &mut batch,
+            ));
         }
         // Checked tables the catalog does not list are errors, not silence.
         for check in self.checks.assets.values().filter(|c| c.source == source) {
@@ -189,93 +201,10 @@ impl Agent {
                 outcomes.push(self.record_failure(&check.asset, METADATA, &e).await);
             }
         }
-        self.record(&measurements).await;
+        if let Err(e) = self.store.save_metadata(&batch).await {
+            tracing::error!(source, error = %e, "cannot save the metadata scan");
+        }
         tracing::info!(source, tables = tables.len(), watched = watched.len(), "metadata scan done");
-        outcomes
-    }
-
-    async fn observe_metadata(
-        &self,
-        asset: &AssetId,
-        meta: &TableMetadata,
-        check: Option<&AssetCheck>,
-        now: DateTime<Utc>,
-        out: &mut Vec<Measurement>,
-    ) -> Vec<CheckOutcome> {
-        let mut outcomes = Vec::new();
-        let previous = match self.store.asset_state(asset).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(asset = %asset, error = %e, "cannot read asset state");
-                None
-            }
-        };
-        let inference = infer_change(previous.as_ref(), meta, now);
-        if let Err(e) = self.store.save_asset_state(asset, &inference.state, now).await {
-            tracing::error!(asset = %asset, error = %e, "cannot save asset state");
-        }
-        let freshness_by_query = check.and_then(|c| c.freshness.as_ref()).is_some_and(|f| f.timestamp_column.is_some());
-        let volume = check.and_then(|c| c.volume.as_ref());
-        let volume_by_query = volume.is_some_and(|v| v.timestamp_column.is_some());
-        if !freshness_by_query {
-            if let Some(lag) = inference.freshness_lag {
-                out.push(Measurement::new(asset, MetricKind::FreshnessLag, lag, now, METADATA));
-                if let Some(f) = check.and_then(|c| c.freshness.as_ref()) {
-                    outcomes.push(freshness_outcome(check, asset, lag, f.max_age));
-                }
-            }
-            if let Some(t) = inference.state.last_changed_at.filter(|_| inference.state.change_observed) {
-                out.push(Measurement::new(asset, MetricKind::LastModified, t.timestamp() as f64, now, METADATA));
-            }
-        }
-        if let Some(rows) = meta.row_count
-            && !volume.is_some_and(|v| v.exact)
-        {
-            out.push(Measurement::new(asset, MetricKind::RowCount, rows, now, METADATA));
-            if let Some(v) = volume {
-                let what = if meta.row_count_exact { "row count" } else { "row count (catalog estimate)" };
-                outcomes.push(judge(outcome(check, asset, "volume"), rows, &v.row_count, what));
-            }
-        }
-        if !volume_by_query && let Some(added) = inference.rows_added {
-            out.push(Measurement::new(asset, MetricKind::RowsAdded, added, now, METADATA));
-            if let Some(v) = volume.filter(|v| v.rows_added.has_bounds()) {
-                let mut o =
-                    judge(outcome(check, asset, "volume"), added, &v.rows_added, "rows added since the last poll");
-                o.subject = Some("rows_added".into());
-                outcomes.push(o);
-            }
-        }
-        out.push(Measurement::new(asset, MetricKind::ColumnCount, meta.columns.len() as f64, now, METADATA));
-        match self.store.observe_schema(asset, &meta.columns, now).await {
-            Ok((changes, first)) => {
-                if !first {
-                    out.push(Measurement::new(asset, MetricKind::SchemaChanges, changes.len() as f64, now, METADATA));
-                }
-                if let Some(monitor) = check.and_then(|c| c.schema.as_ref()) {
-                    let mut o = outcome(check, asset, "schema");
-                    o.value = Some(changes.len() as f64);
-                    let breaking = changes.iter().filter(|c| c.is_breaking()).count();
-                    if changes.is_empty() {
-                        o.status = Status::Pass;
-                        o.message = if first {
-                            format!("schema recorded: {} columns", meta.columns.len())
-                        } else {
-                            "schema unchanged".into()
-                        };
-                    } else {
-                        let list = changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                        o.status = if breaking > 0 || monitor.fail_on_any_change { Status::Fail } else { Status::Pass };
-                        o.message = format!("schema changed: {list}");
-                    }
-                    outcomes.push(o);
-                }
-                if !changes.is_empty() {
-                    tracing::info!(asset = %asset, changes = changes.len(), "schema changed");
-                }
-            }
-            Err(e) => tracing::error!(asset = %asset, error = %e, "cannot save schema snapshot"),
-        }
         outcomes
     }
 
@@ -578,7 +507,7 @@ impl Agent {
     /// Whether an asset has bucketed history yet (backfill runs automatically on first sight).
     pub async fn needs_backfill(&self, asset: &AssetId) -> bool {
         let Some(check) = self.check_for(asset) else { return false };
-        if !check.volume.as_ref().is_some_and(|v| v.timestamp_column.is_some()) {
+        if check.volume.as_ref().is_none_or(|v| v.timestamp_column.is_none()) {
             return false;
         }
         matches!(self.store.history(asset, Some(MetricKind::RowsAdded), Some(""), None, 3).await, Ok(h) if h.len() < 3)
@@ -599,6 +528,91 @@ impl Agent {
         outcomes.extend(self.asset_job(asset, shutdown).await);
         Ok(outcomes)
     }
+}
+
+/// Turns one table's catalog entry into measurements, state, a schema snapshot when it changed,
+/// and the outcomes of its metadata monitors. Pure: the caller loads and saves.
+fn observe_metadata(
+    asset: &AssetId,
+    meta: &TableMetadata,
+    check: Option<&AssetCheck>,
+    now: DateTime<Utc>,
+    previous: Option<&AssetState>,
+    previous_schema: Option<&Vec<Column>>,
+    batch: &mut MetadataBatch,
+) -> Vec<CheckOutcome> {
+    let mut outcomes = Vec::new();
+    let inference = infer_change(previous, meta, now);
+    batch.states.push((asset.clone(), inference.state.clone()));
+    let out = &mut batch.measurements;
+    let freshness_by_query = check.and_then(|c| c.freshness.as_ref()).is_some_and(|f| f.timestamp_column.is_some());
+    let volume = check.and_then(|c| c.volume.as_ref());
+    let volume_by_query = volume.is_some_and(|v| v.timestamp_column.is_some());
+    if !freshness_by_query {
+        if let Some(lag) = inference.freshness_lag {
+            out.push(Measurement::new(asset, MetricKind::FreshnessLag, lag, now, METADATA));
+            if let Some(f) = check.and_then(|c| c.freshness.as_ref()) {
+                outcomes.push(freshness_outcome(check, asset, lag, f.max_age));
+            }
+        }
+        if let Some(t) = inference.state.last_changed_at.filter(|_| inference.state.change_observed) {
+            out.push(Measurement::new(asset, MetricKind::LastModified, t.timestamp() as f64, now, METADATA));
+        }
+    }
+    if let Some(rows) = meta.row_count
+        && !volume.is_some_and(|v| v.exact)
+    {
+        out.push(Measurement::new(asset, MetricKind::RowCount, rows, now, METADATA));
+        if let Some(v) = volume {
+            let what = if meta.row_count_exact { "row count" } else { "row count (catalog estimate)" };
+            outcomes.push(judge(outcome(check, asset, "volume"), rows, &v.row_count, what));
+        }
+    }
+    if !volume_by_query && let Some(added) = inference.rows_added {
+        out.push(Measurement::new(asset, MetricKind::RowsAdded, added, now, METADATA));
+        if let Some(v) = volume.filter(|v| v.rows_added.has_bounds()) {
+            let mut o = judge(outcome(check, asset, "volume"), added, &v.rows_added, "rows added since the last poll");
+            o.subject = Some("rows_added".into());
+            outcomes.push(o);
+        }
+    }
+    out.push(Measurement::new(asset, MetricKind::ColumnCount, meta.columns.len() as f64, now, METADATA));
+    let first = previous_schema.is_none();
+    let changes = previous_schema.map(|old| diff_schema(old, &meta.columns)).unwrap_or_default();
+    if first || !changes.is_empty() {
+        batch.snapshots.push((asset.clone(), meta.columns.clone(), changes.clone()));
+    }
+    if !first {
+        batch.measurements.push(Measurement::new(
+            asset,
+            MetricKind::SchemaChanges,
+            changes.len() as f64,
+            now,
+            METADATA,
+        ));
+    }
+    if !changes.is_empty() {
+        tracing::info!(asset = %asset, changes = changes.len(), "schema changed");
+    }
+    if let Some(monitor) = check.and_then(|c| c.schema.as_ref()) {
+        let mut o = outcome(check, asset, "schema");
+        o.value = Some(changes.len() as f64);
+        let breaking = changes.iter().filter(|c| c.is_breaking()).count();
+        if changes.is_empty() {
+            o.status = Status::Pass;
+            o.message = if first {
+                format!("schema recorded: {} columns", meta.columns.len())
+            } else {
+                "schema unchanged".into()
+            };
+        } else {
+            let list = changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            o.status = if breaking > 0 || monitor.fail_on_any_change { Status::Fail } else { Status::Pass };
+            o.message = format!("schema changed: {list}");
+        }
+        outcomes.push(o);
+    }
+    outcomes
 }
 
 fn freshness_outcome(check: Option<&AssetCheck>, asset: &AssetId, lag: f64, max_age: Option<Duration>) -> CheckOutcome {

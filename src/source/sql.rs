@@ -112,7 +112,7 @@ impl Dialect {
         }
     }
 
-    fn from_where(self, table: &TableRef, filter: Option<&str>, sample: Option<f64>) -> Result<String, SourceError> {
+    fn scan_clause(self, table: &TableRef, filter: Option<&str>, sample: Option<f64>) -> Result<String, SourceError> {
         let (tablesample, sample_predicate) = self.sample_clause(sample);
         let mut predicates: Vec<String> = Vec::new();
         if let Some(f) = filter {
@@ -280,7 +280,7 @@ pub fn profile_query(
             outputs.push((req.column.name.clone(), metric));
         }
     }
-    let sql = format!("SELECT {}{}", select.join(", "), dialect.from_where(table, filter, sample_percent)?);
+    let sql = format!("SELECT {}{}", select.join(", "), dialect.scan_clause(table, filter, sample_percent)?);
     Ok(ProfileQuery { sql, outputs, skipped, sqrt_outputs })
 }
 

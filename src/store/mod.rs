@@ -5,6 +5,7 @@
 //! types (text, bigint unix milliseconds, double precision) and `$n` placeholders, and each backend
 //! has its own migration directory under `migrations/`. The same test suite runs against both.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -75,6 +76,17 @@ pub struct AssetState {
     /// False while `last_changed_at` is only "first seen unchanged" (a lower bound).
     pub change_observed: bool,
     pub last_row_count: Option<f64>,
+}
+
+/// Everything one metadata scan writes, saved in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataBatch {
+    pub at: DateTime<Utc>,
+    pub assets: Vec<AssetRecord>,
+    pub states: Vec<(AssetId, AssetState)>,
+    /// New snapshots only: first sightings and changed schemas.
+    pub snapshots: Vec<(AssetId, Vec<Column>, Vec<SchemaChange>)>,
+    pub measurements: Vec<Measurement>,
 }
 
 /// A watched table as the API lists it.
@@ -164,34 +176,125 @@ impl Store {
     /// one, so backfills and retries are idempotent.
     pub async fn record(&self, measurements: &[Measurement]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for chunk in measurements.chunks(INSERT_CHUNK) {
-            let mut sql = String::from(
-                "INSERT INTO measurements (asset, kind, column_name, value, observed_at, check_name) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                let b = i * 6;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
-            }
-            sql.push_str(
-                " ON CONFLICT (asset, kind, column_name, observed_at) DO UPDATE SET value = excluded.value, check_name = excluded.check_name",
+        insert_measurements(&mut tx, measurements).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Saves everything one metadata scan learned about a source, in one transaction.
+    pub async fn save_metadata(&self, batch: &MetadataBatch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in batch.assets.chunks(INSERT_CHUNK / 2) {
+            let sql = format!(
+                "INSERT INTO assets (asset, source, schema_name, table_name, origin, owner, tier, tags, check_file, first_seen_at, last_seen_at) \
+                 VALUES {} ON CONFLICT (asset) DO UPDATE SET origin = excluded.origin, owner = excluded.owner, tier = excluded.tier, \
+                 tags = excluded.tags, check_file = excluded.check_file, last_seen_at = excluded.last_seen_at",
+                placeholders(chunk.len(), 11)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for m in chunk {
+            for r in chunk {
                 q = q
-                    .bind(m.asset.as_str().to_string())
-                    .bind(m.kind.as_str())
-                    .bind(m.column.clone())
-                    .bind(m.value)
-                    .bind(ms(m.observed_at))
-                    .bind(m.check.clone());
+                    .bind(r.asset.as_str().to_string())
+                    .bind(r.source.clone())
+                    .bind(r.schema.clone())
+                    .bind(r.table.clone())
+                    .bind(r.origin.clone())
+                    .bind(r.owner.clone())
+                    .bind(r.tier.map(i64::from))
+                    .bind(serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into()))
+                    .bind(r.check_file.clone())
+                    .bind(ms(r.first_seen_at))
+                    .bind(ms(r.last_seen_at));
             }
             q.execute(&mut *tx).await?;
         }
+        for chunk in batch.states.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO asset_state (asset, change_signature, last_changed_at, change_observed, last_row_count, updated_at) \
+                 VALUES {} ON CONFLICT (asset) DO UPDATE SET change_signature = excluded.change_signature, \
+                 last_changed_at = excluded.last_changed_at, change_observed = excluded.change_observed, \
+                 last_row_count = excluded.last_row_count, updated_at = excluded.updated_at",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (asset, state) in chunk {
+                q = q
+                    .bind(asset.as_str().to_string())
+                    .bind(state.change_signature.clone())
+                    .bind(state.last_changed_at.map(ms))
+                    .bind(i64::from(state.change_observed))
+                    .bind(state.last_row_count)
+                    .bind(ms(batch.at));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in batch.snapshots.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO schema_snapshots (asset, captured_at, fingerprint, columns, changes) VALUES {}",
+                placeholders(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (asset, columns, changes) in chunk {
+                q = q
+                    .bind(asset.as_str().to_string())
+                    .bind(ms(batch.at))
+                    .bind(crate::measure::schema_fingerprint(columns))
+                    .bind(serde_json::to_string(columns).unwrap_or_default())
+                    .bind(serde_json::to_string(changes).unwrap_or_default());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        insert_measurements(&mut tx, &batch.measurements).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The change-inference state of every asset of a source.
+    pub async fn asset_states(&self, source: &str) -> Result<HashMap<AssetId, AssetState>, StoreError> {
+        let prefix = format!("{source}.");
+        let rows = sqlx::query(
+            "SELECT asset, change_signature, last_changed_at, change_observed, last_row_count FROM asset_state \
+             WHERE substr(asset, 1, CAST($1 AS INTEGER)) = $2",
+        )
+        .bind(prefix.chars().count() as i64)
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
+                    AssetState {
+                        change_signature: r.try_get(1)?,
+                        last_changed_at: r.try_get::<Option<i64>, _>(2)?.map(from_ms),
+                        change_observed: r.try_get::<i64, _>(3)? != 0,
+                        last_row_count: r.try_get(4)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The newest schema snapshot of every asset of a source.
+    pub async fn latest_schemas(&self, source: &str) -> Result<HashMap<AssetId, Vec<Column>>, StoreError> {
+        let prefix = format!("{source}.");
+        let rows = sqlx::query(
+            "SELECT s.asset, s.columns FROM schema_snapshots s \
+             JOIN (SELECT asset, max(id) AS id FROM schema_snapshots WHERE substr(asset, 1, CAST($1 AS INTEGER)) = $2 GROUP BY asset) l \
+               ON s.id = l.id",
+        )
+        .bind(prefix.chars().count() as i64)
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let asset: AssetId = r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?;
+                let columns = serde_json::from_str(&r.try_get::<String, _>(1)?)
+                    .map_err(|e| StoreError::Corrupt(format!("schema snapshot of {asset}: {e}")))?;
+                Ok((asset, columns))
+            })
+            .collect()
     }
 
     pub async fn record_error(&self, error: &ErrorRecord) -> Result<(), StoreError> {
@@ -277,46 +380,6 @@ impl Store {
         Ok(n as usize)
     }
 
-    /// Stores a snapshot when the schema differs from the last one; returns the changes (empty for
-    /// an unchanged schema) and whether this was the first snapshot.
-    pub async fn observe_schema(
-        &self,
-        asset: &AssetId,
-        columns: &[Column],
-        at: DateTime<Utc>,
-    ) -> Result<(Vec<SchemaChange>, bool), StoreError> {
-        let fingerprint = crate::measure::schema_fingerprint(columns);
-        let last = sqlx::query(
-            "SELECT fingerprint, columns FROM schema_snapshots WHERE asset = $1 ORDER BY captured_at DESC, id DESC LIMIT 1",
-        )
-        .bind(asset.as_str().to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        let (changes, first) = match &last {
-            Some(row) => {
-                let old_fp: String = row.try_get(0)?;
-                if old_fp == fingerprint {
-                    return Ok((Vec::new(), false));
-                }
-                let old: Vec<Column> = serde_json::from_str(&row.try_get::<String, _>(1)?)
-                    .map_err(|e| StoreError::Corrupt(format!("schema snapshot of {asset}: {e}")))?;
-                (crate::measure::diff_schema(&old, columns), false)
-            }
-            None => (Vec::new(), true),
-        };
-        sqlx::query(
-            "INSERT INTO schema_snapshots (asset, captured_at, fingerprint, columns, changes) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(asset.as_str().to_string())
-        .bind(ms(at))
-        .bind(fingerprint)
-        .bind(serde_json::to_string(columns).unwrap_or_default())
-        .bind(serde_json::to_string(&changes).unwrap_or_default())
-        .execute(&self.pool)
-        .await?;
-        Ok((changes, first))
-    }
-
     pub async fn schema_history(&self, asset: &AssetId, limit: usize) -> Result<Vec<SchemaSnapshot>, StoreError> {
         let rows = sqlx::query(
             "SELECT captured_at, columns, changes FROM schema_snapshots WHERE asset = $1 ORDER BY captured_at DESC, id DESC LIMIT $2",
@@ -335,71 +398,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    pub async fn asset_state(&self, asset: &AssetId) -> Result<Option<AssetState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT change_signature, last_changed_at, change_observed, last_row_count FROM asset_state WHERE asset = $1",
-        )
-        .bind(asset.as_str().to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(AssetState {
-                change_signature: r.try_get(0)?,
-                last_changed_at: r.try_get::<Option<i64>, _>(1)?.map(from_ms),
-                change_observed: r.try_get::<i64, _>(2)? != 0,
-                last_row_count: r.try_get(3)?,
-            })
-        })
-        .transpose()
-    }
-
-    pub async fn save_asset_state(
-        &self,
-        asset: &AssetId,
-        state: &AssetState,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO asset_state (asset, change_signature, last_changed_at, change_observed, last_row_count, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (asset) DO UPDATE SET change_signature = excluded.change_signature, \
-             last_changed_at = excluded.last_changed_at, change_observed = excluded.change_observed, \
-             last_row_count = excluded.last_row_count, updated_at = excluded.updated_at",
-        )
-        .bind(asset.as_str().to_string())
-        .bind(state.change_signature.clone())
-        .bind(state.last_changed_at.map(ms))
-        .bind(i64::from(state.change_observed))
-        .bind(state.last_row_count)
-        .bind(ms(at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Registers or refreshes a watched asset (first_seen_at is kept).
-    pub async fn upsert_asset(&self, record: &AssetRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO assets (asset, source, schema_name, table_name, origin, owner, tier, tags, check_file, first_seen_at, last_seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (asset) DO UPDATE SET \
-             origin = excluded.origin, owner = excluded.owner, tier = excluded.tier, tags = excluded.tags, \
-             check_file = excluded.check_file, last_seen_at = excluded.last_seen_at",
-        )
-        .bind(record.asset.as_str().to_string())
-        .bind(record.source.clone())
-        .bind(record.schema.clone())
-        .bind(record.table.clone())
-        .bind(record.origin.clone())
-        .bind(record.owner.clone())
-        .bind(record.tier.map(i64::from))
-        .bind(serde_json::to_string(&record.tags).unwrap_or_else(|_| "[]".into()))
-        .bind(record.check_file.clone())
-        .bind(ms(record.first_seen_at))
-        .bind(ms(record.last_seen_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     pub async fn assets(&self) -> Result<Vec<AssetRecord>, StoreError> {
@@ -422,6 +420,42 @@ impl Store {
         .await?;
         row.as_ref().map(asset_from_row).transpose()
     }
+}
+
+/// `($1, $2, …), (…)` for a multi-row VALUES list.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn insert_measurements(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    measurements: &[Measurement],
+) -> Result<(), StoreError> {
+    for chunk in measurements.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO measurements (asset, kind, column_name, value, observed_at, check_name) VALUES {} \
+             ON CONFLICT (asset, kind, column_name, observed_at) DO UPDATE SET value = excluded.value, check_name = excluded.check_name",
+            placeholders(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for m in chunk {
+            q = q
+                .bind(m.asset.as_str().to_string())
+                .bind(m.kind.as_str())
+                .bind(m.column.clone())
+                .bind(m.value)
+                .bind(ms(m.observed_at))
+                .bind(m.check.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 fn measurement_from_row(r: &AnyRow) -> Result<Measurement, StoreError> {

@@ -1,1 +1,12 @@
-//! Integration tests.
+//! Integration tests: one binary, one module per area. Tests that need PostgreSQL or MariaDB read
+//! `TELLTALE_TEST_POSTGRES_URL` / `TELLTALE_TEST_MYSQL_URL` (set by `scripts/test`); without them
+//! they skip, except under `CI=true` where a missing server is a failure.
+
+mod common;
+mod config_files;
+mod daemon;
+mod demo;
+mod mysql;
+mod postgres;
+mod sqlite;
+mod store;

@@ -1,0 +1,515 @@
+//! Freshness: learn when a table is updated and predict when the next update is due.
+//!
+//! Two schedules are recognised from the history of update times: *daily at HH:MM* on a set
+//! of weekdays (so a weekday-only load is not late on Saturday), and *every interval* during
+//! the hours of the week that ever saw updates (hourly loads that pause at night or over the
+//! weekend). Anything else falls back to quantiles of the inter-update gaps. Lateness is
+//! always evaluated against a `now` passed in, never against a clock.
+
+use super::Point;
+use super::calendar::{self, DAY, HOUR, WEEK};
+use super::format;
+use super::seasonal::Judgement;
+use super::settings::Settings;
+use super::stats::{MAD_TO_SIGMA, median, quantile_sorted};
+use super::verdict::{Confidence, Deviation, Expected};
+use serde::{Deserialize, Serialize};
+
+/// Updates needed before a cadence is learned.
+pub const MIN_UPDATES: usize = 3;
+/// Never call a table late less than this after its due time.
+const MIN_TOLERANCE: i64 = 15 * 60;
+/// Updates closer than this are one update (polls can see a load in progress).
+const SAME_UPDATE: i64 = 60;
+
+/// The learned update schedule of a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Cadence {
+    /// Fewer than [`MIN_UPDATES`] updates: nothing learned.
+    Unknown,
+    /// Once a day around `time_of_day` (seconds after local midnight) on `weekdays`
+    /// (index 0 = Monday).
+    Daily {
+        /// Typical local time of the update, seconds after midnight.
+        time_of_day: i64,
+        /// Weekdays on which the table is loaded.
+        weekdays: [bool; 7],
+        /// How long after the usual time the table counts as late.
+        tolerance: i64,
+        /// Offset of local time from UTC.
+        utc_offset: i64,
+    },
+    /// Every `interval` seconds during the active hours of the week.
+    Interval {
+        /// Typical gap between updates.
+        interval: i64,
+        /// How long past the typical gap the table counts as late.
+        tolerance: i64,
+        /// Hours of the week (0 = Monday 00:00 local) that ever saw updates; all true when
+        /// fewer than two weeks were seen.
+        active_hours: Vec<bool>,
+        /// Offset of local time from UTC.
+        utc_offset: i64,
+    },
+}
+
+/// When the next update is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Due {
+    /// The usual time of the next update.
+    pub expected_at: i64,
+    /// From this moment on, the table is late.
+    pub late_after: i64,
+}
+
+/// The freshness judgement at a given `now`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FreshnessVerdict {
+    /// Whether the table is later than its own cadence allows.
+    pub late: bool,
+    /// The due time, when a cadence is known.
+    pub due: Option<Due>,
+    /// Seconds past `expected_at` (negative: not yet due).
+    pub overdue: i64,
+    /// Calibrated score on the same scale as [`crate::detect::Verdict::score`]: reaches
+    /// `-log10(false-alarm rate)` exactly when the table turns late.
+    pub score: f64,
+    /// One sentence for humans.
+    pub explanation: String,
+}
+
+fn circular_offset(value: i64, centre: i64) -> i64 {
+    // Signed distance in (-12 h, 12 h].
+    let d = (value - centre).rem_euclid(DAY);
+    if d > DAY / 2 { d - DAY } else { d }
+}
+
+impl Cadence {
+    /// Learn a cadence from update times (unix seconds, any order).
+    pub fn learn(updates: &[i64], settings: &Settings) -> Cadence {
+        let mut updates = updates.to_vec();
+        updates.sort_unstable();
+        updates.dedup_by(|later, earlier| *later - *earlier <= SAME_UPDATE);
+        if updates.len() < MIN_UPDATES {
+            return Cadence::Unknown;
+        }
+        let offset = settings.utc_offset;
+        let gaps: Vec<f64> = updates.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
+        let typical_gap = median(&gaps).unwrap_or(DAY as f64);
+        let span = updates[updates.len() - 1] - updates[0];
+
+        // Daily schedule: a gap of about a day (longer ones only bridge skipped days) and
+        // a consistent time of day.
+        let near_daily = gaps
+            .iter()
+            .filter(|g| {
+                let days = (**g / DAY as f64).round();
+                days >= 1.0 && (**g - days * DAY as f64).abs() < 3.0 * HOUR as f64
+            })
+            .count();
+        if (typical_gap - DAY as f64).abs() < 4.0 * HOUR as f64 && near_daily * 10 >= gaps.len() * 8
+        {
+            let times: Vec<i64> = updates
+                .iter()
+                .map(|t| calendar::second_of_day(t + offset))
+                .collect();
+            let anchor = times[times.len() - 1];
+            let offsets: Vec<f64> = times
+                .iter()
+                .map(|t| circular_offset(*t, anchor) as f64)
+                .collect();
+            let centre = median(&offsets).unwrap_or(0.0);
+            let time_of_day = (anchor + centre.round() as i64).rem_euclid(DAY);
+            let mut deviations: Vec<f64> = offsets.iter().map(|o| (o - centre).abs()).collect();
+            deviations.sort_by(f64::total_cmp);
+            let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
+            let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
+            if spread <= 2.0 * HOUR as f64 {
+                let mut weekdays = [false; 7];
+                for t in &updates {
+                    weekdays[calendar::weekday(t + offset)] = true;
+                }
+                // Days never seen are only trusted as "no load" once the history has passed
+                // over them; with less than a week, assume every day is a load day.
+                if span < WEEK - DAY {
+                    weekdays = [true; 7];
+                }
+                let tolerance = small_sample_tolerance(spread, worst, updates.len());
+                return Cadence::Daily {
+                    time_of_day,
+                    weekdays,
+                    tolerance,
+                    utc_offset: offset,
+                };
+            }
+        }
+
+        let mut active_hours = vec![true; 168];
+        if span >= 2 * WEEK {
+            active_hours = vec![false; 168];
+            for t in &updates {
+                let hour = (calendar::second_of_week(t + offset) / HOUR) as usize;
+                active_hours[hour % 168] = true;
+            }
+        }
+        // Gaps that end after an inactive stretch are not part of the rhythm.
+        let active_gaps: Vec<f64> = updates
+            .windows(2)
+            .filter(|w| !crosses_inactive(w[0], w[1], &active_hours, offset))
+            .map(|w| (w[1] - w[0]) as f64)
+            .collect();
+        let gaps = if active_gaps.len() >= 2 {
+            active_gaps
+        } else {
+            gaps
+        };
+        let interval = median(&gaps).unwrap_or(typical_gap);
+        let mut deviations: Vec<f64> = gaps.iter().map(|g| (g - interval).abs()).collect();
+        deviations.sort_by(f64::total_cmp);
+        let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
+        let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
+        let tolerance =
+            small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64);
+        Cadence::Interval {
+            interval: interval.round() as i64,
+            tolerance,
+            active_hours,
+            utc_offset: offset,
+        }
+    }
+
+    /// When the update after `last_update` is due.
+    pub fn next_due(&self, last_update: i64) -> Option<Due> {
+        match self {
+            Cadence::Unknown => None,
+            Cadence::Daily {
+                time_of_day,
+                weekdays,
+                tolerance,
+                utc_offset,
+            } => {
+                let local_last = last_update + utc_offset;
+                let today = calendar::start_of_day(local_last);
+                // The next load day whose usual time is comfortably after the last update
+                // (an early load still counts for its own day).
+                for days_ahead in 0..=8 {
+                    let day_start = today + days_ahead * DAY;
+                    let expected_local = day_start + time_of_day;
+                    let weekday = calendar::weekday(day_start);
+                    if weekdays[weekday] && expected_local - local_last > DAY / 2 {
+                        let expected_at = expected_local - utc_offset;
+                        return Some(Due {
+                            expected_at,
+                            late_after: expected_at + tolerance,
+                        });
+                    }
+                }
+                None
+            }
+            Cadence::Interval {
+                interval,
+                tolerance,
+                active_hours,
+                utc_offset,
+            } => {
+                let mut expected_at = last_update + interval;
+                // Skip hours that never see updates: the next one comes at the start of the
+                // next active hour.
+                for _ in 0..168 {
+                    let hour =
+                        (calendar::second_of_week(expected_at + utc_offset) / HOUR) as usize % 168;
+                    if active_hours[hour] {
+                        break;
+                    }
+                    let local = expected_at + utc_offset;
+                    expected_at = local - local.rem_euclid(HOUR) + HOUR - utc_offset;
+                }
+                Some(Due {
+                    expected_at,
+                    late_after: expected_at + tolerance,
+                })
+            }
+        }
+    }
+
+    /// Whether the table, last updated at `last_update`, is late at `now`.
+    pub fn is_late(&self, last_update: i64, now: i64) -> bool {
+        self.next_due(last_update)
+            .is_some_and(|due| now > due.late_after)
+    }
+
+    /// Judge freshness at `now` with a false-alarm rate `alpha` for the score scale.
+    pub fn check(&self, last_update: i64, now: i64, alpha: f64) -> FreshnessVerdict {
+        let threshold_score = -alpha.log10();
+        let age = now - last_update;
+        let Some(due) = self.next_due(last_update) else {
+            return FreshnessVerdict {
+                late: false,
+                due: None,
+                overdue: 0,
+                score: 0.0,
+                explanation: format!(
+                    "last update {} ago; cadence not learned yet",
+                    format::duration(age)
+                ),
+            };
+        };
+        let overdue = now - due.expected_at;
+        let allowance = (due.late_after - due.expected_at).max(1);
+        let score = (threshold_score * overdue as f64 / allowance as f64).max(0.0);
+        let late = now > due.late_after;
+        let schedule = self.describe();
+        let explanation = if late {
+            format!(
+                "last update {} ago, {} late: expected by {} ({schedule})",
+                format::duration(age),
+                format::duration(overdue),
+                calendar::describe_instant(due.late_after + self.utc_offset())
+            )
+        } else {
+            format!(
+                "last update {} ago, next expected {} ({schedule})",
+                format::duration(age),
+                calendar::describe_instant(due.expected_at + self.utc_offset())
+            )
+        };
+        FreshnessVerdict {
+            late,
+            due: Some(due),
+            overdue,
+            score,
+            explanation,
+        }
+    }
+
+    fn utc_offset(&self) -> i64 {
+        match self {
+            Cadence::Unknown => 0,
+            Cadence::Daily { utc_offset, .. } | Cadence::Interval { utc_offset, .. } => *utc_offset,
+        }
+    }
+
+    /// "daily at 09:00 on weekdays", "every 1 h 00 min".
+    pub fn describe(&self) -> String {
+        match self {
+            Cadence::Unknown => "cadence unknown".to_string(),
+            Cadence::Daily {
+                time_of_day,
+                weekdays,
+                ..
+            } => {
+                let days = match weekdays {
+                    [true, true, true, true, true, true, true] => String::new(),
+                    [true, true, true, true, true, false, false] => " on weekdays".to_string(),
+                    _ => {
+                        let names: Vec<&str> = (0..7)
+                            .filter(|d| weekdays[*d])
+                            .map(|d| &calendar::weekday_name(d)[..3])
+                            .collect();
+                        format!(" on {}", names.join(", "))
+                    }
+                };
+                format!("daily load at {}{days}", calendar::clock_time(*time_of_day))
+            }
+            Cadence::Interval { interval, .. } => {
+                format!("updated every {}", format::duration(*interval))
+            }
+        }
+    }
+}
+
+/// Late tolerance from the spread of past deviations, widened honestly while few updates
+/// were seen.
+fn small_sample_tolerance(spread: f64, worst: f64, updates: usize) -> i64 {
+    let widen = 1.0 + 4.0 / updates as f64;
+    ((4.0 * spread).max(1.5 * worst) * widen).max(MIN_TOLERANCE as f64) as i64
+}
+
+fn crosses_inactive(from: i64, to: i64, active_hours: &[bool], offset: i64) -> bool {
+    let mut t = from + HOUR;
+    while t < to {
+        let hour = (calendar::second_of_week(t + offset) / HOUR) as usize % 168;
+        if !active_hours[hour] {
+            return true;
+        }
+        t += HOUR;
+    }
+    false
+}
+
+/// Streaming freshness model over a series of freshness-lag measurements (seconds since the
+/// last update, measured at poll times).
+#[derive(Debug, Clone)]
+pub struct FreshnessModel {
+    updates: Vec<i64>,
+    cadence: Cadence,
+    settings: Settings,
+    alpha: f64,
+}
+
+/// Updates remembered for cadence learning.
+const MAX_UPDATES: usize = 400;
+
+impl FreshnessModel {
+    /// A model for the given settings.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            updates: Vec::new(),
+            cadence: Cadence::Unknown,
+            settings: settings.clone(),
+            alpha: settings.sensitivity.false_alarm_rate(),
+        }
+    }
+
+    fn last_update_of(point: &Point) -> i64 {
+        point.timestamp - point.value.max(0.0).round() as i64
+    }
+
+    /// Learn from a poll: a new update time re-learns the cadence.
+    pub fn learn(&mut self, point: &Point) {
+        let update = Self::last_update_of(point);
+        if self
+            .updates
+            .last()
+            .is_none_or(|last| update - *last > SAME_UPDATE)
+        {
+            self.updates.push(update);
+            if self.updates.len() > MAX_UPDATES {
+                self.updates.remove(0);
+            }
+            self.cadence = Cadence::learn(&self.updates, &self.settings);
+        }
+    }
+
+    /// The cadence learned so far.
+    pub fn cadence(&self) -> &Cadence {
+        &self.cadence
+    }
+
+    pub(crate) fn judge(&self, point: &Point) -> Option<Judgement> {
+        let last_update = Self::last_update_of(point);
+        // Lateness is judged at every poll; a poll that sees a fresh update is on time, the
+        // polls before it will have flagged a late arrival.
+        let now_check = self.cadence.check(last_update, point.timestamp, self.alpha);
+        let due = now_check.due?;
+        let (score, late) = (now_check.score, now_check.late);
+        let expected_lag = (due.expected_at - last_update) as f64;
+        let allowed_lag = (due.late_after - last_update) as f64;
+        let confidence = match self.updates.len() {
+            0..=6 => Confidence::Low,
+            7..=20 => Confidence::Medium,
+            _ => Confidence::High,
+        };
+        Some(Judgement {
+            expected: Expected {
+                low: 0.0,
+                high: allowed_lag.max(0.0),
+                forecast: expected_lag.max(0.0),
+            },
+            score,
+            anomaly: late,
+            side: if late { Some(Deviation::Above) } else { None },
+            event: None,
+            confidence,
+            context: now_check.explanation,
+            relative_change: None,
+        })
+    }
+
+    pub(crate) fn explain(&self, _point: &Point, judgement: &Judgement) -> String {
+        judgement.context.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Monday 2024-03-04 00:00 UTC.
+    const MONDAY: i64 = 1_709_510_400;
+
+    fn weekday_loads(weeks: i64) -> Vec<i64> {
+        let mut updates = Vec::new();
+        for week in 0..weeks {
+            for day in 0..5 {
+                // 09:00 give or take a few minutes.
+                let jitter = ((week * 7 + day) % 5 - 2) * 120;
+                updates.push(MONDAY + week * WEEK + day * DAY + 9 * HOUR + jitter);
+            }
+        }
+        updates
+    }
+
+    #[test]
+    fn weekday_only_daily_load_is_not_late_on_saturday_but_late_on_tuesday() {
+        let updates = weekday_loads(3);
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Daily {
+            weekdays,
+            time_of_day,
+            ..
+        } = &cadence
+        else {
+            panic!("expected a daily cadence, got {cadence:?}");
+        };
+        assert_eq!(*weekdays, [true, true, true, true, true, false, false]);
+        assert!((time_of_day - 9 * HOUR).abs() <= 300);
+
+        let week4 = MONDAY + 3 * WEEK;
+        let friday_load = week4 + 4 * DAY + 9 * HOUR;
+        let saturday_noon = week4 + 5 * DAY + 12 * HOUR;
+        assert!(!cadence.is_late(friday_load, saturday_noon));
+        let sunday_night = week4 + 6 * DAY + 23 * HOUR;
+        assert!(!cadence.is_late(friday_load, sunday_night));
+
+        let monday_load = week4 + 9 * HOUR;
+        let tuesday_noon = week4 + DAY + 12 * HOUR;
+        assert!(cadence.is_late(monday_load, tuesday_noon));
+        let check = cadence.check(monday_load, tuesday_noon, 1e-4);
+        assert!(check.late && check.score > 4.0, "{check:?}");
+        assert!(
+            check.explanation.contains("3 h 00 min late"),
+            "{}",
+            check.explanation
+        );
+        assert!(
+            check.explanation.contains("on weekdays"),
+            "{}",
+            check.explanation
+        );
+    }
+
+    #[test]
+    fn hourly_load_is_late_after_a_missed_hour_but_not_overnight_pause() {
+        // Hourly loads 08:00–18:00 on weekdays for three weeks.
+        let mut updates = Vec::new();
+        for week in 0..3 {
+            for day in 0..5 {
+                for hour in 8..=18 {
+                    updates.push(MONDAY + week * WEEK + day * DAY + hour * HOUR + 300);
+                }
+            }
+        }
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        assert!(
+            matches!(cadence, Cadence::Interval { interval, .. } if interval == HOUR),
+            "{cadence:?}"
+        );
+        let week4 = MONDAY + 3 * WEEK;
+        // Last load 18:05 on Monday: not late at 23:00, nor at 07:59 on Tuesday.
+        let evening = week4 + 18 * HOUR + 300;
+        assert!(!cadence.is_late(evening, week4 + 23 * HOUR));
+        assert!(!cadence.is_late(evening, week4 + DAY + 7 * HOUR + 59 * 60));
+        // Last load 10:05: late by 12:00.
+        let morning = week4 + 10 * HOUR + 300;
+        assert!(cadence.is_late(morning, week4 + 12 * HOUR));
+    }
+
+    #[test]
+    fn too_few_updates_learn_nothing() {
+        let cadence = Cadence::learn(&[MONDAY, MONDAY + DAY], &Settings::default());
+        assert_eq!(cadence, Cadence::Unknown);
+        assert!(!cadence.is_late(MONDAY + DAY, MONDAY + 30 * DAY));
+    }
+}

@@ -1,0 +1,312 @@
+//! Proportions such as the null rate: a beta-binomial model of `count` out of `total` rows.
+//!
+//! The baseline rate is pooled over the training window; batch-to-batch variation beyond
+//! binomial sampling becomes the beta-binomial's overdispersion. A point is anomalous when it
+//! is improbable even under a rate moved by the minimum relevant change (half a percentage
+//! point plus `min_change` of the rate), so 1 null in 10 rows after a clean history is not an
+//! incident while 500 in 5 000 is. No z-scores: tails are summed exactly, which stays right
+//! for rates near 0 and 1.
+
+use std::collections::VecDeque;
+
+use statrs::function::beta::beta_reg;
+use statrs::function::gamma::ln_gamma;
+
+use super::format;
+use super::seasonal::Judgement;
+use super::settings::{Direction, MetricClass, Settings};
+use super::verdict::{Confidence, Deviation, Expected};
+use super::{Counts, Point};
+
+/// Smallest rate change (absolute) that is ever worth an alert.
+const MIN_ABSOLUTE_CHANGE: f64 = 0.005;
+/// Rows assumed behind a rate reported without counts.
+const ROWS_WITHOUT_COUNTS: u64 = 100;
+/// Batches remembered by default.
+const DEFAULT_WINDOW: usize = 500;
+/// Longest exact tail summation before falling back to a normal approximation (only reached
+/// far from the tails, where precision does not matter).
+const MAX_TERMS: usize = 20_000;
+
+/// P(X >= k) for X ~ BetaBinomial(n, mean, between-batch variance); binomial when the
+/// variance is negligible.
+pub fn upper_tail(k: u64, n: u64, mean: f64, between_variance: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    let mean = mean.clamp(0.0, 1.0);
+    if mean <= 0.0 {
+        return 0.0;
+    }
+    if mean >= 1.0 {
+        return 1.0;
+    }
+    let concentration = if between_variance > 1e-15 {
+        mean * (1.0 - mean) / between_variance - 1.0
+    } else {
+        f64::INFINITY
+    };
+    if !concentration.is_finite() || concentration > 1e7 || concentration <= 0.0 {
+        return beta_reg(k as f64, (n - k + 1) as f64, mean).clamp(0.0, 1.0);
+    }
+    let (a, b) = (mean * concentration, (1.0 - mean) * concentration);
+    if (k as f64) > n as f64 * mean {
+        sum_upper(k, n, a, b).unwrap_or_else(|| normal_upper(k, n, mean, between_variance))
+    } else {
+        // P(X >= k) = 1 - P(X <= k-1) = 1 - P(n-X >= n-k+1), with n-X ~ BB(n, b, a).
+        match sum_upper(n - k + 1, n, b, a) {
+            Some(lower) => (1.0 - lower).clamp(0.0, 1.0),
+            None => normal_upper(k, n, mean, between_variance),
+        }
+    }
+}
+
+/// P(X <= k) under the same model.
+pub fn lower_tail(k: u64, n: u64, mean: f64, between_variance: f64) -> f64 {
+    if k >= n {
+        return 1.0;
+    }
+    upper_tail(n - k, n, 1.0 - mean, between_variance)
+}
+
+fn ln_pmf(x: u64, n: u64, a: f64, b: f64) -> f64 {
+    let (x, n) = (x as f64, n as f64);
+    ln_gamma(n + 1.0) - ln_gamma(x + 1.0) - ln_gamma(n - x + 1.0)
+        + ln_gamma(x + a)
+        + ln_gamma(n - x + b)
+        - ln_gamma(n + a + b)
+        - (ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b))
+}
+
+/// Sum the beta-binomial pmf from `k` upwards with the ratio recursion.
+fn sum_upper(k: u64, n: u64, a: f64, b: f64) -> Option<f64> {
+    let mut term = ln_pmf(k, n, a, b).exp();
+    let mut total = term;
+    let mut x = k;
+    let mut steps = 0;
+    while x < n {
+        let xf = x as f64;
+        let nf = n as f64;
+        term *= (nf - xf) * (xf + a) / ((xf + 1.0) * (nf - xf - 1.0 + b));
+        total += term;
+        x += 1;
+        steps += 1;
+        if term <= total * 1e-15 {
+            break;
+        }
+        if steps > MAX_TERMS {
+            return None;
+        }
+    }
+    Some(total.clamp(0.0, 1.0))
+}
+
+fn normal_upper(k: u64, n: u64, mean: f64, between_variance: f64) -> f64 {
+    let nf = n as f64;
+    let variance = nf * mean * (1.0 - mean) + nf * nf * between_variance;
+    let z = (k as f64 - 0.5 - nf * mean) / variance.sqrt().max(1e-12);
+    super::stats::normal_sf(z)
+}
+
+/// The rate `x / n` below which a fraction `tail` of batches fall (upper when `upper`).
+fn rate_quantile(n: u64, mean: f64, between_variance: f64, tail: f64, upper: bool) -> f64 {
+    if n == 0 {
+        return mean;
+    }
+    let (mut low, mut high) = (0u64, n);
+    if upper {
+        // Smallest k with P(X >= k) <= tail.
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if upper_tail(mid, n, mean, between_variance) <= tail {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        (low.saturating_sub(1)) as f64 / n as f64
+    } else {
+        // Largest k with P(X <= k) <= tail, plus one.
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            if lower_tail(mid, n, mean, between_variance) <= tail {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        if lower_tail(low, n, mean, between_variance) <= tail {
+            (low + 1) as f64 / n as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Streaming beta-binomial model of one rate series.
+#[derive(Debug, Clone)]
+pub struct ProportionModel {
+    batches: VecDeque<Counts>,
+    capacity: usize,
+    alpha: f64,
+    direction: Direction,
+    min_change: f64,
+}
+
+impl ProportionModel {
+    /// A model with the settings' sensitivity, direction and minimum change.
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            batches: VecDeque::new(),
+            capacity: DEFAULT_WINDOW,
+            alpha: settings.sensitivity.false_alarm_rate(),
+            direction: settings.direction_for(MetricClass::Proportion),
+            min_change: settings.min_change_for(MetricClass::Proportion),
+        }
+    }
+
+    fn counts_of(point: &Point) -> Counts {
+        point.counts.unwrap_or(Counts {
+            count: (point.value.clamp(0.0, 1.0) * ROWS_WITHOUT_COUNTS as f64).round() as u64,
+            total: ROWS_WITHOUT_COUNTS,
+        })
+    }
+
+    /// Learn from a batch.
+    pub fn learn(&mut self, point: &Point) {
+        let counts = Self::counts_of(point);
+        if counts.total == 0 {
+            return;
+        }
+        if self.batches.len() == self.capacity {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(counts);
+    }
+
+    /// Pooled rate and between-batch variance of the training window.
+    pub fn baseline(&self) -> Option<(f64, f64)> {
+        if self.batches.is_empty() {
+            return None;
+        }
+        let (count, total) = self
+            .batches
+            .iter()
+            .fold((0u64, 0u64), |(c, t), b| (c + b.count, t + b.total));
+        let rate = (count as f64 + 0.5) / (total as f64 + 1.0);
+        let n = self.batches.len() as f64;
+        let (mut observed, mut sampling) = (0.0, 0.0);
+        for batch in &self.batches {
+            let r = batch.count as f64 / batch.total as f64;
+            observed += (r - rate).powi(2);
+            sampling += rate * (1.0 - rate) / batch.total as f64;
+        }
+        Some((rate, ((observed - sampling) / n).max(0.0)))
+    }
+
+    pub(crate) fn judge(&self, point: &Point) -> Option<Judgement> {
+        let (rate, between) = self.baseline()?;
+        let counts = Self::counts_of(point);
+        let (k, n) = (counts.count, counts.total);
+        let observed = if n == 0 { 0.0 } else { k as f64 / n as f64 };
+        let margin = MIN_ABSOLUTE_CHANGE + self.min_change * rate;
+        let up_mean = (rate + margin).min(1.0);
+        let down_mean = (rate - margin).max(0.0);
+        let p_up = upper_tail(k, n, up_mean, between);
+        let p_down = if down_mean <= 0.0 {
+            1.0
+        } else {
+            lower_tail(k, n, down_mean, between)
+        };
+        let p = match self.direction {
+            Direction::Up => p_up,
+            Direction::Down => p_down,
+            Direction::Both => (2.0 * p_up.min(p_down)).min(1.0),
+        };
+        let score = -p.max(1e-300).log10();
+        let side = if observed > rate {
+            Some(Deviation::Above)
+        } else if observed < rate {
+            Some(Deviation::Below)
+        } else {
+            None
+        };
+        let anomaly = n > 0
+            && p < self.alpha
+            && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
+        let tail = self.alpha / 2.0;
+        let high = rate_quantile(n, up_mean, between, tail, true).max(rate);
+        let low = if down_mean <= 0.0 {
+            0.0
+        } else {
+            rate_quantile(n, down_mean, between, tail, false).min(rate)
+        };
+        let confidence = match self.batches.len() {
+            0..=9 => Confidence::Low,
+            10..=49 => Confidence::Medium,
+            _ => Confidence::High,
+        };
+        Some(Judgement {
+            expected: Expected {
+                low,
+                high,
+                forecast: rate,
+            },
+            score: score.max(0.0),
+            anomaly,
+            side,
+            event: None,
+            confidence,
+            context: String::new(),
+            relative_change: None,
+        })
+    }
+
+    pub(crate) fn explain(&self, noun: &str, point: &Point, judgement: &Judgement) -> String {
+        let counts = Self::counts_of(point);
+        let expected = judgement.expected;
+        let range = if expected.low <= 0.0 {
+            format!("≤ {}", format::percent(expected.high))
+        } else {
+            format!(
+                "{}–{}",
+                format::percent(expected.low),
+                format::percent(expected.high)
+            )
+        };
+        let rows = if point.counts.is_some() {
+            format!(
+                " ({} of {} rows)",
+                format::number(counts.count as f64),
+                format::number(counts.total as f64)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{noun} {}{rows}, expected {range} for {} rows",
+            format::percent(point.value),
+            format::number(counts.total as f64)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_match_the_binomial_when_there_is_no_overdispersion() {
+        // P(X >= 1 | n = 10, p = 0.1) = 1 - 0.9^10.
+        let expected = 1.0 - 0.9f64.powi(10);
+        assert!((upper_tail(1, 10, 0.1, 0.0) - expected).abs() < 1e-9);
+        // Overdispersion fattens the tail.
+        assert!(upper_tail(5, 10, 0.1, 0.01) > upper_tail(5, 10, 0.1, 0.0));
+        // Upper and lower tails agree with each other.
+        let total = upper_tail(4, 20, 0.2, 0.002) + lower_tail(3, 20, 0.2, 0.002);
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+    }
+}

@@ -1,0 +1,186 @@
+//! Regime changes: a lasting level shift is recognised once (two-sided CUSUM on standardised
+//! residuals plus a stable new level for `m` points) so that the model re-baselines instead of
+//! alerting on every later point.
+
+use std::collections::VecDeque;
+
+use super::stats::{MAD_TO_SIGMA, median};
+
+/// Clip standardised residuals before they enter the CUSUM, so one wild point cannot trip it.
+const Z_CLIP: f64 = 6.0;
+
+/// Two-sided tabular CUSUM on standardised residuals.
+#[derive(Debug, Clone)]
+pub struct Cusum {
+    /// Allowance: half the smallest shift (in sigmas) worth detecting.
+    pub allowance: f64,
+    upper: f64,
+    lower: f64,
+}
+
+impl Cusum {
+    /// A CUSUM tuned to shifts of about `2 * allowance` sigmas.
+    pub fn new(allowance: f64) -> Self {
+        Self {
+            allowance,
+            upper: 0.0,
+            lower: 0.0,
+        }
+    }
+
+    /// Add a standardised residual; returns the larger of the two one-sided statistics, signed
+    /// (+ for upward drift, - for downward).
+    pub fn update(&mut self, z: f64) -> f64 {
+        let z = z.clamp(-Z_CLIP, Z_CLIP);
+        self.upper = (self.upper + z - self.allowance).max(0.0);
+        self.lower = (self.lower - z - self.allowance).max(0.0);
+        self.statistic()
+    }
+
+    /// The current signed statistic.
+    pub fn statistic(&self) -> f64 {
+        if self.upper >= self.lower {
+            self.upper
+        } else {
+            -self.lower
+        }
+    }
+
+    /// Forget accumulated evidence (after a re-baseline).
+    pub fn reset(&mut self) {
+        self.upper = 0.0;
+        self.lower = 0.0;
+    }
+}
+
+/// Decides when a sustained deviation has become a new, stable level.
+#[derive(Debug, Clone)]
+pub struct LevelShiftDetector {
+    cusum: Cusum,
+    /// CUSUM decision interval, in sigmas.
+    threshold: f64,
+    /// Points the new level must have held.
+    stable_points: usize,
+    /// Recent deseasonalised values (model scale), newest last.
+    recent: VecDeque<f64>,
+}
+
+/// A confirmed level shift, on the model's (possibly log) scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shift {
+    /// The new level (median of the last `m` deseasonalised values).
+    pub new_level: f64,
+    /// How many recent points the new level rests on.
+    pub points: usize,
+}
+
+impl LevelShiftDetector {
+    /// A detector that needs CUSUM evidence above `threshold` sigmas and `stable_points` points
+    /// at the new level.
+    pub fn new(threshold: f64, stable_points: usize) -> Self {
+        Self {
+            cusum: Cusum::new(0.5),
+            threshold,
+            stable_points: stable_points.max(2),
+            recent: VecDeque::with_capacity(stable_points.max(2)),
+        }
+    }
+
+    /// Points the new level must hold before a shift is confirmed.
+    pub fn stable_points(&self) -> usize {
+        self.stable_points
+    }
+
+    /// The signed CUSUM statistic in sigmas.
+    pub fn evidence(&self) -> f64 {
+        self.cusum.statistic()
+    }
+
+    /// Feed one judged point: its standardised residual `z`, its deseasonalised value, the
+    /// current level and scale. Returns a shift once the evidence is strong and the new level
+    /// has been stable for `stable_points` points.
+    pub fn observe(
+        &mut self,
+        z: f64,
+        deseasonalized: f64,
+        level: f64,
+        scale: f64,
+    ) -> Option<Shift> {
+        let statistic = self.cusum.update(z);
+        if self.recent.len() == self.stable_points {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(deseasonalized);
+        if statistic.abs() < self.threshold || self.recent.len() < self.stable_points {
+            return None;
+        }
+        let values: Vec<f64> = self.recent.iter().copied().collect();
+        let new_level = median(&values)?;
+        let deviations: Vec<f64> = values.iter().map(|v| (v - new_level).abs()).collect();
+        let spread = median(&deviations)? * MAD_TO_SIGMA;
+        let moved = (new_level - level) * statistic.signum();
+        // Every recent point on the new side, the new level well away from the old one and
+        // about as tight as the usual noise: a stable shift, not a burst of noise.
+        let all_on_new_side = values
+            .iter()
+            .all(|v| (v - level) * statistic.signum() > scale);
+        if moved > 3.0 * scale && spread <= 2.0 * scale && all_on_new_side {
+            let points = self.recent.len();
+            self.reset();
+            return Some(Shift { new_level, points });
+        }
+        None
+    }
+
+    /// Forget evidence and recent values.
+    pub fn reset(&mut self) {
+        self.cusum.reset();
+        self.recent.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cusum_accumulates_small_persistent_drift_only() {
+        let mut cusum = Cusum::new(0.5);
+        for _ in 0..100 {
+            cusum.update(0.3);
+        }
+        assert_eq!(
+            cusum.statistic(),
+            0.0,
+            "drift below the allowance is ignored"
+        );
+        for _ in 0..10 {
+            cusum.update(1.5);
+        }
+        assert!((cusum.statistic() - 10.0).abs() < 1e-9);
+        cusum.reset();
+        cusum.update(-2.0);
+        assert!((cusum.statistic() + 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_stable_new_level_is_confirmed_once() {
+        let mut detector = LevelShiftDetector::new(5.0, 4);
+        let mut shifts = Vec::new();
+        let mut level = 0.0;
+        for i in 0..20 {
+            let value = if i < 5 {
+                0.0
+            } else {
+                10.0 + (i % 2) as f64 * 0.1
+            };
+            let z = value - level;
+            if let Some(shift) = detector.observe(z, value, level, 1.0) {
+                level = shift.new_level;
+                shifts.push((i, shift));
+            }
+        }
+        assert_eq!(shifts.len(), 1, "{shifts:?}");
+        assert!((shifts[0].1.new_level - 10.05).abs() < 0.1);
+    }
+}

@@ -1,0 +1,865 @@
+//! Robust seasonal baseline for count-like metrics (on a log scale) and continuous metrics
+//! (on their own scale).
+//!
+//! The forecast of a point is a robust level (rolling median of deseasonalised values, long
+//! or short window, plus a Theil–Sen trend when one is significant) plus seasonal factors:
+//! hour-of-day (at the sampling resolution), hour-of-week, or day-of-week for daily series.
+//! Factors are medians of past de-levelled values per slot, shrunk towards zero (and
+//! hour-of-week towards hour-of-day) while few seasons have been seen. Several candidate
+//! models run side by side and the one with the smallest recent absolute error is used, with
+//! a preference for the simpler one, which is how `seasonality: auto` decides.
+//!
+//! The scale is the MAD of the chosen model's recent residuals, floored by a minimal relative
+//! change and, for counts, by Poisson noise; tails are Student-t while history is short, and
+//! [`Calibrator`] rescales them to the series' own residual distribution.
+
+use std::collections::VecDeque;
+
+use super::calendar::{self, DAY, HOUR, WEEK};
+use super::calibration::Calibrator;
+use super::format;
+use super::regime::LevelShiftDetector;
+use super::settings::{Direction, MetricClass, Seasonality, Settings};
+use super::stats::{
+    MAD_TO_SIGMA, SortedWindow, median_in_place, student_t_neg_log10_sf, student_t_upper_quantile,
+    theil_sen,
+};
+use super::verdict::{Confidence, Deviation, Event, Expected};
+
+/// Seasonal structure a candidate model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Flat,
+    Daily,
+    Weekly,
+}
+
+/// Level window a candidate model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Long,
+    Short,
+}
+
+/// Tunable constants of the baseline, derived from the sampling interval.
+#[derive(Debug, Clone)]
+struct Params {
+    step: i64,
+    long_window: usize,
+    short_window: usize,
+    residual_window: usize,
+    day_slot: i64,
+    day_slots: usize,
+    day_capacity: usize,
+}
+
+impl Params {
+    fn new(step: i64, settings: &Settings) -> Self {
+        let step = step.max(1);
+        let sub_daily = step < DAY;
+        let points_per_day = (DAY / step).max(1) as usize;
+        let long_window = if sub_daily {
+            points_per_day.clamp(9, 289)
+        } else {
+            15
+        };
+        let (day_slot, day_slots) = if sub_daily {
+            let slot = step.clamp(5 * 60, HOUR);
+            (slot, (DAY / slot) as usize)
+        } else {
+            (DAY, 1)
+        };
+        // Slot memories span about eight weeks unless the training window says less.
+        let weeks = settings
+            .training_window
+            .map_or(8.0, |w| (w as f64 / WEEK as f64).clamp(1.0, 8.0));
+        let day_capacity = ((weeks * 7.0) as usize).clamp(3, 14);
+        let mut long_window = long_window;
+        if let Some(window) = settings.training_window {
+            long_window = long_window.min(((window / step).max(5)) as usize);
+        }
+        Self {
+            step,
+            long_window,
+            short_window: 5,
+            residual_window: (long_window * 7).clamp(64, 512),
+            day_slot,
+            day_slots,
+            day_capacity,
+        }
+    }
+}
+
+/// Last few de-levelled values seen in one seasonal slot.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    values: VecDeque<f64>,
+}
+
+impl Slot {
+    fn push(&mut self, value: f64, capacity: usize) {
+        if self.values.len() == capacity {
+            self.values.pop_front();
+        }
+        self.values.push_back(value);
+    }
+}
+
+/// Absolute deviation of `value` from the median of a slot that already holds a few values.
+fn slot_deviation(slot: &Slot, value: f64) -> Option<f64> {
+    if slot.values.len() < 2 {
+        return None;
+    }
+    let mut values: Vec<f64> = slot.values.iter().copied().collect();
+    median_in_place(&mut values).map(|m| (value - m).abs())
+}
+
+/// Errors each candidate remembers in order (at least the level-shift confirmation span).
+const RECENT_ERRORS: usize = 12;
+
+/// One candidate forecaster: a level window and a residual window.
+#[derive(Debug, Clone)]
+struct Candidate {
+    mode: Mode,
+    reach: Reach,
+    level: SortedWindow,
+    residuals: SortedWindow,
+    /// Timestamps of the values in `level`, oldest first (for the trend's lag).
+    times: VecDeque<i64>,
+    /// Last few absolute errors, newest last (to tell a shift from a rhythm).
+    recent_errors: VecDeque<f64>,
+}
+
+impl Candidate {
+    fn new(mode: Mode, reach: Reach, params: &Params) -> Self {
+        let capacity = match reach {
+            Reach::Long => params.long_window,
+            Reach::Short => params.short_window,
+        };
+        Self {
+            mode,
+            reach,
+            level: SortedWindow::new(capacity),
+            residuals: SortedWindow::new(params.residual_window),
+            times: VecDeque::with_capacity(capacity),
+            recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
+        }
+    }
+
+    fn push_error(&mut self, error: f64) {
+        if self.recent_errors.len() == RECENT_ERRORS {
+            self.recent_errors.pop_front();
+        }
+        self.recent_errors.push_back(error);
+        self.residuals.push(error);
+    }
+
+    /// Largest of the last `count` absolute errors.
+    fn worst_recent_error(&self, count: usize) -> Option<f64> {
+        if self.recent_errors.len() < count {
+            return None;
+        }
+        self.recent_errors
+            .iter()
+            .rev()
+            .take(count)
+            .copied()
+            .reduce(f64::max)
+    }
+
+    fn push_level(&mut self, timestamp: i64, value: f64, capacity: usize) {
+        if self.times.len() == capacity {
+            self.times.pop_front();
+        }
+        self.times.push_back(timestamp);
+        self.level.push(value);
+    }
+
+    fn centre_time(&self) -> Option<i64> {
+        let first = *self.times.front()?;
+        let last = *self.times.back()?;
+        Some(first + (last - first) / 2)
+    }
+
+    /// Mean absolute error, winsorised at ten median errors: unlike the median it sees the
+    /// big misses a model makes at every weekend, unlike the mean it survives anomalies.
+    fn typical_error(&self) -> Option<f64> {
+        if self.residuals.len() < 48 {
+            return None;
+        }
+        let cap = 10.0 * self.residuals.median()?;
+        let sum: f64 = self.recent_errors_all().map(|e| e.min(cap)).sum();
+        Some(sum / self.residuals.len() as f64)
+    }
+
+    fn recent_errors_all(&self) -> impl Iterator<Item = f64> + '_ {
+        self.residuals.iter_sorted()
+    }
+}
+
+/// What the baseline thinks of one point, before hygiene and labels are applied.
+#[derive(Debug, Clone)]
+pub(crate) struct Judgement {
+    pub expected: Expected,
+    pub score: f64,
+    pub anomaly: bool,
+    pub side: Option<Deviation>,
+    pub event: Option<Event>,
+    pub confidence: Confidence,
+    pub context: String,
+    pub relative_change: Option<f64>,
+}
+
+/// The streaming robust seasonal model for one series.
+#[derive(Debug, Clone)]
+pub struct SeasonalModel {
+    class: MetricClass,
+    log_scale: bool,
+    alpha: f64,
+    direction: Direction,
+    min_change: f64,
+    seasonality: Seasonality,
+    utc_offset: i64,
+    params: Params,
+    /// Medians of the last seven complete days: the weekly level day-of-week offsets are
+    /// measured against.
+    day_medians: SortedWindow,
+    day: Vec<Slot>,
+    week: Vec<Slot>,
+    /// The day being accumulated for the seasonal slots: its local midnight and its points
+    /// (hour-of-day slot, transformed value).
+    day_run: (Option<i64>, Vec<(usize, f64)>),
+    /// Deviations of new slot values from their slot's median: the slot noise.
+    day_noise: SortedWindow,
+    week_noise: SortedWindow,
+    candidates: Vec<Candidate>,
+    active: usize,
+    /// Absolute errors of whichever candidate was active, over a long window.
+    active_errors: SortedWindow,
+    calibrator: Calibrator,
+    shifts: LevelShiftDetector,
+    /// Recent trained points (time, transformed value), for re-baselining and trend.
+    recent: VecDeque<(i64, f64)>,
+    trend: f64,
+    trained: usize,
+    since_selection: usize,
+    since_trend: usize,
+    first_timestamp: i64,
+}
+
+/// Weight of a seasonal factor `m` estimated as the median of `count` slot values whose
+/// typical absolute deviation is `noise`: 1 for a factor far above its standard error, 0 for
+/// one that noise alone would produce.
+fn shrinkage(m: f64, noise: Option<f64>, count: usize) -> f64 {
+    if count == 0 {
+        return 0.0;
+    }
+    let Some(noise) = noise else {
+        return count as f64 / (count as f64 + 1.0);
+    };
+    // Variance of a median of `count` values ≈ (π/2) σ² / count; σ from the median deviation.
+    let sigma = noise * MAD_TO_SIGMA;
+    let standard_error_squared = std::f64::consts::FRAC_PI_2 * sigma * sigma / count as f64;
+    if m == 0.0 {
+        return 0.0;
+    }
+    (1.0 - 2.0 * standard_error_squared / (m * m)).max(0.0)
+}
+
+/// Judged points a model needs before its tails stop being widened for short history.
+const SMALL_SAMPLE_DOF_CAP: f64 = 60.0;
+
+impl SeasonalModel {
+    /// A model for a series sampled about every `step` seconds.
+    pub fn new(class: MetricClass, settings: &Settings, step: i64, first_timestamp: i64) -> Self {
+        let params = Params::new(step, settings);
+        let mut candidates = Vec::new();
+        let modes: &[Mode] = match settings.seasonality {
+            Seasonality::Auto => &[Mode::Flat, Mode::Daily, Mode::Weekly],
+            Seasonality::None => &[Mode::Flat],
+            Seasonality::Daily => &[Mode::Daily],
+            Seasonality::Weekly => &[Mode::Weekly],
+        };
+        for &mode in modes {
+            if mode == Mode::Daily && params.step >= DAY {
+                // Daily series have no hour of day: day-of-week is the Weekly mode.
+                continue;
+            }
+            for reach in [Reach::Long, Reach::Short] {
+                candidates.push(Candidate::new(mode, reach, &params));
+            }
+        }
+        if candidates.is_empty() {
+            candidates.push(Candidate::new(Mode::Weekly, Reach::Long, &params));
+            candidates.push(Candidate::new(Mode::Weekly, Reach::Short, &params));
+        }
+        let stable = (params.long_window / 4).clamp(3, 12);
+        Self {
+            class,
+            log_scale: class == MetricClass::Count,
+            alpha: settings.sensitivity.false_alarm_rate(),
+            direction: settings.direction_for(class),
+            min_change: settings.min_change_for(class),
+            seasonality: settings.seasonality,
+            utc_offset: settings.utc_offset,
+            day_medians: SortedWindow::new(7),
+            day: vec![Slot::default(); params.day_slots],
+            week: vec![Slot::default(); 7],
+            day_run: (None, Vec::new()),
+            day_noise: SortedWindow::new(256),
+            week_noise: SortedWindow::new(256),
+            candidates,
+            active: 0,
+            active_errors: SortedWindow::new(1_024),
+            calibrator: Calibrator::new(2_000),
+            shifts: LevelShiftDetector::new(8.0, stable),
+            recent: VecDeque::with_capacity(params.long_window),
+            trend: 0.0,
+            trained: 0,
+            since_selection: 0,
+            since_trend: 0,
+            first_timestamp,
+            params,
+        }
+    }
+
+    /// Points the model has learned from.
+    pub fn trained_points(&self) -> usize {
+        self.trained
+    }
+
+    fn transform(&self, value: f64) -> f64 {
+        if self.log_scale {
+            (value.max(0.0) + 1.0).ln()
+        } else {
+            value
+        }
+    }
+
+    fn untransform(&self, value: f64) -> f64 {
+        if self.log_scale {
+            (value.exp() - 1.0).max(0.0)
+        } else {
+            value
+        }
+    }
+
+    fn local(&self, timestamp: i64) -> i64 {
+        timestamp + self.utc_offset
+    }
+
+    fn day_index(&self, timestamp: i64) -> usize {
+        (calendar::second_of_day(self.local(timestamp)) / self.params.day_slot) as usize
+            % self.params.day_slots
+    }
+
+    fn covered(&self, timestamp: i64) -> i64 {
+        timestamp - self.first_timestamp
+    }
+
+    /// Hour-of-day factor: median over the slot and its neighbours, shrunk towards zero by
+    /// how distinguishable it is from slot noise (positive-part James–Stein).
+    fn daily_factor(&self, timestamp: i64) -> f64 {
+        if self.params.step >= DAY || self.covered(timestamp) < DAY {
+            return 0.0;
+        }
+        let index = self.day_index(timestamp);
+        let n = self.params.day_slots;
+        let neighbours: &[usize] = if self.params.day_slot < HOUR {
+            &[n - 1, 0, 1]
+        } else {
+            &[0]
+        };
+        let mut values: Vec<f64> = Vec::with_capacity(3 * self.params.day_capacity);
+        for offset in neighbours {
+            values.extend(self.day[(index + offset) % n].values.iter().copied());
+        }
+        let count = values.len();
+        match median_in_place(&mut values) {
+            Some(m) => m * shrinkage(m, self.slot_noise(&self.day_noise), count),
+            None => 0.0,
+        }
+    }
+
+    /// Weekly factor: the daily factor plus a day-of-week offset (the median over past
+    /// same weekdays of each day's median deviation from the trailing weekly level), shrunk
+    /// towards zero; the daily factor alone during the first week.
+    fn weekly_factor(&self, timestamp: i64, daily: f64) -> f64 {
+        if self.covered(timestamp) < WEEK {
+            return daily;
+        }
+        let slot = &self.week[calendar::weekday(self.local(timestamp))];
+        let mut values: Vec<f64> = slot.values.iter().copied().collect();
+        let count = values.len();
+        let noise = if self.week_noise.len() >= 5 {
+            self.week_noise.median()
+        } else {
+            self.slot_noise(&self.day_noise)
+        };
+        match median_in_place(&mut values) {
+            Some(m) => daily + m * shrinkage(m, noise, count),
+            None => daily,
+        }
+    }
+
+    /// Typical deviation of a slot value from its slot's median; until enough slots have
+    /// repeated, the smallest typical one-step error of any candidate stands in.
+    fn slot_noise(&self, deviations: &SortedWindow) -> Option<f64> {
+        if deviations.len() >= 16 {
+            return deviations.median();
+        }
+        self.candidates
+            .iter()
+            .filter(|c| c.residuals.len() >= 16)
+            .filter_map(|c| c.residuals.median())
+            .min_by(f64::total_cmp)
+    }
+
+    fn factors(&self, timestamp: i64) -> [f64; 3] {
+        let daily = self.daily_factor(timestamp);
+        let weekly = self.weekly_factor(timestamp, daily);
+        [0.0, daily, weekly]
+    }
+
+    fn factor_for(factors: &[f64; 3], mode: Mode) -> f64 {
+        match mode {
+            Mode::Flat => factors[0],
+            Mode::Daily => factors[1],
+            Mode::Weekly => factors[2],
+        }
+    }
+
+    fn candidate_forecast(
+        &self,
+        candidate: &Candidate,
+        factors: &[f64; 3],
+        timestamp: i64,
+    ) -> Option<f64> {
+        let level = candidate.level.median()?;
+        let lag = candidate
+            .centre_time()
+            .map_or(0, |centre| timestamp - centre) as f64;
+        Some(level + self.trend * lag + Self::factor_for(factors, candidate.mode))
+    }
+
+    /// Robust scale of the active candidate's residuals with its floors, on the model scale.
+    fn scale(&self, forecast: f64) -> f64 {
+        let candidate = &self.candidates[self.active];
+        // The recent window reacts to a noisier regime at once; the long one keeps a lucky
+        // quiet stretch from narrowing the range (scale estimates from a few hundred points
+        // are ±10 %, which would triple the false-alarm rate at 4 sigma).
+        let recent = candidate.residuals.median().unwrap_or(0.0);
+        let long = self.active_errors.median().unwrap_or(0.0);
+        let mad = recent.max(long) * MAD_TO_SIGMA;
+        let floor = if self.log_scale {
+            // Poisson-like noise of a count around the forecast, and 1 % minimal change.
+            let expected_count = self.untransform(forecast);
+            (1.0 / (expected_count + 1.0).sqrt()).max(0.01)
+        } else {
+            let reference = forecast.abs().max(self.recent_magnitude());
+            (reference * 1e-3).max(1e-9)
+        };
+        mad.max(floor)
+    }
+
+    /// Typical absolute size of recent values (continuous series): keeps the scale floor
+    /// meaningful for series that hover around zero.
+    fn recent_magnitude(&self) -> f64 {
+        let mut values: Vec<f64> = self.recent.iter().map(|&(_, v)| v.abs()).collect();
+        median_in_place(&mut values).unwrap_or(0.0)
+    }
+
+    fn degrees_of_freedom(&self) -> f64 {
+        ((self.trained as f64) - 1.0).clamp(2.0, SMALL_SAMPLE_DOF_CAP)
+    }
+
+    fn confidence(&self, timestamp: i64) -> Confidence {
+        let covered = self.covered(timestamp);
+        if self.trained < 2 * self.params.long_window.min(30) {
+            Confidence::Low
+        } else if covered >= 2 * WEEK || self.trained >= 8 * self.params.long_window {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        }
+    }
+
+    fn context(&self, timestamp: i64) -> String {
+        let local = self.local(timestamp);
+        let mode = self.candidates[self.active].mode;
+        let day = calendar::weekday_name(calendar::weekday(local));
+        let slot_start = |slot: i64| calendar::second_of_day(local) / slot * slot;
+        match mode {
+            Mode::Flat => String::new(),
+            Mode::Daily => format!(
+                " for {}",
+                calendar::clock_time(slot_start(self.params.day_slot))
+            ),
+            Mode::Weekly if self.params.step >= DAY => format!(" for a {day}"),
+            Mode::Weekly => format!(
+                " for a {day} {}",
+                calendar::clock_time(slot_start(self.params.day_slot.min(HOUR)))
+            ),
+        }
+    }
+
+    /// Judge a point against what was learned so far (does not learn from it).
+    pub(crate) fn judge(&self, timestamp: i64, value: f64) -> Option<Judgement> {
+        let factors = self.factors(timestamp);
+        let active = &self.candidates[self.active];
+        let forecast = self.candidate_forecast(active, &factors, timestamp)?;
+        let observed = self.transform(value);
+        let scale = self.scale(forecast);
+        let residual = observed - forecast;
+        let z = residual / scale;
+        let inflation = self.calibrator.inflation();
+        let dof = self.degrees_of_freedom();
+        // Two-sided tail probability of the calibrated residual.
+        let score = if residual == 0.0 {
+            0.0
+        } else {
+            (student_t_neg_log10_sf(z.abs() / inflation, dof) - std::f64::consts::LOG10_2).max(0.0)
+        };
+        let threshold = student_t_upper_quantile(self.alpha / 2.0, dof) * inflation;
+        let forecast_value = self.untransform(forecast);
+        let mut low = self.untransform(forecast - threshold * scale);
+        let mut high = self.untransform(forecast + threshold * scale);
+        if self.min_change > 0.0 {
+            let margin = forecast_value.abs() * self.min_change;
+            low = low.min(forecast_value - margin);
+            high = high.max(forecast_value + margin);
+        }
+        if self.log_scale {
+            low = low.max(0.0);
+        }
+        let side = if residual > 0.0 {
+            Some(Deviation::Above)
+        } else if residual < 0.0 {
+            Some(Deviation::Below)
+        } else {
+            None
+        };
+        let relative_change = if forecast_value != 0.0 {
+            Some((value - forecast_value) / forecast_value.abs())
+        } else {
+            None
+        };
+        let big_enough = relative_change.is_none_or(|change| change.abs() >= self.min_change);
+        let outside = value < low || value > high;
+        let anomaly = outside
+            && big_enough
+            && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
+        Some(Judgement {
+            expected: Expected {
+                low,
+                high,
+                forecast: forecast_value,
+            },
+            score,
+            anomaly,
+            side,
+            event: None,
+            confidence: self.confidence(timestamp),
+            context: self.context(timestamp),
+            relative_change,
+        })
+    }
+
+    /// Learn from a point. `judged_z` is the standardised residual of the point under the
+    /// active model (None while cold). Returns a level-shift event if one was confirmed.
+    pub(crate) fn learn(&mut self, timestamp: i64, value: f64) -> Option<Event> {
+        let observed = self.transform(value);
+        let factors = self.factors(timestamp);
+        let mut event = None;
+
+        // Residuals of every candidate, for model selection and scale.
+        let mut active_forecast = None;
+        for index in 0..self.candidates.len() {
+            if let Some(forecast) =
+                self.candidate_forecast(&self.candidates[index], &factors, timestamp)
+            {
+                self.candidates[index].push_error((observed - forecast).abs());
+                if index == self.active {
+                    active_forecast = Some(forecast);
+                    self.active_errors.push((observed - forecast).abs());
+                }
+            }
+        }
+        if let Some(forecast) = active_forecast {
+            let scale = self.scale(forecast);
+            let z = (observed - forecast) / scale;
+            self.calibrator.observe(z.abs());
+            let mode = self.candidates[self.active].mode;
+            let deseasonalized = observed - Self::factor_for(&factors, mode);
+            let level = forecast - Self::factor_for(&factors, mode);
+            if let Some(shift) = self.shifts.observe(z, deseasonalized, level, scale) {
+                // A rhythm another candidate already forecasts (the first weekends of a
+                // weekly series) is not a shift: switch models instead of re-baselining.
+                if let Some(better) = self.candidate_explaining(shift.points, scale) {
+                    self.active = better;
+                } else {
+                    event = Some(Event::LevelShift {
+                        from: self.untransform(level),
+                        to: self.untransform(shift.new_level),
+                    });
+                }
+            }
+        }
+
+        // Seasonal slots learn each day at its end, against that day's own median, so that
+        // hour-of-day factors are not biased by the day-to-day (weekly) rhythm.
+        let day = calendar::start_of_day(self.local(timestamp));
+        if self.day_run.0 != Some(day) {
+            self.close_day();
+            self.day_run.0 = Some(day);
+        }
+        let slot = self.day_index(timestamp);
+        self.day_run.1.push((slot, observed));
+        for candidate in &mut self.candidates {
+            let capacity = match candidate.reach {
+                Reach::Long => self.params.long_window,
+                Reach::Short => self.params.short_window,
+            };
+            candidate.push_level(
+                timestamp,
+                observed - Self::factor_for(&factors, candidate.mode),
+                capacity,
+            );
+        }
+        if self.recent.len() == self.params.long_window {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((timestamp, observed));
+        self.trained += 1;
+
+        if event.is_some() {
+            let stable = self.shifts.stable_points();
+            self.rebaseline(stable);
+        }
+
+        self.since_selection += 1;
+        if self.since_selection >= 16 {
+            self.since_selection = 0;
+            self.select();
+        }
+        self.since_trend += 1;
+        if self.since_trend >= (self.params.long_window / 8).max(1) {
+            self.since_trend = 0;
+            self.update_trend();
+        }
+        event
+    }
+
+    /// Fold the finished day into the seasonal slots: each point's deviation from the day's
+    /// median into its hour-of-day slot, the day's median against the weekly level into its
+    /// weekday slot. Days with less than half their points are skipped.
+    fn close_day(&mut self) {
+        let Some(day) = self.day_run.0 else {
+            return;
+        };
+        let points = std::mem::take(&mut self.day_run.1);
+        let expected = (DAY / self.params.step).max(1) as usize;
+        if points.len() * 2 < expected {
+            return;
+        }
+        let mut values: Vec<f64> = points.iter().map(|&(_, v)| v).collect();
+        let Some(day_median) = median_in_place(&mut values) else {
+            return;
+        };
+        if self.params.step < DAY {
+            for &(slot, observed) in &points {
+                let delevelled = observed - day_median;
+                if let Some(deviation) = slot_deviation(&self.day[slot], delevelled) {
+                    self.day_noise.push(deviation);
+                }
+                self.day[slot].push(delevelled, self.params.day_capacity);
+            }
+        }
+        if let Some(week_level) = self.day_medians.median() {
+            let weekday = calendar::weekday(day);
+            let offset = day_median - week_level;
+            if let Some(deviation) = slot_deviation(&self.week[weekday], offset) {
+                self.week_noise.push(deviation);
+            }
+            self.week[weekday].push(offset, 8);
+        }
+        self.day_medians.push(day_median);
+    }
+
+    /// Restart every level from the last `points` values (after a level shift or a user's
+    /// "expected" label), keeping seasonal factors and scale.
+    pub(crate) fn rebaseline(&mut self, points: usize) {
+        let keep: Vec<(i64, f64)> = self
+            .recent
+            .iter()
+            .rev()
+            .take(points.max(1))
+            .rev()
+            .copied()
+            .collect();
+        self.day_medians.clear();
+        for candidate in &mut self.candidates {
+            candidate.level.clear();
+            candidate.times.clear();
+        }
+        for &(timestamp, observed) in &keep {
+            let factors = self.factors(timestamp);
+            for candidate in &mut self.candidates {
+                let capacity = match candidate.reach {
+                    Reach::Long => self.params.long_window,
+                    Reach::Short => self.params.short_window,
+                };
+                candidate.push_level(
+                    timestamp,
+                    observed - Self::factor_for(&factors, candidate.mode),
+                    capacity,
+                );
+            }
+        }
+        self.shifts.reset();
+        self.trend = 0.0;
+    }
+
+    /// A candidate whose last `points` errors all stayed within 2.5 scales, if any.
+    fn candidate_explaining(&self, points: usize, scale: f64) -> Option<usize> {
+        (0..self.candidates.len())
+            .filter(|&i| i != self.active)
+            .filter_map(|i| {
+                let worst = self.candidates[i].worst_recent_error(points)?;
+                (worst < 2.5 * scale).then_some((i, worst))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+    }
+
+    /// Pick the candidate with the smallest typical error; a more complex one must beat a
+    /// simpler one by 10 %.
+    fn select(&mut self) {
+        let complexity = |c: &Candidate| {
+            let mode = match c.mode {
+                Mode::Flat => 0,
+                Mode::Daily => 1,
+                Mode::Weekly => 2,
+            };
+            let reach = match c.reach {
+                Reach::Long => 0,
+                Reach::Short => 1,
+            };
+            mode * 2 + reach
+        };
+        let mut order: Vec<usize> = (0..self.candidates.len()).collect();
+        order.sort_by_key(|&i| complexity(&self.candidates[i]));
+        let mut best: Option<(usize, f64)> = None;
+        for index in order {
+            let Some(error) = self.candidates[index].typical_error() else {
+                continue;
+            };
+            match best {
+                None => best = Some((index, error)),
+                Some((_, best_error)) if error < 0.9 * best_error => best = Some((index, error)),
+                _ => {}
+            }
+        }
+        if let Some((index, _)) = best {
+            self.active = index;
+        }
+    }
+
+    /// Theil–Sen slope of block medians of the recent deseasonalised values; kept only when
+    /// the drift over the window is large against the noise.
+    fn update_trend(&mut self) {
+        let n = self.recent.len();
+        if n < 16 || self.candidates[self.active].reach == Reach::Short {
+            self.trend = 0.0;
+            return;
+        }
+        let blocks = 8;
+        let size = n / blocks;
+        let mode = self.candidates[self.active].mode;
+        let mut xs = Vec::with_capacity(blocks);
+        let mut ys = Vec::with_capacity(blocks);
+        for block in 0..blocks {
+            let mut values: Vec<f64> = Vec::with_capacity(size);
+            let mut times: Vec<f64> = Vec::with_capacity(size);
+            for &(timestamp, observed) in self.recent.iter().skip(block * size).take(size) {
+                let factors = self.factors(timestamp);
+                values.push(observed - Self::factor_for(&factors, mode));
+                times.push(timestamp as f64);
+            }
+            if let (Some(y), Some(x)) = (median_in_place(&mut values), median_in_place(&mut times))
+            {
+                xs.push(x);
+                ys.push(y);
+            }
+        }
+        let slope = theil_sen(&xs, &ys).unwrap_or(0.0);
+        let span = xs.last().zip(xs.first()).map_or(0.0, |(l, f)| l - f);
+        let noise = self.candidates[self.active]
+            .residuals
+            .median()
+            .unwrap_or(0.0)
+            * MAD_TO_SIGMA;
+        // Consistent direction across blocks and drift above twice the noise.
+        let rising = ys.windows(2).filter(|w| w[1] > w[0]).count();
+        let consistent = rising >= ys.len() - 2 || rising <= 1;
+        self.trend = if consistent && (slope * span).abs() > 2.0 * noise {
+            slope
+        } else {
+            0.0
+        };
+    }
+
+    /// Describe a judgement in one sentence.
+    pub(crate) fn explain(&self, noun: &str, value: f64, judgement: &Judgement) -> String {
+        let expected = &judgement.expected;
+        let mut text = format!(
+            "{} {noun}, expected {}{}",
+            format::number(value),
+            format::range(expected.low, expected.high),
+            judgement.context
+        );
+        if judgement.anomaly
+            && let Some(change) = judgement.relative_change
+        {
+            let side = if change >= 0.0 { "above" } else { "below" };
+            let percent = (change.abs() * 100.0).round();
+            if (1.0..10_000.0).contains(&percent) {
+                text.push_str(&format!(" ({percent} % {side} forecast)"));
+            } else {
+                text.push_str(&format!(" ({side} forecast)"));
+            }
+        }
+        if let Some(Event::LevelShift { from, to }) = judgement.event {
+            text.push_str(&format!(
+                "; level shift from {} to {} recognised, re-baselined",
+                format::approx(from),
+                format::approx(to)
+            ));
+        }
+        text
+    }
+
+    /// Internal state summary for debugging and tuning.
+    pub fn debug_state(&self) -> String {
+        let mut out = format!(
+            "active={} trend={:.2e} infl={:.2}",
+            self.active,
+            self.trend,
+            self.calibrator.inflation()
+        );
+        for c in &self.candidates {
+            out.push_str(&format!(" {:.3}", c.typical_error().unwrap_or(f64::NAN)));
+        }
+        out
+    }
+
+    /// The metric class this model serves.
+    pub fn class(&self) -> MetricClass {
+        self.class
+    }
+
+    /// The seasonality setting this model was built with.
+    pub fn seasonality(&self) -> Seasonality {
+        self.seasonality
+    }
+}

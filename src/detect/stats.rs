@@ -1,0 +1,233 @@
+//! Small robust-statistics toolbox: a rolling sorted window (medians and quantiles in
+//! O(window) per update without re-sorting), Theil–Sen slopes and tail probabilities.
+
+use std::collections::VecDeque;
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
+use statrs::function::erf::{erfc, erfc_inv};
+
+/// Consistency constant that turns a median absolute deviation into a normal sigma.
+pub(crate) const MAD_TO_SIGMA: f64 = 1.4826;
+
+/// The last `capacity` values, kept both in arrival order and sorted, so that medians and
+/// quantiles cost a binary search and a `memmove` per update instead of a sort.
+#[derive(Debug, Clone)]
+pub(crate) struct SortedWindow {
+    order: VecDeque<f64>,
+    sorted: Vec<f64>,
+    capacity: usize,
+}
+
+impl SortedWindow {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            order: VecDeque::with_capacity(capacity),
+            sorted: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.order.clear();
+        self.sorted.clear();
+    }
+
+    /// Add a value, evicting the oldest when full. Non-finite values are ignored.
+    pub(crate) fn push(&mut self, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        if self.order.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            let index = self
+                .sorted
+                .partition_point(|x| x.total_cmp(&oldest).is_lt());
+            self.sorted.remove(index);
+        }
+        self.order.push_back(value);
+        let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+        self.sorted.insert(index, value);
+    }
+
+    /// Values in arrival order, oldest first.
+    #[cfg(test)]
+    pub(crate) fn iter_in_order(&self) -> impl DoubleEndedIterator<Item = f64> + '_ {
+        self.order.iter().copied()
+    }
+
+    /// Values in ascending order.
+    pub(crate) fn iter_sorted(&self) -> impl Iterator<Item = f64> + '_ {
+        self.sorted.iter().copied()
+    }
+
+    pub(crate) fn median(&self) -> Option<f64> {
+        self.quantile(0.5)
+    }
+
+    /// Linear-interpolated quantile (type 7) of the window.
+    pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
+        quantile_sorted(&self.sorted, q)
+    }
+
+    /// Number of values `>= value`.
+    pub(crate) fn count_at_least(&self, value: f64) -> usize {
+        self.sorted.len() - self.sorted.partition_point(|x| *x < value)
+    }
+}
+
+/// Type-7 quantile of an already sorted slice.
+pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let low = h.floor() as usize;
+    let high = h.ceil() as usize;
+    Some(sorted[low] + (h - low as f64) * (sorted[high] - sorted[low]))
+}
+
+/// Median of a slice (reorders it).
+pub(crate) fn median_in_place(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mid = values.len() / 2;
+    let (_, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    let upper = *upper;
+    if values.len() % 2 == 1 {
+        Some(upper)
+    } else {
+        let lower = values[..mid]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        Some((lower + upper) / 2.0)
+    }
+}
+
+/// Median of a slice without touching it.
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
+    let mut copy = values.to_vec();
+    median_in_place(&mut copy)
+}
+
+/// Theil–Sen slope: the median of all pairwise slopes (robust to 29 % outliers).
+pub(crate) fn theil_sen(xs: &[f64], ys: &[f64]) -> Option<f64> {
+    let mut slopes = Vec::with_capacity(xs.len() * xs.len().saturating_sub(1) / 2);
+    for i in 0..xs.len() {
+        for j in (i + 1)..xs.len() {
+            let dx = xs[j] - xs[i];
+            if dx != 0.0 {
+                slopes.push((ys[j] - ys[i]) / dx);
+            }
+        }
+    }
+    median_in_place(&mut slopes)
+}
+
+/// Upper tail of the standard normal, P(Z > z).
+pub(crate) fn normal_sf(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// `-log10 P(Z > z)`, accurate far into the tail where the probability underflows.
+pub(crate) fn normal_neg_log10_sf(z: f64) -> f64 {
+    if z < 8.0 {
+        -normal_sf(z).max(f64::MIN_POSITIVE).log10()
+    } else {
+        // Mills-ratio asymptote: ln P ≈ -z²/2 - ln(z √(2π)).
+        let ln_p = -0.5 * z * z - (z * (2.0 * std::f64::consts::PI).sqrt()).ln();
+        -ln_p / std::f64::consts::LN_10
+    }
+}
+
+/// z such that P(Z > z) = p.
+pub(crate) fn normal_upper_quantile(p: f64) -> f64 {
+    std::f64::consts::SQRT_2 * erfc_inv(2.0 * p.clamp(1e-300, 1.0))
+}
+
+/// `-log10 P(T > t)` for Student's t with `dof` degrees of freedom.
+pub(crate) fn student_t_neg_log10_sf(t: f64, dof: f64) -> f64 {
+    if dof >= 60.0 {
+        return normal_neg_log10_sf(t);
+    }
+    match StudentsT::new(0.0, 1.0, dof) {
+        Ok(dist) => {
+            let p = dist.sf(t);
+            if p > 1e-280 {
+                -p.log10()
+            } else {
+                // Polynomial tail: P ≈ c · t^-dof, continue from a computable point.
+                let anchor = 1e3_f64.max(t / 1e3);
+                let p_anchor = dist.sf(anchor).max(1e-300);
+                -p_anchor.log10() + dof * (t / anchor).log10()
+            }
+        }
+        Err(_) => normal_neg_log10_sf(t),
+    }
+}
+
+/// t such that P(T > t) = p for Student's t with `dof` degrees of freedom.
+pub(crate) fn student_t_upper_quantile(p: f64, dof: f64) -> f64 {
+    if dof >= 60.0 {
+        return normal_upper_quantile(p);
+    }
+    match StudentsT::new(0.0, 1.0, dof) {
+        Ok(dist) => dist.inverse_cdf(1.0 - p.clamp(1e-15, 0.5)),
+        Err(_) => normal_upper_quantile(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_window_tracks_median_and_evicts_oldest() {
+        let mut window = SortedWindow::new(3);
+        for value in [5.0, 1.0, 3.0] {
+            window.push(value);
+        }
+        assert_eq!(window.median(), Some(3.0));
+        window.push(10.0); // evicts 5
+        assert_eq!(
+            window.iter_in_order().collect::<Vec<_>>(),
+            vec![1.0, 3.0, 10.0]
+        );
+        assert_eq!(window.median(), Some(3.0));
+        assert_eq!(window.quantile(1.0), Some(10.0));
+        assert_eq!(window.count_at_least(3.0), 2);
+        window.push(f64::NAN);
+        assert_eq!(window.len(), 3);
+    }
+
+    #[test]
+    fn theil_sen_ignores_an_outlier() {
+        let xs: Vec<f64> = (0..10).map(f64::from).collect();
+        let mut ys: Vec<f64> = xs.iter().map(|x| 2.0 * x + 1.0).collect();
+        ys[4] = 100.0;
+        assert_eq!(theil_sen(&xs, &ys), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn tail_probabilities_are_consistent() {
+        assert!((normal_neg_log10_sf(normal_upper_quantile(1e-4)) - 4.0).abs() < 1e-6);
+        assert!(
+            (student_t_neg_log10_sf(student_t_upper_quantile(1e-3, 4.0), 4.0) - 3.0).abs() < 1e-4
+        );
+        // Far tails stay finite and monotone.
+        assert!(normal_neg_log10_sf(50.0) > normal_neg_log10_sf(40.0));
+        assert!(student_t_neg_log10_sf(1e9, 3.0).is_finite());
+    }
+}

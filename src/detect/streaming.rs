@@ -1,0 +1,291 @@
+//! One streaming API over every series model: feed points in time order, get one verdict per
+//! point, each judged only on its past. The daemon ([`evaluate`]) and `telltale detect replay`
+//! ([`replay`]) both go through [`StreamingDetector`], so what a user tunes in replay is what
+//! the agent does.
+
+use super::Point;
+use super::freshness::FreshnessModel;
+use super::hygiene::ExcursionTracker;
+use super::proportion::ProportionModel;
+use super::seasonal::{Judgement, SeasonalModel};
+use super::settings::{LabelKind, MetricClass, Settings};
+use super::stats::median_in_place;
+use super::verdict::{Event, Status, Verdict};
+
+/// Points needed before the first learned verdict; with fewer only hard rules apply.
+pub const COLD_START_POINTS: usize = 5;
+
+/// Consecutive unremarkable points that close an excursion.
+const CALM_POINTS_TO_END_EXCURSION: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Model {
+    Seasonal(Box<SeasonalModel>),
+    Proportion(ProportionModel),
+    Freshness(FreshnessModel),
+}
+
+/// Streaming detector for one series. Feed points in time order with [`push`](Self::push).
+#[derive(Debug, Clone)]
+pub struct StreamingDetector {
+    class: MetricClass,
+    settings: Settings,
+    noun: String,
+    cold: Vec<Point>,
+    model: Option<Model>,
+    excursions: ExcursionTracker,
+    last_timestamp: Option<i64>,
+    history: usize,
+    /// Points learned inside the current "expected" label, to re-baseline on.
+    expected_run: usize,
+}
+
+impl StreamingDetector {
+    /// A detector for a series of metric class `class`.
+    pub fn new(class: MetricClass, settings: Settings) -> Self {
+        let noun = match class {
+            MetricClass::Count => "rows",
+            MetricClass::Freshness => "since last update",
+            MetricClass::Proportion => "null rate",
+            MetricClass::Continuous => "",
+        };
+        Self {
+            class,
+            settings,
+            noun: noun.to_string(),
+            cold: Vec::with_capacity(COLD_START_POINTS),
+            model: None,
+            excursions: ExcursionTracker::new(CALM_POINTS_TO_END_EXCURSION),
+            last_timestamp: None,
+            history: 0,
+            expected_run: 0,
+        }
+    }
+
+    /// Name the measured quantity in explanations ("rows added", "distinct customers").
+    pub fn with_noun(mut self, noun: impl Into<String>) -> Self {
+        self.noun = noun.into();
+        self
+    }
+
+    /// Internal state summary for debugging and tuning.
+    pub fn debug_state(&self) -> String {
+        match &self.model {
+            Some(Model::Seasonal(m)) => m.debug_state(),
+            _ => String::new(),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Points learned so far.
+    pub fn history_points(&self) -> usize {
+        self.history
+    }
+
+    fn build_model(&mut self) {
+        let mut gaps: Vec<f64> = self
+            .cold
+            .windows(2)
+            .map(|w| (w[1].timestamp - w[0].timestamp) as f64)
+            .filter(|gap| *gap > 0.0)
+            .collect();
+        let step = median_in_place(&mut gaps).unwrap_or(3_600.0).round() as i64;
+        let first = self.cold.first().map_or(0, |p| p.timestamp);
+        let mut model = match self.class {
+            MetricClass::Count | MetricClass::Continuous => Model::Seasonal(Box::new(
+                SeasonalModel::new(self.class, &self.settings, step, first),
+            )),
+            MetricClass::Proportion => Model::Proportion(ProportionModel::new(&self.settings)),
+            MetricClass::Freshness => Model::Freshness(FreshnessModel::new(&self.settings)),
+        };
+        for point in &self.cold {
+            match &mut model {
+                Model::Seasonal(m) => {
+                    m.learn(point.timestamp, point.value);
+                }
+                Model::Proportion(m) => m.learn(point),
+                Model::Freshness(m) => m.learn(point),
+            }
+        }
+        self.cold.clear();
+        self.model = Some(model);
+    }
+
+    /// Judge `point` on the past, then learn from it (unless excluded or a confirmed incident).
+    pub fn push(&mut self, point: Point) -> Verdict {
+        let timestamp = point.timestamp;
+        if !point.value.is_finite() {
+            return Verdict::unjudged(
+                timestamp,
+                point.value,
+                Status::Excluded,
+                self.history,
+                "not a number: skipped".to_string(),
+            );
+        }
+        if self.settings.is_excluded(timestamp) {
+            return Verdict::unjudged(
+                timestamp,
+                point.value,
+                Status::Excluded,
+                self.history,
+                "inside an excluded time range: not judged, not learned".to_string(),
+            );
+        }
+        let label = self.settings.label_at(timestamp);
+        let in_order = self.last_timestamp.is_none_or(|last| timestamp > last);
+        let learns = in_order && label != Some(LabelKind::ConfirmedIncident);
+
+        if self.model.is_none() {
+            if self.cold.len() < COLD_START_POINTS
+                || self.class == MetricClass::Freshness && !self.freshness_ready()
+            {
+                let seen = self.cold.len();
+                if learns {
+                    self.cold.push(point);
+                    self.history += 1;
+                    self.last_timestamp = Some(timestamp);
+                }
+                return Verdict::unjudged(
+                    timestamp,
+                    point.value,
+                    Status::ColdStart,
+                    seen,
+                    format!(
+                        "learning: {seen} of {COLD_START_POINTS} points of history, no verdict yet"
+                    ),
+                );
+            }
+            self.build_model();
+        }
+
+        let Some(model) = self.model.as_mut() else {
+            unreachable!("model built above");
+        };
+        let judgement: Option<Judgement> = match model {
+            Model::Seasonal(m) => m.judge(timestamp, point.value),
+            Model::Proportion(m) => m.judge(&point),
+            Model::Freshness(m) => m.judge(&point),
+        };
+        let Some(mut judgement) = judgement else {
+            if learns {
+                self.learn(&point, label);
+            }
+            return Verdict::unjudged(
+                timestamp,
+                point.value,
+                Status::ColdStart,
+                self.history,
+                "learning: not enough history for this model yet".to_string(),
+            );
+        };
+
+        if label == Some(LabelKind::Expected) {
+            judgement.anomaly = false;
+        }
+        let was_inside = self.excursions.current().is_some();
+        let event = if learns {
+            self.learn(&point, label)
+        } else {
+            None
+        };
+        if event.is_some() {
+            judgement.event = event;
+        }
+        let mut alert = self.excursions.observe(judgement.anomaly, judgement.side);
+        if matches!(event, Some(Event::LevelShift { .. })) && !was_inside && !alert {
+            // A gradual shift that never produced a point anomaly still deserves one alert.
+            alert = true;
+        }
+        let explanation = match self.model.as_ref() {
+            Some(Model::Seasonal(m)) => m.explain(&self.noun, point.value, &judgement),
+            Some(Model::Proportion(m)) => m.explain(&self.noun, &point, &judgement),
+            Some(Model::Freshness(m)) => m.explain(&point, &judgement),
+            None => String::new(),
+        };
+        let explanation = match event {
+            Some(Event::Rebaselined) => format!("{explanation}; marked expected, re-baselined"),
+            _ => explanation,
+        };
+        Verdict {
+            timestamp,
+            value: point.value,
+            status: Status::Learned,
+            expected: Some(judgement.expected),
+            score: judgement.score,
+            anomaly: judgement.anomaly,
+            alert,
+            direction: judgement.side,
+            event: judgement.event,
+            confidence: judgement.confidence,
+            history_points: self.history.saturating_sub(usize::from(learns)),
+            explanation,
+        }
+    }
+
+    fn freshness_ready(&self) -> bool {
+        // Freshness needs a few distinct updates, not just polls.
+        let mut updates: Vec<i64> = self
+            .cold
+            .iter()
+            .map(|p| p.timestamp - p.value.max(0.0).round() as i64)
+            .collect();
+        updates.dedup_by(|a, b| (*a - *b).abs() <= 60);
+        updates.len() >= 3
+    }
+
+    fn learn(&mut self, point: &Point, label: Option<LabelKind>) -> Option<Event> {
+        self.history += 1;
+        self.last_timestamp = Some(point.timestamp);
+        let model = self.model.as_mut()?;
+        let mut event = match model {
+            Model::Seasonal(m) => m.learn(point.timestamp, point.value),
+            Model::Proportion(m) => {
+                m.learn(point);
+                None
+            }
+            Model::Freshness(m) => {
+                m.learn(point);
+                None
+            }
+        };
+        if label == Some(LabelKind::Expected) {
+            self.expected_run += 1;
+            if let Model::Seasonal(m) = model {
+                m.rebaseline(self.expected_run);
+            }
+            if self.expected_run == 1 {
+                event = Some(Event::Rebaselined);
+            }
+            self.excursions.reset();
+        } else {
+            self.expected_run = 0;
+        }
+        event
+    }
+}
+
+/// Judge every point of `points` (in time order) on its past only: the replay behind
+/// `telltale detect replay`.
+pub fn replay(class: MetricClass, settings: &Settings, points: &[Point]) -> Vec<Verdict> {
+    let mut detector = StreamingDetector::new(class, settings.clone());
+    points.iter().map(|point| detector.push(*point)).collect()
+}
+
+/// The daemon's entry point: judge `latest` after learning `history` (in time order).
+pub fn evaluate(
+    class: MetricClass,
+    settings: &Settings,
+    history: &[Point],
+    latest: Point,
+) -> Verdict {
+    let mut detector = StreamingDetector::new(class, settings.clone());
+    for point in history {
+        detector.push(*point);
+    }
+    detector.push(latest)
+}

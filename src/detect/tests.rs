@@ -1,0 +1,414 @@
+//! Behaviour tests of the streaming detector across models (unit tests of single pieces live
+//! beside them).
+
+use proptest::prelude::*;
+
+use super::*;
+
+pub(crate) const HOUR: i64 = 3_600;
+pub(crate) const DAY: i64 = 86_400;
+/// Monday 2024-03-04 00:00 UTC.
+pub(crate) const MONDAY: i64 = 1_709_510_400;
+
+/// Deterministic noise for tests (SplitMix64), so failures reproduce.
+pub(crate) struct Noise(u64);
+
+impl Noise {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub(crate) fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Approximately standard normal (sum of 12 uniforms).
+    pub(crate) fn normal(&mut self) -> f64 {
+        (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0
+    }
+}
+
+fn hourly(values: &[f64]) -> Vec<Point> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Point::new(MONDAY + i as i64 * HOUR, *v))
+        .collect()
+}
+
+/// Hourly rows-added with a daily and weekly rhythm and multiplicative noise.
+fn seasonal_counts(hours: usize, noise: f64, seed: u64) -> Vec<f64> {
+    let mut rng = Noise::new(seed);
+    (0..hours)
+        .map(|h| {
+            let hour = (h % 24) as f64;
+            let weekday = (h / 24) % 7;
+            let daily = 1.0 + 0.6 * ((hour - 14.0) / 24.0 * std::f64::consts::TAU).cos();
+            let weekly = if weekday >= 5 { 0.4 } else { 1.0 };
+            (10_000.0 * daily * weekly * (1.0 + noise * rng.normal())).round()
+        })
+        .collect()
+}
+
+fn alerts(verdicts: &[Verdict]) -> Vec<usize> {
+    verdicts
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.alert)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn cold_start_says_so_and_never_flags() {
+    let points = hourly(&[10.0, 10.0, 5_000.0, 10.0, 10.0, 10.0]);
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &points);
+    for verdict in &verdicts[..COLD_START] {
+        assert_eq!(verdict.status, Status::ColdStart);
+        assert!(!verdict.anomaly && !verdict.alert);
+        assert!(
+            verdict.explanation.starts_with("learning"),
+            "{}",
+            verdict.explanation
+        );
+    }
+    assert_eq!(verdicts[COLD_START].status, Status::Learned);
+}
+
+const COLD_START: usize = streaming::COLD_START_POINTS;
+
+#[test]
+fn explanation_names_value_range_and_season() {
+    let values = seasonal_counts(24 * 7 * 4, 0.03, 7);
+    let mut points = hourly(&values);
+    // Monday 09:00 of week 5 with a broken load.
+    let at = MONDAY + 4 * 7 * DAY + 9 * HOUR;
+    points.push(Point::new(at, 412.0));
+    let verdict = evaluate(
+        MetricClass::Count,
+        &Settings::default(),
+        &points[..points.len() - 1],
+        points[points.len() - 1],
+    );
+    assert!(verdict.anomaly && verdict.alert, "{verdict:?}");
+    assert_eq!(verdict.direction, Some(Deviation::Below));
+    let text = verdict.explanation.replace('\u{202f}', " ");
+    assert!(text.starts_with("412 rows, expected "), "{text}");
+    assert!(text.contains(" for a Monday 09:00"), "{text}");
+    let expected = verdict.expected.expect("learned verdict has a range");
+    assert!(
+        expected.low > 5_000.0 && expected.high < 20_000.0,
+        "{expected:?}"
+    );
+    // Serialisable for the API and replay's JSON output.
+    let json = serde_json::to_string(&verdict).expect("verdict serialises");
+    let back: Verdict = serde_json::from_str(&json).expect("verdict deserialises");
+    // (serde_json parses floats to within an ulp, so compare the rest exactly.)
+    assert_eq!(back.explanation, verdict.explanation);
+    assert_eq!(
+        (back.anomaly, back.alert, back.status),
+        (verdict.anomaly, verdict.alert, verdict.status)
+    );
+    let back_range = back.expected.expect("range survives");
+    assert!((back_range.low - expected.low).abs() <= 1e-9 * expected.low);
+}
+
+#[test]
+fn weekly_seasonal_series_with_noise_rarely_alerts() {
+    let mut total_alerts = 0;
+    let mut total_points = 0;
+    for seed in 0..5 {
+        let values = seasonal_counts(24 * 7 * 8, 0.05, seed);
+        let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+        // The first two weeks are learning the weekly rhythm: the very first weekend is
+        // genuinely new to the model.
+        let learned = &verdicts[24 * 14..];
+        total_alerts += alerts(learned).len();
+        total_points += learned.len();
+    }
+    // Under 1 alert per 1 000 hourly points (about 1 per 6 weeks per table).
+    assert!(
+        total_alerts * 1_000 <= total_points,
+        "{total_alerts} alerts in {total_points} points"
+    );
+}
+
+#[test]
+fn partial_load_of_thirty_percent_on_stable_hourly_series_is_flagged() {
+    let mut rng = Noise::new(3);
+    let mut values: Vec<f64> = (0..24 * 21)
+        .map(|_| (5_000.0 * (1.0 + 0.02 * rng.normal())).round())
+        .collect();
+    let at = values.len() - 5;
+    values[at] *= 0.7;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+    assert!(
+        verdicts[at].anomaly && verdicts[at].alert,
+        "{:?}",
+        verdicts[at]
+    );
+    assert_eq!(verdicts[at].direction, Some(Deviation::Below));
+    // Nothing else on the day before; the noise itself has a 4.35-sigma point at 206, which
+    // medium sensitivity (1e-4 two-sided, 3.9 sigma) rightly reports.
+    assert_eq!(alerts(&verdicts[at - 24..]), vec![24]);
+}
+
+#[test]
+fn level_shift_alerts_once_then_rebaselines() {
+    let mut rng = Noise::new(11);
+    let values: Vec<f64> = (0..24 * 20)
+        .map(|h| {
+            let level = if h < 24 * 10 { 1_000.0 } else { 2_000.0 };
+            (level * (1.0 + 0.02 * rng.normal())).round()
+        })
+        .collect();
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+    assert_eq!(alerts(&verdicts), vec![24 * 10], "one alert at the shift");
+    let shifts: Vec<usize> = verdicts
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| matches!(v.event, Some(Event::LevelShift { .. })))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(shifts.len(), 1, "{shifts:?}");
+    assert!(
+        shifts[0] < 24 * 10 + 24,
+        "re-baselined within a day: {shifts:?}"
+    );
+    // After the re-baseline the new level is normal.
+    assert!(verdicts[24 * 12..].iter().all(|v| !v.anomaly));
+    let expected = verdicts[24 * 15].expected.expect("learned");
+    assert!(
+        expected.low < 2_000.0 && expected.high > 2_000.0,
+        "{expected:?}"
+    );
+}
+
+#[test]
+fn confirmed_incident_never_trains_the_model() {
+    let mut rng = Noise::new(5);
+    let values: Vec<f64> = (0..24 * 20)
+        .map(|h| {
+            let level = if (24 * 10..24 * 14).contains(&h) {
+                100.0
+            } else {
+                1_000.0
+            };
+            (level * (1.0 + 0.02 * rng.normal())).round()
+        })
+        .collect();
+    let points = hourly(&values);
+    let incident = TimeRange {
+        start: points[24 * 10].timestamp,
+        end: points[24 * 14].timestamp,
+    };
+    let settings = Settings {
+        labels: vec![Label {
+            range: incident,
+            kind: LabelKind::ConfirmedIncident,
+        }],
+        ..Settings::default()
+    };
+    let verdicts = replay(MetricClass::Count, &settings, &points);
+    // Every point of the incident stays anomalous (never learned as a new level) ...
+    assert!(verdicts[24 * 10..24 * 14].iter().all(|v| v.anomaly));
+    assert!(verdicts[24 * 10..24 * 14].iter().all(|v| v.event.is_none()));
+    // ... and the return to normal is not an anomaly.
+    assert!(verdicts[24 * 14..].iter().all(|v| !v.anomaly));
+    // Without the label the model re-baselines on the incident level.
+    let unlabelled = replay(MetricClass::Count, &Settings::default(), &points);
+    assert!(
+        unlabelled[24 * 10..24 * 14]
+            .iter()
+            .any(|v| v.event.is_some())
+    );
+}
+
+#[test]
+fn expected_change_rebaselines_without_alerting() {
+    let values: Vec<f64> = (0..24 * 20)
+        .map(|h| if h < 24 * 10 { 1_000.0 } else { 3_000.0 } + (h % 5) as f64 * 10.0)
+        .collect();
+    let points = hourly(&values);
+    let settings = Settings {
+        labels: vec![Label {
+            range: TimeRange {
+                start: points[24 * 10].timestamp,
+                end: points[24 * 10 + 3].timestamp,
+            },
+            kind: LabelKind::Expected,
+        }],
+        ..Settings::default()
+    };
+    let verdicts = replay(MetricClass::Count, &settings, &points);
+    assert!(alerts(&verdicts).is_empty(), "{:?}", alerts(&verdicts));
+    assert_eq!(verdicts[24 * 10].event, Some(Event::Rebaselined));
+    assert!(verdicts[24 * 10 + 3..].iter().all(|v| !v.anomaly));
+}
+
+#[test]
+fn excluded_ranges_are_neither_judged_nor_learned() {
+    let mut values = vec![500.0; 24 * 10];
+    for value in &mut values[100..110] {
+        *value = 0.0;
+    }
+    let points = hourly(&values);
+    let settings = Settings {
+        exclude: vec![TimeRange {
+            start: points[100].timestamp,
+            end: points[110].timestamp,
+        }],
+        ..Settings::default()
+    };
+    let verdicts = replay(MetricClass::Count, &settings, &points);
+    assert!(
+        verdicts[100..110]
+            .iter()
+            .all(|v| v.status == Status::Excluded)
+    );
+    assert!(alerts(&verdicts).is_empty());
+}
+
+#[test]
+fn evaluate_matches_the_last_verdict_of_replay() {
+    let values = seasonal_counts(24 * 10, 0.05, 9);
+    let points = hourly(&values);
+    let settings = Settings::default();
+    let replayed = replay(MetricClass::Count, &settings, &points);
+    let last = evaluate(
+        MetricClass::Count,
+        &settings,
+        &points[..points.len() - 1],
+        points[points.len() - 1],
+    );
+    assert_eq!(replayed.last(), Some(&last));
+}
+
+#[test]
+fn null_rate_jump_is_flagged_with_many_rows_but_not_one_null_in_ten_rows() {
+    let history: Vec<Point> = (0..30)
+        .map(|i| Point::rate(MONDAY + i * HOUR, 0, 5_000))
+        .collect();
+    let big = evaluate(
+        MetricClass::Proportion,
+        &Settings::default(),
+        &history,
+        Point::rate(MONDAY + 30 * HOUR, 500, 5_000),
+    );
+    assert!(big.anomaly && big.alert, "{big:?}");
+    assert!(big.explanation.contains("10 %"), "{}", big.explanation);
+
+    let small_history: Vec<Point> = (0..30)
+        .map(|i| Point::rate(MONDAY + i * HOUR, 0, 10))
+        .collect();
+    let small = evaluate(
+        MetricClass::Proportion,
+        &Settings::default(),
+        &small_history,
+        Point::rate(MONDAY + 30 * HOUR, 1, 10),
+    );
+    assert!(!small.anomaly, "{small:?}");
+    // Nulls going down are not an incident by default.
+    let noisy: Vec<Point> = (0..30)
+        .map(|i| Point::rate(MONDAY + i * HOUR, 1_000, 5_000))
+        .collect();
+    let down = evaluate(
+        MetricClass::Proportion,
+        &Settings::default(),
+        &noisy,
+        Point::rate(MONDAY + 30 * HOUR, 0, 5_000),
+    );
+    assert!(!down.anomaly && down.score.abs() < 1e-9, "{down:?}");
+}
+
+#[test]
+fn freshness_lag_series_flags_a_missed_daily_load() {
+    // Polled hourly; the load lands at 06:00 every day; on day 15 it does not come.
+    let mut points = Vec::new();
+    let mut last_load = MONDAY - 18 * HOUR;
+    for hour in 0..24 * 16 {
+        let now = MONDAY + hour * HOUR;
+        let day = hour / 24;
+        if hour % 24 == 6 && day != 15 {
+            last_load = now;
+        }
+        points.push(Point::new(now, (now - last_load) as f64));
+    }
+    let verdicts = replay(MetricClass::Freshness, &Settings::default(), &points);
+    let flagged = alerts(&verdicts);
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    let at = flagged[0] as i64;
+    assert!((15 * 24 + 6..15 * 24 + 9).contains(&at), "{at}");
+    assert!(
+        verdicts[flagged[0]].explanation.contains("late"),
+        "{}",
+        verdicts[flagged[0]].explanation
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn constant_series_never_alert(
+        value in prop_oneof![Just(0.0), 1.0f64..1e9],
+        len in 6usize..400,
+        step in prop_oneof![Just(60i64), Just(300), Just(3_600), Just(86_400)],
+        continuous in any::<bool>(),
+    ) {
+        let class = if continuous { MetricClass::Continuous } else { MetricClass::Count };
+        let points: Vec<Point> = (0..len).map(|i| Point::new(MONDAY + i as i64 * step, value)).collect();
+        let verdicts = replay(class, &Settings::default(), &points);
+        prop_assert!(verdicts.iter().all(|v| !v.anomaly && !v.alert && v.score == 0.0));
+    }
+
+    #[test]
+    fn a_tenfold_spike_always_alerts(
+        level in 10.0f64..1e7,
+        noise in 0.0f64..0.1,
+        len in 30usize..300,
+        position in 0.5f64..1.0,
+        seed in any::<u64>(),
+        down in any::<bool>(),
+        continuous in any::<bool>(),
+    ) {
+        let class = if continuous { MetricClass::Continuous } else { MetricClass::Count };
+        let mut rng = Noise::new(seed);
+        let mut values: Vec<f64> = (0..len).map(|_| level * (1.0 + noise * rng.normal()).max(0.5)).collect();
+        let at = ((len as f64 * position) as usize).clamp(20, len - 1);
+        values[at] = if down { values[at] / 10.0 } else { values[at] * 10.0 };
+        let verdicts = replay(class, &Settings::default(), &hourly(&values));
+        prop_assert!(verdicts[at].anomaly && verdicts[at].alert, "{:?}", verdicts[at]);
+    }
+
+    #[test]
+    fn flags_do_not_depend_on_the_unit(
+        factor in prop_oneof![Just(0.001), Just(3.0), Just(1_000.0), 0.01f64..100.0],
+        seed in any::<u64>(),
+        spikes in proptest::collection::vec((30usize..200, 0.2f64..5.0), 0..4),
+    ) {
+        let mut rng = Noise::new(seed);
+        let mut values: Vec<f64> = (0..200)
+            .map(|h| 1e5 * (1.0 + 0.3 * ((h % 24) as f64 / 24.0 * std::f64::consts::TAU).sin()) * (1.0 + 0.05 * rng.normal()))
+            .collect();
+        for (at, multiplier) in spikes {
+            values[at] *= multiplier;
+        }
+        let scaled: Vec<f64> = values.iter().map(|v| v * factor).collect();
+        let a = replay(MetricClass::Continuous, &Settings::default(), &hourly(&values));
+        let b = replay(MetricClass::Continuous, &Settings::default(), &hourly(&scaled));
+        let flags = |v: &[Verdict]| v.iter().map(|v| (v.anomaly, v.alert)).collect::<Vec<_>>();
+        prop_assert_eq!(flags(&a), flags(&b));
+        // Counts are scale-free too while far above Poisson noise.
+        let big: Vec<f64> = values.iter().map(|v| (v * 10.0).round()).collect();
+        let bigger: Vec<f64> = values.iter().map(|v| (v * 1_000.0).round()).collect();
+        let c = replay(MetricClass::Count, &Settings::default(), &hourly(&big));
+        let d = replay(MetricClass::Count, &Settings::default(), &hourly(&bigger));
+        prop_assert_eq!(flags(&c), flags(&d));
+    }
+}
