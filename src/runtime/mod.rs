@@ -150,10 +150,13 @@ impl Agent {
         outcomes
     }
 
-    /// Closes sources and the store.
+    /// Closes sources and the store. A connection still busy with a cancelled query is not
+    /// waited for beyond a few seconds (the server cancels the orphaned query on its own).
     pub async fn close(&self) {
-        for source in self.sources.values() {
-            source.close().await;
+        for (name, source) in &self.sources {
+            if tokio::time::timeout(Duration::from_secs(3), source.close()).await.is_err() {
+                tracing::warn!(source = name.as_str(), "source connections still busy; closing without waiting");
+            }
         }
         self.store.close().await;
     }

@@ -183,6 +183,34 @@ where
     rows.iter().map(|row| (0..row.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect()).collect()
 }
 
+/// A pooled connection that is closed, not returned to the pool, when its query is abandoned
+/// (deadline, shutdown): returning it would wait for the server to finish the orphaned query, and
+/// closing the socket lets the server cancel it.
+struct CloseIfCancelled<DB: sqlx::Database> {
+    conn: sqlx::pool::PoolConnection<DB>,
+    done: bool,
+}
+
+impl<DB: sqlx::Database> CloseIfCancelled<DB> {
+    fn new(conn: sqlx::pool::PoolConnection<DB>) -> Self {
+        CloseIfCancelled { conn, done: false }
+    }
+    fn get(&mut self) -> &mut sqlx::pool::PoolConnection<DB> {
+        &mut self.conn
+    }
+    fn finished(&mut self) {
+        self.done = true;
+    }
+}
+
+impl<DB: sqlx::Database> Drop for CloseIfCancelled<DB> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 impl SqlSource {
     pub fn new(config: &SourceConfig) -> Result<Self, SourceError> {
         let pool = match config.kind {
@@ -202,8 +230,18 @@ impl SqlSource {
     async fn query_text(&self, sql: String) -> Result<TextRows, SourceError> {
         let run = async {
             match &self.pool {
-                Pool::Postgres(p) => rows_to_text(sqlx::query(AssertSqlSafe(sql)).fetch_all(p).await?),
-                Pool::Mysql(p) => rows_to_text(sqlx::query(AssertSqlSafe(sql)).fetch_all(p).await?),
+                Pool::Postgres(p) => {
+                    let mut conn = CloseIfCancelled::new(p.acquire().await?);
+                    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut **conn.get()).await?;
+                    conn.finished();
+                    rows_to_text(rows)
+                }
+                Pool::Mysql(p) => {
+                    let mut conn = CloseIfCancelled::new(p.acquire().await?);
+                    let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut **conn.get()).await?;
+                    conn.finished();
+                    rows_to_text(rows)
+                }
                 Pool::Sqlite(p) => rows_to_text(sqlx::query(AssertSqlSafe(sql)).fetch_all(p).await?),
             }
         };

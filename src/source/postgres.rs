@@ -7,6 +7,7 @@
 
 use std::str::FromStr;
 
+use sqlx::Executor;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -23,6 +24,15 @@ pub(super) fn pool(config: &SourceConfig) -> Result<sqlx::PgPool, SourceError> {
             ("TimeZone", "UTC".to_string()),
         ]);
     Ok(PgPoolOptions::new()
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // PostgreSQL 14+: cancel a query whose client went away (a cancelled check, a
+                // stopped agent) instead of running it to the statement timeout. Older servers
+                // lack the setting; that is fine.
+                let _ = conn.execute("SET client_connection_check_interval = 2000").await;
+                Ok(())
+            })
+        })
         .max_connections(config.max_connections)
         .min_connections(0)
         .acquire_timeout(config.connect_timeout)

@@ -8,5 +8,6 @@ mod daemon;
 mod demo;
 mod mysql;
 mod postgres;
+mod scheduler;
 mod sqlite;
 mod store;
