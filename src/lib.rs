@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod detect;
 pub mod measure;
 pub mod runtime;
 pub mod schedule;

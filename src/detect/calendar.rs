@@ -6,15 +6,7 @@ pub(crate) const HOUR: i64 = 3_600;
 pub(crate) const DAY: i64 = 86_400;
 pub(crate) const WEEK: i64 = 7 * DAY;
 
-const WEEKDAY_NAMES: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+const WEEKDAY_NAMES: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// Day of the week, 0 = Monday … 6 = Sunday.
 pub(crate) fn weekday(local_seconds: i64) -> usize {
@@ -44,11 +36,7 @@ pub(crate) fn weekday_name(day: usize) -> &'static str {
 /// "09:00" for a second of the day.
 pub(crate) fn clock_time(second_of_day: i64) -> String {
     let second_of_day = second_of_day.rem_euclid(DAY);
-    format!(
-        "{:02}:{:02}",
-        second_of_day / HOUR,
-        (second_of_day % HOUR) / MINUTE
-    )
+    format!("{:02}:{:02}", second_of_day / HOUR, (second_of_day % HOUR) / MINUTE)
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).

@@ -1,37 +1,48 @@
 //! Per-series calibration: thresholds from the series' own past residuals, so that one
 //! sensitivity means the same false-alarm rate on a smooth table and on a spiky one.
 //!
-//! Standardised residuals `|z|` are compared with a reference distribution (normal, or
-//! Student-t while history is short). Where the series' empirical quantile of past `|z|` at
-//! the most extreme level the history can support (split-conformal style) lies above or below
-//! the reference quantile, scores are rescaled by that ratio, the *inflation*. Heavy-tailed
-//! series thus get wider ranges, and well-behaved ones keep the nominal ones.
+//! Standardised residuals `|z|` of past points (each computed before the point was learned,
+//! so they are honest out-of-sample errors) form the reference distribution. Within the bulk
+//! the tail probability of a new `|z|` is the split-conformal p-value (the share of past
+//! residuals at least as large); beyond the top 5 % it is extrapolated with an exponential
+//! (peaks-over-threshold, GPD with shape 0) tail fitted to the excesses, which reaches the
+//! small false-alarm rates a sensitivity asks for. With little history a Student-t reference,
+//! rescaled by the ratio of the empirical to the normal tail (the *inflation*), stands in.
 
-use super::stats::{SortedWindow, normal_upper_quantile};
+use super::stats::{SortedWindow, normal_upper_quantile, student_t_neg_log10_sf, student_t_upper_quantile};
 
 /// Fewest past residuals before the empirical tail is trusted.
 const MIN_RESIDUALS: usize = 30;
-/// Recompute the inflation every this many observations (it moves slowly).
+/// Residuals needed before the exponential tail replaces the parametric one.
+const MIN_FOR_TAIL: usize = 100;
+/// Share of residuals in the fitted tail.
+const TAIL_SHARE: f64 = 0.05;
+/// Recompute cached tail parameters every this many observations (they move slowly).
 const REFRESH_EVERY: usize = 8;
 /// Bounds of the inflation factor.
 const INFLATION_RANGE: (f64, f64) = (0.8, 25.0);
+
+/// Fitted exponential tail of past `|z|`: P(|Z| > x) = share · exp(-(x - start) / mean_excess).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tail {
+    start: f64,
+    mean_excess: f64,
+    share: f64,
+}
 
 /// Rolling conformal calibrator of absolute standardised residuals.
 #[derive(Debug, Clone)]
 pub struct Calibrator {
     residuals: SortedWindow,
     inflation: f64,
+    tail: Option<Tail>,
     since_refresh: usize,
 }
 
 impl Calibrator {
     /// A calibrator that remembers the last `capacity` residuals.
     pub fn new(capacity: usize) -> Self {
-        Self {
-            residuals: SortedWindow::new(capacity),
-            inflation: 1.0,
-            since_refresh: 0,
-        }
+        Self { residuals: SortedWindow::new(capacity), inflation: 1.0, tail: None, since_refresh: 0 }
     }
 
     /// Record the absolute standardised residual of a point that has just been judged
@@ -64,21 +75,67 @@ impl Calibrator {
         (self.residuals.count_at_least(abs_z) + 1) as f64 / (self.residuals.len() + 1) as f64
     }
 
+    /// `-log10` of the calibrated probability of a residual at least `abs_z` (two-sided);
+    /// `dof` are the degrees of freedom of the small-sample reference.
+    pub fn neg_log10_p(&self, abs_z: f64, dof: f64) -> f64 {
+        let abs_z = abs_z.abs();
+        if abs_z == 0.0 {
+            return 0.0;
+        }
+        match self.tail {
+            Some(tail) if abs_z > tail.start => {
+                let ln_p = tail.share.ln() - (abs_z - tail.start) / tail.mean_excess;
+                -ln_p / std::f64::consts::LN_10
+            }
+            Some(_) => -self.conformal_p_value(abs_z).log10(),
+            None => (student_t_neg_log10_sf(abs_z / self.inflation, dof) - std::f64::consts::LOG10_2).max(0.0),
+        }
+    }
+
+    /// The `|z|` whose calibrated two-sided tail probability is `alpha`.
+    pub fn threshold(&self, alpha: f64, dof: f64) -> f64 {
+        match self.tail {
+            Some(tail) if alpha < tail.share => tail.start + tail.mean_excess * (tail.share / alpha).ln(),
+            Some(_) => self.residuals.quantile(1.0 - alpha).unwrap_or(0.0),
+            None => student_t_upper_quantile(alpha / 2.0, dof) * self.inflation,
+        }
+    }
+
     fn refresh(&mut self) {
         self.since_refresh = 0;
         let n = self.residuals.len();
         if n < MIN_RESIDUALS {
             self.inflation = 1.0;
+            self.tail = None;
             return;
         }
         // The most extreme two-sided tail level that still has ~10 residuals beyond it.
-        let tail = (10.0 / (n as f64 + 1.0)).max(0.01);
-        let Some(empirical) = self.residuals.quantile(1.0 - tail) else {
-            return;
-        };
-        let reference = normal_upper_quantile(tail / 2.0);
-        if reference > 0.0 && empirical.is_finite() {
-            self.inflation = (empirical / reference).clamp(INFLATION_RANGE.0, INFLATION_RANGE.1);
+        let level = (10.0 / (n as f64 + 1.0)).max(0.01);
+        if let Some(empirical) = self.residuals.quantile(1.0 - level) {
+            let reference = normal_upper_quantile(level / 2.0);
+            if reference > 0.0 && empirical.is_finite() {
+                self.inflation = (empirical / reference).clamp(INFLATION_RANGE.0, INFLATION_RANGE.1);
+            }
+        }
+        self.tail = None;
+        if n >= MIN_FOR_TAIL {
+            let start_rank = ((1.0 - TAIL_SHARE) * n as f64).floor() as usize;
+            if let Some(start) = self.residuals.quantile(start_rank as f64 / (n - 1) as f64) {
+                let excesses: Vec<f64> = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).collect();
+                let mean_excess = excesses.iter().sum::<f64>() / excesses.len().max(1) as f64;
+                // A degenerate tail (many identical residuals) keeps the parametric reference.
+                if mean_excess > 1e-9 && start > 0.0 {
+                    // A light tail from few excesses is not trusted beyond half the normal
+                    // tail's mean excess (about 1/start), so bounded noise cannot make the
+                    // model hypersensitive.
+                    let floor = 0.5 / start.max(1.0);
+                    self.tail = Some(Tail {
+                        start,
+                        mean_excess: mean_excess.max(floor),
+                        share: excesses.len() as f64 / n as f64,
+                    });
+                }
+            }
         }
     }
 }
@@ -98,11 +155,7 @@ mod tests {
             normal.observe(z);
             heavy.observe(z * 3.0);
         }
-        assert!(
-            (normal.inflation() - 1.0).abs() < 0.1,
-            "{}",
-            normal.inflation()
-        );
+        assert!((normal.inflation() - 1.0).abs() < 0.1, "{}", normal.inflation());
         assert!(heavy.inflation() > 2.5, "{}", heavy.inflation());
         assert!(normal.conformal_p_value(100.0) < 0.002);
         assert!((normal.conformal_p_value(0.0) - 1.0).abs() < 1e-12);

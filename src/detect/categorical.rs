@@ -1,1 +1,145 @@
-//! Work in progress: filled in by the next copy of the detect module.
+//! Categorical shift: compare the value frequencies of a column now with a baseline, over the
+//! baseline's top-K categories (the rest pooled as "other"). Reports the population stability
+//! index (PSI) and the Jensen–Shannon divergence, and names categories that disappeared while
+//! the current sample was large enough to expect them.
+
+use serde::{Deserialize, Serialize};
+
+use super::format;
+use super::settings::{Sensitivity, Settings};
+
+/// Categories compared individually; the rest are pooled.
+pub const TOP_K: usize = 20;
+/// A category with at least this baseline share that vanishes is reported.
+const MIN_SHARE_TO_MISS: f64 = 0.01;
+/// ... provided at least this many rows of it were expected in the current sample.
+const MIN_EXPECTED_ROWS: f64 = 10.0;
+
+/// Result of comparing two frequency tables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalVerdict {
+    /// Population stability index over the compared categories.
+    pub psi: f64,
+    /// Jensen–Shannon divergence in bits, in [0, 1].
+    pub jensen_shannon: f64,
+    /// PSI above which the shift counts as an anomaly (grows with sampling noise).
+    pub threshold: f64,
+    /// Baseline categories (share ≥ 1 %) absent from the current sample although expected.
+    pub disappeared: Vec<String>,
+    /// Categories of the current sample's top-K that the baseline never saw.
+    pub appeared: Vec<String>,
+    /// Whether this is an anomaly.
+    pub anomaly: bool,
+    /// One sentence for humans.
+    pub explanation: String,
+}
+
+/// Compare `current` value counts with `baseline` value counts (category, rows).
+pub fn compare(baseline: &[(String, u64)], current: &[(String, u64)], settings: &Settings) -> CategoricalVerdict {
+    let mut top: Vec<&(String, u64)> = baseline.iter().filter(|(_, n)| *n > 0).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(TOP_K);
+    let count_in =
+        |table: &[(String, u64)], name: &str| table.iter().filter(|(n, _)| n == name).map(|(_, c)| *c).sum::<u64>();
+    let base_total: u64 = baseline.iter().map(|(_, n)| n).sum();
+    let current_total: u64 = current.iter().map(|(_, n)| n).sum();
+    let mut base_counts: Vec<f64> = top.iter().map(|(_, n)| *n as f64).collect();
+    let mut current_counts: Vec<f64> = top.iter().map(|(name, _)| count_in(current, name) as f64).collect();
+    base_counts.push(base_total as f64 - base_counts.iter().sum::<f64>());
+    current_counts.push(current_total as f64 - current_counts.iter().sum::<f64>());
+
+    // Half a row of smoothing keeps logarithms finite for empty cells.
+    let shares = |counts: &[f64]| {
+        let total: f64 = counts.iter().map(|c| c + 0.5).sum();
+        counts.iter().map(|c| (c + 0.5) / total).collect::<Vec<f64>>()
+    };
+    let (b, c) = (shares(&base_counts), shares(&current_counts));
+    let psi: f64 = b.iter().zip(&c).map(|(b, c)| (c - b) * (c / b).ln()).sum();
+    let kl = |p: &[f64], q: &[f64]| -> f64 { p.iter().zip(q).map(|(p, q)| p * (p / q).log2()).sum() };
+    let mixture: Vec<f64> = b.iter().zip(&c).map(|(b, c)| (b + c) / 2.0).collect();
+    let jensen_shannon = (0.5 * kl(&b, &mixture) + 0.5 * kl(&c, &mixture)).clamp(0.0, 1.0);
+
+    let cells = b.len() as f64;
+    // PSI of two samples from one distribution is about chi²(k-1)·(1/n₁ + 1/n₂).
+    let noise = 3.0 * (cells - 1.0) * (1.0 / (base_total.max(1) as f64) + 1.0 / (current_total.max(1) as f64));
+    let base_threshold = match settings.sensitivity {
+        Sensitivity::Low => 0.5,
+        Sensitivity::Medium => 0.25,
+        Sensitivity::High => 0.1,
+        Sensitivity::FalseAlarmRate(rate) => 0.25 * (rate / 1e-4).powf(-0.2),
+    };
+    let threshold = base_threshold + noise;
+
+    let disappeared: Vec<String> = top
+        .iter()
+        .filter(|(name, n)| {
+            let share = *n as f64 / base_total.max(1) as f64;
+            share >= MIN_SHARE_TO_MISS
+                && share * current_total as f64 >= MIN_EXPECTED_ROWS
+                && count_in(current, name) == 0
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let mut current_top: Vec<&(String, u64)> = current.iter().filter(|(_, n)| *n > 0).collect();
+    current_top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let appeared: Vec<String> = current_top
+        .iter()
+        .take(TOP_K)
+        .filter(|(name, _)| count_in(baseline, name) == 0)
+        .map(|(name, _)| name.clone())
+        .collect();
+    let anomaly = psi > threshold || !disappeared.is_empty();
+    let mut explanation = format!(
+        "distribution shift PSI {} (threshold {}), Jensen–Shannon {}",
+        format::approx(psi),
+        format::approx(threshold),
+        format::approx(jensen_shannon)
+    );
+    if !disappeared.is_empty() {
+        explanation.push_str(&format!("; disappeared: {}", disappeared.join(", ")));
+    }
+    if !appeared.is_empty() {
+        explanation.push_str(&format!("; new: {}", appeared.join(", ")));
+    }
+    CategoricalVerdict { psi, jensen_shannon, threshold, disappeared, appeared, anomaly, explanation }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(rows: &[(&str, u64)]) -> Vec<(String, u64)> {
+        rows.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    }
+
+    #[test]
+    fn same_distribution_is_not_a_shift() {
+        let base = table(&[("FR", 5_000), ("DE", 3_000), ("US", 2_000)]);
+        let now = table(&[("FR", 510), ("DE", 290), ("US", 200)]);
+        let verdict = compare(&base, &now, &Settings::default());
+        assert!(!verdict.anomaly, "{verdict:?}");
+        assert!(verdict.psi < 0.01 && verdict.jensen_shannon < 0.01);
+    }
+
+    #[test]
+    fn a_disappearing_category_is_flagged_by_name() {
+        let base = table(&[("FR", 5_000), ("DE", 3_000), ("US", 2_000)]);
+        let now = table(&[("FR", 620), ("DE", 380)]);
+        let verdict = compare(&base, &now, &Settings::default());
+        assert!(verdict.anomaly);
+        assert_eq!(verdict.disappeared, vec!["US".to_string()]);
+        assert!(verdict.explanation.contains("disappeared: US"), "{}", verdict.explanation);
+        // With only 20 rows, 4 US rows were expected: absence is not evidence.
+        let tiny = table(&[("FR", 12), ("DE", 8)]);
+        assert!(compare(&base, &tiny, &Settings::default()).disappeared.is_empty());
+    }
+
+    #[test]
+    fn a_skewed_distribution_is_flagged() {
+        let base = table(&[("a", 2_500), ("b", 2_500), ("c", 2_500), ("d", 2_500)]);
+        let now = table(&[("a", 9_000), ("b", 400), ("c", 300), ("d", 300), ("e", 50)]);
+        let verdict = compare(&base, &now, &Settings::default());
+        assert!(verdict.anomaly && verdict.psi > 1.0, "{verdict:?}");
+        assert_eq!(verdict.appeared, vec!["e".to_string()]);
+    }
+}

@@ -51,32 +51,21 @@ pub(crate) fn approx(value: f64) -> String {
     let sign = if rounded < 0.0 { "-" } else { "" };
     let magnitude = rounded.abs();
     if magnitude >= 100.0 {
-        return format!(
-            "{sign}{}",
-            group_digits(&format!("{}", magnitude.round() as u64))
-        );
+        return format!("{sign}{}", group_digits(&format!("{}", magnitude.round() as u64)));
     }
     if magnitude == 0.0 {
         return "0".to_string();
     }
     let decimals = (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize;
     let text = format!("{magnitude:.decimals$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    };
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
     format!("{sign}{text}")
 }
 
 /// Format a range "low–high" with both ends rounded, collapsing equal ends.
 pub(crate) fn range(low: f64, high: f64) -> String {
     let (low, high) = (approx(low), approx(high));
-    if low == high {
-        low
-    } else {
-        format!("{low}–{high}")
-    }
+    if low == high { low } else { format!("{low}–{high}") }
 }
 
 /// Format a proportion as a percentage with up to three significant digits.
@@ -88,17 +77,9 @@ pub(crate) fn percent(rate: f64) -> String {
 pub(crate) fn duration(seconds: i64) -> String {
     let sign = if seconds < 0 { "-" } else { "" };
     let seconds = seconds.unsigned_abs();
-    let (days, hours, minutes) = (
-        seconds / 86_400,
-        (seconds % 86_400) / 3_600,
-        (seconds % 3_600) / 60,
-    );
+    let (days, hours, minutes) = (seconds / 86_400, (seconds % 86_400) / 3_600, (seconds % 3_600) / 60);
     let text = if days > 0 {
-        if hours > 0 {
-            format!("{days} d {hours} h")
-        } else {
-            format!("{days} d")
-        }
+        if hours > 0 { format!("{days} d {hours} h") } else { format!("{days} d") }
     } else if hours > 0 {
         format!("{hours} h {minutes:02} min")
     } else if minutes > 0 {

@@ -108,17 +108,10 @@ impl Cadence {
                 days >= 1.0 && (**g - days * DAY as f64).abs() < 3.0 * HOUR as f64
             })
             .count();
-        if (typical_gap - DAY as f64).abs() < 4.0 * HOUR as f64 && near_daily * 10 >= gaps.len() * 8
-        {
-            let times: Vec<i64> = updates
-                .iter()
-                .map(|t| calendar::second_of_day(t + offset))
-                .collect();
+        if (typical_gap - DAY as f64).abs() < 4.0 * HOUR as f64 && near_daily * 10 >= gaps.len() * 8 {
+            let times: Vec<i64> = updates.iter().map(|t| calendar::second_of_day(t + offset)).collect();
             let anchor = times[times.len() - 1];
-            let offsets: Vec<f64> = times
-                .iter()
-                .map(|t| circular_offset(*t, anchor) as f64)
-                .collect();
+            let offsets: Vec<f64> = times.iter().map(|t| circular_offset(*t, anchor) as f64).collect();
             let centre = median(&offsets).unwrap_or(0.0);
             let time_of_day = (anchor + centre.round() as i64).rem_euclid(DAY);
             let mut deviations: Vec<f64> = offsets.iter().map(|o| (o - centre).abs()).collect();
@@ -136,12 +129,7 @@ impl Cadence {
                     weekdays = [true; 7];
                 }
                 let tolerance = small_sample_tolerance(spread, worst, updates.len());
-                return Cadence::Daily {
-                    time_of_day,
-                    weekdays,
-                    tolerance,
-                    utc_offset: offset,
-                };
+                return Cadence::Daily { time_of_day, weekdays, tolerance, utc_offset: offset };
             }
         }
 
@@ -159,36 +147,21 @@ impl Cadence {
             .filter(|w| !crosses_inactive(w[0], w[1], &active_hours, offset))
             .map(|w| (w[1] - w[0]) as f64)
             .collect();
-        let gaps = if active_gaps.len() >= 2 {
-            active_gaps
-        } else {
-            gaps
-        };
+        let gaps = if active_gaps.len() >= 2 { active_gaps } else { gaps };
         let interval = median(&gaps).unwrap_or(typical_gap);
         let mut deviations: Vec<f64> = gaps.iter().map(|g| (g - interval).abs()).collect();
         deviations.sort_by(f64::total_cmp);
         let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
         let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
-        let tolerance =
-            small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64);
-        Cadence::Interval {
-            interval: interval.round() as i64,
-            tolerance,
-            active_hours,
-            utc_offset: offset,
-        }
+        let tolerance = small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64);
+        Cadence::Interval { interval: interval.round() as i64, tolerance, active_hours, utc_offset: offset }
     }
 
     /// When the update after `last_update` is due.
     pub fn next_due(&self, last_update: i64) -> Option<Due> {
         match self {
             Cadence::Unknown => None,
-            Cadence::Daily {
-                time_of_day,
-                weekdays,
-                tolerance,
-                utc_offset,
-            } => {
+            Cadence::Daily { time_of_day, weekdays, tolerance, utc_offset } => {
                 let local_last = last_update + utc_offset;
                 let today = calendar::start_of_day(local_last);
                 // The next load day whose usual time is comfortably after the last update
@@ -199,44 +172,31 @@ impl Cadence {
                     let weekday = calendar::weekday(day_start);
                     if weekdays[weekday] && expected_local - local_last > DAY / 2 {
                         let expected_at = expected_local - utc_offset;
-                        return Some(Due {
-                            expected_at,
-                            late_after: expected_at + tolerance,
-                        });
+                        return Some(Due { expected_at, late_after: expected_at + tolerance });
                     }
                 }
                 None
             }
-            Cadence::Interval {
-                interval,
-                tolerance,
-                active_hours,
-                utc_offset,
-            } => {
+            Cadence::Interval { interval, tolerance, active_hours, utc_offset } => {
                 let mut expected_at = last_update + interval;
                 // Skip hours that never see updates: the next one comes at the start of the
                 // next active hour.
                 for _ in 0..168 {
-                    let hour =
-                        (calendar::second_of_week(expected_at + utc_offset) / HOUR) as usize % 168;
+                    let hour = (calendar::second_of_week(expected_at + utc_offset) / HOUR) as usize % 168;
                     if active_hours[hour] {
                         break;
                     }
                     let local = expected_at + utc_offset;
                     expected_at = local - local.rem_euclid(HOUR) + HOUR - utc_offset;
                 }
-                Some(Due {
-                    expected_at,
-                    late_after: expected_at + tolerance,
-                })
+                Some(Due { expected_at, late_after: expected_at + tolerance })
             }
         }
     }
 
     /// Whether the table, last updated at `last_update`, is late at `now`.
     pub fn is_late(&self, last_update: i64, now: i64) -> bool {
-        self.next_due(last_update)
-            .is_some_and(|due| now > due.late_after)
+        self.next_due(last_update).is_some_and(|due| now > due.late_after)
     }
 
     /// Judge freshness at `now` with a false-alarm rate `alpha` for the score scale.
@@ -249,10 +209,7 @@ impl Cadence {
                 due: None,
                 overdue: 0,
                 score: 0.0,
-                explanation: format!(
-                    "last update {} ago; cadence not learned yet",
-                    format::duration(age)
-                ),
+                explanation: format!("last update {} ago; cadence not learned yet", format::duration(age)),
             };
         };
         let overdue = now - due.expected_at;
@@ -274,13 +231,7 @@ impl Cadence {
                 calendar::describe_instant(due.expected_at + self.utc_offset())
             )
         };
-        FreshnessVerdict {
-            late,
-            due: Some(due),
-            overdue,
-            score,
-            explanation,
-        }
+        FreshnessVerdict { late, due: Some(due), overdue, score, explanation }
     }
 
     fn utc_offset(&self) -> i64 {
@@ -294,19 +245,13 @@ impl Cadence {
     pub fn describe(&self) -> String {
         match self {
             Cadence::Unknown => "cadence unknown".to_string(),
-            Cadence::Daily {
-                time_of_day,
-                weekdays,
-                ..
-            } => {
+            Cadence::Daily { time_of_day, weekdays, .. } => {
                 let days = match weekdays {
                     [true, true, true, true, true, true, true] => String::new(),
                     [true, true, true, true, true, false, false] => " on weekdays".to_string(),
                     _ => {
-                        let names: Vec<&str> = (0..7)
-                            .filter(|d| weekdays[*d])
-                            .map(|d| &calendar::weekday_name(d)[..3])
-                            .collect();
+                        let names: Vec<&str> =
+                            (0..7).filter(|d| weekdays[*d]).map(|d| &calendar::weekday_name(d)[..3]).collect();
                         format!(" on {}", names.join(", "))
                     }
                 };
@@ -369,11 +314,7 @@ impl FreshnessModel {
     /// Learn from a poll: a new update time re-learns the cadence.
     pub fn learn(&mut self, point: &Point) {
         let update = Self::last_update_of(point);
-        if self
-            .updates
-            .last()
-            .is_none_or(|last| update - *last > SAME_UPDATE)
-        {
+        if self.updates.last().is_none_or(|last| update - *last > SAME_UPDATE) {
             self.updates.push(update);
             if self.updates.len() > MAX_UPDATES {
                 self.updates.remove(0);
@@ -402,11 +343,7 @@ impl FreshnessModel {
             _ => Confidence::High,
         };
         Some(Judgement {
-            expected: Expected {
-                low: 0.0,
-                high: allowed_lag.max(0.0),
-                forecast: expected_lag.max(0.0),
-            },
+            expected: Expected { low: 0.0, high: allowed_lag.max(0.0), forecast: expected_lag.max(0.0) },
             score,
             anomaly: late,
             side: if late { Some(Deviation::Above) } else { None },
@@ -445,12 +382,7 @@ mod tests {
     fn weekday_only_daily_load_is_not_late_on_saturday_but_late_on_tuesday() {
         let updates = weekday_loads(3);
         let cadence = Cadence::learn(&updates, &Settings::default());
-        let Cadence::Daily {
-            weekdays,
-            time_of_day,
-            ..
-        } = &cadence
-        else {
+        let Cadence::Daily { weekdays, time_of_day, .. } = &cadence else {
             panic!("expected a daily cadence, got {cadence:?}");
         };
         assert_eq!(*weekdays, [true, true, true, true, true, false, false]);
@@ -468,16 +400,8 @@ mod tests {
         assert!(cadence.is_late(monday_load, tuesday_noon));
         let check = cadence.check(monday_load, tuesday_noon, 1e-4);
         assert!(check.late && check.score > 4.0, "{check:?}");
-        assert!(
-            check.explanation.contains("3 h 00 min late"),
-            "{}",
-            check.explanation
-        );
-        assert!(
-            check.explanation.contains("on weekdays"),
-            "{}",
-            check.explanation
-        );
+        assert!(check.explanation.contains("3 h 00 min late"), "{}", check.explanation);
+        assert!(check.explanation.contains("on weekdays"), "{}", check.explanation);
     }
 
     #[test]
@@ -492,10 +416,7 @@ mod tests {
             }
         }
         let cadence = Cadence::learn(&updates, &Settings::default());
-        assert!(
-            matches!(cadence, Cadence::Interval { interval, .. } if interval == HOUR),
-            "{cadence:?}"
-        );
+        assert!(matches!(cadence, Cadence::Interval { interval, .. } if interval == HOUR), "{cadence:?}");
         let week4 = MONDAY + 3 * WEEK;
         // Last load 18:05 on Monday: not late at 23:00, nor at 07:59 on Tuesday.
         let evening = week4 + 18 * HOUR + 300;

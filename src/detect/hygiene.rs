@@ -17,11 +17,7 @@ pub struct ExcursionTracker {
 impl ExcursionTracker {
     /// An excursion ends after `calm_to_end` consecutive points without anomaly.
     pub fn new(calm_to_end: usize) -> Self {
-        Self {
-            inside: None,
-            calm_points: 0,
-            calm_to_end: calm_to_end.max(1),
-        }
+        Self { inside: None, calm_points: 0, calm_to_end: calm_to_end.max(1) }
     }
 
     /// Whether an excursion is in progress, and on which side.
@@ -71,11 +67,7 @@ pub struct RepeatSuppressor {
 impl RepeatSuppressor {
     /// Suppress scores not exceeding the maximum of the previous `span` raw scores.
     pub fn new(span: usize) -> Self {
-        Self {
-            span,
-            index: 0,
-            window: VecDeque::new(),
-        }
+        Self { span, index: 0, window: VecDeque::new() }
     }
 
     /// Feed the next raw score; returns it if it is a new maximum over the span, else 0.
@@ -111,10 +103,7 @@ mod tests {
         let up = Some(Deviation::Above);
         let pattern = [true, true, false, true, false, false, false, true];
         let alerts: Vec<bool> = pattern.iter().map(|&a| tracker.observe(a, up)).collect();
-        assert_eq!(
-            alerts,
-            [true, false, false, false, false, false, false, true]
-        );
+        assert_eq!(alerts, [true, false, false, false, false, false, false, true]);
         // Opposite side opens a new excursion at once.
         assert!(tracker.observe(true, Some(Deviation::Below)));
     }
@@ -122,10 +111,8 @@ mod tests {
     #[test]
     fn repeats_inside_the_span_are_suppressed() {
         let mut suppressor = RepeatSuppressor::new(3);
-        let out: Vec<f64> = [1.0, 5.0, 4.0, 6.0, 1.0, 1.0, 1.0, 1.0, 2.0]
-            .iter()
-            .map(|&s| suppressor.filter(s))
-            .collect();
+        let out: Vec<f64> =
+            [1.0, 5.0, 4.0, 6.0, 1.0, 1.0, 1.0, 1.0, 2.0].iter().map(|&s| suppressor.filter(s)).collect();
         assert_eq!(out, [1.0, 5.0, 0.0, 6.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
     }
 }

@@ -35,9 +35,7 @@ mod verdict;
 #[cfg(test)]
 mod tests;
 
-pub use settings::{
-    Direction, Label, LabelKind, MetricClass, Seasonality, Sensitivity, Settings, TimeRange,
-};
+pub use settings::{Direction, Label, LabelKind, MetricClass, Seasonality, Sensitivity, Settings, TimeRange};
 pub use streaming::{StreamingDetector, evaluate, replay};
 pub use verdict::{Confidence, Deviation, Event, Expected, Status, Verdict};
 
@@ -70,24 +68,12 @@ pub struct Counts {
 impl Point {
     /// A plain measurement.
     pub fn new(timestamp: i64, value: f64) -> Self {
-        Self {
-            timestamp,
-            value,
-            counts: None,
-        }
+        Self { timestamp, value, counts: None }
     }
 
     /// A proportion measured as `count` out of `total` rows; its value is the rate.
     pub fn rate(timestamp: i64, count: u64, total: u64) -> Self {
-        let value = if total == 0 {
-            0.0
-        } else {
-            count as f64 / total as f64
-        };
-        Self {
-            timestamp,
-            value,
-            counts: Some(Counts { count, total }),
-        }
+        let value = if total == 0 { 0.0 } else { count as f64 / total as f64 };
+        Self { timestamp, value, counts: Some(Counts { count, total }) }
     }
 }

@@ -44,11 +44,8 @@ pub fn upper_tail(k: u64, n: u64, mean: f64, between_variance: f64) -> f64 {
     if mean >= 1.0 {
         return 1.0;
     }
-    let concentration = if between_variance > 1e-15 {
-        mean * (1.0 - mean) / between_variance - 1.0
-    } else {
-        f64::INFINITY
-    };
+    let concentration =
+        if between_variance > 1e-15 { mean * (1.0 - mean) / between_variance - 1.0 } else { f64::INFINITY };
     if !concentration.is_finite() || concentration > 1e7 || concentration <= 0.0 {
         return beta_reg(k as f64, (n - k + 1) as f64, mean).clamp(0.0, 1.0);
     }
@@ -74,9 +71,7 @@ pub fn lower_tail(k: u64, n: u64, mean: f64, between_variance: f64) -> f64 {
 
 fn ln_pmf(x: u64, n: u64, a: f64, b: f64) -> f64 {
     let (x, n) = (x as f64, n as f64);
-    ln_gamma(n + 1.0) - ln_gamma(x + 1.0) - ln_gamma(n - x + 1.0)
-        + ln_gamma(x + a)
-        + ln_gamma(n - x + b)
+    ln_gamma(n + 1.0) - ln_gamma(x + 1.0) - ln_gamma(n - x + 1.0) + ln_gamma(x + a) + ln_gamma(n - x + b)
         - ln_gamma(n + a + b)
         - (ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b))
 }
@@ -138,11 +133,7 @@ fn rate_quantile(n: u64, mean: f64, between_variance: f64, tail: f64, upper: boo
                 high = mid - 1;
             }
         }
-        if lower_tail(low, n, mean, between_variance) <= tail {
-            (low + 1) as f64 / n as f64
-        } else {
-            0.0
-        }
+        if lower_tail(low, n, mean, between_variance) <= tail { (low + 1) as f64 / n as f64 } else { 0.0 }
     }
 }
 
@@ -192,10 +183,7 @@ impl ProportionModel {
         if self.batches.is_empty() {
             return None;
         }
-        let (count, total) = self
-            .batches
-            .iter()
-            .fold((0u64, 0u64), |(c, t), b| (c + b.count, t + b.total));
+        let (count, total) = self.batches.iter().fold((0u64, 0u64), |(c, t), b| (c + b.count, t + b.total));
         let rate = (count as f64 + 0.5) / (total as f64 + 1.0);
         let n = self.batches.len() as f64;
         let (mut observed, mut sampling) = (0.0, 0.0);
@@ -216,11 +204,7 @@ impl ProportionModel {
         let up_mean = (rate + margin).min(1.0);
         let down_mean = (rate - margin).max(0.0);
         let p_up = upper_tail(k, n, up_mean, between);
-        let p_down = if down_mean <= 0.0 {
-            1.0
-        } else {
-            lower_tail(k, n, down_mean, between)
-        };
+        let p_down = if down_mean <= 0.0 { 1.0 } else { lower_tail(k, n, down_mean, between) };
         let p = match self.direction {
             Direction::Up => p_up,
             Direction::Down => p_down,
@@ -234,27 +218,17 @@ impl ProportionModel {
         } else {
             None
         };
-        let anomaly = n > 0
-            && p < self.alpha
-            && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
+        let anomaly = n > 0 && p < self.alpha && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
         let tail = self.alpha / 2.0;
         let high = rate_quantile(n, up_mean, between, tail, true).max(rate);
-        let low = if down_mean <= 0.0 {
-            0.0
-        } else {
-            rate_quantile(n, down_mean, between, tail, false).min(rate)
-        };
+        let low = if down_mean <= 0.0 { 0.0 } else { rate_quantile(n, down_mean, between, tail, false).min(rate) };
         let confidence = match self.batches.len() {
             0..=9 => Confidence::Low,
             10..=49 => Confidence::Medium,
             _ => Confidence::High,
         };
         Some(Judgement {
-            expected: Expected {
-                low,
-                high,
-                forecast: rate,
-            },
+            expected: Expected { low, high, forecast: rate },
             score: score.max(0.0),
             anomaly,
             side,
@@ -271,18 +245,10 @@ impl ProportionModel {
         let range = if expected.low <= 0.0 {
             format!("≤ {}", format::percent(expected.high))
         } else {
-            format!(
-                "{}–{}",
-                format::percent(expected.low),
-                format::percent(expected.high)
-            )
+            format!("{}–{}", format::percent(expected.low), format::percent(expected.high))
         };
         let rows = if point.counts.is_some() {
-            format!(
-                " ({} of {} rows)",
-                format::number(counts.count as f64),
-                format::number(counts.total as f64)
-            )
+            format!(" ({} of {} rows)", format::number(counts.count as f64), format::number(counts.total as f64))
         } else {
             String::new()
         };

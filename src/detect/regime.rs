@@ -21,11 +21,7 @@ pub struct Cusum {
 impl Cusum {
     /// A CUSUM tuned to shifts of about `2 * allowance` sigmas.
     pub fn new(allowance: f64) -> Self {
-        Self {
-            allowance,
-            upper: 0.0,
-            lower: 0.0,
-        }
+        Self { allowance, upper: 0.0, lower: 0.0 }
     }
 
     /// Add a standardised residual; returns the larger of the two one-sided statistics, signed
@@ -39,11 +35,7 @@ impl Cusum {
 
     /// The current signed statistic.
     pub fn statistic(&self) -> f64 {
-        if self.upper >= self.lower {
-            self.upper
-        } else {
-            -self.lower
-        }
+        if self.upper >= self.lower { self.upper } else { -self.lower }
     }
 
     /// Forget accumulated evidence (after a re-baseline).
@@ -99,13 +91,7 @@ impl LevelShiftDetector {
     /// Feed one judged point: its standardised residual `z`, its deseasonalised value, the
     /// current level and scale. Returns a shift once the evidence is strong and the new level
     /// has been stable for `stable_points` points.
-    pub fn observe(
-        &mut self,
-        z: f64,
-        deseasonalized: f64,
-        level: f64,
-        scale: f64,
-    ) -> Option<Shift> {
+    pub fn observe(&mut self, z: f64, deseasonalized: f64, level: f64, scale: f64) -> Option<Shift> {
         let statistic = self.cusum.update(z);
         if self.recent.len() == self.stable_points {
             self.recent.pop_front();
@@ -121,9 +107,7 @@ impl LevelShiftDetector {
         let moved = (new_level - level) * statistic.signum();
         // Every recent point on the new side, the new level well away from the old one and
         // about as tight as the usual noise: a stable shift, not a burst of noise.
-        let all_on_new_side = values
-            .iter()
-            .all(|v| (v - level) * statistic.signum() > scale);
+        let all_on_new_side = values.iter().all(|v| (v - level) * statistic.signum() > scale);
         if moved > 3.0 * scale && spread <= 2.0 * scale && all_on_new_side {
             let points = self.recent.len();
             self.reset();
@@ -149,11 +133,7 @@ mod tests {
         for _ in 0..100 {
             cusum.update(0.3);
         }
-        assert_eq!(
-            cusum.statistic(),
-            0.0,
-            "drift below the allowance is ignored"
-        );
+        assert_eq!(cusum.statistic(), 0.0, "drift below the allowance is ignored");
         for _ in 0..10 {
             cusum.update(1.5);
         }
@@ -169,11 +149,7 @@ mod tests {
         let mut shifts = Vec::new();
         let mut level = 0.0;
         for i in 0..20 {
-            let value = if i < 5 {
-                0.0
-            } else {
-                10.0 + (i % 2) as f64 * 0.1
-            };
+            let value = if i < 5 { 0.0 } else { 10.0 + (i % 2) as f64 * 0.1 };
             let z = value - level;
             if let Some(shift) = detector.observe(z, value, level, 1.0) {
                 level = shift.new_level;

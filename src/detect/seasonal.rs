@@ -20,10 +20,7 @@ use super::calibration::Calibrator;
 use super::format;
 use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
-use super::stats::{
-    MAD_TO_SIGMA, SortedWindow, median_in_place, student_t_neg_log10_sf, student_t_upper_quantile,
-    theil_sen,
-};
+use super::stats::{MAD_TO_SIGMA, SortedWindow, median_in_place, theil_sen};
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
 /// Seasonal structure a candidate model uses.
@@ -58,11 +55,7 @@ impl Params {
         let step = step.max(1);
         let sub_daily = step < DAY;
         let points_per_day = (DAY / step).max(1) as usize;
-        let long_window = if sub_daily {
-            points_per_day.clamp(9, 289)
-        } else {
-            15
-        };
+        let long_window = if sub_daily { points_per_day.clamp(9, 289) } else { 15 };
         let (day_slot, day_slots) = if sub_daily {
             let slot = step.clamp(5 * 60, HOUR);
             (slot, (DAY / slot) as usize)
@@ -70,9 +63,7 @@ impl Params {
             (DAY, 1)
         };
         // Slot memories span about eight weeks unless the training window says less.
-        let weeks = settings
-            .training_window
-            .map_or(8.0, |w| (w as f64 / WEEK as f64).clamp(1.0, 8.0));
+        let weeks = settings.training_window.map_or(8.0, |w| (w as f64 / WEEK as f64).clamp(1.0, 8.0));
         let day_capacity = ((weeks * 7.0) as usize).clamp(3, 14);
         let mut long_window = long_window;
         if let Some(window) = settings.training_window {
@@ -114,6 +105,12 @@ fn slot_deviation(slot: &Slot, value: f64) -> Option<f64> {
     median_in_place(&mut values).map(|m| (value - m).abs())
 }
 
+/// Past standardised residuals the calibration rests on (a few weeks of hourly points).
+const CALIBRATION_RESIDUALS: usize = 2_000;
+
+/// Absolute errors behind each candidate's recent typical error.
+const RECENT_RESIDUALS: usize = 128;
+
 /// Errors each candidate remembers in order (at least the level-shift confirmation span).
 const RECENT_ERRORS: usize = 12;
 
@@ -123,7 +120,13 @@ struct Candidate {
     mode: Mode,
     reach: Reach,
     level: SortedWindow,
+    /// The last absolute errors (median = recent typical error).
     residuals: SortedWindow,
+    /// Exponentially weighted mean of winsorised absolute errors, over about
+    /// `residual_window` points: the model-selection criterion.
+    mean_error: f64,
+    errors: usize,
+    memory: usize,
     /// Timestamps of the values in `level`, oldest first (for the trend's lag).
     times: VecDeque<i64>,
     /// Last few absolute errors, newest last (to tell a shift from a rhythm).
@@ -140,7 +143,10 @@ impl Candidate {
             mode,
             reach,
             level: SortedWindow::new(capacity),
-            residuals: SortedWindow::new(params.residual_window),
+            residuals: SortedWindow::new(RECENT_RESIDUALS),
+            mean_error: 0.0,
+            errors: 0,
+            memory: params.residual_window,
             times: VecDeque::with_capacity(capacity),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
         }
@@ -152,6 +158,12 @@ impl Candidate {
         }
         self.recent_errors.push_back(error);
         self.residuals.push(error);
+        // Winsorised at ten typical errors: unlike the median the mean sees the big misses a
+        // model makes at every weekend, unlike the plain mean it survives anomalies.
+        let cap = 10.0 * self.residuals.median().unwrap_or(error);
+        self.errors += 1;
+        let weight = 1.0 / self.errors.min(self.memory) as f64;
+        self.mean_error += (error.min(cap) - self.mean_error) * weight;
     }
 
     /// Largest of the last `count` absolute errors.
@@ -159,12 +171,7 @@ impl Candidate {
         if self.recent_errors.len() < count {
             return None;
         }
-        self.recent_errors
-            .iter()
-            .rev()
-            .take(count)
-            .copied()
-            .reduce(f64::max)
+        self.recent_errors.iter().rev().take(count).copied().reduce(f64::max)
     }
 
     fn push_level(&mut self, timestamp: i64, value: f64, capacity: usize) {
@@ -181,19 +188,9 @@ impl Candidate {
         Some(first + (last - first) / 2)
     }
 
-    /// Mean absolute error, winsorised at ten median errors: unlike the median it sees the
-    /// big misses a model makes at every weekend, unlike the mean it survives anomalies.
+    /// Typical error for model selection, once enough errors were seen.
     fn typical_error(&self) -> Option<f64> {
-        if self.residuals.len() < 48 {
-            return None;
-        }
-        let cap = 10.0 * self.residuals.median()?;
-        let sum: f64 = self.recent_errors_all().map(|e| e.min(cap)).sum();
-        Some(sum / self.residuals.len() as f64)
-    }
-
-    fn recent_errors_all(&self) -> impl Iterator<Item = f64> + '_ {
-        self.residuals.iter_sorted()
+        (self.errors >= 48).then_some(self.mean_error)
     }
 }
 
@@ -226,6 +223,9 @@ pub struct SeasonalModel {
     day_medians: SortedWindow,
     day: Vec<Slot>,
     week: Vec<Slot>,
+    /// Cached shrunk factors, refreshed whenever a day is folded in.
+    day_factors: Vec<f64>,
+    week_offsets: [f64; 7],
     /// The day being accumulated for the seasonal slots: its local midnight and its points
     /// (hour-of-day slot, transformed value).
     day_run: (Option<i64>, Vec<(usize, f64)>),
@@ -239,7 +239,9 @@ pub struct SeasonalModel {
     calibrator: Calibrator,
     shifts: LevelShiftDetector,
     /// Recent trained points (time, transformed value), for re-baselining and trend.
-    recent: VecDeque<(i64, f64)>,
+    recent: VecDeque<(i64, f64, [f64; 3])>,
+    /// Typical absolute size of recent values, refreshed now and then (scale floor).
+    magnitude: f64,
     trend: f64,
     trained: usize,
     since_selection: usize,
@@ -305,15 +307,18 @@ impl SeasonalModel {
             day_medians: SortedWindow::new(7),
             day: vec![Slot::default(); params.day_slots],
             week: vec![Slot::default(); 7],
+            day_factors: vec![0.0; params.day_slots],
+            week_offsets: [0.0; 7],
             day_run: (None, Vec::new()),
             day_noise: SortedWindow::new(256),
             week_noise: SortedWindow::new(256),
             candidates,
             active: 0,
-            active_errors: SortedWindow::new(1_024),
-            calibrator: Calibrator::new(2_000),
+            active_errors: SortedWindow::new(512),
+            calibrator: Calibrator::new(CALIBRATION_RESIDUALS),
             shifts: LevelShiftDetector::new(8.0, stable),
             recent: VecDeque::with_capacity(params.long_window),
+            magnitude: 0.0,
             trend: 0.0,
             trained: 0,
             since_selection: 0,
@@ -329,19 +334,11 @@ impl SeasonalModel {
     }
 
     fn transform(&self, value: f64) -> f64 {
-        if self.log_scale {
-            (value.max(0.0) + 1.0).ln()
-        } else {
-            value
-        }
+        if self.log_scale { (value.max(0.0) + 1.0).ln() } else { value }
     }
 
     fn untransform(&self, value: f64) -> f64 {
-        if self.log_scale {
-            (value.exp() - 1.0).max(0.0)
-        } else {
-            value
-        }
+        if self.log_scale { (value.exp() - 1.0).max(0.0) } else { value }
     }
 
     fn local(&self, timestamp: i64) -> i64 {
@@ -349,56 +346,59 @@ impl SeasonalModel {
     }
 
     fn day_index(&self, timestamp: i64) -> usize {
-        (calendar::second_of_day(self.local(timestamp)) / self.params.day_slot) as usize
-            % self.params.day_slots
+        (calendar::second_of_day(self.local(timestamp)) / self.params.day_slot) as usize % self.params.day_slots
     }
 
     fn covered(&self, timestamp: i64) -> i64 {
         timestamp - self.first_timestamp
     }
 
-    /// Hour-of-day factor: median over the slot and its neighbours, shrunk towards zero by
-    /// how distinguishable it is from slot noise (positive-part James–Stein).
+    /// Hour-of-day factor of the slot `timestamp` falls in (0 before a full day was seen).
     fn daily_factor(&self, timestamp: i64) -> f64 {
         if self.params.step >= DAY || self.covered(timestamp) < DAY {
             return 0.0;
         }
-        let index = self.day_index(timestamp);
-        let n = self.params.day_slots;
-        let neighbours: &[usize] = if self.params.day_slot < HOUR {
-            &[n - 1, 0, 1]
-        } else {
-            &[0]
-        };
-        let mut values: Vec<f64> = Vec::with_capacity(3 * self.params.day_capacity);
-        for offset in neighbours {
-            values.extend(self.day[(index + offset) % n].values.iter().copied());
-        }
-        let count = values.len();
-        match median_in_place(&mut values) {
-            Some(m) => m * shrinkage(m, self.slot_noise(&self.day_noise), count),
-            None => 0.0,
-        }
+        self.day_factors[self.day_index(timestamp)]
     }
 
-    /// Weekly factor: the daily factor plus a day-of-week offset (the median over past
-    /// same weekdays of each day's median deviation from the trailing weekly level), shrunk
-    /// towards zero; the daily factor alone during the first week.
+    /// Weekly factor: the daily factor plus the day-of-week offset; the daily factor alone
+    /// during the first week.
     fn weekly_factor(&self, timestamp: i64, daily: f64) -> f64 {
         if self.covered(timestamp) < WEEK {
             return daily;
         }
-        let slot = &self.week[calendar::weekday(self.local(timestamp))];
-        let mut values: Vec<f64> = slot.values.iter().copied().collect();
-        let count = values.len();
-        let noise = if self.week_noise.len() >= 5 {
-            self.week_noise.median()
-        } else {
-            self.slot_noise(&self.day_noise)
-        };
-        match median_in_place(&mut values) {
-            Some(m) => daily + m * shrinkage(m, noise, count),
-            None => daily,
+        daily + self.week_offsets[calendar::weekday(self.local(timestamp))]
+    }
+
+    /// Recompute the cached factors after a day was folded into the slots. Hour-of-day
+    /// factors are medians over the slot and (for sub-hourly slots) its neighbours; day-of-week
+    /// offsets are medians of each past same weekday's median deviation from the weekly level.
+    /// Both are shrunk towards zero by how distinguishable they are from slot noise.
+    fn refresh_factors(&mut self) {
+        let n = self.params.day_slots;
+        let neighbours: &[usize] = if self.params.day_slot < HOUR { &[n - 1, 0, 1] } else { &[0] };
+        let day_noise = self.slot_noise(&self.day_noise);
+        let mut values: Vec<f64> = Vec::with_capacity(3 * self.params.day_capacity);
+        for index in 0..n {
+            values.clear();
+            for offset in neighbours {
+                values.extend(self.day[(index + offset) % n].values.iter().copied());
+            }
+            let count = values.len();
+            self.day_factors[index] = match median_in_place(&mut values) {
+                Some(m) => m * shrinkage(m, day_noise, count),
+                None => 0.0,
+            };
+        }
+        let week_noise = if self.week_noise.len() >= 5 { self.week_noise.median() } else { day_noise };
+        for weekday in 0..7 {
+            values.clear();
+            values.extend(self.week[weekday].values.iter().copied());
+            let count = values.len();
+            self.week_offsets[weekday] = match median_in_place(&mut values) {
+                Some(m) => m * shrinkage(m, week_noise, count),
+                None => 0.0,
+            };
         }
     }
 
@@ -429,16 +429,9 @@ impl SeasonalModel {
         }
     }
 
-    fn candidate_forecast(
-        &self,
-        candidate: &Candidate,
-        factors: &[f64; 3],
-        timestamp: i64,
-    ) -> Option<f64> {
+    fn candidate_forecast(&self, candidate: &Candidate, factors: &[f64; 3], timestamp: i64) -> Option<f64> {
         let level = candidate.level.median()?;
-        let lag = candidate
-            .centre_time()
-            .map_or(0, |centre| timestamp - centre) as f64;
+        let lag = candidate.centre_time().map_or(0, |centre| timestamp - centre) as f64;
         Some(level + self.trend * lag + Self::factor_for(factors, candidate.mode))
     }
 
@@ -456,7 +449,7 @@ impl SeasonalModel {
             let expected_count = self.untransform(forecast);
             (1.0 / (expected_count + 1.0).sqrt()).max(0.01)
         } else {
-            let reference = forecast.abs().max(self.recent_magnitude());
+            let reference = forecast.abs().max(self.magnitude);
             (reference * 1e-3).max(1e-9)
         };
         mad.max(floor)
@@ -465,7 +458,7 @@ impl SeasonalModel {
     /// Typical absolute size of recent values (continuous series): keeps the scale floor
     /// meaningful for series that hover around zero.
     fn recent_magnitude(&self) -> f64 {
-        let mut values: Vec<f64> = self.recent.iter().map(|&(_, v)| v.abs()).collect();
+        let mut values: Vec<f64> = self.recent.iter().map(|&(_, v, _)| v.abs()).collect();
         median_in_place(&mut values).unwrap_or(0.0)
     }
 
@@ -491,15 +484,11 @@ impl SeasonalModel {
         let slot_start = |slot: i64| calendar::second_of_day(local) / slot * slot;
         match mode {
             Mode::Flat => String::new(),
-            Mode::Daily => format!(
-                " for {}",
-                calendar::clock_time(slot_start(self.params.day_slot))
-            ),
+            Mode::Daily => format!(" for {}", calendar::clock_time(slot_start(self.params.day_slot))),
             Mode::Weekly if self.params.step >= DAY => format!(" for a {day}"),
-            Mode::Weekly => format!(
-                " for a {day} {}",
-                calendar::clock_time(slot_start(self.params.day_slot.min(HOUR)))
-            ),
+            Mode::Weekly => {
+                format!(" for a {day} {}", calendar::clock_time(slot_start(self.params.day_slot.min(HOUR))))
+            }
         }
     }
 
@@ -512,15 +501,9 @@ impl SeasonalModel {
         let scale = self.scale(forecast);
         let residual = observed - forecast;
         let z = residual / scale;
-        let inflation = self.calibrator.inflation();
         let dof = self.degrees_of_freedom();
-        // Two-sided tail probability of the calibrated residual.
-        let score = if residual == 0.0 {
-            0.0
-        } else {
-            (student_t_neg_log10_sf(z.abs() / inflation, dof) - std::f64::consts::LOG10_2).max(0.0)
-        };
-        let threshold = student_t_upper_quantile(self.alpha / 2.0, dof) * inflation;
+        let score = if residual == 0.0 { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
+        let threshold = self.calibrator.threshold(self.alpha, dof);
         let forecast_value = self.untransform(forecast);
         let mut low = self.untransform(forecast - threshold * scale);
         let mut high = self.untransform(forecast + threshold * scale);
@@ -539,22 +522,13 @@ impl SeasonalModel {
         } else {
             None
         };
-        let relative_change = if forecast_value != 0.0 {
-            Some((value - forecast_value) / forecast_value.abs())
-        } else {
-            None
-        };
+        let relative_change =
+            if forecast_value != 0.0 { Some((value - forecast_value) / forecast_value.abs()) } else { None };
         let big_enough = relative_change.is_none_or(|change| change.abs() >= self.min_change);
         let outside = value < low || value > high;
-        let anomaly = outside
-            && big_enough
-            && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
+        let anomaly = outside && big_enough && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
         Some(Judgement {
-            expected: Expected {
-                low,
-                high,
-                forecast: forecast_value,
-            },
+            expected: Expected { low, high, forecast: forecast_value },
             score,
             anomaly,
             side,
@@ -575,9 +549,7 @@ impl SeasonalModel {
         // Residuals of every candidate, for model selection and scale.
         let mut active_forecast = None;
         for index in 0..self.candidates.len() {
-            if let Some(forecast) =
-                self.candidate_forecast(&self.candidates[index], &factors, timestamp)
-            {
+            if let Some(forecast) = self.candidate_forecast(&self.candidates[index], &factors, timestamp) {
                 self.candidates[index].push_error((observed - forecast).abs());
                 if index == self.active {
                     active_forecast = Some(forecast);
@@ -620,16 +592,12 @@ impl SeasonalModel {
                 Reach::Long => self.params.long_window,
                 Reach::Short => self.params.short_window,
             };
-            candidate.push_level(
-                timestamp,
-                observed - Self::factor_for(&factors, candidate.mode),
-                capacity,
-            );
+            candidate.push_level(timestamp, observed - Self::factor_for(&factors, candidate.mode), capacity);
         }
         if self.recent.len() == self.params.long_window {
             self.recent.pop_front();
         }
-        self.recent.push_back((timestamp, observed));
+        self.recent.push_back((timestamp, observed, factors));
         self.trained += 1;
 
         if event.is_some() {
@@ -641,6 +609,7 @@ impl SeasonalModel {
         if self.since_selection >= 16 {
             self.since_selection = 0;
             self.select();
+            self.magnitude = self.recent_magnitude();
         }
         self.since_trend += 1;
         if self.since_trend >= (self.params.long_window / 8).max(1) {
@@ -684,36 +653,25 @@ impl SeasonalModel {
             self.week[weekday].push(offset, 8);
         }
         self.day_medians.push(day_median);
+        self.refresh_factors();
     }
 
     /// Restart every level from the last `points` values (after a level shift or a user's
     /// "expected" label), keeping seasonal factors and scale.
     pub(crate) fn rebaseline(&mut self, points: usize) {
-        let keep: Vec<(i64, f64)> = self
-            .recent
-            .iter()
-            .rev()
-            .take(points.max(1))
-            .rev()
-            .copied()
-            .collect();
+        let keep: Vec<(i64, f64, [f64; 3])> = self.recent.iter().rev().take(points.max(1)).rev().copied().collect();
         self.day_medians.clear();
         for candidate in &mut self.candidates {
             candidate.level.clear();
             candidate.times.clear();
         }
-        for &(timestamp, observed) in &keep {
-            let factors = self.factors(timestamp);
+        for &(timestamp, observed, factors) in &keep {
             for candidate in &mut self.candidates {
                 let capacity = match candidate.reach {
                     Reach::Long => self.params.long_window,
                     Reach::Short => self.params.short_window,
                 };
-                candidate.push_level(
-                    timestamp,
-                    observed - Self::factor_for(&factors, candidate.mode),
-                    capacity,
-                );
+                candidate.push_level(timestamp, observed - Self::factor_for(&factors, candidate.mode), capacity);
             }
         }
         self.shifts.reset();
@@ -781,32 +739,22 @@ impl SeasonalModel {
         for block in 0..blocks {
             let mut values: Vec<f64> = Vec::with_capacity(size);
             let mut times: Vec<f64> = Vec::with_capacity(size);
-            for &(timestamp, observed) in self.recent.iter().skip(block * size).take(size) {
-                let factors = self.factors(timestamp);
+            for &(timestamp, observed, factors) in self.recent.iter().skip(block * size).take(size) {
                 values.push(observed - Self::factor_for(&factors, mode));
                 times.push(timestamp as f64);
             }
-            if let (Some(y), Some(x)) = (median_in_place(&mut values), median_in_place(&mut times))
-            {
+            if let (Some(y), Some(x)) = (median_in_place(&mut values), median_in_place(&mut times)) {
                 xs.push(x);
                 ys.push(y);
             }
         }
         let slope = theil_sen(&xs, &ys).unwrap_or(0.0);
         let span = xs.last().zip(xs.first()).map_or(0.0, |(l, f)| l - f);
-        let noise = self.candidates[self.active]
-            .residuals
-            .median()
-            .unwrap_or(0.0)
-            * MAD_TO_SIGMA;
+        let noise = self.candidates[self.active].residuals.median().unwrap_or(0.0) * MAD_TO_SIGMA;
         // Consistent direction across blocks and drift above twice the noise.
         let rising = ys.windows(2).filter(|w| w[1] > w[0]).count();
         let consistent = rising >= ys.len() - 2 || rising <= 1;
-        self.trend = if consistent && (slope * span).abs() > 2.0 * noise {
-            slope
-        } else {
-            0.0
-        };
+        self.trend = if consistent && (slope * span).abs() > 2.0 * noise { slope } else { 0.0 };
     }
 
     /// Describe a judgement in one sentence.
@@ -841,12 +789,8 @@ impl SeasonalModel {
 
     /// Internal state summary for debugging and tuning.
     pub fn debug_state(&self) -> String {
-        let mut out = format!(
-            "active={} trend={:.2e} infl={:.2}",
-            self.active,
-            self.trend,
-            self.calibrator.inflation()
-        );
+        let mut out =
+            format!("active={} trend={:.2e} infl={:.2}", self.active, self.trend, self.calibrator.inflation());
         for c in &self.candidates {
             out.push_str(&format!(" {:.3}", c.typical_error().unwrap_or(f64::NAN)));
         }

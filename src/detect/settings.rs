@@ -174,9 +174,7 @@ impl Settings {
 
     /// The minimum relative change in force for `class`.
     pub fn min_change_for(&self, class: MetricClass) -> f64 {
-        self.min_change
-            .unwrap_or(class.default_min_change())
-            .max(0.0)
+        self.min_change.unwrap_or(class.default_min_change()).max(0.0)
     }
 
     /// Whether `timestamp` falls in an excluded range.

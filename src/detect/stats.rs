@@ -21,11 +21,7 @@ pub(crate) struct SortedWindow {
 impl SortedWindow {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self {
-            order: VecDeque::with_capacity(capacity),
-            sorted: Vec::with_capacity(capacity),
-            capacity,
-        }
+        Self { order: VecDeque::with_capacity(capacity), sorted: Vec::with_capacity(capacity), capacity }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -49,9 +45,7 @@ impl SortedWindow {
         if self.order.len() == self.capacity
             && let Some(oldest) = self.order.pop_front()
         {
-            let index = self
-                .sorted
-                .partition_point(|x| x.total_cmp(&oldest).is_lt());
+            let index = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
             self.sorted.remove(index);
         }
         self.order.push_back(value);
@@ -107,10 +101,7 @@ pub(crate) fn median_in_place(values: &mut [f64]) -> Option<f64> {
     if values.len() % 2 == 1 {
         Some(upper)
     } else {
-        let lower = values[..mid]
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
+        let lower = values[..mid].iter().copied().fold(f64::NEG_INFINITY, f64::max);
         Some((lower + upper) / 2.0)
     }
 }
@@ -200,10 +191,7 @@ mod tests {
         }
         assert_eq!(window.median(), Some(3.0));
         window.push(10.0); // evicts 5
-        assert_eq!(
-            window.iter_in_order().collect::<Vec<_>>(),
-            vec![1.0, 3.0, 10.0]
-        );
+        assert_eq!(window.iter_in_order().collect::<Vec<_>>(), vec![1.0, 3.0, 10.0]);
         assert_eq!(window.median(), Some(3.0));
         assert_eq!(window.quantile(1.0), Some(10.0));
         assert_eq!(window.count_at_least(3.0), 2);
@@ -223,9 +211,7 @@ mod tests {
     #[test]
     fn tail_probabilities_are_consistent() {
         assert!((normal_neg_log10_sf(normal_upper_quantile(1e-4)) - 4.0).abs() < 1e-6);
-        assert!(
-            (student_t_neg_log10_sf(student_t_upper_quantile(1e-3, 4.0), 4.0) - 3.0).abs() < 1e-4
-        );
+        assert!((student_t_neg_log10_sf(student_t_upper_quantile(1e-3, 4.0), 4.0) - 3.0).abs() < 1e-4);
         // Far tails stay finite and monotone.
         assert!(normal_neg_log10_sf(50.0) > normal_neg_log10_sf(40.0));
         assert!(student_t_neg_log10_sf(1e9, 3.0).is_finite());

@@ -87,18 +87,14 @@ impl StreamingDetector {
     }
 
     fn build_model(&mut self) {
-        let mut gaps: Vec<f64> = self
-            .cold
-            .windows(2)
-            .map(|w| (w[1].timestamp - w[0].timestamp) as f64)
-            .filter(|gap| *gap > 0.0)
-            .collect();
+        let mut gaps: Vec<f64> =
+            self.cold.windows(2).map(|w| (w[1].timestamp - w[0].timestamp) as f64).filter(|gap| *gap > 0.0).collect();
         let step = median_in_place(&mut gaps).unwrap_or(3_600.0).round() as i64;
         let first = self.cold.first().map_or(0, |p| p.timestamp);
         let mut model = match self.class {
-            MetricClass::Count | MetricClass::Continuous => Model::Seasonal(Box::new(
-                SeasonalModel::new(self.class, &self.settings, step, first),
-            )),
+            MetricClass::Count | MetricClass::Continuous => {
+                Model::Seasonal(Box::new(SeasonalModel::new(self.class, &self.settings, step, first)))
+            }
             MetricClass::Proportion => Model::Proportion(ProportionModel::new(&self.settings)),
             MetricClass::Freshness => Model::Freshness(FreshnessModel::new(&self.settings)),
         };
@@ -141,9 +137,7 @@ impl StreamingDetector {
         let learns = in_order && label != Some(LabelKind::ConfirmedIncident);
 
         if self.model.is_none() {
-            if self.cold.len() < COLD_START_POINTS
-                || self.class == MetricClass::Freshness && !self.freshness_ready()
-            {
+            if self.cold.len() < COLD_START_POINTS || self.class == MetricClass::Freshness && !self.freshness_ready() {
                 let seen = self.cold.len();
                 if learns {
                     self.cold.push(point);
@@ -155,9 +149,7 @@ impl StreamingDetector {
                     point.value,
                     Status::ColdStart,
                     seen,
-                    format!(
-                        "learning: {seen} of {COLD_START_POINTS} points of history, no verdict yet"
-                    ),
+                    format!("learning: {seen} of {COLD_START_POINTS} points of history, no verdict yet"),
                 );
             }
             self.build_model();
@@ -188,11 +180,7 @@ impl StreamingDetector {
             judgement.anomaly = false;
         }
         let was_inside = self.excursions.current().is_some();
-        let event = if learns {
-            self.learn(&point, label)
-        } else {
-            None
-        };
+        let event = if learns { self.learn(&point, label) } else { None };
         if event.is_some() {
             judgement.event = event;
         }
@@ -229,11 +217,7 @@ impl StreamingDetector {
 
     fn freshness_ready(&self) -> bool {
         // Freshness needs a few distinct updates, not just polls.
-        let mut updates: Vec<i64> = self
-            .cold
-            .iter()
-            .map(|p| p.timestamp - p.value.max(0.0).round() as i64)
-            .collect();
+        let mut updates: Vec<i64> = self.cold.iter().map(|p| p.timestamp - p.value.max(0.0).round() as i64).collect();
         updates.dedup_by(|a, b| (*a - *b).abs() <= 60);
         updates.len() >= 3
     }
@@ -277,12 +261,7 @@ pub fn replay(class: MetricClass, settings: &Settings, points: &[Point]) -> Vec<
 }
 
 /// The daemon's entry point: judge `latest` after learning `history` (in time order).
-pub fn evaluate(
-    class: MetricClass,
-    settings: &Settings,
-    history: &[Point],
-    latest: Point,
-) -> Verdict {
+pub fn evaluate(class: MetricClass, settings: &Settings, history: &[Point], latest: Point) -> Verdict {
     let mut detector = StreamingDetector::new(class, settings.clone());
     for point in history {
         detector.push(*point);

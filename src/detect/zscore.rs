@@ -60,21 +60,10 @@ impl ZScoreDetector {
         self.sum_squares += point.value * point.value;
         let n = self.window.len() as f64;
         let mean = self.sum / n;
-        let variance = if n > 1.0 {
-            ((self.sum_squares - n * mean * mean) / (n - 1.0)).max(0.0)
-        } else {
-            0.0
-        };
+        let variance = if n > 1.0 { ((self.sum_squares - n * mean * mean) / (n - 1.0)).max(0.0) } else { 0.0 };
         let stddev = variance.sqrt();
-        let z = if stddev > 1e-12 * mean.abs().max(1.0) {
-            (point.value - mean).abs() / stddev
-        } else {
-            0.0
-        };
-        ZScoreVerdict {
-            z,
-            anomaly: z > THRESHOLD,
-        }
+        let z = if stddev > 1e-12 * mean.abs().max(1.0) { (point.value - mean).abs() / stddev } else { 0.0 };
+        ZScoreVerdict { z, anomaly: z > THRESHOLD }
     }
 }
 
