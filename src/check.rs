@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, SourceKind, file_problem};
+use crate::detect::{Direction, Seasonality, Sensitivity, Settings, TimeRange};
 use crate::measure::{AssetId, MetricKind, TableRef};
 use crate::schedule::Schedule;
 use crate::yaml::{self, Decoder, Diagnostics, MapReader, Mark, Node, Value};
@@ -22,9 +23,36 @@ pub struct Rule {
     pub max: Option<f64>,
     /// Learned thresholds from the metric's own history (anomaly detection).
     pub auto: bool,
+    /// Per-metric overrides of the asset's detection settings.
+    pub tuning: Tuning,
     /// Line of the rule in its check file, for reports that point back at it.
     #[serde(skip)]
     pub mark: Mark,
+}
+
+/// Detector overrides a single rule may set.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Tuning {
+    pub sensitivity: Option<Sensitivity>,
+    pub direction: Option<Direction>,
+    pub min_change: Option<f64>,
+}
+
+impl Tuning {
+    /// The asset's detection settings with this rule's overrides applied.
+    pub fn apply(&self, base: &Settings) -> Settings {
+        let mut s = base.clone();
+        if let Some(v) = self.sensitivity {
+            s.sensitivity = v;
+        }
+        if self.direction.is_some() {
+            s.direction = self.direction;
+        }
+        if self.min_change.is_some() {
+            s.min_change = self.min_change;
+        }
+        s
+    }
 }
 
 impl Rule {
@@ -56,7 +84,9 @@ pub struct FreshnessMonitor {
     /// Hard SLA: fail when the table is older than this.
     #[serde(with = "secs_opt")]
     pub max_age: Option<Duration>,
+    /// Learn the update cadence and alert when the table is later than it allows.
     pub auto: bool,
+    pub tuning: Tuning,
     #[serde(skip)]
     pub mark: Mark,
 }
@@ -125,9 +155,26 @@ pub struct AssetCheck {
     pub schema: Option<SchemaMonitor>,
     pub columns: Vec<ColumnMonitor>,
     pub custom_sql: Vec<CustomSql>,
+    /// Detection settings shared by every learned threshold of this asset.
+    pub detection: Settings,
 }
 
 impl AssetCheck {
+    /// The rule that governs `kind` (and `column`) on this asset, if any.
+    pub fn rule_for(&self, kind: MetricKind, column: &str) -> Option<&Rule> {
+        match kind {
+            MetricKind::RowCount => self.volume.as_ref().map(|v| &v.row_count),
+            MetricKind::RowsAdded => self.volume.as_ref().map(|v| &v.rows_added),
+            MetricKind::Custom => self.custom_sql.iter().find(|c| c.name == column).map(|c| &c.rule),
+            _ => self
+                .columns
+                .iter()
+                .find(|c| c.name == column)
+                .and_then(|c| c.metrics.iter().find(|(m, _)| *m == kind))
+                .map(|(_, r)| r),
+        }
+    }
+
     /// Whether this check needs queries beyond the metadata scan.
     pub fn needs_queries(&self) -> bool {
         !self.columns.is_empty()
@@ -334,6 +381,19 @@ fn decode_asset(d: &mut Decoder, node: &Node, path: &str, config: &Config) -> Op
     let table = map
         .require(d, "table", "`schema.table` (or just `table` for the default schema)")
         .and_then(|n| d.text(n, &map.path_of("table")))
+        .filter(|t| {
+            let needs_database = !t.contains('.')
+                && source_cfg.is_some_and(|s| s.kind == SourceKind::Mysql && s.default_schema().is_empty());
+            if needs_database {
+                let name = source_cfg.map(|s| s.name.as_str()).unwrap_or_default();
+                d.error(
+                    table_mark(node),
+                    &format!("{}.table", path),
+                    format!("the URL of source `{name}` names no database; write `database.{t}`"),
+                );
+            }
+            !needs_database
+        })
         .map(|t| match t.split_once('.') {
             Some((schema, name)) => TableRef::new(schema, name),
             None => TableRef::new(source_cfg.map(|s| s.default_schema()).unwrap_or_else(|| "public".into()), t),
@@ -348,6 +408,10 @@ fn decode_asset(d: &mut Decoder, node: &Node, path: &str, config: &Config) -> Op
     };
     let filter = map.get("where").and_then(|n| d.text(n, &map.path_of("where")));
     let sample_percent = map.get("sample").and_then(|n| decode_percent(d, n, &map.path_of("sample")));
+    let detection = match map.get("detection") {
+        Some(n) => decode_detection(d, n, &map.path_of("detection")).unwrap_or_default(),
+        None => Settings::default(),
+    };
     let mut check_monitors = Monitors::default();
     if let Some(n) = map.require(d, "monitors", "a mapping of monitors: freshness, volume, schema, columns, custom_sql")
     {
@@ -376,7 +440,158 @@ fn decode_asset(d: &mut Decoder, node: &Node, path: &str, config: &Config) -> Op
         schema: check_monitors.schema,
         columns: check_monitors.columns,
         custom_sql: check_monitors.custom_sql,
+        detection,
     })
+}
+
+/// The asset's `detection:` block: defaults for every learned threshold.
+fn decode_detection(d: &mut Decoder, node: &Node, path: &str) -> Option<Settings> {
+    let mut m = d.map(node, path)?;
+    let mut s = Settings::default();
+    if let Some(x) = m.get("sensitivity") {
+        s.sensitivity = decode_sensitivity(d, x, &m.path_of("sensitivity")).unwrap_or_default();
+    }
+    if let Some(x) = m.get("direction") {
+        s.direction = decode_direction(d, x, &m.path_of("direction"));
+    }
+    if let Some(x) = m.get("min_change") {
+        s.min_change = decode_fraction(d, x, &m.path_of("min_change"));
+    }
+    if let Some(x) = m.get("seasonality") {
+        s.seasonality = match d
+            .one_of(x, &m.path_of("seasonality"), "seasonality", &["auto", "none", "daily", "weekly"])
+            .as_deref()
+        {
+            Some("none") => Seasonality::None,
+            Some("daily") => Seasonality::Daily,
+            Some("weekly") => Seasonality::Weekly,
+            _ => Seasonality::Auto,
+        };
+    }
+    if let Some(x) = m.get("training_window") {
+        s.training_window = d.duration(x, &m.path_of("training_window")).map(|w| w.as_secs() as i64);
+    }
+    if let Some(x) = m.get("utc_offset") {
+        let p = m.path_of("utc_offset");
+        match d.string(x, &p).as_deref().and_then(parse_utc_offset) {
+            Some(v) => s.utc_offset = v,
+            None => d.error(x.mark, &p, "expected an offset from UTC such as `+01:00` or `-05:00`"),
+        }
+    }
+    if let Some(x) = m.get("exclude") {
+        let p = m.path_of("exclude");
+        for (i, item) in d.seq(x, &p).unwrap_or_default().iter().enumerate() {
+            let ip = format!("{p}[{i}]");
+            let Some(mut r) = d.map(item, &ip) else { continue };
+            let from = r.require(d, "from", "a date or time such as `2026-12-24` or `2026-12-24T06:00:00Z`");
+            let to = r.require(d, "to", "a date or time after `from`");
+            let from_path = r.path_of("from");
+            let to_path = r.path_of("to");
+            r.finish(d);
+            let start = from.and_then(|n| decode_instant(d, n, &from_path));
+            let end = to.and_then(|n| decode_instant(d, n, &to_path));
+            if let (Some(start), Some(end)) = (start, end) {
+                if end <= start {
+                    d.error(item.mark, &ip, "`to` must be after `from`");
+                } else {
+                    s.exclude.push(TimeRange { start, end });
+                }
+            }
+        }
+    }
+    m.finish(d);
+    Some(s)
+}
+
+fn parse_utc_offset(text: &str) -> Option<i64> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// A date (`2026-12-24`, midnight UTC) or an RFC 3339 time, as unix seconds.
+fn decode_instant(d: &mut Decoder, node: &Node, path: &str) -> Option<i64> {
+    let text = d.text(node, path)?;
+    if let Ok(t) = text.parse::<chrono::DateTime<chrono::Utc>>() {
+        return Some(t.timestamp());
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+        return day.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp());
+    }
+    d.error(
+        node.mark,
+        path,
+        format!("invalid time `{text}`; expected a date such as `2026-12-24` or `2026-12-24T06:00:00Z`"),
+    );
+    None
+}
+
+fn decode_sensitivity(d: &mut Decoder, node: &Node, path: &str) -> Option<Sensitivity> {
+    if let Value::Scalar { text, quoted: false } = &node.value
+        && let Ok(rate) = text.parse::<f64>()
+    {
+        if rate > 0.0 && rate < 0.5 {
+            return Some(Sensitivity::FalseAlarmRate(rate));
+        }
+        d.error(
+            node.mark,
+            path,
+            "a numeric sensitivity is a false-alarm probability per point, above 0 and below 0.5 (e.g. `0.0001`)",
+        );
+        return None;
+    }
+    match d.one_of(node, path, "sensitivity", &["low", "medium", "high"])?.as_str() {
+        "low" => Some(Sensitivity::Low),
+        "high" => Some(Sensitivity::High),
+        _ => Some(Sensitivity::Medium),
+    }
+}
+
+fn decode_direction(d: &mut Decoder, node: &Node, path: &str) -> Option<Direction> {
+    match d.one_of(node, path, "direction", &["up", "down", "both"])?.as_str() {
+        "up" => Some(Direction::Up),
+        "down" => Some(Direction::Down),
+        _ => Some(Direction::Both),
+    }
+}
+
+/// `0.1` or `10%`.
+fn decode_fraction(d: &mut Decoder, node: &Node, path: &str) -> Option<f64> {
+    let text = node.as_scalar().unwrap_or_default().trim().to_string();
+    let value = match text.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok().map(|v| v / 100.0),
+        None => text.parse::<f64>().ok(),
+    };
+    match value {
+        Some(v) if (0.0..=10.0).contains(&v) => Some(v),
+        _ => {
+            d.error(node.mark, path, "expected a relative change such as `0.1` or `10%`");
+            None
+        }
+    }
+}
+
+/// `sensitivity`, `direction` and `min_change` keys of a rule map.
+fn decode_tuning(d: &mut Decoder, m: &mut MapReader<'_>) -> Tuning {
+    Tuning {
+        sensitivity: m.get("sensitivity").and_then(|x| decode_sensitivity(d, x, &m.path_of("sensitivity"))),
+        direction: m.get("direction").and_then(|x| decode_direction(d, x, &m.path_of("direction"))),
+        min_change: m.get("min_change").and_then(|x| decode_fraction(d, x, &m.path_of("min_change"))),
+    }
+}
+
+fn table_mark(asset: &Node) -> Mark {
+    match &asset.value {
+        Value::Map(entries) => {
+            entries.iter().find(|(k, _)| k.as_scalar() == Some("table")).map_or(asset.mark, |(_, v)| v.mark)
+        }
+        _ => asset.mark,
+    }
 }
 
 fn decode_percent(d: &mut Decoder, node: &Node, path: &str) -> Option<f64> {
@@ -407,6 +622,7 @@ struct Monitors {
 /// `monitor: true`, `monitor: {}` and `monitor: auto` all switch a monitor on with defaults.
 fn enabled_map<'n>(d: &mut Decoder, node: &'n Node, path: &str) -> Option<(Option<MapReader<'n>>, bool)> {
     match &node.value {
+        Value::Null => Some((None, false)),
         Value::Scalar { text, .. } if text == "auto" => Some((None, true)),
         Value::Scalar { .. } => match d.bool(node, path) {
             Some(true) => Some((None, false)),
@@ -419,14 +635,21 @@ fn enabled_map<'n>(d: &mut Decoder, node: &'n Node, path: &str) -> Option<(Optio
 fn decode_monitors(d: &mut Decoder, node: &Node, path: &str, kind: Option<SourceKind>) -> Monitors {
     let mut out = Monitors::default();
     let Some(mut map) = d.map(node, path) else { return out };
-    if let Some(n) = map.get("freshness") {
+    if let Some(n) = map.present("freshness") {
         let p = map.path_of("freshness");
         if let Some((m, auto)) = enabled_map(d, n, &p) {
-            let mut f = FreshnessMonitor { timestamp_column: None, max_age: None, auto, mark: n.mark };
+            let mut f = FreshnessMonitor {
+                timestamp_column: None,
+                max_age: None,
+                auto,
+                tuning: Tuning::default(),
+                mark: n.mark,
+            };
             if let Some(mut m) = m {
                 f.timestamp_column = m.get("timestamp_column").and_then(|x| d.text(x, &m.path_of("timestamp_column")));
                 f.max_age = m.get("max_age").and_then(|x| d.duration(x, &m.path_of("max_age")));
                 f.auto = m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(f.max_age.is_none());
+                f.tuning = decode_tuning(d, &mut m);
                 m.finish(d);
             } else if !auto {
                 f.auto = true;
@@ -434,14 +657,14 @@ fn decode_monitors(d: &mut Decoder, node: &Node, path: &str, kind: Option<Source
             out.freshness = Some(f);
         }
     }
-    if let Some(n) = map.get("volume") {
+    if let Some(n) = map.present("volume") {
         let p = map.path_of("volume");
-        if let Some((m, auto)) = enabled_map(d, n, &p) {
+        if let Some((m, _)) = enabled_map(d, n, &p) {
             let mut v = VolumeMonitor {
                 timestamp_column: None,
                 bucket: Duration::from_secs(3600),
                 exact: false,
-                row_count: Rule { auto, mark: n.mark, ..Rule::default() },
+                row_count: Rule { auto: true, mark: n.mark, ..Rule::default() },
                 rows_added: Rule { auto: true, mark: n.mark, ..Rule::default() },
                 mark: n.mark,
             };
@@ -473,7 +696,7 @@ fn decode_monitors(d: &mut Decoder, node: &Node, path: &str, kind: Option<Source
             out.volume = Some(v);
         }
     }
-    if let Some(n) = map.get("schema") {
+    if let Some(n) = map.present("schema") {
         let p = map.path_of("schema");
         if let Some((m, _)) = enabled_map(d, n, &p) {
             let mut s = SchemaMonitor { fail_on_any_change: false, mark: n.mark };
@@ -512,12 +735,26 @@ fn decode_monitors(d: &mut Decoder, node: &Node, path: &str, kind: Option<Source
                 let mut rule = Rule { mark: item.mark, ..Rule::default() };
                 rule.min = m.get("min").and_then(|x| d.float(x, &m.path_of("min")));
                 rule.max = m.get("max").and_then(|x| d.float(x, &m.path_of("max")));
-                rule.auto = m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(false);
+                rule.tuning = decode_tuning(d, &mut m);
+                let tuned = rule.tuning != Tuning::default();
+                rule.auto = m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(tuned);
                 m.finish(d);
                 if let Some(name) = &name
                     && !crate::config::valid_name(name)
                 {
                     d.error(item.mark, &ip, format!("invalid metric name `{name}`; use letters, digits, `_` and `-`"));
+                    continue;
+                }
+                if let (Some(min), Some(max)) = (rule.min, rule.max)
+                    && min > max
+                {
+                    d.error(item.mark, &ip, format!("min {} is greater than max {}", fmt_num(min), fmt_num(max)));
+                    continue;
+                }
+                if let Some(name) = &name
+                    && out.custom_sql.iter().any(|c| &c.name == name)
+                {
+                    d.error(item.mark, &ip, format!("a custom metric named `{name}` is already defined on this asset"));
                     continue;
                 }
                 if let (Some(name), Some(sql)) = (name, sql) {
@@ -541,9 +778,28 @@ fn decode_column(
         ColumnMonitor { name: name.to_string(), metrics: Vec::new(), accepted_values: None, mark: node.mark };
     // `amount: [null_rate, mean]` is shorthand for recording those metrics with learned thresholds.
     if let Value::Seq(items) = &node.value {
+        if items.is_empty() {
+            d.error(node.mark, path, "no metrics for this column; expected e.g. `[null_rate, mean]`");
+        }
         for (i, item) in items.iter().enumerate() {
             let ip = format!("{path}[{i}]");
+            if item.as_scalar() == Some("accepted_values") {
+                d.error(
+                    item.mark,
+                    &ip,
+                    "`accepted_values` needs its list of values: write `accepted_values: [a, b]` in the mapping form",
+                );
+                continue;
+            }
             if let Some(metric) = metric_name(d, item, &ip, kind) {
+                if matches!(metric, MetricKind::InvalidCount | MetricKind::InvalidRate) {
+                    d.error(item.mark, &ip, format!("`{metric}` counts values outside `accepted_values`; write `accepted_values: [a, b]` in the mapping form"));
+                    continue;
+                }
+                if column.metrics.iter().any(|(m, _)| *m == metric) {
+                    d.error(item.mark, &ip, format!("`{metric}` is listed twice"));
+                    continue;
+                }
                 column.metrics.push((metric, Rule { auto: true, mark: item.mark, ..Rule::default() }));
             }
         }
@@ -564,6 +820,25 @@ fn decode_column(
         }
     }
     map.finish(d);
+    // invalid_count / invalid_rate only make sense with accepted values; `accepted_values`
+    // itself adds an invalid_rate rule, which an explicit `invalid_rate:` replaces.
+    let explicit_rate = entries.iter().any(|(k, _)| k.as_scalar() == Some("invalid_rate"));
+    if explicit_rate && column.accepted_values.is_some() {
+        let implicit = column
+            .metrics
+            .iter()
+            .position(|(m, r)| *m == MetricKind::InvalidRate && r.mark == node_mark_of(entries, "accepted_values"));
+        if let Some(i) = implicit {
+            column.metrics.remove(i);
+        }
+    }
+    if column.accepted_values.is_none() {
+        for (key, _) in entries {
+            if matches!(key.as_scalar(), Some("invalid_rate" | "invalid_count")) {
+                d.error(key.mark, &yaml::join(path, key.as_scalar().unwrap_or_default()), "counts values outside `accepted_values`, which this column does not list; add `accepted_values: [a, b]`");
+            }
+        }
+    }
     if entries.is_empty() {
         d.error(
             node.mark,
@@ -594,6 +869,10 @@ fn decode_accepted_values(d: &mut Decoder, value: &Node, path: &str, column: &mu
         column.accepted_values = Some(values);
         column.metrics.push((MetricKind::InvalidRate, rule));
     }
+}
+
+fn node_mark_of(entries: &[(Node, Node)], key: &str) -> Mark {
+    entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v.mark).unwrap_or_default()
 }
 
 fn metric_name(d: &mut Decoder, node: &Node, path: &str, kind: Option<SourceKind>) -> Option<MetricKind> {
@@ -635,7 +914,10 @@ fn decode_rule(d: &mut Decoder, node: &Node, path: &str) -> Option<Rule> {
             let mut m = d.map(node, path)?;
             rule.min = m.get("min").and_then(|x| d.float(x, &m.path_of("min")));
             rule.max = m.get("max").and_then(|x| d.float(x, &m.path_of("max")));
-            rule.auto = m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(!rule.has_bounds());
+            rule.tuning = decode_tuning(d, &mut m);
+            let tuned = rule.tuning != Tuning::default();
+            rule.auto =
+                m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(!rule.has_bounds() || tuned);
             m.finish(d);
             if let (Some(min), Some(max)) = (rule.min, rule.max)
                 && min > max

@@ -310,7 +310,10 @@ async fn wait_for_signal() {
 }
 
 pub fn exit_code(outcomes: &[CheckOutcome]) -> i32 {
-    if outcomes.iter().any(|o| o.status == Status::Error && o.monitor == "source") {
+    if outcomes
+        .iter()
+        .any(|o| o.status == Status::Error && o.error_class == Some(crate::source::ErrorClass::Unreachable))
+    {
         EXIT_RUNTIME
     } else if outcomes.iter().any(|o| matches!(o.status, Status::Fail | Status::Error)) {
         EXIT_CHECK_FAILED

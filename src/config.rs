@@ -271,10 +271,14 @@ fn decode_source(
                 n.mark,
                 &yaml::join(path, "url"),
                 format!(
-                    "`{}` is not a {} URL; expected it to start with `{}://`",
+                    "`{}` is not a {} URL; expected it to start with {}",
                     redact_url(url),
                     kind.as_str(),
-                    kind.as_str()
+                    match kind {
+                        SourceKind::Postgres => "`postgres://` or `postgresql://`",
+                        SourceKind::Mysql => "`mysql://` or `mariadb://`",
+                        SourceKind::Sqlite => "`sqlite://`",
+                    }
                 ),
             );
         }
@@ -313,10 +317,24 @@ fn decode_source(
             include.push(pattern);
         }
     }
-    let exclude = match map.get("exclude") {
-        Some(n) => d.strings(n, &yaml::join(path, "exclude")).unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let mut exclude = Vec::new();
+    if let Some(n) = map.get("exclude") {
+        let p = yaml::join(path, "exclude");
+        for (i, pattern) in d.strings(n, &p).unwrap_or_default().into_iter().enumerate() {
+            if !pattern.contains('.') {
+                let item = match &n.value {
+                    Value::Seq(items) => items.get(i).map_or(n.mark, |x| x.mark),
+                    _ => n.mark,
+                };
+                d.error(
+                    item,
+                    &format!("{p}[{i}]"),
+                    format!("pattern `{pattern}` should match `schema.table`, e.g. `{pattern}.*`"),
+                );
+            }
+            exclude.push(pattern);
+        }
+    }
     let schedule = match map.get("schedule") {
         Some(n) => Schedule::decode(d, n, &yaml::join(path, "schedule")),
         None => Some(Schedule::every(Duration::from_secs(300))),

@@ -122,6 +122,7 @@ metric_kinds! {
     MaxLength => "max_length": "longest string length",
     MeanLength => "mean_length": "average string length",
     Custom => "custom": "value of a custom SQL metric (named by `column`)",
+    ProfiledRows => "profiled_rows": "rows a column profile looked at (after `where` and `sample`)",
 }
 
 impl fmt::Display for MetricKind {

@@ -375,6 +375,12 @@ impl<'n> MapReader<'n> {
         self.entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v).filter(|v| v.value != Value::Null)
     }
 
+    /// The value of `key` even when it is `null` (`freshness:` alone switches a monitor on).
+    pub fn present(&mut self, key: &'static str) -> Option<&'n Node> {
+        self.used.push(key);
+        self.entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v)
+    }
+
     /// Like `get`, but reports a missing key.
     pub fn require(&mut self, decoder: &mut Decoder, key: &'static str, expected: &str) -> Option<&'n Node> {
         let found = self.get(key);

@@ -71,6 +71,19 @@ fn outcome(check: Option<&AssetCheck>, asset: &AssetId, monitor: &str) -> CheckO
         value: None,
         message: String::new(),
         definition: check.map(|c| format!("{}:{}", c.file.display(), c.line)),
+        metric: None,
+        column: None,
+        error_class: None,
+        verdict: None,
+    }
+}
+
+impl CheckOutcome {
+    /// Names the metric (and column) an outcome judges, so detection can find its series.
+    fn about(mut self, metric: MetricKind, column: &str) -> Self {
+        self.metric = Some(metric);
+        self.column = (!column.is_empty()).then(|| column.to_string());
+        self
     }
 }
 
@@ -113,6 +126,7 @@ impl Agent {
         let mut o = outcome(self.check_for(asset), asset, "source");
         o.status = Status::Error;
         o.message = error.to_string();
+        o.error_class = Some(error.class());
         o
     }
 
@@ -154,6 +168,10 @@ impl Agent {
                         value: None,
                         message: e.to_string(),
                         definition: None,
+                        metric: None,
+                        column: None,
+                        error_class: Some(e.class()),
+                        verdict: None,
                     });
                 }
                 return outcomes;
@@ -199,6 +217,17 @@ impl Agent {
             if !tables.iter().any(|t| t.table == check.table) {
                 let e = SourceError::TableNotFound { source_name: source.to_string(), table: check.table.qualified() };
                 outcomes.push(self.record_failure(&check.asset, METADATA, &e).await);
+            }
+        }
+        for (asset, _) in &watched {
+            if let Some(check) = self.check_for(asset) {
+                let mine: Vec<Measurement> = batch.measurements.iter().filter(|m| &m.asset == asset).cloned().collect();
+                let start = outcomes.iter().position(|o| &o.asset == asset);
+                if let Some(start) = start {
+                    let end =
+                        outcomes[start..].iter().position(|o| &o.asset != asset).map_or(outcomes.len(), |n| start + n);
+                    self.apply_detection(Some(check), &mine, &mut outcomes[start..end]).await;
+                }
             }
         }
         if let Err(e) = self.store.save_metadata(&batch).await {
@@ -258,7 +287,10 @@ impl Agent {
                     }
                     if let (Some(count), Some(v)) = (count, check.volume.as_ref()) {
                         measurements.push(Measurement::new(asset, MetricKind::RowCount, count, now, &name));
-                        outcomes.push(judge(outcome(Some(&check), asset, "volume"), count, &v.row_count, "row count"));
+                        outcomes.push(
+                            judge(outcome(Some(&check), asset, "volume"), count, &v.row_count, "row count")
+                                .about(MetricKind::RowCount, ""),
+                        );
                     }
                 }
                 Err(e) => outcomes.push(self.record_failure(asset, &name, &e).await),
@@ -285,7 +317,7 @@ impl Agent {
                             ),
                         );
                         o.subject = Some("rows_added".into());
-                        outcomes.push(o);
+                        outcomes.push(o.about(MetricKind::RowsAdded, ""));
                     }
                     for m in &mut counted {
                         m.check = name.clone();
@@ -311,7 +343,8 @@ impl Agent {
                 Ok(Some(value)) => {
                     measurements
                         .push(Measurement::new(asset, MetricKind::Custom, value, now, &name).with_column(&custom.name));
-                    let mut o = judge(outcome(Some(&check), asset, "custom_sql"), value, &custom.rule, &custom.name);
+                    let mut o = judge(outcome(Some(&check), asset, "custom_sql"), value, &custom.rule, &custom.name)
+                        .about(MetricKind::Custom, &custom.name);
                     o.subject = Some(custom.name.clone());
                     outcomes.push(o);
                 }
@@ -330,6 +363,7 @@ impl Agent {
                 }
             }
         }
+        self.apply_detection(Some(&check), &measurements, &mut outcomes).await;
         self.record(&measurements).await;
         outcomes
     }
@@ -406,6 +440,7 @@ impl Agent {
                 return outcomes;
             }
         };
+        out.push(Measurement::new(asset, MetricKind::ProfiledRows, result.rows, now, &name));
         for (column, metric, reason) in &result.skipped {
             let mut o = outcome(Some(check), asset, "column");
             o.subject = Some(format!("{column}.{metric}"));
@@ -435,7 +470,8 @@ impl Agent {
             };
             out.push(Measurement::new(asset, *metric, *value, now, &name).with_column(column));
             if let Some(rule) = rule {
-                let mut o = judge(outcome(Some(check), asset, "column"), *value, &rule, &format!("{column}.{metric}"));
+                let mut o = judge(outcome(Some(check), asset, "column"), *value, &rule, &format!("{column}.{metric}"))
+                    .about(*metric, column);
                 o.subject = Some(format!("{column}.{metric}"));
                 outcomes.push(o);
             }
@@ -452,6 +488,20 @@ impl Agent {
         until: i64,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Measurement>, SourceError> {
+        Ok(self.count_buckets_with_freshness(check, column, bucket, since, until, shutdown).await?.0)
+    }
+
+    /// Rows added per bucket, and the freshness a poll at each bucket's end would have seen
+    /// (lag since the newest timestamp so far), from one `GROUP BY`.
+    async fn count_buckets_with_freshness(
+        &self,
+        check: &AssetCheck,
+        column: &str,
+        bucket: Duration,
+        since: i64,
+        until: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<(Vec<Measurement>, Vec<Measurement>), SourceError> {
         let table = check.table.clone();
         let buckets = self
             .with_source(&check.source, shutdown, |s| {
@@ -462,14 +512,25 @@ impl Agent {
         // Empty buckets are real zeros: a missed load must show as 0 rows, not as no data.
         let step = bucket.as_secs() as i64;
         let mut out = Vec::new();
+        let mut freshness = Vec::new();
+        let mut newest: Option<f64> = None;
         let mut start = since;
         while start < until {
-            let rows = buckets.iter().find(|b| b.start == start).map_or(0.0, |b| b.rows);
+            let found = buckets.iter().find(|b| b.start == start);
+            let rows = found.map_or(0.0, |b| b.rows);
             let end = DateTime::from_timestamp(start + step, 0).unwrap_or_default();
             out.push(Measurement::new(&check.asset, MetricKind::RowsAdded, rows, end, BACKFILL));
+            if let Some(n) = found.and_then(|b| b.newest) {
+                newest = Some(newest.map_or(n, |old: f64| old.max(n)));
+            }
+            if let Some(n) = newest {
+                let lag = ((start + step) as f64 - n).max(0.0);
+                freshness.push(Measurement::new(&check.asset, MetricKind::FreshnessLag, lag, end, BACKFILL));
+                freshness.push(Measurement::new(&check.asset, MetricKind::LastModified, n, end, BACKFILL));
+            }
             start += step;
         }
-        Ok(out)
+        Ok((out, freshness))
     }
 
     /// Computes past buckets of rows added (and the newest timestamp per bucket) with one
@@ -498,19 +559,103 @@ impl Agent {
         let now = self.clock.now().timestamp();
         let until = now.div_euclid(step) * step;
         let since = until - i64::from(days) * 86_400;
-        let measurements = self.count_buckets(&check, &column, bucket, since, until, shutdown).await?;
+        let (mut measurements, freshness) =
+            self.count_buckets_with_freshness(&check, &column, bucket, since, until, shutdown).await?;
+        let buckets = measurements.len();
+        // The freshness a poll would have seen at each bucket end, when freshness is measured on
+        // the same column: the update cadence is then known from day one too.
+        if check.freshness.as_ref().and_then(|f| f.timestamp_column.as_deref()) == Some(column.as_str()) {
+            measurements.extend(freshness);
+        }
+        if check.volume.as_ref().and_then(|v| v.timestamp_column.as_deref()) != Some(column.as_str()) {
+            measurements.retain(|m| m.kind != MetricKind::RowsAdded);
+        }
         self.store.record(&measurements).await?;
-        tracing::info!(asset = %asset, buckets = measurements.len(), "backfill done");
-        Ok(measurements.len())
+        tracing::info!(asset = %asset, buckets, "backfill done");
+        Ok(buckets)
     }
 
-    /// Whether an asset has bucketed history yet (backfill runs automatically on first sight).
+    /// Whether an asset lacks bucketed history (backfill runs automatically on first sight).
     pub async fn needs_backfill(&self, asset: &AssetId) -> bool {
         let Some(check) = self.check_for(asset) else { return false };
-        if check.volume.as_ref().is_none_or(|v| v.timestamp_column.is_none()) {
+        let kind = if check.volume.as_ref().is_some_and(|v| v.timestamp_column.is_some()) {
+            MetricKind::RowsAdded
+        } else if check.freshness.as_ref().is_some_and(|f| f.timestamp_column.is_some()) {
+            MetricKind::FreshnessLag
+        } else {
             return false;
+        };
+        matches!(self.store.history(asset, Some(kind), Some(""), None, 3).await, Ok(h) if h.len() < 3)
+    }
+
+    /// Freshness judged against the clock between polls: a table that stops updating turns late
+    /// at the moment its own cadence (or `max_age`) says so, not at the next poll.
+    pub async fn freshness_sweep(self: &Arc<Self>) -> Vec<CheckOutcome> {
+        let now = self.clock.now();
+        let mut outcomes = Vec::new();
+        let mut records = Vec::new();
+        for check in self.checks.assets.values() {
+            let Some(f) = check.freshness.as_ref() else { continue };
+            let latest = match self.store.latest(&check.asset).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(asset = %check.asset, error = %e, "cannot read the latest measurements");
+                    continue;
+                }
+            };
+            let Some(last_update) = latest.iter().find(|m| m.kind == MetricKind::LastModified).map(|m| m.value as i64)
+            else {
+                continue;
+            };
+            let lag = (now.timestamp() - last_update).max(0) as f64;
+            let mut o = freshness_outcome(Some(check), &check.asset, lag, f.max_age);
+            if let Some(verdict) = self.probe_freshness(check, last_update, now).await {
+                if verdict.anomaly && o.status != Status::Fail {
+                    o.status = Status::Fail;
+                    o.message = format!("anomaly: {}", verdict.explanation);
+                }
+                o.verdict = Some(verdict);
+            }
+            let late = o.status == Status::Fail;
+            let was_late = {
+                let mut set = self.late.lock().unwrap_or_else(|e| e.into_inner());
+                if late { !set.insert(check.asset.clone()) } else { set.remove(&check.asset) }
+            };
+            if late && !was_late {
+                let verdict = o.verdict.clone().unwrap_or_else(|| crate::detect::Verdict {
+                    timestamp: now.timestamp(),
+                    value: lag,
+                    status: crate::detect::Status::Learned,
+                    expected: f.max_age.map(|m| crate::detect::Expected {
+                        low: 0.0,
+                        high: m.as_secs_f64(),
+                        forecast: 0.0,
+                    }),
+                    score: 0.0,
+                    anomaly: true,
+                    alert: true,
+                    direction: Some(crate::detect::Deviation::Above),
+                    event: None,
+                    confidence: crate::detect::Confidence::High,
+                    history_points: 0,
+                    explanation: o.message.clone(),
+                });
+                let mut record =
+                    super::detection::verdict_record(&check.asset, MetricKind::FreshnessLag, "", now, &verdict);
+                record.anomaly = true;
+                record.alert = true;
+                record.explanation = o.message.clone();
+                records.push(record);
+                tracing::warn!(asset = %check.asset, "{}", o.message);
+            }
+            outcomes.push(o);
         }
-        matches!(self.store.history(asset, Some(MetricKind::RowsAdded), Some(""), None, 3).await, Ok(h) if h.len() < 3)
+        if !records.is_empty()
+            && let Err(e) = self.store.record_verdicts(&records).await
+        {
+            tracing::error!(error = %e, "cannot save freshness verdicts");
+        }
+        outcomes
     }
 
     /// Measures one asset now: its source's metadata (for this table) and its query monitors.
@@ -565,13 +710,15 @@ fn observe_metadata(
         out.push(Measurement::new(asset, MetricKind::RowCount, rows, now, METADATA));
         if let Some(v) = volume {
             let what = if meta.row_count_exact { "row count" } else { "row count (catalog estimate)" };
-            outcomes.push(judge(outcome(check, asset, "volume"), rows, &v.row_count, what));
+            outcomes
+                .push(judge(outcome(check, asset, "volume"), rows, &v.row_count, what).about(MetricKind::RowCount, ""));
         }
     }
     if !volume_by_query && let Some(added) = inference.rows_added {
         out.push(Measurement::new(asset, MetricKind::RowsAdded, added, now, METADATA));
         if let Some(v) = volume.filter(|v| v.rows_added.has_bounds()) {
-            let mut o = judge(outcome(check, asset, "volume"), added, &v.rows_added, "rows added since the last poll");
+            let mut o = judge(outcome(check, asset, "volume"), added, &v.rows_added, "rows added since the last poll")
+                .about(MetricKind::RowsAdded, "");
             o.subject = Some("rows_added".into());
             outcomes.push(o);
         }
@@ -616,7 +763,7 @@ fn observe_metadata(
 }
 
 fn freshness_outcome(check: Option<&AssetCheck>, asset: &AssetId, lag: f64, max_age: Option<Duration>) -> CheckOutcome {
-    let mut o = outcome(check, asset, "freshness");
+    let mut o = outcome(check, asset, "freshness").about(MetricKind::FreshnessLag, "");
     o.value = Some(lag);
     let age = format_duration(Duration::from_secs(lag as u64));
     match max_age {

@@ -2,6 +2,7 @@
 //! down in order (stop scheduling → let in-flight checks finish within the grace period → cancel
 //! the rest → close sources → close the store).
 
+mod detection;
 mod jobs;
 mod scheduler;
 
@@ -17,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::check::{AssetCheck, CheckSet};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::measure::AssetId;
-use crate::source::{self, SharedSource, SourceError};
+use crate::detect::Verdict;
+use crate::measure::{AssetId, MetricKind};
+use crate::source::{self, ErrorClass, SharedSource, SourceError};
 use crate::store::{Store, StoreError};
 
 pub use jobs::{ChangeInference, infer_change};
@@ -38,6 +40,18 @@ pub struct CheckOutcome {
     pub message: String,
     /// Check definition (file and line) that asked for it, if any.
     pub definition: Option<String>,
+    /// The metric judged, when the outcome is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricKind>,
+    /// The column (or custom metric name) of that metric.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// Why a measurement could not be taken (for `Error` outcomes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<ErrorClass>,
+    /// The detector's verdict, for metrics with learned thresholds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
@@ -83,6 +97,10 @@ pub struct Agent {
     pub sources: BTreeMap<String, SharedSource>,
     permits: HashMap<String, Arc<Semaphore>>,
     ready: AtomicBool,
+    /// One streaming detector per judged series.
+    pub detectors: detection::Detectors,
+    /// Assets the freshness sweep currently sees as late (to record each excursion once).
+    late: std::sync::Mutex<std::collections::HashSet<AssetId>>,
     /// Retries for retryable source errors (unreachable, timeout) within one run.
     pub retries: u32,
     pub retry_base: Duration,
@@ -106,6 +124,8 @@ impl Agent {
             sources,
             permits,
             ready: AtomicBool::new(false),
+            detectors: detection::Detectors::default(),
+            late: std::sync::Mutex::new(std::collections::HashSet::new()),
             retries: 2,
             retry_base: Duration::from_secs(1),
         }))

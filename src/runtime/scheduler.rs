@@ -18,6 +18,8 @@ use crate::schedule::Schedule;
 enum Job {
     Metadata(String),
     Asset(AssetId),
+    /// Freshness of every checked asset judged against the clock.
+    FreshnessSweep,
 }
 
 impl Job {
@@ -25,9 +27,14 @@ impl Job {
         match self {
             Job::Metadata(s) => format!("metadata:{s}"),
             Job::Asset(a) => format!("asset:{a}"),
+            Job::FreshnessSweep => "freshness-sweep".to_string(),
         }
     }
 }
+
+/// How often freshness is judged against the clock between polls.
+static FRESHNESS_SWEEP: std::sync::LazyLock<Schedule> =
+    std::sync::LazyLock::new(|| Schedule::every(Duration::from_secs(60)));
 
 /// Optional observer of every finished job (the demo's live table, tests).
 pub type OutcomeSink = tokio::sync::mpsc::Sender<Vec<CheckOutcome>>;
@@ -45,10 +52,16 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
             queue.push(Reverse((start, Job::Asset(asset.clone()))));
         }
     }
+    let first_cycle_jobs = queue.len();
+    if agent.checks.assets.values().any(|c| c.freshness.is_some()) {
+        let first = FRESHNESS_SWEEP.next_after("freshness-sweep", start);
+        queue.push(Reverse((first, Job::FreshnessSweep)));
+    }
     let mut running: HashSet<Job> = HashSet::new();
     let mut tasks: JoinSet<Job> = JoinSet::new();
-    let mut first_cycle: HashSet<Job> = queue.iter().map(|Reverse((_, j))| j.clone()).collect();
-    tracing::info!(jobs = queue.len(), "scheduler started");
+    let mut first_cycle: HashSet<Job> =
+        queue.iter().map(|Reverse((_, j))| j.clone()).filter(|j| *j != Job::FreshnessSweep).collect();
+    tracing::info!(jobs = first_cycle_jobs, "scheduler started");
 
     loop {
         let Some(Reverse((due, _))) = queue.peek().cloned() else {
@@ -87,6 +100,7 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
             let work = async {
                 match &job2 {
                     Job::Metadata(source) => agent2.metadata_job(source, &token).await,
+                    Job::FreshnessSweep => agent2.freshness_sweep().await,
                     Job::Asset(asset) => {
                         if agent2.needs_backfill(asset).await
                             && let Err(e) = agent2.backfill(asset, 30, &token).await
@@ -154,5 +168,6 @@ fn schedule_of(agent: &Agent, job: &Job) -> Schedule {
             .check_for(asset)
             .map(|c| c.schedule.clone())
             .unwrap_or_else(|| Schedule::every(Duration::from_secs(3600))),
+        Job::FreshnessSweep => FRESHNESS_SWEEP.clone(),
     }
 }

@@ -297,7 +297,7 @@ impl Source for SqlSource {
     }
 
     async fn healthcheck(&self) -> Result<(), SourceError> {
-        self.query_text("SELECT 1".to_string()).await?;
+        self.query_text("SELECT '1'".to_string()).await?;
         self.scan_metadata().await.map(|_| ())
     }
 

@@ -85,19 +85,42 @@ impl Dialect {
     }
 
     pub fn classify(self, data_type: &str) -> ValueClass {
-        let t = data_type.to_ascii_lowercase();
-        let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
-        if has(&["timestamp", "datetime", "date"]) || t == "time" {
-            ValueClass::Temporal
-        } else if has(&["int", "numeric", "decimal", "real", "double", "float", "serial", "money", "number"]) {
-            ValueClass::Numeric
-        } else if has(&["char", "text", "clob", "string", "enum", "uuid", "set("]) {
-            ValueClass::Text
-        } else if self.0 == SourceKind::Sqlite && t.is_empty() {
-            // SQLite columns without a declared type take any value.
-            ValueClass::Numeric
-        } else {
-            ValueClass::Other
+        let t = data_type.trim().to_ascii_lowercase();
+        if self.0 == SourceKind::Sqlite {
+            // SQLite's own affinity rules (datatype3.html §3.1), plus the usual date names.
+            return if t.contains("date") || t.contains("time") {
+                ValueClass::Temporal
+            } else if t.contains("int")
+                || t.contains("real")
+                || t.contains("floa")
+                || t.contains("doub")
+                || t.is_empty()
+            {
+                ValueClass::Numeric
+            } else if t.contains("char") || t.contains("clob") || t.contains("text") {
+                ValueClass::Text
+            } else if t.contains("blob") {
+                ValueClass::Other
+            } else {
+                ValueClass::Numeric
+            };
+        }
+        // The base type name: `numeric(10,2)` → `numeric`, `bigint(20) unsigned` → `bigint`,
+        // `timestamp(3) with time zone` → `timestamp`, `character varying(20)` → `character varying`.
+        let base: String = t.split('(').next().unwrap_or_default().trim().to_string();
+        let base = base.trim_end_matches(" unsigned").trim_end_matches(" zerofill");
+        match base {
+            "smallint" | "integer" | "int" | "int2" | "int4" | "int8" | "bigint" | "tinyint" | "mediumint"
+            | "numeric" | "decimal" | "dec" | "fixed" | "real" | "double" | "double precision" | "float" | "float4"
+            | "float8" | "serial" | "bigserial" | "smallserial" | "number" | "bit" => ValueClass::Numeric,
+            "date" | "datetime" | "timestamp" | "timestamptz" | "time" | "timetz" | "year" => ValueClass::Temporal,
+            b if b.starts_with("timestamp") || b.starts_with("time ") => ValueClass::Temporal,
+            "char" | "character" | "varchar" | "character varying" | "text" | "tinytext" | "mediumtext"
+            | "longtext" | "citext" | "name" | "enum" | "set" | "uuid" | "nchar" | "nvarchar" | "bpchar" => {
+                ValueClass::Text
+            }
+            b if b.starts_with("enum") || b.starts_with("set") => ValueClass::Text,
+            _ => ValueClass::Other,
         }
     }
 
@@ -385,9 +408,22 @@ mod tests {
     fn value_classes_follow_catalog_type_names() {
         let d = Dialect(SourceKind::Mysql);
         assert_eq!(d.classify("decimal(10,2)"), ValueClass::Numeric);
+        assert_eq!(d.classify("bigint(20) unsigned"), ValueClass::Numeric);
         assert_eq!(d.classify("datetime"), ValueClass::Temporal);
         assert_eq!(d.classify("varchar(20)"), ValueClass::Text);
+        assert_eq!(d.classify("enum('a','b')"), ValueClass::Text);
         assert_eq!(d.classify("blob"), ValueClass::Other);
+        let pg = Dialect(SourceKind::Postgres);
+        assert_eq!(pg.classify("interval"), ValueClass::Other, "interval is not an int");
+        assert_eq!(pg.classify("point"), ValueClass::Other);
+        assert_eq!(pg.classify("money"), ValueClass::Other);
+        assert_eq!(pg.classify("timestamp(3) with time zone"), ValueClass::Temporal);
+        assert_eq!(pg.classify("character varying(20)"), ValueClass::Text);
+        assert_eq!(pg.classify("double precision"), ValueClass::Numeric);
+        let lite = Dialect(SourceKind::Sqlite);
+        assert_eq!(lite.classify("VARCHAR(10)"), ValueClass::Text);
+        assert_eq!(lite.classify("BIGINT"), ValueClass::Numeric);
+        assert_eq!(lite.classify("TEXT"), ValueClass::Text);
     }
 
     #[test]

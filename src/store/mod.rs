@@ -400,6 +400,135 @@ impl Store {
             .collect()
     }
 
+    /// Saves verdicts (one per judged point; a re-judged point replaces its verdict).
+    pub async fn record_verdicts(&self, verdicts: &[VerdictRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in verdicts.chunks(INSERT_CHUNK / 2) {
+            let sql = format!(
+                "INSERT INTO verdicts (asset, kind, column_name, observed_at, value, score, expected_low, expected_high, forecast, \
+                 anomaly, alert, status, explanation) VALUES {} ON CONFLICT (asset, kind, column_name, observed_at) DO UPDATE SET \
+                 value = excluded.value, score = excluded.score, expected_low = excluded.expected_low, \
+                 expected_high = excluded.expected_high, forecast = excluded.forecast, anomaly = excluded.anomaly, \
+                 alert = excluded.alert, status = excluded.status, explanation = excluded.explanation",
+                placeholders(chunk.len(), 13)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for v in chunk {
+                q = q
+                    .bind(v.asset.as_str().to_string())
+                    .bind(v.kind.as_str())
+                    .bind(v.column.clone())
+                    .bind(ms(v.observed_at))
+                    .bind(v.value)
+                    .bind(v.score)
+                    .bind(v.expected_low)
+                    .bind(v.expected_high)
+                    .bind(v.forecast)
+                    .bind(i64::from(v.anomaly))
+                    .bind(i64::from(v.alert))
+                    .bind(v.status.clone())
+                    .bind(v.explanation.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Verdicts of one asset, oldest first.
+    pub async fn verdicts(
+        &self,
+        asset: &AssetId,
+        since: Option<DateTime<Utc>>,
+        anomalies_only: bool,
+        limit: usize,
+    ) -> Result<Vec<VerdictRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT asset, kind, column_name, observed_at, value, score, expected_low, expected_high, forecast, anomaly, alert, \
+             status, explanation FROM verdicts WHERE asset = $1 AND observed_at >= $2 AND anomaly >= $3 \
+             ORDER BY observed_at DESC, kind, column_name LIMIT $4",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(since.map(ms).unwrap_or(i64::MIN))
+        .bind(i64::from(anomalies_only))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(VerdictRecord {
+                    asset: r.try_get::<String, _>(0)?.parse().map_err(StoreError::Corrupt)?,
+                    kind: r.try_get::<String, _>(1)?.parse().map_err(StoreError::Corrupt)?,
+                    column: r.try_get(2)?,
+                    observed_at: from_ms(r.try_get(3)?),
+                    value: r.try_get(4)?,
+                    score: r.try_get(5)?,
+                    expected_low: r.try_get(6)?,
+                    expected_high: r.try_get(7)?,
+                    forecast: r.try_get(8)?,
+                    anomaly: r.try_get::<i64, _>(9)? != 0,
+                    alert: r.try_get::<i64, _>(10)? != 0,
+                    status: r.try_get(11)?,
+                    explanation: r.try_get(12)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    pub async fn add_label(&self, label: &LabelRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO labels (asset, kind, column_name, starts_at, ends_at, label, note, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(label.asset.as_str().to_string())
+        .bind(label.kind.as_str())
+        .bind(label.column.clone())
+        .bind(ms(label.starts_at))
+        .bind(ms(label.ends_at))
+        .bind(label.label.clone())
+        .bind(label.note.clone())
+        .bind(label.created_by.clone())
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Labels on one series (`kind` + `column`) of an asset.
+    pub async fn labels(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+    ) -> Result<Vec<LabelRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT starts_at, ends_at, label, note, created_by FROM labels WHERE asset = $1 AND kind = $2 AND column_name = $3 \
+             ORDER BY starts_at",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(kind.as_str())
+        .bind(column.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LabelRecord {
+                    asset: asset.clone(),
+                    kind,
+                    column: column.to_string(),
+                    starts_at: from_ms(r.try_get(0)?),
+                    ends_at: from_ms(r.try_get(1)?),
+                    label: r.try_get(2)?,
+                    note: r.try_get(3)?,
+                    created_by: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn assets(&self) -> Result<Vec<AssetRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT asset, source, schema_name, table_name, origin, owner, tier, tags, check_file, first_seen_at, last_seen_at \
@@ -456,6 +585,38 @@ async fn insert_measurements(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// A stored detector verdict, as the API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerdictRecord {
+    pub asset: AssetId,
+    pub kind: MetricKind,
+    pub column: String,
+    pub observed_at: DateTime<Utc>,
+    pub value: f64,
+    pub score: f64,
+    pub expected_low: Option<f64>,
+    pub expected_high: Option<f64>,
+    pub forecast: Option<f64>,
+    pub anomaly: bool,
+    pub alert: bool,
+    pub status: String,
+    pub explanation: String,
+}
+
+/// A user's statement about a stretch of one series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelRecord {
+    pub asset: AssetId,
+    pub kind: MetricKind,
+    pub column: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// `expected` (re-baseline) or `confirmed_incident` (never train on it).
+    pub label: String,
+    pub note: Option<String>,
+    pub created_by: Option<String>,
 }
 
 fn measurement_from_row(r: &AnyRow) -> Result<Measurement, StoreError> {

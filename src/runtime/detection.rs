@@ -1,0 +1,253 @@
+//! Learned thresholds at run time. Keeps one streaming detector per series (asset, metric,
+//! column), warmed from the store's history on first use, so each new point costs microseconds;
+//! turns verdicts into outcomes and stored verdict records.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use super::{Agent, CheckOutcome, Status};
+use crate::check::AssetCheck;
+use crate::detect::{Label, LabelKind, MetricClass, Point, Settings, StreamingDetector, TimeRange, Verdict};
+use crate::measure::{AssetId, Measurement, MetricKind};
+use crate::store::VerdictRecord;
+
+/// Points of history replayed into a new detector.
+const WARM_UP_POINTS: usize = 3000;
+/// History older than this is not replayed unless the check sets a longer `training_window`.
+const DEFAULT_TRAINING_DAYS: i64 = 56;
+
+type SeriesKey = (AssetId, MetricKind, String);
+
+struct Cached {
+    detector: StreamingDetector,
+    last_timestamp: i64,
+    settings: Settings,
+}
+
+/// The detectors of every series this agent has judged.
+#[derive(Default)]
+pub struct Detectors {
+    series: Mutex<HashMap<SeriesKey, Cached>>,
+}
+
+impl Detectors {
+    /// Forgets a series (after a label changed its training data).
+    pub fn forget(&self, asset: &AssetId, kind: MetricKind, column: &str) {
+        self.series.lock().unwrap_or_else(|e| e.into_inner()).remove(&(asset.clone(), kind, column.to_string()));
+    }
+}
+
+/// Which model judges a metric.
+pub fn class_of(kind: MetricKind) -> MetricClass {
+    match kind {
+        MetricKind::RowCount
+        | MetricKind::RowsAdded
+        | MetricKind::DistinctCount
+        | MetricKind::NullCount
+        | MetricKind::InvalidCount
+        | MetricKind::ProfiledRows
+        | MetricKind::ColumnCount => MetricClass::Count,
+        MetricKind::NullRate | MetricKind::DistinctRatio | MetricKind::Uniqueness | MetricKind::InvalidRate => {
+            MetricClass::Proportion
+        }
+        MetricKind::FreshnessLag => MetricClass::Freshness,
+        _ => MetricClass::Continuous,
+    }
+}
+
+fn noun(kind: MetricKind, column: &str) -> String {
+    match kind {
+        MetricKind::RowsAdded => "rows added".into(),
+        MetricKind::RowCount => "rows".into(),
+        MetricKind::FreshnessLag => "seconds since the last update".into(),
+        MetricKind::Custom => column.to_string(),
+        other if column.is_empty() => other.to_string(),
+        other => format!("{column} {other}"),
+    }
+}
+
+impl Agent {
+    /// Judges every outcome whose metric has a learned threshold; anomalies fail the outcome.
+    pub(crate) async fn apply_detection(
+        &self,
+        check: Option<&AssetCheck>,
+        measurements: &[Measurement],
+        outcomes: &mut [CheckOutcome],
+    ) {
+        let Some(check) = check else { return };
+        let mut records = Vec::new();
+        for o in outcomes.iter_mut() {
+            let (Some(kind), Some(value)) = (o.metric, o.value) else { continue };
+            if o.status == Status::Error {
+                continue;
+            }
+            let column = o.column.clone().unwrap_or_default();
+            let settings = match kind {
+                MetricKind::FreshnessLag => match check.freshness.as_ref().filter(|f| f.auto) {
+                    Some(f) => f.tuning.apply(&check.detection),
+                    None => continue,
+                },
+                _ => match check.rule_for(kind, &column).filter(|r| r.auto) {
+                    Some(rule) => rule.tuning.apply(&check.detection),
+                    None => continue,
+                },
+            };
+            let Some(m) = measurements
+                .iter()
+                .find(|m| m.asset == check.asset && m.kind == kind && m.column == column && m.value == value)
+            else {
+                continue;
+            };
+            let point = self.point_for(m, measurements);
+            let Some(verdict) = self.judge(&check.asset, kind, &column, settings, point, m.observed_at).await else {
+                continue;
+            };
+            records.push(verdict_record(&check.asset, kind, &column, m.observed_at, &verdict));
+            if verdict.anomaly && o.status != Status::Fail {
+                o.status = Status::Fail;
+                o.message = format!("anomaly: {}", verdict.explanation);
+            } else if o.status != Status::Fail {
+                o.message = format!("{} ({})", o.message, verdict.explanation);
+            }
+            o.verdict = Some(verdict);
+        }
+        if !records.is_empty()
+            && let Err(e) = self.store.record_verdicts(&records).await
+        {
+            tracing::error!(asset = %check.asset, error = %e, "cannot save verdicts");
+        }
+    }
+
+    /// A detector point; proportions carry their counts when the profile's row count is known.
+    fn point_for(&self, m: &Measurement, batch: &[Measurement]) -> Point {
+        let ts = m.observed_at.timestamp();
+        if class_of(m.kind) == MetricClass::Proportion
+            && let Some(rows) =
+                batch.iter().find(|r| r.kind == MetricKind::ProfiledRows && r.observed_at == m.observed_at)
+            && rows.value >= 1.0
+        {
+            let total = rows.value.round() as u64;
+            return Point::rate(ts, (m.value * rows.value).round() as u64, total);
+        }
+        Point::new(ts, m.value)
+    }
+
+    /// Pushes one point through the series' detector (building and warming it on first use).
+    /// A point at or before the last judged one is not judged again.
+    pub(crate) async fn judge(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+        mut settings: Settings,
+        point: Point,
+        at: DateTime<Utc>,
+    ) -> Option<Verdict> {
+        let key: SeriesKey = (asset.clone(), kind, column.to_string());
+        let labels = self.store.labels(asset, kind, column).await.unwrap_or_default();
+        settings.labels = labels
+            .iter()
+            .map(|l| Label {
+                range: TimeRange { start: l.starts_at.timestamp(), end: l.ends_at.timestamp() },
+                kind: if l.label == "expected" { LabelKind::Expected } else { LabelKind::ConfirmedIncident },
+            })
+            .collect();
+        {
+            let mut series = self.detectors.series.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = series.get_mut(&key)
+                && cached.settings == settings
+            {
+                if point.timestamp <= cached.last_timestamp {
+                    return None;
+                }
+                cached.last_timestamp = point.timestamp;
+                return Some(cached.detector.push(point));
+            }
+        }
+        // Build from history: every stored point before this one, oldest first.
+        let window = settings.training_window.unwrap_or(DEFAULT_TRAINING_DAYS * 86_400);
+        let since = at - chrono::Duration::seconds(window);
+        let history = self.store.history(asset, Some(kind), Some(column), Some(since), WARM_UP_POINTS).await.ok()?;
+        let rows: HashMap<i64, f64> = if class_of(kind) == MetricClass::Proportion {
+            self.store
+                .history(asset, Some(MetricKind::ProfiledRows), Some(""), Some(since), WARM_UP_POINTS)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| (m.observed_at.timestamp(), m.value))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let mut detector = StreamingDetector::new(class_of(kind), settings.clone()).with_noun(noun(kind, column));
+        for m in history.iter().filter(|m| m.observed_at.timestamp() < point.timestamp) {
+            let ts = m.observed_at.timestamp();
+            let p = match rows.get(&ts) {
+                Some(total) if *total >= 1.0 => Point::rate(ts, (m.value * total).round() as u64, total.round() as u64),
+                _ => Point::new(ts, m.value),
+            };
+            detector.push(p);
+        }
+        let verdict = detector.push(point);
+        self.detectors
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Cached { detector, last_timestamp: point.timestamp, settings });
+        Some(verdict)
+    }
+
+    /// Judges a freshness lag at `now` without learning from it (the continuous sweep): a copy
+    /// of the series' detector sees the synthetic point.
+    pub(crate) async fn probe_freshness(
+        &self,
+        check: &AssetCheck,
+        last_update: i64,
+        now: DateTime<Utc>,
+    ) -> Option<Verdict> {
+        let f = check.freshness.as_ref().filter(|f| f.auto)?;
+        let mut settings = f.tuning.apply(&check.detection);
+        settings.labels.clear();
+        let key: SeriesKey = (check.asset.clone(), MetricKind::FreshnessLag, String::new());
+        let lag = (now.timestamp() - last_update).max(0) as f64;
+        let point = Point::new(now.timestamp(), lag);
+        let cached = {
+            let series = self.detectors.series.lock().unwrap_or_else(|e| e.into_inner());
+            series.get(&key).filter(|c| point.timestamp > c.last_timestamp).map(|c| c.detector.clone())
+        };
+        match cached {
+            Some(mut detector) => Some(detector.push(point)),
+            None => {
+                // Not judged by a poll yet in this process: warm a detector now and keep it.
+                let verdict = self.judge(&check.asset, MetricKind::FreshnessLag, "", settings, point, now).await?;
+                Some(verdict)
+            }
+        }
+    }
+}
+
+pub(crate) fn verdict_record(
+    asset: &AssetId,
+    kind: MetricKind,
+    column: &str,
+    at: DateTime<Utc>,
+    v: &Verdict,
+) -> VerdictRecord {
+    VerdictRecord {
+        asset: asset.clone(),
+        kind,
+        column: column.to_string(),
+        observed_at: at,
+        value: v.value,
+        score: v.score,
+        expected_low: v.expected.map(|e| e.low),
+        expected_high: v.expected.map(|e| e.high),
+        forecast: v.expected.map(|e| e.forecast),
+        anomaly: v.anomaly,
+        alert: v.alert,
+        status: serde_json::to_value(v.status).ok().and_then(|s| s.as_str().map(String::from)).unwrap_or_default(),
+        explanation: v.explanation.clone(),
+    }
+}
