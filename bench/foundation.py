@@ -6,6 +6,8 @@
   store-counts STORE_DB                   measurements in telltale's SQLite store, as JSON
   profile-files DIR                       the profile check file and the peer's SQL (one query per
                                           metric and column), plus the order of the peer's outputs
+  sqlx-breakdown LOG                      where a `--log sqlx=debug` run spent its time: per kind of
+                                          statement, the count and the server/driver time sqlx logged
   profile-compare TELLTALE_JSON PEER_OUT ORDER
                                           compare telltale's values with the peer's, print a JSON
                                           summary (metrics measured, errors, mismatches)
@@ -96,6 +98,38 @@ def store_counts(db):
     print(json.dumps(out))
 
 
+def sqlx_breakdown(path):
+    """Sums sqlx's per-statement `elapsed_secs` by kind of statement; also the span they cover."""
+    import datetime
+
+    kinds = {}
+    first = last = None
+    for line in open(path, encoding="utf-8", errors="replace"):
+        m = re.search(r'summary="([^"]*)".*elapsed_secs=([0-9.eE+-]+)', line)
+        if not m:
+            continue
+        t = datetime.datetime.fromisoformat(line[:26])
+        first = first or t
+        last = t
+        summary = m.group(1)
+        if summary.startswith("SELECT n.nspname"):
+            kind = "source: catalog query (PostgreSQL)"
+        elif summary.startswith("INSERT INTO "):
+            kind = "store: INSERT INTO " + summary.split()[2] + " (SQLite)"
+        elif summary.startswith("SELECT") and "_sqlx_migrations" not in summary and "SELECT version" not in summary:
+            kind = "store: reads (SQLite)"
+        else:
+            kind = "other (connection setup, migrations)"
+        n, secs = kinds.get(kind, (0, 0.0))
+        kinds[kind] = (n + 1, secs + float(m.group(2)))
+    for kind, (n, secs) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
+        print(f"  {kind:<46} {n:5d} statements {secs:8.3f} s")
+    if first and last:
+        total = sum(v[1] for v in kinds.values())
+        print(f"  {'all statements':<46} {sum(v[0] for v in kinds.values()):5d} statements {total:8.3f} s"
+              f" (first to last statement: {(last - first).total_seconds():.3f} s)")
+
+
 def profile_files(d):
     order = []
     yaml = [
@@ -173,6 +207,8 @@ def main():
         peer_metadata_sql(int(args[0]), int(args[1]), args[2])
     elif cmd == "store-counts":
         store_counts(args[0])
+    elif cmd == "sqlx-breakdown":
+        sqlx_breakdown(args[0])
     elif cmd == "profile-files":
         profile_files(args[0])
     elif cmd == "profile-compare":

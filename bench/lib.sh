@@ -100,7 +100,8 @@ EOF
 
 bench_db_create() {
     local name="$1"
-    psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
+    psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+        -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
     psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$name\"" >/dev/null
     _DBS+=("$name")
 }

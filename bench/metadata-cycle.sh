@@ -89,6 +89,12 @@ for cycle in cold steady; do
     T_COUNTS[$cycle]="$(python3 "$ROOT/bench/foundation.py" store-counts "$TMP/store/telltale.db")"
 done
 
+# --- where the time goes: one more steady cycle with sqlx's per-statement timings ---
+log "metadata: telltale check (steady store, --log sqlx=debug, for the breakdown)"
+measure telltale-debug -- "$BIN" check --config "$TMP/telltale.yaml" --log "telltale=info,sqlx=debug"
+DEBUG_WALL="$WALL_S"
+BREAKDOWN="$(python3 "$ROOT/bench/foundation.py" sqlx-breakdown "$TMP/telltale-debug.err")"
+
 # --- peer: one query per table, sequentially on one connection ---
 python3 "$ROOT/bench/foundation.py" peer-metadata-sql "$TABLES" "$WIDTH" "$TMP/peer.sql"
 log "metadata: peer, $TABLES x SELECT count(*), max(ts) on one connection"
@@ -108,7 +114,8 @@ verdict() { awk -v w="$1" -v r="$2" 'BEGIN { print ((w <= 2 && r <= 150) ? "meet
     printf '%-46s %10s %12s %8s\n' "telltale check, cycle 2 (steady state)" "${T_WALL[steady]}" "${T_RSS[steady]}" "${T_RC[steady]}"
     printf '%-46s %10s %12s %8s\n' "peer: $TABLES x count(*), max(ts) via psql -f" "$PEER_WALL" "$PEER_RSS (psql)" 0
     printf '%-46s %10s %12s %8s\n' "telltale's catalog query alone (psql)" "$CATALOG_S" "-" "$CATALOG_ROWS rows"
-    echo "peer / telltale wall: cycle 1 $(ratio "$PEER_WALL" "${T_WALL[cold]}")x, cycle 2 $(ratio "$PEER_WALL" "${T_WALL[steady]}")x"
+    echo "peer / telltale wall (above 1: telltale faster): cycle 1 $(ratio "$PEER_WALL" "${T_WALL[cold]}")x," \
+        "cycle 2 $(ratio "$PEER_WALL" "${T_WALL[steady]}")x"
     echo "cycle 1 $(verdict "${T_WALL[cold]}" "${T_RSS[cold]}"); cycle 2 $(verdict "${T_WALL[steady]}" "${T_RSS[steady]}")"
     echo "store after cycle 1: $(count "${T_COUNTS[cold]}" assets_with_row_count) assets with row_count," \
         "$(count "${T_COUNTS[cold]}" measurements_last_cycle) measurements"
@@ -121,6 +128,8 @@ verdict() { awk -v w="$1" -v r="$2" 'BEGIN { print ((w <= 2 && r <= 150) ? "meet
     else
         echo "store check: FAILED, $assets of $TABLES assets have a row_count"
     fi
+    echo "where a steady cycle's time goes (cycle 3 with --log sqlx=debug, ${DEBUG_WALL} s wall; time sqlx logged per statement):"
+    echo "$BREAKDOWN"
 } | report
 
 [ "${T_RC[cold]}" -eq 0 ] && [ "${T_RC[steady]}" -eq 0 ] && [ "$assets" -eq "$TABLES" ]

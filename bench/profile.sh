@@ -111,7 +111,7 @@ rps() { awk -v n="$ROWS" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", n / s; els
     printf '%-50s %10s %14s %12s %6s\n' "run" "wall (s)" "rows/s" "peak RSS MB" "exit"
     printf '%-50s %10s %14s %12s %6s\n' "telltale measure (1 aggregate query)" "$T_WALL" "$(rps "$T_WALL")" "$T_RSS" "$T_RC"
     printf '%-50s %10s %14s %12s %6s\n' "peer: $METRICS single-metric queries via psql -f" "$P_WALL" "$(rps "$P_WALL")" "-" 0
-    echo "peer / telltale wall: $(ratio "$P_WALL" "$T_WALL")x"
+    echo "peer / telltale wall (above 1: telltale faster): $(ratio "$P_WALL" "$T_WALL")x"
     echo "telltale values: $(field telltale_values) of $METRICS; errors: $(field errors); differences from the peer's values: $(field mismatches)"
 } | report
 python3 -c '

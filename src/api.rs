@@ -60,6 +60,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/assets", get(list_assets))
         .route("/api/v1/assets/{asset}", get(asset_detail))
         .route("/api/v1/assets/{asset}/metrics", get(asset_metrics))
+        .route("/api/v1/assets/{asset}/verdicts", get(asset_verdicts))
+        .route("/api/v1/assets/{asset}/labels", axum::routing::post(add_label))
         .with_state(state)
 }
 
@@ -166,6 +168,81 @@ async fn asset_metrics(
         .map(|m| json!({ "kind": m.kind, "column": m.column, "value": m.value, "observed_at": m.observed_at, "check": m.check }))
         .collect();
     Ok(Json(json!({ "asset": asset, "measurements": points })))
+}
+
+#[derive(Deserialize)]
+struct VerdictsQuery {
+    since: Option<String>,
+    /// Only anomalous points.
+    #[serde(default)]
+    anomalies: bool,
+    limit: Option<usize>,
+}
+
+/// Detector verdicts of one asset: expected range, score, anomaly flags and explanations.
+async fn asset_verdicts(
+    State(state): State<ApiState>,
+    Path(asset): Path<String>,
+    Query(q): Query<VerdictsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asset = parse_asset(&asset)?;
+    if state.agent.store.asset(&asset).await?.is_none() {
+        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
+    }
+    let since = match q.since.as_deref() {
+        Some(s) => Some(parse_since(s, state.agent.clock.now()).map_err(ApiError::bad_request)?),
+        None => None,
+    };
+    let verdicts = state.agent.store.verdicts(&asset, since, q.anomalies, q.limit.unwrap_or(1000).min(100_000)).await?;
+    Ok(Json(json!({ "asset": asset, "verdicts": verdicts })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelBody {
+    metric: String,
+    #[serde(default)]
+    column: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// `expected` or `confirmed_incident`.
+    label: String,
+    note: Option<String>,
+    by: Option<String>,
+}
+
+/// Marks a stretch of one series: `expected` re-baselines, `confirmed_incident` never trains.
+async fn add_label(
+    State(state): State<ApiState>,
+    Path(asset): Path<String>,
+    body: Result<Json<LabelBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let asset = parse_asset(&asset)?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let kind: MetricKind = body.metric.parse().map_err(ApiError::bad_request)?;
+    if !matches!(body.label.as_str(), "expected" | "confirmed_incident") {
+        return Err(ApiError::bad_request("`label` must be `expected` or `confirmed_incident`"));
+    }
+    if body.to <= body.from {
+        return Err(ApiError::bad_request("`to` must be after `from`"));
+    }
+    if state.agent.store.asset(&asset).await?.is_none() {
+        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
+    }
+    let record = crate::store::LabelRecord {
+        asset: asset.clone(),
+        kind,
+        column: body.column.clone(),
+        starts_at: body.from,
+        ends_at: body.to,
+        label: body.label,
+        note: body.note,
+        created_by: body.by,
+    };
+    state.agent.store.add_label(&record, state.agent.clock.now()).await?;
+    // The series' detector is rebuilt with the label on its next point.
+    state.agent.detectors.forget(&asset, kind, &body.column);
+    Ok((StatusCode::CREATED, Json(json!({ "label": record }))).into_response())
 }
 
 /// `since` is an RFC 3339 time or a duration back from now (`24h`, `7d`).

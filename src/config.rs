@@ -60,6 +60,8 @@ pub struct Config {
     pub checks: Vec<PathBuf>,
     /// How long in-flight checks may finish after SIGTERM before they are cancelled.
     pub shutdown_grace: Duration,
+    /// Measurements, verdicts and errors older than this are deleted (hourly).
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +235,16 @@ fn decode_config(
         Some(n) => d.duration(n, "shutdown_grace"),
         None => Some(Duration::from_secs(10)),
     };
+    let retention = match map.get("retention") {
+        Some(n) => d.duration(n, "retention").filter(|r| {
+            let ok = *r >= Duration::from_secs(86_400);
+            if !ok {
+                d.error(n.mark, "retention", "keep at least `1d` of history; detection learns from weeks of it");
+            }
+            ok
+        }),
+        None => Some(Duration::from_secs(90 * 86_400)),
+    };
     map.finish(d);
     Some(Config {
         file: file.to_path_buf(),
@@ -242,6 +254,7 @@ fn decode_config(
         server: server?,
         checks: checks?,
         shutdown_grace: shutdown_grace?,
+        retention: retention?,
     })
 }
 

@@ -215,10 +215,15 @@ impl Agent {
         let point = Point::new(now.timestamp(), lag);
         let cached = {
             let series = self.detectors.series.lock().unwrap_or_else(|e| e.into_inner());
-            series.get(&key).filter(|c| point.timestamp > c.last_timestamp).map(|c| c.detector.clone())
+            series.get(&key).map(|c| (c.detector.clone(), c.last_timestamp))
         };
         match cached {
-            Some(mut detector) => Some(detector.push(point)),
+            // A copy judges the probe, so the real series never learns from it; a probe at the
+            // instant of the last poll is judged a second later.
+            Some((mut detector, last)) => {
+                let ts = point.timestamp.max(last + 1);
+                Some(detector.push(Point::new(ts, (ts - last_update).max(0) as f64)))
+            }
             None => {
                 // Not judged by a poll yet in this process: warm a detector now and keep it.
                 let verdict = self.judge(&check.asset, MetricKind::FreshnessLag, "", settings, point, now).await?;

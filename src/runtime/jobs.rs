@@ -15,7 +15,7 @@ use super::{Agent, CheckOutcome, RuntimeError, Status};
 use crate::check::{AssetCheck, Rule, fmt_num};
 use crate::measure::{AssetId, Column, Measurement, MetricKind, diff_schema};
 use crate::source::sql::ColumnRequest;
-use crate::source::{ProfileRequest, SourceError, TableMetadata};
+use crate::source::{ProfileRequest, Scope, SourceError, TableMetadata};
 use crate::store::{AssetRecord, AssetState, ErrorRecord, MetadataBatch};
 use crate::yaml::format_duration;
 
@@ -130,6 +130,16 @@ impl Agent {
         o
     }
 
+    /// The tables of a source the agent watches: checked ones and auto-discovered ones.
+    pub fn scope(&self, source: &str) -> Scope {
+        let config = self.config.source(source);
+        Scope {
+            tables: self.checks.assets.values().filter(|c| c.source == source).map(|c| c.table.clone()).collect(),
+            include: config.map(|c| c.include.clone()).unwrap_or_default(),
+            exclude: config.map(|c| c.exclude.clone()).unwrap_or_default(),
+        }
+    }
+
     /// Tables of this source that are watched: checked ones and auto-discovered ones.
     fn watched<'m>(&self, source: &str, tables: &'m [TableMetadata]) -> Vec<(AssetId, &'m TableMetadata)> {
         let config = self.config.source(source);
@@ -146,15 +156,35 @@ impl Agent {
 
     /// One catalog round trip → freshness, volume and schema of every watched table.
     pub async fn metadata_job(self: &Arc<Self>, source: &str, shutdown: &CancellationToken) -> Vec<CheckOutcome> {
-        let scan = self.with_source(source, shutdown, |s| async move { s.scan_metadata().await }).await;
+        self.metadata_job_in(source, self.scope(source), shutdown).await
+    }
+
+    /// The metadata job narrowed to `scope` (e.g. one table for `telltale measure`).
+    async fn metadata_job_in(
+        self: &Arc<Self>,
+        source: &str,
+        scope: Scope,
+        shutdown: &CancellationToken,
+    ) -> Vec<CheckOutcome> {
+        let scan = self
+            .with_source(source, shutdown, |s| {
+                let scope = scope.clone();
+                async move { s.scan_metadata(&scope).await }
+            })
+            .await;
         let now = self.clock.now();
         let tables = match scan {
             Ok(t) => t,
             Err(e) => {
                 // Every asset of the source learns why it has no fresh data.
                 let mut outcomes = Vec::new();
-                let assets: Vec<AssetId> =
-                    self.checks.assets.values().filter(|c| c.source == source).map(|c| c.asset.clone()).collect();
+                let assets: Vec<AssetId> = self
+                    .checks
+                    .assets
+                    .values()
+                    .filter(|c| c.source == source && scope.contains(&c.table))
+                    .map(|c| c.asset.clone())
+                    .collect();
                 for asset in assets {
                     outcomes.push(self.record_failure(&asset, METADATA, &e).await);
                 }
@@ -213,7 +243,7 @@ impl Agent {
             ));
         }
         // Checked tables the catalog does not list are errors, not silence.
-        for check in self.checks.assets.values().filter(|c| c.source == source) {
+        for check in self.checks.assets.values().filter(|c| c.source == source && scope.contains(&c.table)) {
             if !tables.iter().any(|t| t.table == check.table) {
                 let e = SourceError::TableNotFound { source_name: source.to_string(), table: check.table.qualified() };
                 outcomes.push(self.record_failure(&check.asset, METADATA, &e).await);
@@ -286,6 +316,27 @@ impl Agent {
                         }
                     }
                     if let (Some(count), Some(v)) = (count, check.volume.as_ref()) {
+                        // Rows added between exact counts, unless buckets measure it.
+                        if v.timestamp_column.is_none() {
+                            let previous = self.store.latest(asset).await.ok().and_then(|l| {
+                                l.into_iter().find(|m| m.kind == MetricKind::RowCount && m.column.is_empty())
+                            });
+                            if let Some(previous) = previous.filter(|p| p.observed_at < now) {
+                                let added = (count - previous.value).max(0.0);
+                                measurements.push(Measurement::new(asset, MetricKind::RowsAdded, added, now, &name));
+                                if v.rows_added.has_bounds() || v.rows_added.auto {
+                                    let mut o = judge(
+                                        outcome(Some(&check), asset, "volume"),
+                                        added,
+                                        &v.rows_added,
+                                        "rows added since the last count",
+                                    )
+                                    .about(MetricKind::RowsAdded, "");
+                                    o.subject = Some("rows_added".into());
+                                    outcomes.push(o);
+                                }
+                            }
+                        }
                         measurements.push(Measurement::new(asset, MetricKind::RowCount, count, now, &name));
                         outcomes.push(
                             judge(outcome(Some(&check), asset, "volume"), count, &v.row_count, "row count")
@@ -383,7 +434,14 @@ impl Agent {
             Ok(mut snaps) if !snaps.is_empty() => snaps.remove(0).columns,
             _ => {
                 let table = check.table.clone();
-                match self.with_source(&check.source, shutdown, |s| async move { s.scan_metadata().await }).await {
+                let scope = Scope { tables: [table.clone()].into(), ..Scope::default() };
+                let scanned = self
+                    .with_source(&check.source, shutdown, |s| {
+                        let scope = scope.clone();
+                        async move { s.scan_metadata(&scope).await }
+                    })
+                    .await;
+                match scanned {
                     Ok(tables) => tables.into_iter().find(|t| t.table == table).map(|t| t.columns).unwrap_or_default(),
                     Err(e) => return vec![self.record_failure(asset, &name, &e).await],
                 }
@@ -459,10 +517,14 @@ impl Agent {
                 if let Some(rule) = rule {
                     let mut o = outcome(Some(check), asset, "column");
                     o.subject = Some(format!("{column}.{metric}"));
-                    o.message = format!(
-                        "{column}.{metric}: no value (no rows{})",
-                        if check.filter.is_some() { " match `where`" } else { "" }
-                    );
+                    o.message = if result.rows > 0.0 {
+                        format!("{column}.{metric}: no value (every profiled value is null)")
+                    } else {
+                        format!(
+                            "{column}.{metric}: no value (no rows{})",
+                            if check.filter.is_some() { " match `where`" } else { "" }
+                        )
+                    };
                     o.status = if rule.has_bounds() { Status::Fail } else { Status::Recorded };
                     outcomes.push(o);
                 }
@@ -668,8 +730,11 @@ impl Agent {
         if !self.sources.contains_key(&source) {
             return Err(RuntimeError::UnknownAsset(asset.to_string()));
         }
+        let table = asset.as_str().splitn(3, '.').collect::<Vec<_>>();
+        let table = crate::measure::TableRef::new(table[1], table[2]);
+        let scope = Scope { tables: [table].into(), ..Scope::default() };
         let mut outcomes: Vec<CheckOutcome> =
-            self.metadata_job(&source, shutdown).await.into_iter().filter(|o| &o.asset == asset).collect();
+            self.metadata_job_in(&source, scope, shutdown).await.into_iter().filter(|o| &o.asset == asset).collect();
         outcomes.extend(self.asset_job(asset, shutdown).await);
         Ok(outcomes)
     }
@@ -714,7 +779,11 @@ fn observe_metadata(
                 .push(judge(outcome(check, asset, "volume"), rows, &v.row_count, what).about(MetricKind::RowCount, ""));
         }
     }
-    if !volume_by_query && let Some(added) = inference.rows_added {
+    let exact = volume.is_some_and(|v| v.exact);
+    if !volume_by_query
+        && !exact
+        && let Some(added) = inference.rows_added
+    {
         out.push(Measurement::new(asset, MetricKind::RowsAdded, added, now, METADATA));
         if let Some(v) = volume.filter(|v| v.rows_added.has_bounds()) {
             let mut o = judge(outcome(check, asset, "volume"), added, &v.rows_added, "rows added since the last poll")

@@ -23,6 +23,7 @@ use crate::measure::{AssetId, MetricKind};
 use crate::source::{self, ErrorClass, SharedSource, SourceError};
 use crate::store::{Store, StoreError};
 
+pub use detection::class_of;
 pub use jobs::{ChangeInference, infer_change};
 pub use scheduler::run_scheduler;
 

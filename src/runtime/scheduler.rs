@@ -20,6 +20,8 @@ enum Job {
     Asset(AssetId),
     /// Freshness of every checked asset judged against the clock.
     FreshnessSweep,
+    /// Delete history older than the retention.
+    Prune,
 }
 
 impl Job {
@@ -28,6 +30,7 @@ impl Job {
             Job::Metadata(s) => format!("metadata:{s}"),
             Job::Asset(a) => format!("asset:{a}"),
             Job::FreshnessSweep => "freshness-sweep".to_string(),
+            Job::Prune => "prune".to_string(),
         }
     }
 }
@@ -35,6 +38,9 @@ impl Job {
 /// How often freshness is judged against the clock between polls.
 static FRESHNESS_SWEEP: std::sync::LazyLock<Schedule> =
     std::sync::LazyLock::new(|| Schedule::every(Duration::from_secs(60)));
+
+/// How often history older than the retention is deleted.
+static PRUNE: std::sync::LazyLock<Schedule> = std::sync::LazyLock::new(|| Schedule::every(Duration::from_secs(3600)));
 
 /// Optional observer of every finished job (the demo's live table, tests).
 pub type OutcomeSink = tokio::sync::mpsc::Sender<Vec<CheckOutcome>>;
@@ -57,10 +63,14 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
         let first = FRESHNESS_SWEEP.next_after("freshness-sweep", start);
         queue.push(Reverse((first, Job::FreshnessSweep)));
     }
+    queue.push(Reverse((PRUNE.next_after("prune", start), Job::Prune)));
     let mut running: HashSet<Job> = HashSet::new();
     let mut tasks: JoinSet<Job> = JoinSet::new();
-    let mut first_cycle: HashSet<Job> =
-        queue.iter().map(|Reverse((_, j))| j.clone()).filter(|j| *j != Job::FreshnessSweep).collect();
+    let mut first_cycle: HashSet<Job> = queue
+        .iter()
+        .map(|Reverse((_, j))| j.clone())
+        .filter(|j| !matches!(j, Job::FreshnessSweep | Job::Prune))
+        .collect();
     tracing::info!(jobs = first_cycle_jobs, "scheduler started");
 
     loop {
@@ -101,6 +111,16 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
                 match &job2 {
                     Job::Metadata(source) => agent2.metadata_job(source, &token).await,
                     Job::FreshnessSweep => agent2.freshness_sweep().await,
+                    Job::Prune => {
+                        let before = agent2.clock.now()
+                            - chrono::Duration::from_std(agent2.config.retention).unwrap_or_default();
+                        match agent2.store.prune(before).await {
+                            Ok(n) if n > 0 => tracing::info!(deleted = n, "pruned history older than the retention"),
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(error = %e, "pruning the store failed"),
+                        }
+                        Vec::new()
+                    }
                     Job::Asset(asset) => {
                         if agent2.needs_backfill(asset).await
                             && let Err(e) = agent2.backfill(asset, 30, &token).await
@@ -169,5 +189,6 @@ fn schedule_of(agent: &Agent, job: &Job) -> Schedule {
             .map(|c| c.schedule.clone())
             .unwrap_or_else(|| Schedule::every(Duration::from_secs(3600))),
         Job::FreshnessSweep => FRESHNESS_SWEEP.clone(),
+        Job::Prune => PRUNE.clone(),
     }
 }

@@ -76,9 +76,10 @@ impl SourceError {
             SourceError::Query { .. } => ErrorClass::Query,
         }
     }
-    /// Worth trying again soon: the network or the server may recover.
+    /// Worth trying again soon: the network or the server may recover. A timeout is not: the
+    /// same query would load the source for as long again and most likely time out again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.class(), ErrorClass::Unreachable | ErrorClass::Timeout)
+        matches!(self.class(), ErrorClass::Unreachable)
     }
 }
 
@@ -95,6 +96,27 @@ pub struct TableMetadata {
     /// Counters that move whenever the table changes; freshness is inferred from them moving
     /// between polls where the engine keeps no change time (PostgreSQL, SQLite).
     pub change_signature: Option<String>,
+}
+
+/// Which tables a metadata scan is about: the checked ones plus auto-discovery patterns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    pub tables: std::collections::BTreeSet<TableRef>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Scope {
+    /// Every table of the source.
+    pub fn all() -> Scope {
+        Scope { include: vec!["*".into()], ..Scope::default() }
+    }
+    pub fn contains(&self, table: &TableRef) -> bool {
+        let q = table.qualified();
+        self.tables.contains(table)
+            || (self.include.iter().any(|p| crate::config::glob_match(p, &q))
+                && !self.exclude.iter().any(|p| crate::config::glob_match(p, &q)))
+    }
 }
 
 /// Column metrics of one table, computed in a single scan.
@@ -127,8 +149,8 @@ pub trait Source: Send + Sync {
     fn kind(&self) -> SourceKind;
     /// Connects, and checks that the catalog can be read.
     async fn healthcheck(&self) -> Result<(), SourceError>;
-    /// Freshness, volume and schema of every table, in one catalog round trip.
-    async fn scan_metadata(&self) -> Result<Vec<TableMetadata>, SourceError>;
+    /// Freshness, volume and schema of every table in `scope`, in one catalog round trip.
+    async fn scan_metadata(&self, scope: &Scope) -> Result<Vec<TableMetadata>, SourceError>;
     /// Column metrics in one aggregate query.
     async fn profile(&self, request: &ProfileRequest) -> Result<ProfileResult, SourceError>;
     /// Rows per bucket of `timestamp_column` in `[since, until)` (epoch seconds), one `GROUP BY`.
@@ -298,10 +320,10 @@ impl Source for SqlSource {
 
     async fn healthcheck(&self) -> Result<(), SourceError> {
         self.query_text("SELECT '1'".to_string()).await?;
-        self.scan_metadata().await.map(|_| ())
+        self.scan_metadata(&Scope::default()).await.map(|_| ())
     }
 
-    async fn scan_metadata(&self) -> Result<Vec<TableMetadata>, SourceError> {
+    async fn scan_metadata(&self, scope: &Scope) -> Result<Vec<TableMetadata>, SourceError> {
         let statements = match self.dialect.0 {
             SourceKind::Postgres => vec![postgres::CATALOG_SQL.to_string()],
             SourceKind::Mysql => vec![mysql::CATALOG_SQL.to_string()],
@@ -320,7 +342,13 @@ impl Source for SqlSource {
         };
         let mut tables = Vec::new();
         for sql in statements {
-            tables.extend(self.query_text(sql).await?.iter().filter_map(|r| parse_catalog_row(r)));
+            tables.extend(
+                self.query_text(sql)
+                    .await?
+                    .iter()
+                    .filter_map(|r| parse_catalog_row(r))
+                    .filter(|t| scope.contains(&t.table)),
+            );
         }
         Ok(tables)
     }

@@ -6,6 +6,8 @@
 
 use std::str::FromStr;
 
+use sqlx::ConnectOptions;
+
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
 use sqlx::{Executor, Row};
@@ -17,7 +19,9 @@ pub(super) fn pool(config: &SourceConfig) -> Result<sqlx::MySqlPool, SourceError
     let url = config.url.expose().replacen("mariadb://", "mysql://", 1);
     let options = MySqlConnectOptions::from_str(&url)
         .map_err(|e| SourceError::Unsupported(format!("source `{}`: invalid URL: {e}", config.name)))?
-        .timezone(Some("+00:00".to_string()));
+        .timezone(Some("+00:00".to_string()))
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(5));
     let timeout = config.statement_timeout;
     Ok(MySqlPoolOptions::new()
         .max_connections(config.max_connections)

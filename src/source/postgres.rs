@@ -7,6 +7,8 @@
 
 use std::str::FromStr;
 
+use sqlx::ConnectOptions;
+
 use sqlx::Executor;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -18,6 +20,8 @@ pub(super) fn pool(config: &SourceConfig) -> Result<sqlx::PgPool, SourceError> {
     let options = PgConnectOptions::from_str(config.url.expose())
         .map_err(|e| SourceError::Unsupported(format!("source `{}`: invalid URL: {e}", config.name)))?
         .application_name("telltale")
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(5))
         .options([
             ("default_transaction_read_only", "on".to_string()),
             ("statement_timeout", config.statement_timeout.as_millis().to_string()),

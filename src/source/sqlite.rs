@@ -5,6 +5,8 @@
 //! the change signature. Connections are read-only; statements have only the client-side deadline.
 
 use std::str::FromStr;
+
+use sqlx::ConnectOptions;
 use std::time::Duration;
 
 use sqlx::error::DatabaseError;
@@ -22,7 +24,9 @@ pub(super) fn pool(config: &SourceConfig) -> Result<sqlx::SqlitePool, SourceErro
         .map_err(|e| SourceError::Unsupported(format!("source `{}`: invalid URL: {e}", config.name)))?
         .read_only(true)
         .create_if_missing(false)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(Duration::from_secs(5))
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(5));
     Ok(SqlitePoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)

@@ -176,7 +176,7 @@ impl Store {
     /// one, so backfills and retries are idempotent.
     pub async fn record(&self, measurements: &[Measurement]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_measurements(&mut tx, measurements).await?;
+        insert_measurements(self.backend, &mut tx, measurements).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -189,7 +189,7 @@ impl Store {
                 "INSERT INTO assets (asset, source, schema_name, table_name, origin, owner, tier, tags, check_file, first_seen_at, last_seen_at) \
                  VALUES {} ON CONFLICT (asset) DO UPDATE SET origin = excluded.origin, owner = excluded.owner, tier = excluded.tier, \
                  tags = excluded.tags, check_file = excluded.check_file, last_seen_at = excluded.last_seen_at",
-                placeholders(chunk.len(), 11)
+                placeholders(self.backend, chunk.len(), 11)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for r in chunk {
@@ -214,7 +214,7 @@ impl Store {
                  VALUES {} ON CONFLICT (asset) DO UPDATE SET change_signature = excluded.change_signature, \
                  last_changed_at = excluded.last_changed_at, change_observed = excluded.change_observed, \
                  last_row_count = excluded.last_row_count, updated_at = excluded.updated_at",
-                placeholders(chunk.len(), 6)
+                placeholders(self.backend, chunk.len(), 6)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (asset, state) in chunk {
@@ -231,7 +231,7 @@ impl Store {
         for chunk in batch.snapshots.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO schema_snapshots (asset, captured_at, fingerprint, columns, changes) VALUES {}",
-                placeholders(chunk.len(), 5)
+                placeholders(self.backend, chunk.len(), 5)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (asset, columns, changes) in chunk {
@@ -244,7 +244,7 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        insert_measurements(&mut tx, &batch.measurements).await?;
+        insert_measurements(self.backend, &mut tx, &batch.measurements).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -410,7 +410,7 @@ impl Store {
                  value = excluded.value, score = excluded.score, expected_low = excluded.expected_low, \
                  expected_high = excluded.expected_high, forecast = excluded.forecast, anomaly = excluded.anomaly, \
                  alert = excluded.alert, status = excluded.status, explanation = excluded.explanation",
-                placeholders(chunk.len(), 13)
+                placeholders(self.backend, chunk.len(), 13)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for v in chunk {
@@ -529,6 +529,24 @@ impl Store {
             .collect()
     }
 
+    /// Deletes measurements, verdicts and errors older than `before`; returns rows deleted.
+    pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for table in ["measurements", "verdicts"] {
+            deleted += sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE observed_at < $1")))
+                .bind(ms(before))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        deleted += sqlx::query("DELETE FROM measurement_errors WHERE occurred_at < $1")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+
     pub async fn assets(&self) -> Result<Vec<AssetRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT asset, source, schema_name, table_name, origin, owner, tier, tags, check_file, first_seen_at, last_seen_at \
@@ -551,11 +569,18 @@ impl Store {
     }
 }
 
-/// `($1, $2, …), (…)` for a multi-row VALUES list.
-fn placeholders(rows: usize, columns: usize) -> String {
+/// `(?, ?, …), (…)` (SQLite) or `($1, $2, …), (…)` (PostgreSQL) for a multi-row VALUES list.
+/// SQLite resolves numbered parameters by name, which costs time quadratic in their number:
+/// plain `?` binds a 3 000-parameter statement 30× faster.
+fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
-            let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| match backend {
+                    Backend::Sqlite => "?".to_string(),
+                    Backend::Postgres => format!("${}", r * columns + c),
+                })
+                .collect();
             format!("({})", cells.join(", "))
         })
         .collect::<Vec<_>>()
@@ -563,6 +588,7 @@ fn placeholders(rows: usize, columns: usize) -> String {
 }
 
 async fn insert_measurements(
+    backend: Backend,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     measurements: &[Measurement],
 ) -> Result<(), StoreError> {
@@ -570,7 +596,7 @@ async fn insert_measurements(
         let sql = format!(
             "INSERT INTO measurements (asset, kind, column_name, value, observed_at, check_name) VALUES {} \
              ON CONFLICT (asset, kind, column_name, observed_at) DO UPDATE SET value = excluded.value, check_name = excluded.check_name",
-            placeholders(chunk.len(), 6)
+            placeholders(backend, chunk.len(), 6)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for m in chunk {

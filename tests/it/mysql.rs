@@ -36,7 +36,7 @@ async fn catalog_scan_reads_information_schema_in_one_query() {
     ])
     .await;
     let source = source_for(&url, "5s");
-    let tables = source.scan_metadata().await.unwrap();
+    let tables = source.scan_metadata(&telltale::source::Scope::all()).await.unwrap();
     let orders = tables.iter().find(|t| t.table == TableRef::new(db.clone(), "orders")).expect("orders listed");
     let cols: Vec<(&str, &str, bool)> =
         orders.columns.iter().map(|c| (c.name.as_str(), c.data_type.as_str(), c.nullable)).collect();

@@ -37,7 +37,7 @@ async fn catalog_scan_lists_every_table_with_columns_and_row_estimates() {
     let tables = eventually(Duration::from_secs(15), || {
         let source = Arc::clone(&source);
         async move {
-            let t = source.scan_metadata().await.unwrap();
+            let t = source.scan_metadata(&telltale::source::Scope::all()).await.unwrap();
             let orders = t.iter().find(|t| t.table == TableRef::new("analytics", "orders"))?.clone();
             (orders.row_count == Some(250.0)).then_some(t)
         }
@@ -309,7 +309,7 @@ async fn a_server_that_goes_away_mid_query_is_unreachable_and_retryable() {
 
     // Nothing listening at all.
     let dead = source_for("postgres://postgres@127.0.0.1:1/postgres", "2s");
-    let err = dead.scan_metadata().await.unwrap_err();
+    let err = dead.scan_metadata(&telltale::source::Scope::all()).await.unwrap_err();
     assert_eq!(err.class(), telltale::source::ErrorClass::Unreachable, "{err:?}");
 }
 

@@ -106,6 +106,13 @@ async fn exercise(store: Store) {
     assert_eq!(err.class, "unreachable");
     assert_eq!(store.errors_since(t("2026-01-01T00:00:00Z")).await.unwrap(), 1);
     assert!(store.ping().await);
+
+    // Retention: everything observed before the cut goes, the rest stays.
+    let deleted = store.prune(t("2026-01-03T00:00:00Z")).await.unwrap();
+    assert_eq!(deleted, 1 + 24 * 2 + 1, "the row_count, a day of rows_added and null_rate, wh2's point");
+    let left = store.history(&asset, Some(MetricKind::RowsAdded), Some(""), None, 1000).await.unwrap();
+    assert_eq!(left.len(), 24);
+    assert_eq!(store.errors_since(t("2026-01-01T00:00:00Z")).await.unwrap(), 1, "the error is newer than the cut");
     store.close().await;
 }
 

@@ -16,6 +16,8 @@ use crate::measure::AssetId;
 use crate::runtime::{Agent, CheckOutcome, Status};
 use crate::yaml::Diagnostics;
 
+pub mod replay;
+
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_CHECK_FAILED: i32 = 1;
 pub const EXIT_CONFIG: i32 = 2;
@@ -60,12 +62,48 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Anomaly detection tools: `telltale detect replay --input series.csv`.
+    #[command(subcommand)]
+    Detect(DetectCommand),
+    /// Mark a stretch of a metric as `expected` (re-baseline) or `confirmed-incident` (never
+    /// learned from).
+    Label {
+        /// The asset, `source.schema.table`.
+        asset: String,
+        #[arg(long)]
+        metric: String,
+        /// Column (or custom metric name) of the metric, if it has one.
+        #[arg(long, default_value = "")]
+        column: String,
+        /// Start (RFC 3339 or `YYYY-MM-DD HH:MM:SS`, UTC).
+        #[arg(long)]
+        from: String,
+        /// End (exclusive).
+        #[arg(long)]
+        to: String,
+        #[arg(value_enum)]
+        label: LabelArg,
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Compute past rows-added buckets of an asset from its timestamp column.
     Backfill {
         asset: String,
         #[arg(long, default_value_t = 30)]
         days: u32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DetectCommand {
+    /// Stream a series through the daemon's detector and print one verdict per point.
+    Replay(replay::ReplayArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LabelArg {
+    Expected,
+    ConfirmedIncident,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -108,6 +146,20 @@ async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Validate { connect } => validate(&cli.config, connect).await,
+        Command::Detect(DetectCommand::Replay(args)) => {
+            let mut stdout = std::io::stdout().lock();
+            match replay::run(&args, &mut stdout) {
+                Ok(_) => EXIT_OK,
+                Err(e @ replay::ReplayError::Read { .. }) => {
+                    eprintln!("error: {e}");
+                    EXIT_RUNTIME
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    EXIT_CONFIG
+                }
+            }
+        }
         command => {
             let Some((config, checks)) = load(&cli.config) else { return EXIT_CONFIG };
             let agent = match Agent::new(config, checks, Arc::new(SystemClock) as SharedClock).await {
@@ -157,10 +209,72 @@ async fn dispatch(cli: Cli) -> i32 {
                         EXIT_CONFIG
                     }
                 },
-                Command::Demo(_) | Command::Validate { .. } => EXIT_OK,
+                Command::Label { asset, metric, column, from, to, label, note } => {
+                    add_label(&agent, &asset, &metric, &column, &from, &to, label, note).await
+                }
+                Command::Demo(_) | Command::Validate { .. } | Command::Detect(_) => EXIT_OK,
             };
             agent.close().await;
             code
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn add_label(
+    agent: &Agent,
+    asset: &str,
+    metric: &str,
+    column: &str,
+    from: &str,
+    to: &str,
+    label: LabelArg,
+    note: Option<String>,
+) -> i32 {
+    let parsed = (
+        asset.parse::<AssetId>(),
+        metric.parse::<crate::measure::MetricKind>(),
+        replay::parse_timestamp(from).and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
+        replay::parse_timestamp(to).and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
+    );
+    let (asset, kind, starts_at, ends_at) = match parsed {
+        (Ok(a), Ok(k), Some(f), Some(t)) if t > f => (a, k, f, t),
+        (Err(e), ..) | (_, Err(e), ..) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+        _ => {
+            eprintln!(
+                "error: --from and --to must be times (RFC 3339 or `YYYY-MM-DD HH:MM:SS`) with --to after --from"
+            );
+            return EXIT_CONFIG;
+        }
+    };
+    let record = crate::store::LabelRecord {
+        asset: asset.clone(),
+        kind,
+        column: column.to_string(),
+        starts_at,
+        ends_at,
+        label: match label {
+            LabelArg::Expected => "expected".into(),
+            LabelArg::ConfirmedIncident => "confirmed_incident".into(),
+        },
+        note,
+        created_by: std::env::var("USER").ok(),
+    };
+    match agent.store.add_label(&record, agent.clock.now()).await {
+        Ok(()) => {
+            println!(
+                "labelled {asset} {kind}{} from {starts_at} to {ends_at} as {}",
+                if column.is_empty() { String::new() } else { format!(":{column}") },
+                record.label
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_RUNTIME
         }
     }
 }
@@ -211,7 +325,11 @@ async fn validate(path: &Path, connect: bool) -> i32 {
         let result = match crate::source::connect(cfg) {
             Ok(source) => {
                 let r = source.healthcheck().await;
-                let missing: Vec<String> = match source.scan_metadata().await {
+                let scope = crate::source::Scope {
+                    tables: checks.assets.values().filter(|c| &c.source == name).map(|c| c.table.clone()).collect(),
+                    ..crate::source::Scope::default()
+                };
+                let missing: Vec<String> = match source.scan_metadata(&scope).await {
                     Ok(tables) => checks
                         .assets
                         .values()

@@ -1,0 +1,115 @@
+//! Learned thresholds end to end on a real PostgreSQL table: after backfill, the agent flags a
+//! partial load and a stopped loader, and leaves a healthy hour alone.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use telltale::clock::{ManualClock, SharedClock};
+use telltale::measure::MetricKind;
+use telltale::runtime::Status;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{Workspace, config_with_source, pg_exec, postgres_db};
+use crate::require;
+
+/// 28 days of hourly loads with a daily rhythm (60–140 rows an hour), ending at `end`.
+fn load_history(table: &str, end: DateTime<Utc>, last_hours: &str) -> String {
+    let start = end - Duration::days(28);
+    format!(
+        "INSERT INTO {table} (at) SELECT h.t + make_interval(secs => i * 3599.0 / h.n) FROM \
+         (SELECT t, {last_hours} AS n FROM (SELECT t, (100 + 40 * sin(2 * pi() * extract(hour FROM t) / 24))::int AS base \
+           FROM generate_series('{start}'::timestamptz, '{end}'::timestamptz - interval '1 hour', interval '1 hour') t) b) h, \
+         LATERAL generate_series(1, h.n) i WHERE h.n > 0",
+        start = start.to_rfc3339(),
+        end = end.to_rfc3339(),
+    )
+}
+
+const CHECKS: &str = r#"version: 1
+assets:
+  - source: wh
+    table: healthy
+    monitors:
+      volume: {timestamp_column: at, bucket: 1h}
+  - source: wh
+    table: partial
+    monitors:
+      volume: {timestamp_column: at, bucket: 1h}
+  - source: wh
+    table: stopped
+    monitors:
+      freshness: {timestamp_column: at}
+      volume: {timestamp_column: at, bucket: 1h}
+"#;
+
+#[tokio::test]
+async fn after_backfill_the_agent_flags_a_partial_load_and_a_stopped_loader() {
+    let url = require!(postgres_db("detect").await);
+    let end: DateTime<Utc> = "2026-06-10T12:00:00Z".parse().unwrap();
+    let last = (end - Duration::hours(1)).to_rfc3339();
+    let stop = (end - Duration::hours(1)).to_rfc3339();
+    pg_exec(
+        &url,
+        &[
+            "CREATE TABLE healthy (at timestamptz)",
+            "CREATE TABLE partial (at timestamptz)",
+            "CREATE TABLE stopped (at timestamptz)",
+            &load_history("healthy", end, "base"),
+            &load_history(
+                "partial",
+                end,
+                &format!("CASE WHEN t = '{last}'::timestamptz THEN (base * 0.3)::int ELSE base END"),
+            ),
+            &load_history("stopped", end, &format!("CASE WHEN t >= '{stop}'::timestamptz THEN 0 ELSE base END")),
+        ],
+    )
+    .await;
+    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", CHECKS)]);
+    let clock = ManualClock::new(end + Duration::minutes(2));
+    let agent = ws.agent(Arc::new(clock.clone()) as SharedClock).await;
+    let token = CancellationToken::new();
+    for table in ["healthy", "partial", "stopped"] {
+        let asset = format!("wh.public.{table}").parse().unwrap();
+        assert!(agent.needs_backfill(&asset).await);
+        assert_eq!(agent.backfill(&asset, 28, &token).await.unwrap(), 28 * 24);
+    }
+
+    let healthy = agent.asset_job(&"wh.public.healthy".parse().unwrap(), &token).await;
+    let rows = healthy.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    assert_eq!(rows.status, Status::Recorded, "{rows:#?}");
+    let verdict = rows.verdict.as_ref().expect("a learned verdict");
+    assert!(!verdict.anomaly && verdict.history_points > 600, "{verdict:#?}");
+    let expected = verdict.expected.unwrap();
+    assert!(expected.low < rows.value.unwrap() && rows.value.unwrap() < expected.high, "{verdict:#?}");
+
+    let partial = agent.asset_job(&"wh.public.partial".parse().unwrap(), &token).await;
+    let rows = partial.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    assert_eq!(rows.status, Status::Fail, "a 30% load is an anomaly: {rows:#?}");
+    assert!(rows.message.starts_with("anomaly: "), "{}", rows.message);
+    assert!(rows.verdict.as_ref().unwrap().alert);
+
+    // The loader stopped an hour ago: the first empty bucket is a missed load...
+    let stopped = agent.asset_job(&"wh.public.stopped".parse().unwrap(), &token).await;
+    let rows = stopped.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    assert_eq!(rows.status, Status::Fail, "an empty hour is a missed load: {rows:#?}");
+    let fresh = stopped.iter().find(|o| o.monitor == "freshness").unwrap();
+    assert_eq!(fresh.status, Status::Recorded, "an hour old is on time for an hourly table: {fresh:#?}");
+
+    // ...and three hours later the table is late for its own hourly cadence.
+    clock.set(end + Duration::hours(3));
+    let later = agent.asset_job(&"wh.public.stopped".parse().unwrap(), &token).await;
+    let fresh = later.iter().find(|o| o.monitor == "freshness").unwrap();
+    assert_eq!(fresh.status, Status::Fail, "four silent hours on an hourly table: {fresh:#?}\n{later:#?}");
+    assert!(fresh.message.contains("late"), "{}", fresh.message);
+
+    // The continuous sweep sees it too, without a poll, and records the excursion once.
+    let swept = agent.freshness_sweep().await;
+    let late = swept.iter().find(|o| o.asset.as_str() == "wh.public.stopped").unwrap();
+    assert_eq!(late.status, Status::Fail);
+    agent.freshness_sweep().await;
+    let anomalies = agent.store.verdicts(&"wh.public.stopped".parse().unwrap(), None, true, 100).await.unwrap();
+    let freshness_alerts = anomalies.iter().filter(|v| v.kind == MetricKind::FreshnessLag && v.alert).count();
+    assert!(freshness_alerts >= 1, "{anomalies:#?}");
+    assert!(anomalies.iter().any(|v| v.kind == MetricKind::RowsAdded), "{anomalies:#?}");
+    agent.close().await;
+}
