@@ -25,18 +25,11 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     let text = text.trim().trim_matches('"');
     let (date, time) = text.split_once([' ', 'T'])?;
     let mut date_parts = date.split('-').map(|p| p.parse::<i64>());
-    let (y, m, d) = (
-        date_parts.next()?.ok()?,
-        date_parts.next()?.ok()?,
-        date_parts.next()?.ok()?,
-    );
+    let (y, m, d) = (date_parts.next()?.ok()?, date_parts.next()?.ok()?, date_parts.next()?.ok()?);
     let time = time.split('.').next()?;
     let mut time_parts = time.split(':').map(|p| p.parse::<i64>());
-    let (hh, mm, ss) = (
-        time_parts.next()?.ok()?,
-        time_parts.next().unwrap_or(Ok(0)).ok()?,
-        time_parts.next().unwrap_or(Ok(0)).ok()?,
-    );
+    let (hh, mm, ss) =
+        (time_parts.next()?.ok()?, time_parts.next().unwrap_or(Ok(0)).ok()?, time_parts.next().unwrap_or(Ok(0)).ok()?);
     // Days from civil (H. Hinnant).
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -52,11 +45,7 @@ fn parse_timestamp(text: &str) -> Option<i64> {
 fn read_csv(path: &Path, column: &str) -> Result<(Vec<i64>, Vec<f64>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .ok_or_else(|| format!("{}: empty", path.display()))?
-        .split(',')
-        .collect();
+    let header: Vec<&str> = lines.next().ok_or_else(|| format!("{}: empty", path.display()))?.split(',').collect();
     let index = header
         .iter()
         .position(|h| h.trim() == column)
@@ -65,10 +54,8 @@ fn read_csv(path: &Path, column: &str) -> Result<(Vec<i64>, Vec<f64>), String> {
     for line in lines.filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split(',').collect();
         let time = parse_timestamp(fields[0]).ok_or_else(|| format!("bad time {line}"))?;
-        let value: f64 = fields
-            .get(index)
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| format!("bad value {line}"))?;
+        let value: f64 =
+            fields.get(index).and_then(|v| v.trim().parse().ok()).ok_or_else(|| format!("bad value {line}"))?;
         times.push(time);
         values.push(value);
     }
@@ -85,8 +72,7 @@ struct Dataset {
 fn load(root: &Path) -> Result<Vec<Dataset>, String> {
     let labels_path = root.join("labels/combined_windows.json");
     let labels: BTreeMap<String, Vec<[String; 2]>> = serde_json::from_str(
-        &std::fs::read_to_string(&labels_path)
-            .map_err(|e| format!("{}: {e}", labels_path.display()))?,
+        &std::fs::read_to_string(&labels_path).map_err(|e| format!("{}: {e}", labels_path.display()))?,
     )
     .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -94,19 +80,9 @@ fn load(root: &Path) -> Result<Vec<Dataset>, String> {
         let (timestamps, values) = read_csv(&root.join("data").join(&name), "value")?;
         let windows = windows
             .iter()
-            .map(|[a, b]| {
-                Ok((
-                    parse_timestamp(a).ok_or("bad window")?,
-                    parse_timestamp(b).ok_or("bad window")?,
-                ))
-            })
+            .map(|[a, b]| Ok((parse_timestamp(a).ok_or("bad window")?, parse_timestamp(b).ok_or("bad window")?)))
             .collect::<Result<Vec<_>, &str>>()?;
-        out.push(Dataset {
-            name,
-            timestamps,
-            values,
-            windows,
-        });
+        out.push(Dataset { name, timestamps, values, windows });
     }
     Ok(out)
 }
@@ -154,17 +130,11 @@ fn report(label: &str, oracle_scores: &[LabelledSeries], fixed: Option<(&[Labell
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = PathBuf::from(
-        args.first()
-            .ok_or("usage: nab <path-to-NAB> [--results DIR]...")?,
-    );
+    let root = PathBuf::from(args.first().ok_or("usage: nab <path-to-NAB> [--results DIR]...")?);
     let datasets = load(&root)?;
     let points: usize = datasets.iter().map(|d| d.values.len()).sum();
     let windows: usize = datasets.iter().map(|d| d.windows.len()).sum();
-    println!(
-        "NAB: {} series, {points} points, {windows} windows",
-        datasets.len()
-    );
+    println!("NAB: {} series, {points} points, {windows} windows", datasets.len());
 
     // telltale: raw calibrated scores with one-per-excursion hygiene for the oracle sweep,
     // and the daemon's own alert flags for the default sensitivity.
@@ -175,10 +145,7 @@ fn main() -> Result<(), String> {
     for dataset in &datasets {
         let series_started = Instant::now();
         let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
-        let divisor: usize = std::env::var("NAB_SPAN_DIV")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(50);
+        let divisor: usize = std::env::var("NAB_SPAN_DIV").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
         let span = (dataset.values.len() / divisor).max(10);
         let mut suppressor = RepeatSuppressor::new(span);
         let mut scores = Vec::with_capacity(dataset.values.len());
@@ -188,10 +155,7 @@ fn main() -> Result<(), String> {
             scores.push(suppressor.filter(verdict.score));
             flags.push(if verdict.alert { 1.0 } else { 0.0 });
         }
-        per_series_micros.push((
-            series_started.elapsed().as_secs_f64() * 1e6,
-            dataset.values.len(),
-        ));
+        per_series_micros.push((series_started.elapsed().as_secs_f64() * 1e6, dataset.values.len()));
         ranked.push(scores);
         alerts.push(flags);
     }
@@ -214,11 +178,7 @@ fn main() -> Result<(), String> {
         );
     }
     let z_corpus = corpus(&datasets, &z_scores);
-    report(
-        "z-score peer (|z|, z>3)",
-        &z_corpus,
-        Some((&z_corpus, 3.0 + 1e-12)),
-    );
+    report("z-score peer (|z|, z>3)", &z_corpus, Some((&z_corpus, 3.0 + 1e-12)));
 
     // Sanity: the null detector scores 0 everywhere.
     let zeros: Vec<Vec<f64>> = datasets.iter().map(|d| vec![0.0; d.values.len()]).collect();
@@ -232,11 +192,7 @@ fn main() -> Result<(), String> {
             continue;
         }
         let dir = PathBuf::from(iter.next().ok_or("--results needs a folder")?);
-        let detector_name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("detector")
-            .to_string();
+        let detector_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("detector").to_string();
         let mut scores = Vec::new();
         for dataset in &datasets {
             let (folder, file) = dataset.name.split_once('/').ok_or("bad name")?;
@@ -244,18 +200,11 @@ fn main() -> Result<(), String> {
             let (_, column) = read_csv(&path, "anomaly_score")?;
             scores.push(column);
         }
-        report(
-            &format!("published {detector_name}"),
-            &corpus(&datasets, &scores),
-            None,
-        );
+        report(&format!("published {detector_name}"), &corpus(&datasets, &scores), None);
     }
 
     let total_micros: f64 = per_series_micros.iter().map(|(m, _)| m).sum();
-    let mut per_2000: Vec<f64> = per_series_micros
-        .iter()
-        .map(|(m, n)| m / *n as f64 * 2_000.0)
-        .collect();
+    let mut per_2000: Vec<f64> = per_series_micros.iter().map(|(m, n)| m / *n as f64 * 2_000.0).collect();
     per_2000.sort_by(f64::total_cmp);
     println!(
         "timing: {:.1} ms for {points} points ({:.2} µs/point); per 2 000 points: median {:.0} µs, max {:.0} µs",
