@@ -62,6 +62,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/assets/{asset}/metrics", get(asset_metrics))
         .route("/api/v1/assets/{asset}/verdicts", get(asset_verdicts))
         .route("/api/v1/assets/{asset}/labels", axum::routing::post(add_label))
+        .route("/api/v1/incidents", get(list_incidents))
+        .route("/api/v1/incidents/{id}", get(incident_detail))
+        .route("/api/v1/incidents/{id}/{action}", axum::routing::post(incident_action))
+        .route("/api/v1/downtime", get(downtime))
         .with_state(state)
 }
 
@@ -243,6 +247,111 @@ async fn add_label(
     // The series' detector is rebuilt with the label on its next point.
     state.agent.detectors.forget(&asset, kind, &body.column);
     Ok((StatusCode::CREATED, Json(json!({ "label": record }))).into_response())
+}
+
+#[derive(Deserialize)]
+struct IncidentsQuery {
+    status: Option<String>,
+    asset: Option<String>,
+    owner: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_incidents(
+    State(state): State<ApiState>,
+    Query(q): Query<IncidentsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(crate::incident::IncidentStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown status `{s}`; expected open, acknowledged, resolved, expected or false_positive"
+            ))
+        })?),
+        None => None,
+    };
+    let filter = crate::store::IncidentFilter {
+        status,
+        asset: q.asset.filter(|a| !a.is_empty()),
+        owner: q.owner.filter(|o| !o.is_empty()),
+        active_since: None,
+        limit: q.limit.unwrap_or(200).min(10_000),
+    };
+    let incidents = state.agent.store.incidents(&filter).await?;
+    Ok(Json(json!({ "incidents": incidents })))
+}
+
+async fn incident_detail(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let incident =
+        state.agent.store.incident(&id).await?.ok_or_else(|| ApiError::not_found(format!("no incident `{id}`")))?;
+    let events = state.agent.store.incident_events(&id).await?;
+    let notifications = state.agent.store.notifications(Some(&id)).await?;
+    let now = state.agent.clock.now();
+    Ok(Json(json!({
+        "incident": incident,
+        "time_to_detection_seconds": incident.time_to_detection().num_seconds(),
+        "time_to_resolution_seconds": incident.time_to_resolution(now).num_seconds(),
+        "events": events,
+        "notifications": notifications,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    note: Option<String>,
+    by: Option<String>,
+}
+
+async fn incident_action(
+    State(state): State<ApiState>,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<Json<ActionBody>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let action = crate::incident::lifecycle::Action::parse(&action).ok_or_else(|| {
+        ApiError::not_found(format!("unknown action `{action}`; use acknowledge, resolve, expected or false-positive"))
+    })?;
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    match state.agent.act_on_incident(&id, action, body.by.as_deref(), body.note.as_deref()).await {
+        Ok(Some(incident)) => Ok(Json(json!({ "incident": incident }))),
+        Ok(None) => Err(ApiError::not_found(format!("no incident `{id}`"))),
+        Err(crate::runtime::IncidentActionError::Invalid(e)) => {
+            Err(ApiError { status: StatusCode::CONFLICT, message: e.to_string() })
+        }
+        Err(crate::runtime::IncidentActionError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct DowntimeQuery {
+    group_by: Option<String>,
+    since: Option<String>,
+}
+
+/// Data downtime per asset or owner over a period, with TTD, TTR, cost and SLO budgets.
+async fn downtime(
+    State(state): State<ApiState>,
+    Query(q): Query<DowntimeQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::incident::downtime::{GroupBy, downtime};
+    let group_by = match q.group_by.as_deref().unwrap_or("asset") {
+        "asset" => GroupBy::Asset,
+        "owner" => GroupBy::Owner,
+        other => return Err(ApiError::bad_request(format!("unknown group_by `{other}`; expected asset or owner"))),
+    };
+    let now = state.agent.clock.now();
+    let since = parse_since(q.since.as_deref().unwrap_or("30d"), now).map_err(ApiError::bad_request)?;
+    let filter = crate::store::IncidentFilter { active_since: Some(since), limit: 100_000, ..Default::default() };
+    let incidents = state.agent.store.incidents(&filter).await?;
+    let checks = &state.agent.checks;
+    let rows = downtime(&incidents, group_by, since, now, |asset| {
+        asset.parse::<AssetId>().ok().and_then(|a| checks.assets.get(&a)).and_then(|c| c.slo)
+    });
+    Ok(Json(
+        json!({ "since": since, "until": now, "group_by": q.group_by.unwrap_or_else(|| "asset".into()), "rows": rows }),
+    ))
 }
 
 /// `since` is an RFC 3339 time or a duration back from now (`24h`, `7d`).

@@ -157,6 +157,8 @@ pub struct AssetCheck {
     pub custom_sql: Vec<CustomSql>,
     /// Detection settings shared by every learned threshold of this asset.
     pub detection: Settings,
+    /// Target share of time the asset is fresh and healthy (0.995 for `slo: 99.5%`).
+    pub slo: Option<f64>,
 }
 
 impl AssetCheck {
@@ -407,7 +409,26 @@ fn decode_asset(d: &mut Decoder, node: &Node, path: &str, config: &Config) -> Op
         None => Some(Schedule::every(Duration::from_secs(3600))),
     };
     let filter = map.get("where").and_then(|n| d.text(n, &map.path_of("where")));
-    let sample_percent = map.get("sample").and_then(|n| decode_percent(d, n, &map.path_of("sample")));
+    let sample_percent = map.get("sample").and_then(|n| {
+        decode_percent(
+            d,
+            n,
+            &map.path_of("sample"),
+            "expected a percentage of rows to sample, such as `10%` (more than 0, at most 100)",
+        )
+    });
+    let slo = map.get("slo").and_then(|n| {
+        let p = map.path_of("slo");
+        decode_percent(d, n, &p, "expected a percentage of time healthy, such as `99.5%`").map(|v| v / 100.0).filter(
+            |v| {
+                let ok = *v < 1.0;
+                if !ok {
+                    d.error(n.mark, &p, "an SLO of 100% leaves no error budget; use e.g. `99.5%`");
+                }
+                ok
+            },
+        )
+    });
     let detection = match map.get("detection") {
         Some(n) => decode_detection(d, n, &map.path_of("detection")).unwrap_or_default(),
         None => Settings::default(),
@@ -441,6 +462,7 @@ fn decode_asset(d: &mut Decoder, node: &Node, path: &str, config: &Config) -> Op
         columns: check_monitors.columns,
         custom_sql: check_monitors.custom_sql,
         detection,
+        slo,
     })
 }
 
@@ -469,7 +491,19 @@ fn decode_detection(d: &mut Decoder, node: &Node, path: &str) -> Option<Settings
         };
     }
     if let Some(x) = m.get("training_window") {
-        s.training_window = d.duration(x, &m.path_of("training_window")).map(|w| w.as_secs() as i64);
+        let p = m.path_of("training_window");
+        s.training_window = d.duration(x, &p).and_then(|w| {
+            if w < Duration::from_secs(86_400) {
+                d.error(
+                    x.mark,
+                    &p,
+                    "a training window shorter than `1d` cannot learn a daily rhythm; use at least `1d`",
+                );
+                None
+            } else {
+                Some(w.as_secs() as i64)
+            }
+        });
     }
     if let Some(x) = m.get("utc_offset") {
         let p = m.path_of("utc_offset");
@@ -511,7 +545,7 @@ fn parse_utc_offset(text: &str) -> Option<i64> {
     };
     let (h, m) = rest.split_once(':')?;
     let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+    (h * 60 + m <= 14 * 60 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
 
 /// A date (`2026-12-24`, midnight UTC) or an RFC 3339 time, as unix seconds.
@@ -594,17 +628,13 @@ fn table_mark(asset: &Node) -> Mark {
     }
 }
 
-fn decode_percent(d: &mut Decoder, node: &Node, path: &str) -> Option<f64> {
+fn decode_percent(d: &mut Decoder, node: &Node, path: &str, expected: &str) -> Option<f64> {
     let text = node.as_scalar().unwrap_or_default().trim().to_string();
     let number = text.strip_suffix('%').unwrap_or(&text).trim().parse::<f64>().ok();
     match number {
         Some(p) if p > 0.0 && p <= 100.0 => Some(p),
         _ => {
-            d.error(
-                node.mark,
-                path,
-                "expected a percentage of rows to sample, such as `10%` (more than 0, at most 100)",
-            );
+            d.error(node.mark, path, expected);
             None
         }
     }
@@ -648,8 +678,10 @@ fn decode_monitors(d: &mut Decoder, node: &Node, path: &str, kind: Option<Source
             if let Some(mut m) = m {
                 f.timestamp_column = m.get("timestamp_column").and_then(|x| d.text(x, &m.path_of("timestamp_column")));
                 f.max_age = m.get("max_age").and_then(|x| d.duration(x, &m.path_of("max_age")));
-                f.auto = m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(f.max_age.is_none());
                 f.tuning = decode_tuning(d, &mut m);
+                let tuned = f.tuning != Tuning::default();
+                f.auto =
+                    m.get("auto").and_then(|x| d.bool(x, &m.path_of("auto"))).unwrap_or(f.max_age.is_none() || tuned);
                 m.finish(d);
             } else if !auto {
                 f.auto = true;

@@ -4,6 +4,7 @@
 //! distribution), keeps the history in a metric store and serves it over HTTP. Module map and
 //! dependency rules: `docs/ARCHITECTURE.md`.
 
+pub mod alert;
 pub mod api;
 pub mod check;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod incident;
 pub mod measure;
 pub mod runtime;
 pub mod schedule;

@@ -86,12 +86,51 @@ pub enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Incidents: list, show, and act on them (ack, resolve, expected, false-positive).
+    #[command(subcommand)]
+    Incidents(IncidentsCommand),
     /// Compute past rows-added buckets of an asset from its timestamp column.
     Backfill {
         asset: String,
         #[arg(long, default_value_t = 30)]
         days: u32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IncidentsCommand {
+    /// Incidents, newest first.
+    List {
+        /// open, acknowledged, resolved, expected or false_positive.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        asset: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// One incident with its timeline and notifications.
+    Show { id: String },
+    /// Acknowledge: someone is on it (stops reminders; PagerDuty is told).
+    Ack(ActionArgs),
+    /// Resolve; the bad points are kept out of detection's training data.
+    Resolve(ActionArgs),
+    /// The change was expected: resolve and re-baseline detection on the new level.
+    Expected(ActionArgs),
+    /// The data was fine: resolve as a false positive.
+    FalsePositive(ActionArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ActionArgs {
+    pub id: String,
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Who acts (default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,6 +251,7 @@ async fn dispatch(cli: Cli) -> i32 {
                 Command::Label { asset, metric, column, from, to, label, note } => {
                     add_label(&agent, &asset, &metric, &column, &from, &to, label, note).await
                 }
+                Command::Incidents(command) => incidents(&agent, command).await,
                 Command::Demo(_) | Command::Validate { .. } | Command::Detect(_) => EXIT_OK,
             };
             agent.close().await;
@@ -271,6 +311,108 @@ async fn add_label(
                 record.label
             );
             EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_RUNTIME
+        }
+    }
+}
+
+async fn incidents(agent: &Arc<Agent>, command: IncidentsCommand) -> i32 {
+    use crate::incident::lifecycle::Action;
+    let (args, action) = match command {
+        IncidentsCommand::List { status, asset, owner, format } => {
+            let status = match status.as_deref().map(crate::incident::IncidentStatus::parse) {
+                Some(None) => {
+                    eprintln!("error: --status expects open, acknowledged, resolved, expected or false_positive");
+                    return EXIT_CONFIG;
+                }
+                Some(s) => s,
+                None => None,
+            };
+            let filter = crate::store::IncidentFilter { status, asset, owner, active_since: None, limit: 500 };
+            return match agent.store.incidents(&filter).await {
+                Ok(list) if format == Format::Json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "incidents": list })).unwrap_or_default()
+                    );
+                    EXIT_OK
+                }
+                Ok(list) => {
+                    for i in &list {
+                        println!(
+                            "{}  {}  {:<13} {}  {}",
+                            i.id,
+                            i.severity_label(),
+                            i.status.as_str(),
+                            i.detected_at.format("%Y-%m-%d %H:%M"),
+                            i.title
+                        );
+                    }
+                    println!("{} incident{}", list.len(), plural(list.len()));
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    EXIT_RUNTIME
+                }
+            };
+        }
+        IncidentsCommand::Show { id } => {
+            return match (
+                agent.store.incident(&id).await,
+                agent.store.incident_events(&id).await,
+                agent.store.notifications(Some(&id)).await,
+            ) {
+                (Ok(Some(i)), Ok(events), Ok(notes)) => {
+                    let doc = serde_json::json!({ "incident": i, "events": events, "notifications": notes });
+                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                    EXIT_OK
+                }
+                (Ok(None), ..) => {
+                    eprintln!("error: no incident `{id}`");
+                    EXIT_CONFIG
+                }
+                (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+                    eprintln!("error: {e}");
+                    EXIT_RUNTIME
+                }
+            };
+        }
+        IncidentsCommand::Ack(a) => (a, Action::Acknowledge),
+        IncidentsCommand::Resolve(a) => (a, Action::Resolve),
+        IncidentsCommand::Expected(a) => (a, Action::Expected),
+        IncidentsCommand::FalsePositive(a) => (a, Action::FalsePositive),
+    };
+    let by = args.by.or_else(|| std::env::var("USER").ok());
+    match agent.act_on_incident(&args.id, action, by.as_deref(), args.note.as_deref()).await {
+        Ok(Some(i)) => {
+            println!("{} is now {}", i.id, i.status.as_str());
+            // Deliver what the action queued before exiting, when channels are configured.
+            let channels = crate::runtime::build_channels(&agent.config.alerting);
+            if !channels.is_empty() {
+                let stop = CancellationToken::new();
+                let task = tokio::spawn(crate::runtime::run_dispatcher(Arc::clone(agent), channels, stop.clone()));
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                    while agent.store.due_notifications(agent.clock.now(), 1).await.is_ok_and(|d| !d.is_empty()) {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                })
+                .await;
+                stop.cancel();
+                let _ = task.await;
+            }
+            EXIT_OK
+        }
+        Ok(None) => {
+            eprintln!("error: no incident `{}`", args.id);
+            EXIT_CONFIG
+        }
+        Err(crate::runtime::IncidentActionError::Invalid(e)) => {
+            eprintln!("error: {e}");
+            EXIT_CHECK_FAILED
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -381,8 +523,24 @@ async fn run(agent: Arc<Agent>, shutdown: CancellationToken) -> i32 {
     } else {
         None
     };
+    // The outbox dispatcher stops a moment after the scheduler so the last incidents' alerts go
+    // out; whatever is still pending is sent on the next start.
+    let dispatcher_stop = CancellationToken::new();
+    let dispatcher = tokio::spawn(crate::runtime::run_dispatcher(
+        Arc::clone(&agent),
+        crate::runtime::build_channels(&agent.config.alerting),
+        dispatcher_stop.clone(),
+    ));
     crate::runtime::run_scheduler(Arc::clone(&agent), shutdown.clone(), None).await;
     shutdown.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while agent.store.due_notifications(agent.clock.now(), 1).await.is_ok_and(|d| !d.is_empty()) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    dispatcher_stop.cancel();
+    let _ = dispatcher.await;
     if let Some(server) = server {
         let _ = server.await;
     }

@@ -192,7 +192,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<usize, ReplayError
             std::fs::File::open(&args.input).map_err(|source| ReplayError::Read { path: path.clone(), source })?;
         read_series(&path, std::io::BufReader::new(file))?
     };
-    let mut detector = StreamingDetector::new(class, settings).with_noun(kind.description());
+    let mut detector = StreamingDetector::new(class, settings).with_noun(crate::runtime::noun(kind, ""));
     let verdicts: Vec<Verdict> = points.iter().map(|p| detector.push(*p)).collect();
     let anomalies = verdicts.iter().filter(|v| v.anomaly).count();
     let shown = verdicts.iter().filter(|v| !args.anomalies_only || v.anomaly);

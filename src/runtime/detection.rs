@@ -57,7 +57,7 @@ pub fn class_of(kind: MetricKind) -> MetricClass {
     }
 }
 
-fn noun(kind: MetricKind, column: &str) -> String {
+pub fn noun(kind: MetricKind, column: &str) -> String {
     match kind {
         MetricKind::RowsAdded => "rows added".into(),
         MetricKind::RowCount => "rows".into(),
@@ -84,7 +84,7 @@ impl Agent {
                 continue;
             }
             let column = o.column.clone().unwrap_or_default();
-            let settings = match kind {
+            let mut settings = match kind {
                 MetricKind::FreshnessLag => match check.freshness.as_ref().filter(|f| f.auto) {
                     Some(f) => f.tuning.apply(&check.detection),
                     None => continue,
@@ -94,12 +94,19 @@ impl Agent {
                     None => continue,
                 },
             };
+            // The newest measurement of this series with the outcome's value (a recounted older
+            // bucket may share the value).
             let Some(m) = measurements
                 .iter()
-                .find(|m| m.asset == check.asset && m.kind == kind && m.column == column && m.value == value)
+                .filter(|m| m.asset == check.asset && m.kind == kind && m.column == column && m.value == value)
+                .max_by_key(|m| m.observed_at)
             else {
                 continue;
             };
+            // A falling uniqueness or distinct ratio (new duplicates) matters as much as a rising one.
+            if matches!(kind, MetricKind::Uniqueness | MetricKind::DistinctRatio) && settings.direction.is_none() {
+                settings.direction = Some(crate::detect::Direction::Both);
+            }
             let point = self.point_for(m, measurements);
             let Some(verdict) = self.judge(&check.asset, kind, &column, settings, point, m.observed_at).await else {
                 continue;
@@ -123,7 +130,8 @@ impl Agent {
     /// A detector point; proportions carry their counts when the profile's row count is known.
     fn point_for(&self, m: &Measurement, batch: &[Measurement]) -> Point {
         let ts = m.observed_at.timestamp();
-        if class_of(m.kind) == MetricClass::Proportion
+        // Only the null rate's denominator is the profiled row count.
+        if m.kind == MetricKind::NullRate
             && let Some(rows) =
                 batch.iter().find(|r| r.kind == MetricKind::ProfiledRows && r.observed_at == m.observed_at)
             && rows.value >= 1.0
@@ -166,11 +174,31 @@ impl Agent {
                 return Some(cached.detector.push(point));
             }
         }
-        // Build from history: every stored point before this one, oldest first.
+        let (mut detector, _) = self.warm(asset, kind, column, &settings, point.timestamp, at).await?;
+        let verdict = detector.push(point);
+        self.detectors
+            .series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Cached { detector, last_timestamp: point.timestamp, settings });
+        Some(verdict)
+    }
+
+    /// A detector fed every stored point of the series before `before` (oldest first), and the
+    /// timestamp of the last one.
+    async fn warm(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+        settings: &Settings,
+        before: i64,
+        at: DateTime<Utc>,
+    ) -> Option<(StreamingDetector, i64)> {
         let window = settings.training_window.unwrap_or(DEFAULT_TRAINING_DAYS * 86_400);
         let since = at - chrono::Duration::seconds(window);
         let history = self.store.history(asset, Some(kind), Some(column), Some(since), WARM_UP_POINTS).await.ok()?;
-        let rows: HashMap<i64, f64> = if class_of(kind) == MetricClass::Proportion {
+        let rows: HashMap<i64, f64> = if kind == MetricKind::NullRate {
             self.store
                 .history(asset, Some(MetricKind::ProfiledRows), Some(""), Some(since), WARM_UP_POINTS)
                 .await
@@ -182,21 +210,17 @@ impl Agent {
             HashMap::new()
         };
         let mut detector = StreamingDetector::new(class_of(kind), settings.clone()).with_noun(noun(kind, column));
-        for m in history.iter().filter(|m| m.observed_at.timestamp() < point.timestamp) {
+        let mut last = i64::MIN;
+        for m in history.iter().filter(|m| m.observed_at.timestamp() < before) {
             let ts = m.observed_at.timestamp();
             let p = match rows.get(&ts) {
                 Some(total) if *total >= 1.0 => Point::rate(ts, (m.value * total).round() as u64, total.round() as u64),
                 _ => Point::new(ts, m.value),
             };
             detector.push(p);
+            last = ts;
         }
-        let verdict = detector.push(point);
-        self.detectors
-            .series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Cached { detector, last_timestamp: point.timestamp, settings });
-        Some(verdict)
+        Some((detector, last))
     }
 
     /// Judges a freshness lag at `now` without learning from it (the continuous sweep): a copy
@@ -225,9 +249,17 @@ impl Agent {
                 Some(detector.push(Point::new(ts, (ts - last_update).max(0) as f64)))
             }
             None => {
-                // Not judged by a poll yet in this process: warm a detector now and keep it.
-                let verdict = self.judge(&check.asset, MetricKind::FreshnessLag, "", settings, point, now).await?;
-                Some(verdict)
+                // Not judged by a poll yet in this process: warm the series' detector from history
+                // and keep it; the probe is judged on a copy, so it never teaches the real one.
+                let (detector, last) =
+                    self.warm(&check.asset, MetricKind::FreshnessLag, "", &settings, point.timestamp, now).await?;
+                let mut probe = detector.clone();
+                self.detectors
+                    .series
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, Cached { detector, last_timestamp: last, settings });
+                Some(probe.push(point))
             }
         }
     }

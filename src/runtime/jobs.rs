@@ -785,7 +785,7 @@ fn observe_metadata(
         && let Some(added) = inference.rows_added
     {
         out.push(Measurement::new(asset, MetricKind::RowsAdded, added, now, METADATA));
-        if let Some(v) = volume.filter(|v| v.rows_added.has_bounds()) {
+        if let Some(v) = volume.filter(|v| v.rows_added.has_bounds() || v.rows_added.auto) {
             let mut o = judge(outcome(check, asset, "volume"), added, &v.rows_added, "rows added since the last poll")
                 .about(MetricKind::RowsAdded, "");
             o.subject = Some("rows_added".into());

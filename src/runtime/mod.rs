@@ -3,6 +3,7 @@
 //! the rest → close sources → close the store).
 
 mod detection;
+mod incidents;
 mod jobs;
 mod scheduler;
 
@@ -23,7 +24,8 @@ use crate::measure::{AssetId, MetricKind};
 use crate::source::{self, ErrorClass, SharedSource, SourceError};
 use crate::store::{Store, StoreError};
 
-pub use detection::class_of;
+pub use detection::{class_of, noun};
+pub use incidents::{Channel, IncidentActionError, build_channels, run_dispatcher};
 pub use jobs::{ChangeInference, infer_change};
 pub use scheduler::run_scheduler;
 
@@ -60,7 +62,8 @@ pub struct CheckOutcome {
 pub enum Status {
     /// Measured and within every hard rule.
     Pass,
-    /// Measured; only learned thresholds apply (or none), so no verdict yet.
+    /// Measured; no hard rule applies and learned thresholds (if any) found nothing unusual or
+    /// are still learning.
     Recorded,
     /// A hard rule was broken.
     Fail,
@@ -100,6 +103,10 @@ pub struct Agent {
     ready: AtomicBool,
     /// One streaming detector per judged series.
     pub detectors: detection::Detectors,
+    /// Serializes incident updates (jobs of one asset may finish together).
+    incident_lock: tokio::sync::Mutex<()>,
+    /// Wakes the outbox dispatcher when notifications were queued.
+    pub outbox_ready: tokio::sync::Notify,
     /// Assets the freshness sweep currently sees as late (to record each excursion once).
     late: std::sync::Mutex<std::collections::HashSet<AssetId>>,
     /// Retries for retryable source errors (unreachable, timeout) within one run.
@@ -127,6 +134,8 @@ impl Agent {
             ready: AtomicBool::new(false),
             detectors: detection::Detectors::default(),
             late: std::sync::Mutex::new(std::collections::HashSet::new()),
+            incident_lock: tokio::sync::Mutex::new(()),
+            outbox_ready: tokio::sync::Notify::new(),
             retries: 2,
             retry_base: Duration::from_secs(1),
         }))

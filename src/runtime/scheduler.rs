@@ -22,6 +22,8 @@ enum Job {
     FreshnessSweep,
     /// Delete history older than the retention.
     Prune,
+    /// Re-notify open, unacknowledged incidents whose severity asks for it.
+    Reminders,
 }
 
 impl Job {
@@ -31,6 +33,7 @@ impl Job {
             Job::Asset(a) => format!("asset:{a}"),
             Job::FreshnessSweep => "freshness-sweep".to_string(),
             Job::Prune => "prune".to_string(),
+            Job::Reminders => "reminders".to_string(),
         }
     }
 }
@@ -64,6 +67,9 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
         queue.push(Reverse((first, Job::FreshnessSweep)));
     }
     queue.push(Reverse((PRUNE.next_after("prune", start), Job::Prune)));
+    if !agent.config.alerting.channels.is_empty() {
+        queue.push(Reverse((FRESHNESS_SWEEP.next_after("reminders", start), Job::Reminders)));
+    }
     let mut running: HashSet<Job> = HashSet::new();
     let mut tasks: JoinSet<Job> = JoinSet::new();
     let mut first_cycle: HashSet<Job> = queue
@@ -111,6 +117,12 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
                 match &job2 {
                     Job::Metadata(source) => agent2.metadata_job(source, &token).await,
                     Job::FreshnessSweep => agent2.freshness_sweep().await,
+                    Job::Reminders => {
+                        if let Err(e) = agent2.remind().await {
+                            tracing::error!(error = %e, "cannot queue reminders");
+                        }
+                        Vec::new()
+                    }
                     Job::Prune => {
                         let before = agent2.clock.now()
                             - chrono::Duration::from_std(agent2.config.retention).unwrap_or_default();
@@ -133,6 +145,7 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
             };
             match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work)).await {
                 Ok(result) => {
+                    agent2.process_outcomes(&result).await;
                     if let Some(sink) = sink {
                         let _ = sink.try_send(result);
                     }
@@ -190,5 +203,6 @@ fn schedule_of(agent: &Agent, job: &Job) -> Schedule {
             .unwrap_or_else(|| Schedule::every(Duration::from_secs(3600))),
         Job::FreshnessSweep => FRESHNESS_SWEEP.clone(),
         Job::Prune => PRUNE.clone(),
+        Job::Reminders => FRESHNESS_SWEEP.clone(),
     }
 }

@@ -107,18 +107,20 @@ impl Dialect {
         }
         // The base type name: `numeric(10,2)` → `numeric`, `bigint(20) unsigned` → `bigint`,
         // `timestamp(3) with time zone` → `timestamp`, `character varying(20)` → `character varying`.
+        if t.ends_with("[]") || t.starts_with('_') {
+            // PostgreSQL arrays: no scalar summaries.
+            return ValueClass::Other;
+        }
         let base: String = t.split('(').next().unwrap_or_default().trim().to_string();
         let base = base.trim_end_matches(" unsigned").trim_end_matches(" zerofill");
         match base {
             "smallint" | "integer" | "int" | "int2" | "int4" | "int8" | "bigint" | "tinyint" | "mediumint"
             | "numeric" | "decimal" | "dec" | "fixed" | "real" | "double" | "double precision" | "float" | "float4"
-            | "float8" | "serial" | "bigserial" | "smallserial" | "number" | "bit" => ValueClass::Numeric,
+            | "float8" | "serial" | "bigserial" | "smallserial" | "number" => ValueClass::Numeric,
             "date" | "datetime" | "timestamp" | "timestamptz" | "time" | "timetz" | "year" => ValueClass::Temporal,
             b if b.starts_with("timestamp") || b.starts_with("time ") => ValueClass::Temporal,
             "char" | "character" | "varchar" | "character varying" | "text" | "tinytext" | "mediumtext"
-            | "longtext" | "citext" | "name" | "enum" | "set" | "uuid" | "nchar" | "nvarchar" | "bpchar" => {
-                ValueClass::Text
-            }
+            | "longtext" | "citext" | "name" | "enum" | "set" | "nchar" | "nvarchar" | "bpchar" => ValueClass::Text,
             b if b.starts_with("enum") || b.starts_with("set") => ValueClass::Text,
             _ => ValueClass::Other,
         }
@@ -417,6 +419,8 @@ mod tests {
         assert_eq!(pg.classify("interval"), ValueClass::Other, "interval is not an int");
         assert_eq!(pg.classify("point"), ValueClass::Other);
         assert_eq!(pg.classify("money"), ValueClass::Other);
+        assert_eq!(pg.classify("uuid"), ValueClass::Other, "length() and avg() fail on uuid");
+        assert_eq!(pg.classify("timestamp without time zone[]"), ValueClass::Other);
         assert_eq!(pg.classify("timestamp(3) with time zone"), ValueClass::Temporal);
         assert_eq!(pg.classify("character varying(20)"), ValueClass::Text);
         assert_eq!(pg.classify("double precision"), ValueClass::Numeric);

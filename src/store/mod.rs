@@ -15,6 +15,10 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
+mod incidents;
+
+pub use incidents::{IncidentEvent, IncidentFilter, OutboxEntry};
+
 use crate::measure::{AssetId, Column, Measurement, MetricKind, SchemaChange};
 use crate::secret::redact_url;
 
@@ -106,11 +110,11 @@ pub struct AssetRecord {
     pub last_seen_at: DateTime<Utc>,
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(v: i64) -> DateTime<Utc> {
+pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(v).unwrap_or_default()
 }
 

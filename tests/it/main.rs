@@ -8,6 +8,7 @@ mod config_files;
 mod daemon;
 mod demo;
 mod detection;
+mod incidents;
 mod mysql;
 mod postgres;
 mod scheduler;

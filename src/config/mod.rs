@@ -9,6 +9,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod alerting;
+
+pub use alerting::Alerting;
+
 use crate::schedule::Schedule;
 use crate::secret::{Secret, expand_env, redact_url};
 use crate::yaml::{self, Decoder, Diagnostic, Diagnostics, Mark, Node, Value};
@@ -62,6 +66,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Measurements, verdicts and errors older than this are deleted (hourly).
     pub retention: Duration,
+    /// Channels, routes, mutes and the incident lifecycle.
+    pub alerting: Alerting,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +237,7 @@ fn decode_config(
         }
         None => Some(vec![base_dir.join("checks")]),
     };
+    let alerting = alerting::decode(d, &mut map, env);
     let shutdown_grace = match map.get("shutdown_grace") {
         Some(n) => d.duration(n, "shutdown_grace"),
         None => Some(Duration::from_secs(10)),
@@ -255,6 +262,7 @@ fn decode_config(
         checks: checks?,
         shutdown_grace: shutdown_grace?,
         retention: retention?,
+        alerting,
     })
 }
 

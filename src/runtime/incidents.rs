@@ -1,0 +1,394 @@
+//! Outcomes → incidents → the durable outbox → channels.
+//!
+//! `process_outcomes` folds every finished job's outcomes into incidents (dedup, grouping, flap
+//! protection, auto-resolve) and queues the notifications they call for in the same transaction.
+//! `run_dispatcher` delivers queued notifications: one worker per channel (so a dead channel
+//! delays nothing else), each under its channel's rate limit, retrying with backoff as the
+//! channel's answers allow, and recording every outcome in the store. After a crash, whatever is
+//! still pending is sent on the next start.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Agent, CheckOutcome, Status};
+use crate::alert::{AlertSink, NotificationEvent};
+use crate::incident::lifecycle::{self, Action, Change, Observation};
+use crate::incident::{Incident, routing};
+use crate::store::{IncidentEvent, OutboxEntry, StoreError};
+
+impl Agent {
+    /// Folds outcomes into incidents and queues their notifications.
+    pub async fn process_outcomes(&self, outcomes: &[CheckOutcome]) {
+        let mut by_asset: BTreeMap<String, Vec<&CheckOutcome>> = BTreeMap::new();
+        for o in outcomes.iter().filter(|o| matches!(o.status, Status::Fail | Status::Pass | Status::Recorded)) {
+            if self.check_for(&o.asset).is_some() {
+                by_asset.entry(o.asset.to_string()).or_default().push(o);
+            }
+        }
+        if by_asset.is_empty() {
+            return;
+        }
+        let _guard = self.incident_lock.lock().await;
+        for (asset, list) in by_asset {
+            if let Err(e) = self.process_asset(&asset, &list).await {
+                tracing::error!(asset, error = %e, "cannot update incidents");
+            }
+        }
+        self.outbox_ready.notify_one();
+    }
+
+    async fn process_asset(&self, asset: &str, outcomes: &[&CheckOutcome]) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let policy = &self.config.alerting.policy;
+        let flap = chrono::Duration::from_std(policy.flap_window).unwrap_or_default();
+        let mut incidents = self.store.incidents_of_asset(asset, now - flap).await?;
+        let before = incidents.clone();
+        let mut events = Vec::new();
+        let mut notify: Vec<(usize, NotificationEvent)> = Vec::new();
+        for o in outcomes {
+            let obs = self.observation(o, now);
+            let change = lifecycle::observe(&mut incidents, &obs, policy, || crate::incident::new_id(now));
+            let kind = match &change {
+                Change::Opened(_) => "opened",
+                Change::Reopened(_) => "reopened",
+                Change::Updated(_) => "updated",
+                Change::AutoResolved(_) => "auto_resolved",
+                Change::Nothing => continue,
+            };
+            let index = match change {
+                Change::Opened(i) | Change::Reopened(i) | Change::Updated(i) | Change::AutoResolved(i) => i,
+                Change::Nothing => continue,
+            };
+            // A still-bad measurement only refreshes the incident: one timeline entry per hour.
+            let quiet_update = kind == "updated"
+                && before
+                    .iter()
+                    .any(|b| b.id == incidents[index].id && now - b.updated_at < chrono::Duration::hours(1));
+            if !quiet_update {
+                events.push(IncidentEvent {
+                    incident_id: incidents[index].id.clone(),
+                    at: now,
+                    kind: kind.into(),
+                    actor: Some("telltale".into()),
+                    note: None,
+                    detail: Some(o.message.clone()),
+                });
+            }
+            if let Some(n) = change.notification() {
+                notify.push(n);
+            }
+        }
+        let mut outbox = Vec::new();
+        for (index, event) in notify {
+            outbox.extend(self.queue(&mut incidents[index], event, now, &mut events));
+        }
+        let changed: Vec<&Incident> = incidents.iter().filter(|i| !before.contains(i)).collect();
+        if changed.is_empty() && events.is_empty() && outbox.is_empty() {
+            return Ok(());
+        }
+        self.store.save_incidents(&changed, &events, &outbox).await
+    }
+
+    /// The notifications an incident event calls for, one per routed channel (none when muted).
+    fn queue(
+        &self,
+        incident: &mut Incident,
+        event: NotificationEvent,
+        now: DateTime<Utc>,
+        events: &mut Vec<IncidentEvent>,
+    ) -> Vec<(crate::alert::Notification, String)> {
+        let alerting = &self.config.alerting;
+        if let Some(mute) = routing::muted_by(incident, &alerting.mutes, now) {
+            events.push(IncidentEvent {
+                incident_id: incident.id.clone(),
+                at: now,
+                kind: "muted".into(),
+                actor: Some("telltale".into()),
+                note: mute.reason.clone(),
+                detail: Some(format!("{} not sent: muted until {}", event.as_str(), mute.until.to_rfc3339())),
+            });
+            return Vec::new();
+        }
+        let channels = routing::channels_for(incident, &alerting.routes);
+        if channels.is_empty() {
+            return Vec::new();
+        }
+        incident.last_notified_at = Some(now);
+        channels.into_iter().map(|c| (incident.notification(event, &c, now, &alerting.links), c)).collect()
+    }
+
+    fn observation(&self, o: &CheckOutcome, now: DateTime<Utc>) -> Observation {
+        let check = self.check_for(&o.asset);
+        let verdict = o.verdict.as_ref();
+        let expected = verdict.and_then(|v| v.expected);
+        // For freshness the data went bad when the lag crossed its threshold, not at detection.
+        let threshold = expected
+            .map(|e| e.high)
+            .or_else(|| check.and_then(|c| c.freshness.as_ref()).and_then(|f| f.max_age).map(|m| m.as_secs_f64()));
+        let first_bad_at = match (o.monitor.as_str(), o.value, threshold) {
+            ("freshness", Some(lag), Some(limit)) if lag > limit => {
+                Some(now - chrono::Duration::milliseconds(((lag - limit) * 1000.0) as i64))
+            }
+            _ => None,
+        };
+        let subject = o.subject.clone();
+        let what = subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
+        let message = o.message.trim_start_matches("anomaly: ");
+        Observation {
+            asset: o.asset.to_string(),
+            source: o.asset.source().to_string(),
+            monitor: o.monitor.clone(),
+            column: subject,
+            bad: o.status == Status::Fail,
+            at: now,
+            first_bad_at,
+            title: truncate(&format!("{} {}{what}: {message}", o.asset, o.monitor), 200),
+            explanation: o.message.clone(),
+            observed: o.value,
+            expected_low: expected.map(|e| e.low),
+            expected_high: expected.map(|e| e.high),
+            score: verdict.map(|v| v.score).filter(|s| *s > 0.0),
+            owner: check.and_then(|c| c.owner.clone()),
+            tier: check.and_then(|c| c.tier),
+            tags: check.map(|c| c.tags.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// A person's action on an incident: acknowledge, resolve, expected, false positive.
+    pub async fn act_on_incident(
+        &self,
+        id: &str,
+        action: Action,
+        by: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<Option<Incident>, IncidentActionError> {
+        let _guard = self.incident_lock.lock().await;
+        let now = self.clock.now();
+        let Some(mut incident) = self.store.incident(id).await? else { return Ok(None) };
+        let event = lifecycle::act(&mut incident, action, by, now)?;
+        let mut events = vec![IncidentEvent {
+            incident_id: incident.id.clone(),
+            at: now,
+            kind: action.as_str().into(),
+            actor: by.map(String::from),
+            note: note.map(String::from),
+            detail: None,
+        }];
+        let outbox = self.queue(&mut incident, event, now, &mut events);
+        self.store.save_incidents(&[&incident], &events, &outbox).await?;
+        // Feed the verdict back into detection: expected changes re-baseline, real incidents
+        // never train the model.
+        if matches!(action, Action::Expected | Action::Resolve)
+            && let Ok(asset) = incident.asset.parse::<crate::measure::AssetId>()
+            && let Some(kind) = incident_metric(&incident)
+        {
+            let column = incident_column(&incident);
+            let label = crate::store::LabelRecord {
+                asset: asset.clone(),
+                kind,
+                column: column.clone(),
+                starts_at: incident.first_bad_at,
+                ends_at: incident.resolved_at.unwrap_or(now) + chrono::Duration::seconds(1),
+                label: if action == Action::Expected { "expected".into() } else { "confirmed_incident".into() },
+                note: note.map(String::from),
+                created_by: by.map(String::from),
+            };
+            self.store.add_label(&label, now).await?;
+            self.detectors.forget(&asset, kind, &column);
+        }
+        self.outbox_ready.notify_one();
+        Ok(Some(incident))
+    }
+
+    /// Queues reminders for open, unacknowledged incidents whose severity asks for them.
+    pub async fn remind(&self) -> Result<usize, StoreError> {
+        let _guard = self.incident_lock.lock().await;
+        let now = self.clock.now();
+        let open = self
+            .store
+            .incidents(&crate::store::IncidentFilter {
+                status: Some(crate::incident::IncidentStatus::Open),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        let mut queued = 0;
+        for mut incident in open {
+            if !lifecycle::reminder_due(&incident, &self.config.alerting.policy, now) {
+                continue;
+            }
+            let mut events = Vec::new();
+            let outbox = self.queue(&mut incident, NotificationEvent::Reminder, now, &mut events);
+            queued += outbox.len();
+            incident.last_notified_at = Some(now);
+            self.store.save_incidents(&[&incident], &events, &outbox).await?;
+        }
+        if queued > 0 {
+            self.outbox_ready.notify_one();
+        }
+        Ok(queued)
+    }
+}
+
+/// The metric an incident's key names, for labels (`asset/column/amount.null_rate` → null_rate).
+fn incident_metric(incident: &Incident) -> Option<crate::measure::MetricKind> {
+    use crate::measure::MetricKind;
+    match (incident.monitor.as_str(), incident.column.as_deref()) {
+        ("freshness", _) => Some(MetricKind::FreshnessLag),
+        ("volume", Some("rows_added")) => Some(MetricKind::RowsAdded),
+        ("volume", _) => Some(MetricKind::RowCount),
+        ("custom_sql", Some(_)) => Some(MetricKind::Custom),
+        ("column", Some(subject)) => subject.rsplit_once('.').and_then(|(_, m)| m.parse().ok()),
+        _ => None,
+    }
+}
+
+fn incident_column(incident: &Incident) -> String {
+    match (incident.monitor.as_str(), incident.column.as_deref()) {
+        ("custom_sql", Some(name)) => name.to_string(),
+        ("column", Some(subject)) => subject.rsplit_once('.').map(|(c, _)| c.to_string()).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max { s.to_string() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IncidentActionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Invalid(#[from] lifecycle::InvalidTransition),
+}
+
+/// A configured channel at run time.
+pub struct Channel {
+    pub sink: Arc<dyn AlertSink>,
+    pub limiter: crate::alert::rate::RateLimiter,
+}
+
+/// The runtime objects of the configured channels.
+pub fn build_channels(alerting: &crate::config::Alerting) -> HashMap<String, Channel> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("telltale/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default();
+    alerting
+        .channels
+        .iter()
+        .map(|(name, config)| {
+            let channel = Channel {
+                sink: crate::alert::config::build(config, client.clone()),
+                limiter: crate::alert::rate::RateLimiter::new(crate::alert::config::rate_limit(config)),
+            };
+            (name.clone(), channel)
+        })
+        .collect()
+}
+
+/// Delivers queued notifications until `shutdown`; pending ones survive in the store.
+pub async fn run_dispatcher(agent: Arc<Agent>, channels: HashMap<String, Channel>, shutdown: CancellationToken) {
+    let policy = crate::alert::retry::RetryPolicy::default();
+    let mut workers: HashMap<String, mpsc::Sender<OutboxEntry>> = HashMap::new();
+    let in_flight: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, channel) in channels {
+        let (tx, mut rx) = mpsc::channel::<OutboxEntry>(1024);
+        workers.insert(name.clone(), tx);
+        let agent = Arc::clone(&agent);
+        let in_flight = Arc::clone(&in_flight);
+        let policy = policy.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                let entry = tokio::select! {
+                    _ = token.cancelled() => break,
+                    e = rx.recv() => match e { Some(e) => e, None => break },
+                };
+                deliver(&agent, &channel, &policy, &entry).await;
+                in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&entry.id);
+                agent.outbox_ready.notify_one();
+            }
+        });
+    }
+    loop {
+        let now = agent.clock.now();
+        match agent.store.due_notifications(now, 500).await {
+            Ok(due) => {
+                for entry in due {
+                    let Some(worker) = workers.get(&entry.channel) else {
+                        let _ = agent
+                            .store
+                            .mark_gave_up(
+                                &entry.id,
+                                entry.attempts,
+                                &format!("channel `{}` is no longer configured", entry.channel),
+                            )
+                            .await;
+                        continue;
+                    };
+                    if !in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.id.clone()) {
+                        continue;
+                    }
+                    if worker.try_send(entry.clone()).is_err() {
+                        in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&entry.id);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the outbox"),
+        }
+        let wait = match agent.store.next_notification_due().await {
+            Ok(Some(next)) => (next - agent.clock.now()).to_std().unwrap_or(Duration::ZERO).min(Duration::from_secs(1)),
+            _ => Duration::from_secs(1),
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = agent.outbox_ready.notified() => {}
+            _ = tokio::time::sleep(agent.clock.real_duration(wait).max(Duration::from_millis(20))) => {}
+        }
+    }
+    tasks.shutdown().await;
+}
+
+async fn deliver(agent: &Agent, channel: &Channel, policy: &crate::alert::retry::RetryPolicy, entry: &OutboxEntry) {
+    let Some(notification) = &entry.notification else {
+        let _ = agent.store.mark_gave_up(&entry.id, entry.attempts, "unreadable notification in the outbox").await;
+        return;
+    };
+    channel.limiter.acquire().await;
+    let attempts = entry.attempts + 1;
+    let result = channel.sink.send(notification).await;
+    let now = agent.clock.now();
+    let saved = match result {
+        Ok(delivery) => {
+            tracing::info!(
+                channel = channel.sink.name(),
+                incident = entry.incident_id,
+                event = entry.event,
+                "notification delivered"
+            );
+            agent.store.mark_delivered(&entry.id, now, attempts, delivery.remote_id.as_deref()).await
+        }
+        Err(error) => match policy.next_delay(attempts, &error, entry.created_at, now) {
+            Some(delay) => {
+                tracing::warn!(channel = channel.sink.name(), attempt = attempts, error = %error, "delivery failed; retrying in {delay:?}");
+                let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                agent.store.mark_retry(&entry.id, attempts, next, &error.to_string()).await
+            }
+            None => {
+                tracing::error!(channel = channel.sink.name(), attempt = attempts, error = %error, "delivery failed; giving up");
+                agent.store.mark_gave_up(&entry.id, attempts, &error.to_string()).await
+            }
+        },
+    };
+    if let Err(e) = saved {
+        tracing::error!(error = %e, "cannot record a delivery outcome; it will be retried");
+    }
+}
