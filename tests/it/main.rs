@@ -10,6 +10,7 @@ mod demo;
 mod detection;
 mod incidents;
 mod mysql;
+mod outbox;
 mod postgres;
 mod scheduler;
 mod sqlite;
