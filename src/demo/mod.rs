@@ -256,6 +256,20 @@ async fn render_table(
         let status = status_of(&a.asset, latest);
         out.push_str(&format!("{:<24} {rows:>9} {added:>9} {fresh:>10} {cols:>6}  {status}\n", a.asset.as_str()));
     }
+    let open = agent
+        .store
+        .incidents(&crate::store::IncidentFilter { limit: 200, ..Default::default() })
+        .await
+        .unwrap_or_default();
+    let active: Vec<_> = open.iter().filter(|i| i.status.is_active()).collect();
+    out.push_str(&format!(
+        "\nincidents: {} open, {} resolved (curl http://{listen}/api/v1/incidents)\n",
+        active.len(),
+        open.len() - active.len()
+    ));
+    for i in active.iter().take(5) {
+        out.push_str(&format!("  {} {}  {}\n", i.severity_label(), i.id, i.title));
+    }
     out.push_str("\nrecent events:\n");
     for e in events.iter().rev().take(8) {
         out.push_str(&format!("  {e}\n"));

@@ -155,14 +155,15 @@ impl Warehouse {
             }
         }
         let mut tx = self.pool.begin().await?;
-        for (table, rows) in [
-            ("customers", &customer_rows),
-            ("orders", &order_rows),
-            ("payments", &payment_rows),
-            ("refunds", &refund_rows),
+        // Explicit column lists: the loader keeps working after a column is added.
+        for (table, columns, rows) in [
+            ("customers", "id, email, country, created_at", &customer_rows),
+            ("orders", "id, customer_id, status, amount, currency, created_at", &order_rows),
+            ("payments", "id, order_id, method, amount, paid_at", &payment_rows),
+            ("refunds", "id, order_id, amount, created_at", &refund_rows),
         ] {
             for chunk in rows.chunks(400) {
-                let sql = format!("INSERT INTO {table} VALUES {}", chunk.join(","));
+                let sql = format!("INSERT INTO {table} ({columns}) VALUES {}", chunk.join(","));
                 sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
             }
         }
