@@ -120,30 +120,44 @@ async fn a_stopped_loader_pages_once_and_resolves_itself_when_it_resumes() {
     assert_eq!(incident.first_bad_at, "2026-07-01T10:50:00Z".parse::<DateTime<Utc>>().unwrap());
     assert_eq!(incident.time_to_detection(), chrono::Duration::minutes(70));
 
-    // The loader resumes; two healthy checks resolve the incident.
-    pg_exec(&url, &["INSERT INTO orders (at) VALUES ('2026-07-01T12:15:00Z')"]).await;
-    run("2026-07-01T12:20:00Z").await;
-    run("2026-07-01T12:30:00Z").await;
-    let resolved = eventually(Duration::from_secs(10), || async {
+    // Nobody acknowledged a SEV-1 for 30 minutes: a reminder, under the same dedup key.
+    clock.set("2026-07-01T12:29:00Z".parse().unwrap());
+    assert_eq!(agent.remind().await.unwrap(), 0, "not yet");
+    clock.set("2026-07-01T12:31:00Z".parse().unwrap());
+    assert_eq!(agent.remind().await.unwrap(), 2, "one reminder per routed channel");
+    let reminded = eventually(Duration::from_secs(10), || async {
         let pd = bodies(&server, "/v2/enqueue").await;
         (pd.len() == 2).then_some(pd)
     })
     .await
+    .expect("PagerDuty hears the reminder");
+    assert_eq!(reminded[1]["event_action"], "trigger");
+    assert_eq!(reminded[1]["dedup_key"], dedup.as_str());
+
+    // The loader resumes; two healthy checks resolve the incident.
+    pg_exec(&url, &["INSERT INTO orders (at) VALUES ('2026-07-01T12:32:00Z')"]).await;
+    run("2026-07-01T12:40:00Z").await;
+    run("2026-07-01T12:50:00Z").await;
+    let resolved = eventually(Duration::from_secs(10), || async {
+        let pd = bodies(&server, "/v2/enqueue").await;
+        (pd.len() == 3).then_some(pd)
+    })
+    .await
     .expect("PagerDuty hears the resolve");
-    assert_eq!(resolved[1]["event_action"], "resolve");
-    assert_eq!(resolved[1]["dedup_key"], dedup.as_str());
+    assert_eq!(resolved[2]["event_action"], "resolve");
+    assert_eq!(resolved[2]["dedup_key"], dedup.as_str());
     let slack = eventually(Duration::from_secs(10), || async {
-        Some(bodies(&server, "/slack").await).filter(|s| s.len() == 2)
+        Some(bodies(&server, "/slack").await).filter(|s| s.len() == 3)
     })
     .await;
-    assert!(slack.is_some(), "Slack gets the resolved follow-up");
+    assert!(slack.is_some(), "Slack gets the reminder and the resolved follow-up");
     let incident = agent.store.incident(&incident.id).await.unwrap().unwrap();
     assert_eq!(incident.status, IncidentStatus::Resolved);
     let notes = agent.store.notifications(Some(&incident.id)).await.unwrap();
-    assert_eq!(notes.len(), 4);
+    assert_eq!(notes.len(), 6);
     assert!(notes.iter().all(|n| n.status == "delivered" && n.attempts == 1), "{notes:#?}");
 
-    // Downtime through the API: 10:50 → 12:30, against a 99 % SLO over the last day.
+    // Downtime through the API: 10:50 → 12:50, against a 99 % SLO over the last day.
     let state = telltale::api::ApiState { agent: Arc::clone(&agent) };
     let response = tower::ServiceExt::oneshot(
         telltale::api::router(state),
@@ -155,7 +169,7 @@ async fn a_stopped_loader_pages_once_and_resolves_itself_when_it_resumes() {
     let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let row = &doc["rows"][0];
     assert_eq!(row["group"], "wh.public.orders");
-    assert_eq!(row["downtime_seconds"], 100.0 * 60.0);
+    assert_eq!(row["downtime_seconds"], 120.0 * 60.0);
     assert_eq!(row["slo"], 0.99);
     assert!(row["error_budget_left_seconds"].as_f64().unwrap() < 0.0, "{row}");
 
