@@ -62,6 +62,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/assets/{asset}/metrics", get(asset_metrics))
         .route("/api/v1/assets/{asset}/verdicts", get(asset_verdicts))
         .route("/api/v1/assets/{asset}/labels", axum::routing::post(add_label))
+        .route("/api/v1/assets/{asset}/health", get(asset_health))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(incident_detail))
         .route("/api/v1/incidents/{id}/{action}", axum::routing::post(incident_action))
@@ -247,6 +248,57 @@ async fn add_label(
     // The series' detector is rebuilt with the label on its next point.
     state.agent.detectors.forget(&asset, kind, &body.column);
     Ok((StatusCode::CREATED, Json(json!({ "label": record }))).into_response())
+}
+
+#[derive(Deserialize)]
+struct HealthQuery {
+    #[serde(default)]
+    upstream: bool,
+}
+
+/// Circuit breaker: 200 for healthy and degraded, 503 for broken, so `curl --fail` gates a job.
+async fn asset_health(
+    State(state): State<ApiState>,
+    Path(asset): Path<String>,
+    Query(q): Query<HealthQuery>,
+) -> Result<Response, ApiError> {
+    let asset = parse_asset(&asset)?;
+    if q.upstream {
+        return Err(ApiError::bad_request(
+            "`upstream=true` needs lineage (a dbt manifest or OpenLineage events), which this telltale does not read yet",
+        ));
+    }
+    let record = state.agent.store.asset(&asset).await?;
+    if record.is_none() && state.agent.check_for(&asset).is_none() {
+        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
+    }
+    let (health, open, checked_at) = asset_health_of(&state.agent, &asset).await?;
+    let status =
+        if health == crate::incident::Health::Broken { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let open: Vec<_> = open
+        .iter()
+        .map(|i| json!({ "id": i.id, "severity": i.severity_label(), "status": i.status, "title": i.title, "detected_at": i.detected_at }))
+        .collect();
+    Ok((
+        status,
+        Json(json!({ "asset": asset, "status": health.as_str(), "open_incidents": open, "checked_at": checked_at })),
+    )
+        .into_response())
+}
+
+/// Health of one asset from the store: its active incidents and when it was last measured.
+pub async fn asset_health_of(
+    agent: &crate::runtime::Agent,
+    asset: &AssetId,
+) -> Result<(crate::incident::Health, Vec<crate::incident::Incident>, Option<DateTime<Utc>>), crate::store::StoreError>
+{
+    let incidents = agent
+        .store
+        .incidents(&crate::store::IncidentFilter { asset: Some(asset.to_string()), limit: 1000, ..Default::default() })
+        .await?;
+    let open: Vec<_> = incidents.into_iter().filter(|i| i.status.is_active()).collect();
+    let checked_at = agent.store.latest(asset).await?.iter().map(|m| m.observed_at).max();
+    Ok((crate::incident::Health::of(&open), open, checked_at))
 }
 
 #[derive(Deserialize)]

@@ -17,6 +17,7 @@ use crate::runtime::{Agent, CheckOutcome, Status};
 use crate::yaml::Diagnostics;
 
 pub mod replay;
+pub mod select;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_CHECK_FAILED: i32 = 1;
@@ -47,9 +48,17 @@ pub enum Command {
     /// Run the agent until SIGTERM/SIGINT: poll every source on its schedule, serve the API.
     Run,
     /// Run every check once now and exit (1 if a check failed).
-    Check {
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+    Check(CheckArgs),
+    /// Circuit breaker: exit 0 while the asset is healthy (or only degraded), 1 while a SEV-1/2
+    /// incident is open on it; with `--wait`, poll until healthy or the time is up.
+    Gate {
+        asset: String,
+        /// Keep polling this long for the asset to become healthy, e.g. `10m`.
+        #[arg(long, value_parser = crate::yaml::parse_duration)]
+        wait: Option<std::time::Duration>,
+        /// Poll interval with `--wait`.
+        #[arg(long, value_parser = crate::yaml::parse_duration, default_value = "30s")]
+        interval: std::time::Duration,
     },
     /// Validate the config and all check files; `--connect` also tests each source.
     Validate {
@@ -95,6 +104,38 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         days: u32,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Run only these (comma-separated or repeated): asset globs, `tag:x`, `owner:x`, `monitor:x`,
+    /// `file:path`, `tier:n`.
+    #[arg(long, value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Skip these (same selectors as `--select`).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Run only assets whose check files changed since this git ref (e.g. `origin/main`).
+    #[arg(long)]
+    pub changed_since: Option<String>,
+    /// Lowest failure that fails the run: `error` (hard rules, breaking schema changes) or `warn`
+    /// (also anomalies from learned thresholds).
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    /// An unreachable source does not make the run exit 3.
+    #[arg(long)]
+    pub allow_unreachable: bool,
+    /// Show a progress bar even when not on a terminal.
+    #[arg(long)]
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailOn {
+    Warn,
+    Error,
 }
 
 #[derive(Subcommand, Debug)]
@@ -200,7 +241,23 @@ async fn dispatch(cli: Cli) -> i32 {
             }
         }
         command => {
-            let Some((config, checks)) = load(&cli.config) else { return EXIT_CONFIG };
+            let Some((mut config, mut checks)) = load(&cli.config) else { return EXIT_CONFIG };
+            let mut monitors = Vec::new();
+            if let Command::Check(args) = &command {
+                match selection(args, &cli.config, &mut checks) {
+                    Ok(m) => monitors = m,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return EXIT_CONFIG;
+                    }
+                }
+                if !args.select.is_empty() || args.changed_since.is_some() {
+                    // A selected run measures only the selected tables, not auto-discovered ones.
+                    for source in config.sources.values_mut() {
+                        source.include.clear();
+                    }
+                }
+            }
             let agent = match Agent::new(config, checks, Arc::new(SystemClock) as SharedClock).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -211,11 +268,15 @@ async fn dispatch(cli: Cli) -> i32 {
             let shutdown = shutdown_on_signals();
             let code = match command {
                 Command::Run => run(Arc::clone(&agent), shutdown).await,
-                Command::Check { format } => {
-                    let outcomes = agent.run_once(&shutdown).await;
-                    print_outcomes(&outcomes, format);
-                    exit_code(&outcomes)
+                Command::Check(args) => {
+                    let progress = progress_bar(&agent, args.progress);
+                    let outcomes = agent.run_once_with_progress(&shutdown, &|| progress.inc(1)).await;
+                    progress.finish_and_clear();
+                    let outcomes = select::keep_monitors(outcomes, &monitors);
+                    print_outcomes(&outcomes, args.format);
+                    gate_exit_code(&outcomes, args.fail_on, args.allow_unreachable)
                 }
+                Command::Gate { asset, wait, interval } => gate(&agent, &asset, wait, interval).await,
                 Command::Measure { asset, format } => match asset.parse::<AssetId>() {
                     Ok(asset) => match agent.measure_now(&asset, &shutdown).await {
                         Ok(outcomes) => {
@@ -583,6 +644,82 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn selection(args: &CheckArgs, config_path: &Path, checks: &mut CheckSet) -> Result<Vec<String>, String> {
+    let parse = |list: &[String]| list.iter().map(|s| select::Selector::parse(s)).collect::<Result<Vec<_>, _>>();
+    let selectors = parse(&args.select)?;
+    let excluded = parse(&args.exclude)?;
+    let changed = match &args.changed_since {
+        Some(git_ref) => {
+            let dir = config_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Some(select::changed_since(git_ref, dir)?)
+        }
+        None => None,
+    };
+    Ok(select::apply(checks, &selectors, &excluded, changed.as_ref()))
+}
+
+fn progress_bar(agent: &Agent, forced: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let jobs = agent.sources.len() + agent.checks.assets.values().filter(|c| c.needs_queries()).count();
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if !forced && (in_ci || !std::io::stderr().is_terminal()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(jobs as u64), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} checks {elapsed}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn gate(agent: &Agent, asset: &str, wait: Option<std::time::Duration>, interval: std::time::Duration) -> i32 {
+    let asset: AssetId = match asset.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let deadline = std::time::Instant::now() + wait.unwrap_or_default();
+    loop {
+        let (health, open, _) = match crate::api::asset_health_of(agent, &asset).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_RUNTIME;
+            }
+        };
+        if health != crate::incident::Health::Broken {
+            println!("{asset} is {}", health.as_str());
+            return EXIT_OK;
+        }
+        if std::time::Instant::now() >= deadline {
+            println!("{asset} is broken:");
+            for i in &open {
+                println!("  {} {} {}", i.severity_label(), i.id, i.title);
+            }
+            return EXIT_CHECK_FAILED;
+        }
+        tokio::time::sleep(interval.min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
+    }
+}
+
+/// Exit code of a gated run: 3 for an unreachable source (unless allowed), 1 when a failure at
+/// or above `fail_on` (or an error) happened, 0 otherwise.
+pub fn gate_exit_code(outcomes: &[CheckOutcome], fail_on: FailOn, allow_unreachable: bool) -> i32 {
+    let unreachable =
+        |o: &CheckOutcome| o.status == Status::Error && o.error_class == Some(crate::source::ErrorClass::Unreachable);
+    if !allow_unreachable && outcomes.iter().any(unreachable) {
+        return EXIT_RUNTIME;
+    }
+    let failing = outcomes.iter().any(|o| match o.status {
+        Status::Fail => fail_on == FailOn::Warn || !o.is_anomaly_only(),
+        Status::Error => !unreachable(o),
+        _ => false,
+    });
+    if failing { EXIT_CHECK_FAILED } else { EXIT_OK }
 }
 
 pub fn exit_code(outcomes: &[CheckOutcome]) -> i32 {

@@ -185,6 +185,36 @@ fn next_step(incident: &Incident) -> String {
     }
 }
 
+/// An asset's health for circuit breakers: `broken` while a SEV-1 or SEV-2 incident is open,
+/// `degraded` while a milder one is, `healthy` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Healthy,
+    Degraded,
+    Broken,
+}
+
+impl Health {
+    pub fn of(open_incidents: &[Incident]) -> Health {
+        let active: Vec<&Incident> = open_incidents.iter().filter(|i| i.status.is_active()).collect();
+        if active.iter().any(|i| i.severity <= 2) {
+            Health::Broken
+        } else if active.is_empty() {
+            Health::Healthy
+        } else {
+            Health::Degraded
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Broken => "broken",
+        }
+    }
+}
+
 /// `asset/monitor[/column]`: the identity of one problem.
 pub fn incident_key(asset: &str, monitor: &str, column: Option<&str>) -> String {
     match column {

@@ -57,6 +57,13 @@ pub struct CheckOutcome {
     pub verdict: Option<Verdict>,
 }
 
+impl CheckOutcome {
+    /// A failure that only a learned threshold saw (no hard rule broken): a warning for gates.
+    pub fn is_anomaly_only(&self) -> bool {
+        self.status == Status::Fail && self.message.starts_with("anomaly: ")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -155,6 +162,15 @@ impl Agent {
 
     /// Runs every metadata scan and every asset check once, now (`telltale check`).
     pub async fn run_once(self: &Arc<Self>, shutdown: &CancellationToken) -> Vec<CheckOutcome> {
+        self.run_once_with_progress(shutdown, &|| {}).await
+    }
+
+    /// `run_once`, calling `tick` as each job finishes (progress bars).
+    pub async fn run_once_with_progress(
+        self: &Arc<Self>,
+        shutdown: &CancellationToken,
+        tick: &dyn Fn(),
+    ) -> Vec<CheckOutcome> {
         let mut tasks = tokio::task::JoinSet::new();
         for name in self.sources.keys() {
             let agent = Arc::clone(self);
@@ -165,8 +181,9 @@ impl Agent {
         let mut outcomes = Vec::new();
         while let Some(r) = tasks.join_next().await {
             outcomes.extend(r.unwrap_or_default());
+            tick();
         }
-        for asset in self.checks.assets.keys() {
+        for asset in self.checks.assets.keys().filter(|a| self.checks.assets[*a].needs_queries()) {
             let agent = Arc::clone(self);
             let asset = asset.clone();
             let token = shutdown.clone();
@@ -174,6 +191,7 @@ impl Agent {
         }
         while let Some(r) = tasks.join_next().await {
             outcomes.extend(r.unwrap_or_default());
+            tick();
         }
         self.set_ready();
         outcomes.sort_by(|a, b| (&a.asset, &a.monitor, &a.subject).cmp(&(&b.asset, &b.monitor, &b.subject)));

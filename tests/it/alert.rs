@@ -78,7 +78,7 @@ async fn pagerduty_trigger_acknowledge_resolve_share_one_dedup_key() {
                 "incident_key": "shop.main.orders/freshness",
                 "notification": "triggered",
                 "monitor": "freshness",
-                "observed": "7\u{a0}h 12\u{a0}min".replace('\u{a0}', " "),
+                "observed": "7 h 12 min",
                 "observed_value": 25920.0,
                 "expected": "≤ 2 h 00 min",
                 "expected_high": 7200.0,
@@ -287,6 +287,7 @@ async fn network_failures_are_transient_and_never_name_the_url() {
     let err = sink.send(&notification(NotificationEvent::Triggered)).await.unwrap_err();
     assert!(matches!(err, AlertError::Transient { .. }), "{err}");
     assert!(!err.to_string().contains(SLACK_TOKEN), "{err}");
+    assert!(err.to_string().starts_with("team-slack is unavailable: cannot connect: tcp connect error"), "{err}");
 
     let server = MockServer::start().await;
     Mock::given(method("POST"))

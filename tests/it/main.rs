@@ -8,6 +8,7 @@ mod config_files;
 mod daemon;
 mod demo;
 mod detection;
+mod gate;
 mod incidents;
 mod mysql;
 mod outbox;
