@@ -14,6 +14,7 @@ pub mod demo;
 pub mod detect;
 pub mod incident;
 pub mod measure;
+pub mod report;
 pub mod runtime;
 pub mod schedule;
 pub mod secret;

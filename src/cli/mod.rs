@@ -130,6 +130,9 @@ pub struct CheckArgs {
     /// Show a progress bar even when not on a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Also write a JUnit XML report here (one testcase per check).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, PartialOrd, Ord)]
@@ -269,19 +272,22 @@ async fn dispatch(cli: Cli) -> i32 {
             let code = match command {
                 Command::Run => run(Arc::clone(&agent), shutdown).await,
                 Command::Check(args) => {
+                    let started_at = agent.clock.now();
+                    let started = std::time::Instant::now();
                     let progress = progress_bar(&agent, args.progress);
                     let outcomes = agent.run_once_with_progress(&shutdown, &|| progress.inc(1)).await;
                     progress.finish_and_clear();
                     let outcomes = select::keep_monitors(outcomes, &monitors);
-                    print_outcomes(&outcomes, args.format);
-                    gate_exit_code(&outcomes, args.fail_on, args.allow_unreachable)
+                    let code = gate_exit_code(&outcomes, args.fail_on, args.allow_unreachable);
+                    report(&outcomes, &args, code, started.elapsed(), started_at)
                 }
                 Command::Gate { asset, wait, interval } => gate(&agent, &asset, wait, interval).await,
                 Command::Measure { asset, format } => match asset.parse::<AssetId>() {
                     Ok(asset) => match agent.measure_now(&asset, &shutdown).await {
                         Ok(outcomes) => {
-                            print_outcomes(&outcomes, format);
-                            exit_code(&outcomes)
+                            let code = exit_code(&outcomes);
+                            print_outcomes_with(&outcomes, format, code, std::time::Duration::ZERO, agent.clock.now());
+                            code
                         }
                         Err(e) => {
                             eprintln!("error: {e}");
@@ -735,25 +741,56 @@ pub fn exit_code(outcomes: &[CheckOutcome]) -> i32 {
     }
 }
 
-pub fn print_outcomes(outcomes: &[CheckOutcome], format: Format) {
-    match format {
-        Format::Json => {
-            let failed = outcomes.iter().filter(|o| o.status == Status::Fail).count();
-            let errors = outcomes.iter().filter(|o| o.status == Status::Error).count();
-            let doc = serde_json::json!({
-                "outcomes": outcomes,
-                "summary": { "total": outcomes.len(), "failed": failed, "errors": errors },
-            });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+/// Writes every output `telltale check` was asked for; a report that cannot be written turns the
+/// run into a runtime error (CI must not pass on a missing report).
+fn report(
+    outcomes: &[CheckOutcome],
+    args: &CheckArgs,
+    code: i32,
+    duration: std::time::Duration,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> i32 {
+    print_outcomes_with(outcomes, args.format, code, duration, started_at);
+    let mut result = code;
+    if let Some(path) = &args.junit {
+        let xml = crate::report::junit_xml(outcomes, "telltale", duration, started_at);
+        if let Err(e) = std::fs::write(path, xml) {
+            eprintln!("error: cannot write the JUnit report {}: {e}", path.display());
+            result = EXIT_RUNTIME;
         }
-        Format::Text => {
-            for o in outcomes {
-                let subject = o.subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
-                println!("{:<8} {} {}{}: {}", o.status.as_str().to_uppercase(), o.asset, o.monitor, subject, o.message);
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        // Workflow commands go to stderr so `--format json > file` stays clean.
+        let workspace = std::env::var("GITHUB_WORKSPACE").ok();
+        eprint!("{}", crate::report::annotations(outcomes, workspace.as_deref()));
+        if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") {
+            let summary = crate::report::markdown_summary(outcomes, "telltale check", duration, code);
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, summary.as_bytes()));
+            if let Err(e) = written {
+                eprintln!("warning: cannot write the step summary {path}: {e}");
             }
-            let failed = outcomes.iter().filter(|o| o.status == Status::Fail).count();
-            let errors = outcomes.iter().filter(|o| o.status == Status::Error).count();
-            println!("{} results: {} failed, {} errors", outcomes.len(), failed, errors);
+        }
+    }
+    result
+}
+
+fn print_outcomes_with(
+    outcomes: &[CheckOutcome],
+    format: Format,
+    code: i32,
+    duration: std::time::Duration,
+    started_at: chrono::DateTime<chrono::Utc>,
+) {
+    use std::io::IsTerminal;
+    match format {
+        Format::Json => print!("{}", crate::report::json_report(outcomes, code, duration, started_at)),
+        Format::Text => {
+            let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            print!("{}", crate::report::text_report(outcomes, colour));
         }
     }
 }

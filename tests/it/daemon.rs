@@ -47,13 +47,21 @@ async fn check_exits_0_when_healthy_1_when_a_rule_fails_and_3_when_unreachable()
     let out = Command::new(binary()).args(["check", "--config"]).arg(ws.config_path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("PASS     wh.public.orders freshness:"), "{stdout}");
+    assert!(stdout.contains("wh.public.orders") && stdout.contains("  PASS     freshness:"), "{stdout}");
 
     // A stale table fails its max_age.
     pg_exec(&url, &["UPDATE orders SET created_at = created_at - interval '5 hours'"]).await;
-    let out =
-        Command::new(binary()).args(["check", "--format", "json", "--config"]).arg(ws.config_path()).output().unwrap();
+    let junit = ws.path().join("report.xml");
+    let out = Command::new(binary())
+        .args(["check", "--format", "json", "--junit"])
+        .arg(&junit)
+        .arg("--config")
+        .arg(ws.config_path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&junit).expect("a JUnit report");
+    assert!(xml.contains("<failure") && xml.contains("wh.public.orders"), "{xml}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let failed: Vec<&serde_json::Value> =
         doc["outcomes"].as_array().unwrap().iter().filter(|o| o["status"] == "fail").collect();

@@ -13,6 +13,7 @@ mod incidents;
 mod mysql;
 mod outbox;
 mod postgres;
+mod report;
 mod scheduler;
 mod sqlite;
 mod store;
