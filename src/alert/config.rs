@@ -200,7 +200,8 @@ pub fn decode_channel(
                                 n.mark,
                                 &p,
                                 format!(
-                                    "the signing secret is too short; use at least {MIN_SECRET_CHARS} random characters (e.g. `openssl rand -hex 32`)"
+                                    "the signing secret is too short; use at least {MIN_SECRET_CHARS} random \
+                                     characters (e.g. `openssl rand -hex 32`)"
                                 ),
                             );
                             None
@@ -215,21 +216,7 @@ pub fn decode_channel(
                 None => Some(Vec::new()),
             };
             let rate = match map.get("rate") {
-                Some(n) => {
-                    let p = yaml::join(path, "rate");
-                    d.float(n, &p).filter(|r| {
-                        let ok = *r > 0.0 && *r <= MAX_WEBHOOK_RATE;
-                        if !ok {
-                            d.error(
-                                n.mark,
-                                &p,
-                                format!("expected messages per second above 0 and at most {MAX_WEBHOOK_RATE}, e.g. `1` or `0.5`; leave `rate` out for no limit"),
-                            );
-                        }
-                        ok
-                    })
-                    .map(Some)
-                }
+                Some(n) => decode_rate(d, n, &yaml::join(path, "rate")).map(Some),
                 None => Some(None),
             };
             let timeout = decode_timeout(d, map.get("timeout"), path);
@@ -279,6 +266,23 @@ pub fn rate_limit(config: &ChannelConfig) -> RateLimit {
         ChannelConfig::PagerDuty(_) => RateLimit::PAGERDUTY,
         ChannelConfig::Webhook(c) => c.rate.map_or(RateLimit::Unlimited, RateLimit::per_second),
     }
+}
+
+/// `rate:` of a webhook, in messages per second.
+fn decode_rate(d: &mut Decoder, node: &Node, path: &str) -> Option<f64> {
+    let rate = d.float(node, path)?;
+    if rate <= 0.0 || rate > MAX_WEBHOOK_RATE {
+        d.error(
+            node.mark,
+            path,
+            format!(
+                "expected messages per second above 0 and at most {MAX_WEBHOOK_RATE}, e.g. `1` or `0.5`; \
+                 leave `rate` out for no limit"
+            ),
+        );
+        return None;
+    }
+    Some(rate)
 }
 
 /// `timeout:`, from 100 ms to 2 min; [`DEFAULT_TIMEOUT`] when absent.

@@ -120,7 +120,8 @@ pub(crate) fn transport_error(channel: &str, error: reqwest::Error, timeout: Dur
         let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {
             let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
+            // hyper's wrapper ("client error (Connect)") says nothing the next cause does not.
+            if !text.contains(&cause_text) && !cause_text.starts_with("client error (") {
                 text.push_str(": ");
                 text.push_str(&cause_text);
             }

@@ -4,6 +4,11 @@
 //! happened to it), the [`AlertSink`] trait every channel implements, the classification of
 //! delivery failures that drives retries, and one file per channel. It never touches a source or
 //! the store: the outbox (in `incident`) decides when to send and records the outcome.
+//!
+//! Files: [`slack`], [`pagerduty`] and [`webhook`] (one per channel: a pure payload builder and a
+//! sink), [`config`] (the `kind:`-tagged channel settings of `telltale.yaml`, building sinks),
+//! [`retry`] (when to try again, when to give up), [`rate`] (per-channel send rates), [`example`]
+//! (a fixed sample notification). The wire formats and every rule are in `docs/alerting.md`.
 
 pub mod config;
 pub mod example;

@@ -300,11 +300,12 @@ fn raw_field(label: &str, value: &str) -> Value {
     json!({"type": "mrkdwn", "text": truncate_mrkdwn(&format!("*{label}*\n{value}"), FIELD_CHARS)})
 }
 
-/// `<url|label>`, or nothing for a URL too long to show or not http(s).
+/// `<url|label>`, or nothing for a URL not http(s) or too long to show (measured escaped).
 fn link(url: &str, label: &str) -> Option<String> {
     let url = url.trim();
-    let ok = (url.starts_with("https://") || url.starts_with("http://")) && url.chars().count() <= URL_CHARS;
-    ok.then(|| format!("<{}|{label}>", escape(url).replace('|', "%7C")))
+    let escaped = escape(url).replace('|', "%7C");
+    let ok = (url.starts_with("https://") || url.starts_with("http://")) && escaped.chars().count() <= URL_CHARS;
+    ok.then(|| format!("<{escaped}|{label}>"))
 }
 
 /// Slack's date token: shown in each reader's time zone, with a UTC fallback.
@@ -326,7 +327,7 @@ fn escape(text: &str) -> String {
 fn mrkdwn(text: &str, max: usize) -> String {
     let mut out = String::new();
     let mut used = 0;
-    let total: usize = text.chars().map(|c| escaped_len(c)).sum();
+    let total: usize = text.chars().map(escaped_len).sum();
     if total <= max {
         return escape(text);
     }
@@ -407,7 +408,11 @@ mod tests {
                         assert!(fields.iter().all(|f| chars(&f["text"]) <= limits::FIELD_CHARS));
                     }
                 }
-                "context" => assert!(block["elements"].as_array().unwrap().len() <= limits::CONTEXT_ELEMENTS),
+                "context" => {
+                    let elements = block["elements"].as_array().unwrap();
+                    assert!(elements.len() <= limits::CONTEXT_ELEMENTS);
+                    assert!(elements.iter().all(|e| chars(&e["text"]) <= limits::SECTION_TEXT_CHARS));
+                }
                 other => panic!("unexpected block type {other}"),
             }
         }
@@ -635,6 +640,7 @@ mod tests {
             .collect();
         i.incident_url = Some(format!("https://telltale.example.com/{}", "u".repeat(100_000)));
         i.grafana_url = Some(format!("https://grafana.example.com/d/x?a=1&b=<{}>", "g".repeat(300)));
+        let ampersands = Some(format!("https://telltale.example.com/?{}", "&".repeat(600)));
         for event in [NotificationEvent::Triggered, NotificationEvent::Reminder, NotificationEvent::Resolved] {
             n.event = event;
             let message = slack_payload(&n);
@@ -644,6 +650,10 @@ mod tests {
             assert!(!blocks.contains("uuuuu"));
             assert!(blocks.contains("<https://grafana.example.com/d/x?a=1&amp;b=&lt;ggg"));
         }
+        // A URL that escaping makes too long is left out as well.
+        n.incident.incident_url = ampersands;
+        assert_within_limits(&slack_payload(&n));
+        assert!(!serde_json::to_string(&slack_payload(&n)).unwrap().contains("&amp;&amp;&amp;"));
         n.event = NotificationEvent::Triggered;
         let message = slack_payload(&n);
         let blast = message["blocks"][4]["text"]["text"].as_str().unwrap();

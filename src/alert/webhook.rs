@@ -166,6 +166,7 @@ impl AlertSink for WebhookSink {
         headers.insert(DELIVERY_HEADER, delivery);
         headers.insert(TIMESTAMP_HEADER, HeaderValue::from_str(&timestamp).expect("digits are a valid header"));
         let mut secrets: Vec<&str> = vec![self.url.expose()];
+        secrets.extend(self.headers.values().filter_map(|v| v.to_str().ok()));
         if let Some(secret) = &self.secret {
             let signature = sign(secret.expose(), &timestamp, &body);
             headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).expect("hex is a valid header"));

@@ -2,6 +2,7 @@
 //! `TELLTALE_TEST_POSTGRES_URL` / `TELLTALE_TEST_MYSQL_URL` (set by `scripts/test`); without them
 //! they skip, except under `CI=true` where a missing server is a failure.
 
+mod alert;
 mod api;
 mod common;
 mod config_files;
