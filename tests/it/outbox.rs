@@ -132,12 +132,18 @@ async fn a_channel_that_is_down_delays_no_other_channel() {
     stale_table(&url).await;
     let down = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&down).await;
+    let rejecting = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_payload"))
+        .mount(&rejecting)
+        .await;
     let up = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&up).await;
     let extra = format!(
-        "channels:\n  broken:\n    kind: webhook\n    url: {}/hook\n  working:\n    kind: webhook\n    url: {}/hook\n",
+        "channels:\n  broken:\n    kind: webhook\n    url: {}/hook\n  working:\n    kind: webhook\n    url: {}/hook\n  rejecting:\n    kind: webhook\n    url: {}/hook\n",
         down.uri(),
-        up.uri()
+        up.uri(),
+        rejecting.uri()
     );
     let ws = Workspace::new(&config_with_source("postgres", &url, &extra), &[("o.yaml", CHECKS)]);
     let agent = ws.agent(Arc::new(SystemClock) as SharedClock).await;
@@ -163,6 +169,12 @@ async fn a_channel_that_is_down_delays_no_other_channel() {
     .await
     .expect("the broken channel is retried");
     assert!(retried.last_error.as_deref().unwrap_or_default().contains("500"), "{retried:?}");
+    // A 400 is never retried: one attempt, recorded as given up with the receiver's reason.
+    let notes = agent.store.notifications(None).await.unwrap();
+    let rejected = notes.iter().find(|n| n.channel == "rejecting").unwrap();
+    assert_eq!((rejected.status.as_str(), rejected.attempts), ("gave_up", 1), "{rejected:?}");
+    assert!(rejected.last_error.as_deref().unwrap_or_default().contains("400"), "{rejected:?}");
+    assert_eq!(rejecting.received_requests().await.unwrap().len(), 1);
 
     // Acknowledging queues an acknowledgement for both channels; the working one gets it.
     let incident = &agent.store.incidents(&IncidentFilter { limit: 1, ..Default::default() }).await.unwrap()[0];
