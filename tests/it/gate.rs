@@ -65,7 +65,7 @@ async fn selection_and_fail_on_decide_what_fails_the_run() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = check(&ws, &["--select", "wh.public.*", "--select", "monitor:schema"]);
     assert_eq!(code, 0, "the stale table's schema passes; freshness is not reported: {out}");
-    assert!(out.contains("wh.public.stale schema") && !out.contains("freshness"), "{out}");
+    assert!(out.contains("wh.public.stale") && out.contains("PASS     schema:") && !out.contains("freshness"), "{out}");
     let (code, out) = check(&ws, &["--select", "monitor:freshnes"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("did you mean `freshness`"), "{out}");

@@ -68,8 +68,22 @@ async fn crash_and_restart(store: &str, warehouse: &str) {
         .replace("store: sqlite://state/telltale.db", &format!("store: {store}"));
     let ws = Workspace::new(&config, &[("o.yaml", CHECKS)]);
     let mut child = spawn_run(&ws);
+    // Let the agent create and migrate the store before the test opens it too.
+    let url = resolve_store(store, &ws);
+    sqlx::any::install_default_drivers();
+    let migrated = eventually(Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let pool = sqlx::AnyPool::connect(&url).await.ok()?;
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.ok()?;
+            pool.close().await;
+            (n >= 3).then_some(())
+        }
+    })
+    .await;
+    assert!(migrated.is_some(), "the agent migrated its store");
     // Wait until the incident is open and its notification has failed at least once.
-    let open_store = telltale::store::Store::open(&resolve_store(store, &ws)).await.unwrap();
+    let open_store = telltale::store::Store::open(&url).await.unwrap();
     let attempted = eventually(Duration::from_secs(30), || async {
         let notes = open_store.notifications(None).await.ok()?;
         notes.iter().any(|n| n.attempts >= 1 && n.status == "pending").then_some(notes)
