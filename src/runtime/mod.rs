@@ -183,7 +183,18 @@ impl Agent {
             outcomes.extend(r.unwrap_or_default());
             tick();
         }
+        // A source whose catalog could not be reached gets no per-table queries: each would wait
+        // out its own connection timeouts and retries only to fail the same way.
+        let unreachable: std::collections::HashSet<String> = outcomes
+            .iter()
+            .filter(|o| o.error_class == Some(ErrorClass::Unreachable))
+            .map(|o| o.asset.source().to_string())
+            .collect();
         for asset in self.checks.assets.keys().filter(|a| self.checks.assets[*a].needs_queries()) {
+            if unreachable.contains(asset.source()) {
+                tick();
+                continue;
+            }
             let agent = Arc::clone(self);
             let asset = asset.clone();
             let token = shutdown.clone();

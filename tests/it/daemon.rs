@@ -69,6 +69,13 @@ async fn check_exits_0_when_healthy_1_when_a_rule_fails_and_3_when_unreachable()
     assert!(failed.iter().any(|o| o["monitor"] == "volume" && o["subject"] == "rows_added"), "{doc:#}");
     assert_eq!(doc["summary"]["failed"].as_u64(), Some(failed.len() as u64));
 
+    // `validate --connect` reaches the source and finds the checked table.
+    let out =
+        Command::new(binary()).args(["validate", "--connect", "--config"]).arg(ws.config_path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ok: source `wh`") && stdout.contains("is reachable and readable"), "{stdout}");
+
     // `measure` prints one asset; `backfill` fills history.
     let out = Command::new(binary())
         .args(["measure", "wh.public.orders", "--format", "json", "--config"])
