@@ -33,6 +33,19 @@ pub(crate) fn weekday_name(day: usize) -> &'static str {
     WEEKDAY_NAMES[day % 7]
 }
 
+/// Append "09:00" for a second of the day.
+pub(crate) fn write_clock_time(out: &mut String, second_of_day: i64) {
+    let second_of_day = second_of_day.rem_euclid(DAY);
+    let (hours, minutes) = (second_of_day / HOUR, (second_of_day % HOUR) / MINUTE);
+    for digit in [hours / 10, hours % 10] {
+        out.push((b'0' + digit as u8) as char);
+    }
+    out.push(':');
+    for digit in [minutes / 10, minutes % 10] {
+        out.push((b'0' + digit as u8) as char);
+    }
+}
+
 /// "09:00" for a second of the day.
 pub(crate) fn clock_time(second_of_day: i64) -> String {
     let second_of_day = second_of_day.rem_euclid(DAY);

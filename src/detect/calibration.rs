@@ -9,6 +9,8 @@
 //! small false-alarm rates a sensitivity asks for. With little history a Student-t reference,
 //! rescaled by the ratio of the empirical to the normal tail (the *inflation*), stands in.
 
+use std::cell::Cell;
+
 use super::stats::{SortedWindow, normal_upper_quantile, student_t_neg_log10_sf, student_t_upper_quantile};
 
 /// Fewest past residuals before the empirical tail is trusted.
@@ -34,6 +36,9 @@ struct Tail {
 #[derive(Debug, Clone)]
 pub struct Calibrator {
     residuals: SortedWindow,
+    /// Last (alpha, dof, threshold) computed since the last refresh (the Student-t quantile
+    /// is costly and asked for at every point).
+    cached: Cell<(f64, f64, f64)>,
     inflation: f64,
     tail: Option<Tail>,
     since_refresh: usize,
@@ -42,7 +47,13 @@ pub struct Calibrator {
 impl Calibrator {
     /// A calibrator that remembers the last `capacity` residuals.
     pub fn new(capacity: usize) -> Self {
-        Self { residuals: SortedWindow::new(capacity), inflation: 1.0, tail: None, since_refresh: 0 }
+        Self {
+            residuals: SortedWindow::new(capacity),
+            cached: Cell::new((f64::NAN, f64::NAN, f64::NAN)),
+            inflation: 1.0,
+            tail: None,
+            since_refresh: 0,
+        }
     }
 
     /// Record the absolute standardised residual of a point that has just been judged
@@ -94,6 +105,16 @@ impl Calibrator {
 
     /// The `|z|` whose calibrated two-sided tail probability is `alpha`.
     pub fn threshold(&self, alpha: f64, dof: f64) -> f64 {
+        let (cached_alpha, cached_dof, cached) = self.cached.get();
+        if cached_alpha == alpha && cached_dof == dof && self.tail.is_none_or(|tail| alpha < tail.share) {
+            return cached;
+        }
+        let threshold = self.compute_threshold(alpha, dof);
+        self.cached.set((alpha, dof, threshold));
+        threshold
+    }
+
+    fn compute_threshold(&self, alpha: f64, dof: f64) -> f64 {
         match self.tail {
             Some(tail) if alpha < tail.share => tail.start + tail.mean_excess * (tail.share / alpha).ln(),
             Some(_) => self.residuals.quantile(1.0 - alpha).unwrap_or(0.0),
@@ -103,6 +124,7 @@ impl Calibrator {
 
     fn refresh(&mut self) {
         self.since_refresh = 0;
+        self.cached.set((f64::NAN, f64::NAN, f64::NAN));
         let n = self.residuals.len();
         if n < MIN_RESIDUALS {
             self.inflation = 1.0;

@@ -6,17 +6,26 @@
 /// The digit-group separator.
 pub(crate) const THIN_SPACE: char = '\u{202f}';
 
-/// Group the digits of a non-negative integer given as text.
-fn group_digits(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3);
-    let len = digits.len();
-    for (index, ch) in digits.chars().enumerate() {
-        if index > 0 && (len - index).is_multiple_of(3) {
+use std::fmt::Write as _;
+
+/// Append the digits of `value` grouped by threes.
+fn write_grouped(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (value % 10) as u8;
+        len += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for index in (0..len).rev() {
+        out.push(digits[index] as char);
+        if index > 0 && index % 3 == 0 {
             out.push(THIN_SPACE);
         }
-        out.push(ch);
     }
-    out
 }
 
 /// Round `value` to `digits` significant digits.
@@ -29,43 +38,79 @@ pub(crate) fn round_significant(value: f64, digits: i32) -> f64 {
     (value * factor).round() / factor
 }
 
+/// Append a value exactly when it is an integer, else with three significant digits.
+pub(crate) fn write_number(out: &mut String, value: f64) {
+    if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
+        if value < 0.0 {
+            out.push('-');
+        }
+        write_grouped(out, value.abs() as u64);
+    } else {
+        write_approx(out, value);
+    }
+}
+
 /// Format a value exactly when it is an integer, else with three significant digits.
 pub(crate) fn number(value: f64) -> String {
+    let mut out = String::new();
+    write_number(&mut out, value);
+    out
+}
+
+/// Append a value rounded to three significant digits (for expected ranges).
+pub(crate) fn write_approx(out: &mut String, value: f64) {
     if !value.is_finite() {
-        return format!("{value}");
+        let _ = write!(out, "{value}");
+        return;
     }
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        let text = format!("{}", value.abs() as u64);
-        let sign = if value < 0.0 { "-" } else { "" };
-        return format!("{sign}{}", group_digits(&text));
+    let rounded = round_significant(value, 3);
+    let magnitude = rounded.abs();
+    if magnitude == 0.0 {
+        out.push('0');
+        return;
     }
-    approx(value)
+    if rounded < 0.0 {
+        out.push('-');
+    }
+    if magnitude >= 100.0 {
+        write_grouped(out, magnitude.round() as u64);
+        return;
+    }
+    let decimals = (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize;
+    let start = out.len();
+    let _ = write!(out, "{magnitude:.decimals$}");
+    if out[start..].contains('.') {
+        let trimmed = out.trim_end_matches('0').trim_end_matches('.').len();
+        out.truncate(trimmed);
+    }
 }
 
 /// Format a value rounded to three significant digits (for expected ranges).
 pub(crate) fn approx(value: f64) -> String {
-    if !value.is_finite() {
-        return format!("{value}");
+    let mut out = String::new();
+    write_approx(&mut out, value);
+    out
+}
+
+/// Append a range "low–high" with both ends rounded, collapsing equal ends.
+pub(crate) fn write_range(out: &mut String, low: f64, high: f64) {
+    let start = out.len();
+    write_approx(out, low);
+    let middle = out.len();
+    out.push('–');
+    let high_start = out.len();
+    write_approx(out, high);
+    if out[start..middle] == out[high_start..] {
+        out.truncate(middle);
     }
-    let rounded = round_significant(value, 3);
-    let sign = if rounded < 0.0 { "-" } else { "" };
-    let magnitude = rounded.abs();
-    if magnitude >= 100.0 {
-        return format!("{sign}{}", group_digits(&format!("{}", magnitude.round() as u64)));
-    }
-    if magnitude == 0.0 {
-        return "0".to_string();
-    }
-    let decimals = (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize;
-    let text = format!("{magnitude:.decimals$}");
-    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
-    format!("{sign}{text}")
 }
 
 /// Format a range "low–high" with both ends rounded, collapsing equal ends.
+#[cfg(test)]
 pub(crate) fn range(low: f64, high: f64) -> String {
-    let (low, high) = (approx(low), approx(high));
-    if low == high { low } else { format!("{low}–{high}") }
+    let mut out = String::new();
+    write_range(&mut out, low, high);
+    out
 }
 
 /// Format a proportion as a percentage with up to three significant digits.

@@ -7,7 +7,7 @@
 //! always evaluated against a `now` passed in, never against a clock.
 
 use super::Point;
-use super::calendar::{self, DAY, HOUR, WEEK};
+use super::calendar::{self, DAY, HOUR};
 use super::format;
 use super::seasonal::Judgement;
 use super::settings::Settings;
@@ -97,7 +97,6 @@ impl Cadence {
         let offset = settings.utc_offset;
         let gaps: Vec<f64> = updates.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
         let typical_gap = median(&gaps).unwrap_or(DAY as f64);
-        let span = updates[updates.len() - 1] - updates[0];
 
         // Daily schedule: a gap of about a day (longer ones only bridge skipped days) and
         // a consistent time of day.
@@ -119,28 +118,14 @@ impl Cadence {
             let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
             let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
             if spread <= 2.0 * HOUR as f64 {
-                let mut weekdays = [false; 7];
-                for t in &updates {
-                    weekdays[calendar::weekday(t + offset)] = true;
-                }
-                // Days never seen are only trusted as "no load" once the history has passed
-                // over them; with less than a week, assume every day is a load day.
-                if span < WEEK - DAY {
-                    weekdays = [true; 7];
-                }
+                let (_, weekdays) = activity(&updates, offset, false);
                 let tolerance = small_sample_tolerance(spread, worst, updates.len());
                 return Cadence::Daily { time_of_day, weekdays, tolerance, utc_offset: offset };
             }
         }
 
-        let mut active_hours = vec![true; 168];
-        if span >= 2 * WEEK {
-            active_hours = vec![false; 168];
-            for t in &updates {
-                let hour = (calendar::second_of_week(t + offset) / HOUR) as usize;
-                active_hours[hour % 168] = true;
-            }
-        }
+        let (hours, weekdays) = activity(&updates, offset, typical_gap <= 2.0 * HOUR as f64);
+        let active_hours: Vec<bool> = (0..168).map(|h| weekdays[h / 24] && hours[h % 24]).collect();
         // Gaps that end after an inactive stretch are not part of the rhythm.
         let active_gaps: Vec<f64> = updates
             .windows(2)
@@ -153,7 +138,13 @@ impl Cadence {
         deviations.sort_by(f64::total_cmp);
         let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
         let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
-        let tolerance = small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64);
+        // Memoryless gaps (zero-heavy tables) have an exponential tail that the spread does
+        // not see: allow for it, fitted to the gaps above the typical one.
+        let excesses: Vec<f64> = gaps.iter().filter(|g| **g > interval).map(|g| g - interval).collect();
+        let mean_excess = excesses.iter().sum::<f64>() / excesses.len().max(1) as f64;
+        let tail = mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64);
+        let tolerance =
+            small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64).max(tail as i64);
         Cadence::Interval { interval: interval.round() as i64, tolerance, active_hours, utc_offset: offset }
     }
 
@@ -179,6 +170,7 @@ impl Cadence {
             }
             Cadence::Interval { interval, tolerance, active_hours, utc_offset } => {
                 let mut expected_at = last_update + interval;
+                let mut paused = false;
                 // Skip hours that never see updates: the next one comes at the start of the
                 // next active hour.
                 for _ in 0..168 {
@@ -188,6 +180,11 @@ impl Cadence {
                     }
                     let local = expected_at + utc_offset;
                     expected_at = local - local.rem_euclid(HOUR) + HOUR - utc_offset;
+                    paused = true;
+                }
+                if paused {
+                    // After a pause the first update comes within the first active hour.
+                    expected_at += (*interval).min(HOUR);
                 }
                 Some(Due { expected_at, late_after: expected_at + tolerance })
             }
@@ -201,9 +198,14 @@ impl Cadence {
 
     /// Judge freshness at `now` with a false-alarm rate `alpha` for the score scale.
     pub fn check(&self, last_update: i64, now: i64, alpha: f64) -> FreshnessVerdict {
+        self.check_due(last_update, self.next_due(last_update), now, alpha)
+    }
+
+    /// Judge freshness at `now` against a given due time (see [`check`](Self::check)).
+    fn check_due(&self, last_update: i64, due: Option<Due>, now: i64, alpha: f64) -> FreshnessVerdict {
         let threshold_score = -alpha.log10();
         let age = now - last_update;
-        let Some(due) = self.next_due(last_update) else {
+        let Some(due) = due else {
             return FreshnessVerdict {
                 late: false,
                 due: None,
@@ -264,6 +266,67 @@ impl Cadence {
     }
 }
 
+/// Which hours of the day and which weekdays see updates.
+///
+/// Hours of the day only matter for tables updated about hourly or more often (`frequent`):
+/// an hour is active unless it lay inside the observed history on some days and saw updates
+/// on at most a quarter of them (a late load or a few days of a shifted schedule do not wake
+/// up the night). A weekday is a load day when it saw updates on at least 30 % of its
+/// occurrences; a weekday not covered yet is presumed a load day from Monday to Friday only
+/// (weekday-only loads are common, weekend-only ones are not).
+fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool; 7]) {
+    let (Some(first), Some(last)) = (updates.first(), updates.last()) else {
+        return ([true; 24], [true; 7]);
+    };
+    let (first, last) = (first + offset, last + offset);
+    let first_day = first.div_euclid(DAY);
+    let last_day = last.div_euclid(DAY);
+    let mut hour_days = [0i64; 24];
+    let mut hour_covered = [0i64; 24];
+    let mut weekday_days = [0i64; 7];
+    let mut occurrences = [0i64; 7];
+    for day in first_day..=last_day {
+        occurrences[calendar::weekday(day * DAY)] += 1;
+        for (hour, covered) in hour_covered.iter_mut().enumerate() {
+            let slot = day * DAY + hour as i64 * HOUR;
+            if slot + HOUR > first && slot <= last {
+                *covered += 1;
+            }
+        }
+    }
+    // Updates are sorted: count each (day, hour) and each day once.
+    let mut previous_day = i64::MIN;
+    let mut previous_hour = (i64::MIN, usize::MAX);
+    for t in updates {
+        let local = t + offset;
+        let day = local.div_euclid(DAY);
+        let hour = (calendar::second_of_day(local) / HOUR) as usize;
+        if day != previous_day {
+            weekday_days[calendar::weekday(local)] += 1;
+            previous_day = day;
+        }
+        if (day, hour) != previous_hour {
+            hour_days[hour] += 1;
+            previous_hour = (day, hour);
+        }
+    }
+    let mut hours = [true; 24];
+    if frequent {
+        for hour in 0..24 {
+            hours[hour] = hour_covered[hour] == 0 || hour_days[hour] * 4 > hour_covered[hour];
+        }
+    }
+    let mut weekdays = [true; 7];
+    for (weekday, active) in weekdays.iter_mut().enumerate() {
+        *active = if occurrences[weekday] == 0 {
+            weekday < 5
+        } else {
+            weekday_days[weekday] > 0 && weekday_days[weekday] * 10 >= occurrences[weekday] * 3
+        };
+    }
+    (hours, weekdays)
+}
+
 /// Late tolerance from the spread of past deviations, widened honestly while few updates
 /// were seen.
 fn small_sample_tolerance(spread: f64, worst: f64, updates: usize) -> i64 {
@@ -288,6 +351,8 @@ fn crosses_inactive(from: i64, to: i64, active_hours: &[bool], offset: i64) -> b
 #[derive(Debug, Clone)]
 pub struct FreshnessModel {
     updates: Vec<i64>,
+    /// Updates since the cadence was last learned.
+    since_learn: usize,
     cadence: Cadence,
     settings: Settings,
     alpha: f64,
@@ -301,6 +366,7 @@ impl FreshnessModel {
     pub fn new(settings: &Settings) -> Self {
         Self {
             updates: Vec::new(),
+            since_learn: 0,
             cadence: Cadence::Unknown,
             settings: settings.clone(),
             alpha: settings.sensitivity.false_alarm_rate(),
@@ -319,7 +385,13 @@ impl FreshnessModel {
             if self.updates.len() > MAX_UPDATES {
                 self.updates.remove(0);
             }
-            self.cadence = Cadence::learn(&self.updates, &self.settings);
+            // A cadence moves slowly: re-learn it at every update while history is short, then
+            // every n/16 updates (constant amortised cost).
+            self.since_learn += 1;
+            if self.since_learn >= (self.updates.len() / 16).max(1) {
+                self.since_learn = 0;
+                self.cadence = Cadence::learn(&self.updates, &self.settings);
+            }
         }
     }
 
@@ -332,7 +404,17 @@ impl FreshnessModel {
         let last_update = Self::last_update_of(point);
         // Lateness is judged at every poll; a poll that sees a fresh update is on time, the
         // polls before it will have flagged a late arrival.
-        let now_check = self.cadence.check(last_update, point.timestamp, self.alpha);
+        // A load due inside an excluded range (a holiday) was not expected: the next one is.
+        let mut due = self.cadence.next_due(last_update);
+        for _ in 0..64 {
+            match due {
+                Some(d) if self.settings.exclude.iter().any(|range| range.contains(d.expected_at)) => {
+                    due = self.cadence.next_due(d.expected_at);
+                }
+                _ => break,
+            }
+        }
+        let now_check = self.cadence.check_due(last_update, due, point.timestamp, self.alpha);
         let due = now_check.due?;
         let (score, late) = (now_check.score, now_check.late);
         let expected_lag = (due.expected_at - last_update) as f64;
@@ -350,6 +432,7 @@ impl FreshnessModel {
             event: None,
             confidence,
             context: now_check.explanation,
+            at: point.timestamp,
             relative_change: None,
         })
     }
@@ -362,6 +445,7 @@ impl FreshnessModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::calendar::WEEK;
 
     /// Monday 2024-03-04 00:00 UTC.
     const MONDAY: i64 = 1_709_510_400;

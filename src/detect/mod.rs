@@ -7,12 +7,13 @@
 //! categorical shift ([`categorical`]), per-series calibration ([`calibration`]), level-shift
 //! recognition ([`regime`]) and alert hygiene ([`hygiene`]). [`streaming`] ties them together
 //! behind one replayable API that the daemon and `telltale detect replay` share, [`zscore`] is
-//! the peer baseline used by benchmarks, and [`nab`] scores detectors with the published
-//! Numenta Anomaly Benchmark rules.
+//! the peer baseline used by benchmarks, [`nab`] scores detectors with the published Numenta
+//! Anomaly Benchmark rules, and [`scenario`] and [`scoring`] generate labelled warehouses and
+//! score detectors on them (`bench/detection.rs`, `docs/detection.md`).
 //!
-//! It must not do IO, read the clock (every "now" is a parameter), spawn tasks, use
-//! randomness, or depend on any other `crate::` module: it is a leaf that can be tested and
-//! benchmarked alone.
+//! It must not do IO, read the clock (every "now" is a parameter), spawn tasks, use ambient
+//! randomness (the scenario generator uses its own seeded PRNG), or depend on any other
+//! `crate::` module: it is a leaf that can be tested and benchmarked alone.
 
 pub mod calibration;
 pub mod categorical;
@@ -34,6 +35,8 @@ mod settings;
 mod stats;
 mod verdict;
 
+#[cfg(test)]
+mod golden;
 #[cfg(test)]
 mod tests;
 

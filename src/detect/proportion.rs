@@ -106,41 +106,12 @@ fn normal_upper(k: u64, n: u64, mean: f64, between_variance: f64) -> f64 {
     super::stats::normal_sf(z)
 }
 
-/// The rate `x / n` below which a fraction `tail` of batches fall (upper when `upper`).
-fn rate_quantile(n: u64, mean: f64, between_variance: f64, tail: f64, upper: bool) -> f64 {
-    if n == 0 {
-        return mean;
-    }
-    let (mut low, mut high) = (0u64, n);
-    if upper {
-        // Smallest k with P(X >= k) <= tail.
-        while low < high {
-            let mid = low + (high - low) / 2;
-            if upper_tail(mid, n, mean, between_variance) <= tail {
-                high = mid;
-            } else {
-                low = mid + 1;
-            }
-        }
-        (low.saturating_sub(1)) as f64 / n as f64
-    } else {
-        // Largest k with P(X <= k) <= tail, plus one.
-        while low < high {
-            let mid = low + (high - low).div_ceil(2);
-            if lower_tail(mid, n, mean, between_variance) <= tail {
-                low = mid;
-            } else {
-                high = mid - 1;
-            }
-        }
-        if lower_tail(low, n, mean, between_variance) <= tail { (low + 1) as f64 / n as f64 } else { 0.0 }
-    }
-}
-
 /// Streaming beta-binomial model of one rate series.
 #[derive(Debug, Clone)]
 pub struct ProportionModel {
     batches: VecDeque<Counts>,
+    /// Running sums over `batches`: rows matching, rows, Σ rate, Σ rate², Σ 1/total.
+    sums: (u64, u64, f64, f64, f64),
     capacity: usize,
     alpha: f64,
     direction: Direction,
@@ -152,6 +123,7 @@ impl ProportionModel {
     pub fn new(settings: &Settings) -> Self {
         Self {
             batches: VecDeque::new(),
+            sums: (0, 0, 0.0, 0.0, 0.0),
             capacity: DEFAULT_WINDOW,
             alpha: settings.sensitivity.false_alarm_rate(),
             direction: settings.direction_for(MetricClass::Proportion),
@@ -172,10 +144,27 @@ impl ProportionModel {
         if counts.total == 0 {
             return;
         }
-        if self.batches.len() == self.capacity {
-            self.batches.pop_front();
+        if self.batches.len() == self.capacity
+            && let Some(old) = self.batches.pop_front()
+        {
+            self.add(old, -1.0);
         }
         self.batches.push_back(counts);
+        self.add(counts, 1.0);
+    }
+
+    fn add(&mut self, counts: Counts, sign: f64) {
+        let rate = counts.count as f64 / counts.total as f64;
+        if sign > 0.0 {
+            self.sums.0 += counts.count;
+            self.sums.1 += counts.total;
+        } else {
+            self.sums.0 -= counts.count;
+            self.sums.1 -= counts.total;
+        }
+        self.sums.2 += sign * rate;
+        self.sums.3 += sign * rate * rate;
+        self.sums.4 += sign / counts.total as f64;
     }
 
     /// Pooled rate and between-batch variance of the training window.
@@ -183,15 +172,12 @@ impl ProportionModel {
         if self.batches.is_empty() {
             return None;
         }
-        let (count, total) = self.batches.iter().fold((0u64, 0u64), |(c, t), b| (c + b.count, t + b.total));
+        let (count, total, sum_rate, sum_squares, sum_inverse) = self.sums;
         let rate = (count as f64 + 0.5) / (total as f64 + 1.0);
         let n = self.batches.len() as f64;
-        let (mut observed, mut sampling) = (0.0, 0.0);
-        for batch in &self.batches {
-            let r = batch.count as f64 / batch.total as f64;
-            observed += (r - rate).powi(2);
-            sampling += rate * (1.0 - rate) / batch.total as f64;
-        }
+        // Σ (r - rate)² and Σ rate(1 - rate)/total from the running sums.
+        let observed = (sum_squares - 2.0 * rate * sum_rate + n * rate * rate).max(0.0);
+        let sampling = rate * (1.0 - rate) * sum_inverse;
         Some((rate, ((observed - sampling) / n).max(0.0)))
     }
 
@@ -203,8 +189,22 @@ impl ProportionModel {
         let margin = MIN_ABSOLUTE_CHANGE + self.min_change * rate;
         let up_mean = (rate + margin).min(1.0);
         let down_mean = (rate - margin).max(0.0);
-        let p_up = upper_tail(k, n, up_mean, between);
-        let p_down = if down_mean <= 0.0 { 1.0 } else { lower_tail(k, n, down_mean, between) };
+        // Exact tails only where they matter: a count on the near side of the mean has a tail
+        // probability above one half, which the normal approximation gives well and cheaply.
+        let p_up = if self.direction == Direction::Down {
+            1.0
+        } else if (k as f64) <= n as f64 * up_mean {
+            normal_upper(k, n, up_mean, between)
+        } else {
+            upper_tail(k, n, up_mean, between)
+        };
+        let p_down = if down_mean <= 0.0 || self.direction == Direction::Up {
+            1.0
+        } else if (k as f64) >= n as f64 * down_mean {
+            normal_upper(n - k, n, 1.0 - down_mean, between)
+        } else {
+            lower_tail(k, n, down_mean, between)
+        };
         let p = match self.direction {
             Direction::Up => p_up,
             Direction::Down => p_down,
@@ -219,9 +219,12 @@ impl ProportionModel {
             None
         };
         let anomaly = n > 0 && p < self.alpha && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
-        let tail = self.alpha / 2.0;
-        let high = rate_quantile(n, up_mean, between, tail, true).max(rate);
-        let low = if down_mean <= 0.0 { 0.0 } else { rate_quantile(n, down_mean, between, tail, false).min(rate) };
+        // The range shown is a normal approximation of the same beta-binomial quantiles (the
+        // exact tail sums above decide; a range needs no 20 of them).
+        let z = super::stats::normal_upper_quantile(self.alpha / 2.0);
+        let spread = |mean: f64| (mean * (1.0 - mean) / n.max(1) as f64 + between).sqrt();
+        let high = (up_mean + z * spread(up_mean)).min(1.0).max(rate);
+        let low = if down_mean <= 0.0 { 0.0 } else { (down_mean - z * spread(down_mean)).max(0.0).min(rate) };
         let confidence = match self.batches.len() {
             0..=9 => Confidence::Low,
             10..=49 => Confidence::Medium,
@@ -235,6 +238,7 @@ impl ProportionModel {
             event: None,
             confidence,
             context: String::new(),
+            at: point.timestamp,
             relative_change: None,
         })
     }

@@ -626,7 +626,9 @@ impl<'a> TableGenerator<'a> {
     /// Scheduled loads before incidents, with jitter.
     fn scheduled_loads(&self, rng: &mut Rng) -> Vec<Load> {
         let mut loads = Vec::new();
-        let (start, end) = (self.start(), self.end());
+        // A week of loads before the history starts: the table existed before monitoring did,
+        // so the first polls see a real last update.
+        let (start, end) = (self.start() - WEEK, self.end());
         let mut push = |time: i64, expected: f64, rng: &mut Rng, jitter: f64| {
             let time = time + (jitter * rng.normal()).round() as i64;
             loads.push(Load { time, expected, factor: 1.0, dropped: false });
@@ -765,7 +767,7 @@ impl<'a> TableGenerator<'a> {
         // Freshness: hourly polls of the time since the last load that brought rows.
         let mut freshness = Vec::with_capacity(((end - start) / HOUR) as usize);
         let mut next = 0;
-        let mut last_update = start - self.bucket;
+        let mut last_update = start - WEEK;
         let mut poll = start + POLL_OFFSET;
         while poll < end {
             while next < delivered.len() && delivered[next].0 <= poll {

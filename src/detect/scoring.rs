@@ -19,8 +19,8 @@
 //! when it falls in `[start, end + grace]` of one. Detection delay is `(first alert -
 //! detectable_at) / bucket`, floored at 0. For threshold sweeps a point "alerts at threshold
 //! θ" when its score reaches θ and none of the three previous points of its series did (one
-//! alert per excursion, the same rule for both detectors), so false alerts and recall are
-//! exact functions of θ.
+//! alert per excursion, the same rule for both detectors; schema changes are events and each
+//! stands alone), so false alerts and recall are exact functions of θ.
 
 use std::collections::VecDeque;
 
@@ -504,7 +504,9 @@ fn flatten(evaluated: &[Evaluated], pick: fn(&Evaluated) -> &Vec<MonitorRun>) ->
         for run in pick(table) {
             let mut recent: VecDeque<f32> = VecDeque::with_capacity(EXCURSION_MEMORY);
             for point in &run.points {
-                let previous = recent.iter().copied().fold(0.0, f32::max);
+                // Schema snapshots are events, not a sampled series: each change stands alone.
+                let previous =
+                    if run.monitor == Monitor::Schema { 0.0 } else { recent.iter().copied().fold(0.0, f32::max) };
                 if recent.len() == EXCURSION_MEMORY {
                     recent.pop_front();
                 }

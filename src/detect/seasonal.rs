@@ -14,6 +14,7 @@
 //! [`Calibrator`] rescales them to the series' own residual distribution.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 
 use super::calendar::{self, DAY, HOUR, WEEK};
 use super::calibration::Calibrator;
@@ -48,6 +49,10 @@ struct Params {
     day_slot: i64,
     day_slots: usize,
     day_capacity: usize,
+    /// Errors a candidate needs before it can be selected.
+    min_errors: usize,
+    /// Points between two model selections.
+    select_every: usize,
 }
 
 impl Params {
@@ -77,6 +82,9 @@ impl Params {
             day_slot,
             day_slots,
             day_capacity,
+            // Hourly and finer: two days of errors; daily series: ten days.
+            min_errors: if sub_daily { 48 } else { 10 },
+            select_every: if sub_daily { 16 } else { 1 },
         }
     }
 }
@@ -101,8 +109,13 @@ fn slot_deviation(slot: &Slot, value: f64) -> Option<f64> {
     if slot.values.len() < 2 {
         return None;
     }
-    let mut values: Vec<f64> = slot.values.iter().copied().collect();
-    median_in_place(&mut values).map(|m| (value - m).abs())
+    // Slots hold at most a few weeks of values: a stack buffer, no allocation.
+    let mut buffer = [0.0; 32];
+    let count = slot.values.len().min(buffer.len());
+    for (target, source) in buffer.iter_mut().zip(slot.values.iter().rev()) {
+        *target = *source;
+    }
+    median_in_place(&mut buffer[..count]).map(|m| (value - m).abs())
 }
 
 /// Past standardised residuals the calibration rests on (a few weeks of hourly points).
@@ -127,6 +140,7 @@ struct Candidate {
     mean_error: f64,
     errors: usize,
     memory: usize,
+    min_errors: usize,
     /// Timestamps of the values in `level`, oldest first (for the trend's lag).
     times: VecDeque<i64>,
     /// Last few absolute errors, newest last (to tell a shift from a rhythm).
@@ -147,6 +161,7 @@ impl Candidate {
             mean_error: 0.0,
             errors: 0,
             memory: params.residual_window,
+            min_errors: params.min_errors,
             times: VecDeque::with_capacity(capacity),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
         }
@@ -190,7 +205,7 @@ impl Candidate {
 
     /// Typical error for model selection, once enough errors were seen.
     fn typical_error(&self) -> Option<f64> {
-        (self.errors >= 48).then_some(self.mean_error)
+        (self.errors >= self.min_errors).then_some(self.mean_error)
     }
 }
 
@@ -204,6 +219,8 @@ pub(crate) struct Judgement {
     pub event: Option<Event>,
     pub confidence: Confidence,
     pub context: String,
+    /// Timestamp of the judged point.
+    pub at: i64,
     pub relative_change: Option<f64>,
 }
 
@@ -244,6 +261,13 @@ pub struct SeasonalModel {
     magnitude: f64,
     trend: f64,
     trained: usize,
+    /// Weekdays and hour-of-day slots that have been learned at least once.
+    weekdays_seen: [u32; 7],
+    /// Recent share of residuals beyond the threshold (exponentially weighted).
+    exceedance: f64,
+    slots_seen: Vec<u32>,
+    /// Local day of the last learned point (to count days, not points).
+    last_day: i64,
     since_selection: usize,
     since_trend: usize,
     first_timestamp: i64,
@@ -267,6 +291,11 @@ fn shrinkage(m: f64, noise: Option<f64>, count: usize) -> f64 {
     }
     (1.0 - 2.0 * standard_error_squared / (m * m)).max(0.0)
 }
+
+/// Extra log-scale uncertainty of a count in a weekday or hour never seen (a factor of 20).
+const NOVELTY_LOG_SCALE: f64 = 3.0;
+/// ... and for a non-zero count there (a factor of 1.5).
+const NOVELTY_LOG_SCALE_NONZERO: f64 = 0.4;
 
 /// Judged points a model needs before its tails stop being widened for short history.
 const SMALL_SAMPLE_DOF_CAP: f64 = 60.0;
@@ -321,6 +350,10 @@ impl SeasonalModel {
             magnitude: 0.0,
             trend: 0.0,
             trained: 0,
+            weekdays_seen: [0; 7],
+            exceedance: 0.0,
+            slots_seen: vec![0; params.day_slots],
+            last_day: i64::MIN,
             since_selection: 0,
             since_trend: 0,
             first_timestamp,
@@ -408,9 +441,10 @@ impl SeasonalModel {
         if deviations.len() >= 16 {
             return deviations.median();
         }
+        let needed = if self.params.step >= DAY { 5 } else { 16 };
         self.candidates
             .iter()
-            .filter(|c| c.residuals.len() >= 16)
+            .filter(|c| c.residuals.len() >= needed)
             .filter_map(|c| c.residuals.median())
             .min_by(f64::total_cmp)
     }
@@ -433,6 +467,33 @@ impl SeasonalModel {
         let level = candidate.level.median()?;
         let lag = candidate.centre_time().map_or(0, |centre| timestamp - centre) as f64;
         Some(level + self.trend * lag + Self::factor_for(factors, candidate.mode))
+    }
+
+    /// Scale at `timestamp` for an observed `value`: [`scale`](Self::scale), widened honestly
+    /// for counts in a weekday or an hour of the day the model has not learned yet. A count
+    /// of zero there may be a day or an hour without loads (the first weekend of a
+    /// weekday-only table, the first night of a business-hours one): a factor of 20 of log
+    /// uncertainty. Any other count gets a factor of 1.5, which leaves a tenfold change an
+    /// anomaly.
+    fn scale_at(&self, forecast: f64, timestamp: i64, value: f64) -> f64 {
+        let scale = self.scale(forecast);
+        if !self.log_scale {
+            return scale;
+        }
+        // The first occurrence teaches a factor; for daily series a weekday whose only
+        // occurrence stood out waits for a second one, as does a slot of the first two days.
+        let weekday = calendar::weekday(self.local(timestamp));
+        let seen = self.weekdays_seen[weekday];
+        let unconfirmed = seen == 1
+            && self.params.step >= DAY
+            && self.week[weekday].values.back().is_some_and(|offset| offset.abs() > 3.0 * scale);
+        let unseen_weekday = seen == 0 || unconfirmed;
+        let unseen_slot = self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < 2;
+        if !(unseen_weekday || unseen_slot) {
+            return scale;
+        }
+        let novelty = if value <= 0.0 { NOVELTY_LOG_SCALE } else { NOVELTY_LOG_SCALE_NONZERO };
+        (scale * scale + novelty * novelty).sqrt()
     }
 
     /// Robust scale of the active candidate's residuals with its floors, on the model scale.
@@ -477,17 +538,25 @@ impl SeasonalModel {
         }
     }
 
-    fn context(&self, timestamp: i64) -> String {
+    /// Append " for a Monday 09:00" (the seasonal slot the forecast is for).
+    fn write_context(&self, out: &mut String, timestamp: i64) {
         let local = self.local(timestamp);
         let mode = self.candidates[self.active].mode;
         let day = calendar::weekday_name(calendar::weekday(local));
         let slot_start = |slot: i64| calendar::second_of_day(local) / slot * slot;
         match mode {
-            Mode::Flat => String::new(),
-            Mode::Daily => format!(" for {}", calendar::clock_time(slot_start(self.params.day_slot))),
-            Mode::Weekly if self.params.step >= DAY => format!(" for a {day}"),
+            Mode::Flat => {}
+            Mode::Daily => {
+                out.push_str(" for ");
+                calendar::write_clock_time(out, slot_start(self.params.day_slot));
+            }
             Mode::Weekly => {
-                format!(" for a {day} {}", calendar::clock_time(slot_start(self.params.day_slot.min(HOUR))))
+                out.push_str(" for a ");
+                out.push_str(day);
+                if self.params.step < DAY {
+                    out.push(' ');
+                    calendar::write_clock_time(out, slot_start(self.params.day_slot.min(HOUR)));
+                }
             }
         }
     }
@@ -498,7 +567,7 @@ impl SeasonalModel {
         let active = &self.candidates[self.active];
         let forecast = self.candidate_forecast(active, &factors, timestamp)?;
         let observed = self.transform(value);
-        let scale = self.scale(forecast);
+        let scale = self.scale_at(forecast, timestamp, value);
         let residual = observed - forecast;
         let z = residual / scale;
         let dof = self.degrees_of_freedom();
@@ -534,7 +603,8 @@ impl SeasonalModel {
             side,
             event: None,
             confidence: self.confidence(timestamp),
-            context: self.context(timestamp),
+            context: String::new(),
+            at: timestamp,
             relative_change,
         })
     }
@@ -558,9 +628,19 @@ impl SeasonalModel {
             }
         }
         if let Some(forecast) = active_forecast {
-            let scale = self.scale(forecast);
+            let scale = self.scale_at(forecast, timestamp, value);
             let z = (observed - forecast) / scale;
-            self.calibrator.observe(z.abs());
+            // The calibrator measures the model's misfit, learning period included.
+            let raw_z = (observed - forecast) / self.scale(forecast);
+            // Anomalies must not define the normal tail (a day-long outage would blunt the
+            // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
+            // count as exceedances without dragging the tail's scale, unless exceedances have
+            // become common, which means the model, not the data, is off.
+            let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
+            let beyond = raw_z.abs() > threshold;
+            self.exceedance += ((if beyond { 1.0 } else { 0.0 }) - self.exceedance) / 100.0;
+            let clip = if self.exceedance > 0.02 { f64::INFINITY } else { 1.5 * threshold };
+            self.calibrator.observe(raw_z.abs().min(clip));
             let mode = self.candidates[self.active].mode;
             let deseasonalized = observed - Self::factor_for(&factors, mode);
             let level = forecast - Self::factor_for(&factors, mode);
@@ -599,6 +679,13 @@ impl SeasonalModel {
         }
         self.recent.push_back((timestamp, observed, factors));
         self.trained += 1;
+        let local_day = self.local(timestamp).div_euclid(DAY);
+        if local_day != self.last_day {
+            self.last_day = local_day;
+            self.weekdays_seen[calendar::weekday(self.local(timestamp))] += 1;
+        }
+        let slot = self.day_index(timestamp);
+        self.slots_seen[slot] += 1;
 
         if event.is_some() {
             let stable = self.shifts.stable_points();
@@ -606,7 +693,7 @@ impl SeasonalModel {
         }
 
         self.since_selection += 1;
-        if self.since_selection >= 16 {
+        if self.since_selection >= self.params.select_every {
             self.since_selection = 0;
             self.select();
             self.magnitude = self.recent_magnitude();
@@ -760,21 +847,24 @@ impl SeasonalModel {
     /// Describe a judgement in one sentence.
     pub(crate) fn explain(&self, noun: &str, value: f64, judgement: &Judgement) -> String {
         let expected = &judgement.expected;
-        let mut text = format!(
-            "{} {noun}, expected {}{}",
-            format::number(value),
-            format::range(expected.low, expected.high),
-            judgement.context
-        );
+        let mut text = String::with_capacity(96);
+        format::write_number(&mut text, value);
+        if !noun.is_empty() {
+            text.push(' ');
+            text.push_str(noun);
+        }
+        text.push_str(", expected ");
+        format::write_range(&mut text, expected.low, expected.high);
+        self.write_context(&mut text, judgement.at);
         if judgement.anomaly
             && let Some(change) = judgement.relative_change
         {
             let side = if change >= 0.0 { "above" } else { "below" };
             let percent = (change.abs() * 100.0).round();
             if (1.0..10_000.0).contains(&percent) {
-                text.push_str(&format!(" ({percent} % {side} forecast)"));
+                let _ = write!(text, " ({percent} % {side} forecast)");
             } else {
-                text.push_str(&format!(" ({side} forecast)"));
+                let _ = write!(text, " ({side} forecast)");
             }
         }
         if let Some(Event::LevelShift { from, to }) = judgement.event {

@@ -45,8 +45,19 @@ impl SortedWindow {
         if self.order.len() == self.capacity
             && let Some(oldest) = self.order.pop_front()
         {
-            let index = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
-            self.sorted.remove(index);
+            // Replace the oldest value in place and shift only the values between its slot
+            // and the new value's slot: one short move instead of a removal and an insertion.
+            let old = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
+            let new = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+            if new > old {
+                self.sorted.copy_within(old + 1..new, old);
+                self.sorted[new - 1] = value;
+            } else {
+                self.sorted.copy_within(new..old, new + 1);
+                self.sorted[new] = value;
+            }
+            self.order.push_back(value);
+            return;
         }
         self.order.push_back(value);
         let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());

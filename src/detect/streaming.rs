@@ -179,16 +179,13 @@ impl StreamingDetector {
         if label == Some(LabelKind::Expected) {
             judgement.anomaly = false;
         }
-        let was_inside = self.excursions.current().is_some();
         let event = if learns { self.learn(&point, label) } else { None };
         if event.is_some() {
             judgement.event = event;
         }
-        let mut alert = self.excursions.observe(judgement.anomaly, judgement.side);
-        if matches!(event, Some(Event::LevelShift { .. })) && !was_inside && !alert {
-            // A gradual shift that never produced a point anomaly still deserves one alert.
-            alert = true;
-        }
+        // A level shift is an event, not an alert: a step alerted at its first anomalous point
+        // already, and a gradual change that never left the expected range is not worth a page.
+        let alert = self.excursions.observe(judgement.anomaly, judgement.side);
         let explanation = match self.model.as_ref() {
             Some(Model::Seasonal(m)) => m.explain(&self.noun, point.value, &judgement),
             Some(Model::Proportion(m)) => m.explain(&self.noun, &point, &judgement),
