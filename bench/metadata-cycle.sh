@@ -90,8 +90,8 @@ for cycle in cold steady; do
 done
 
 # --- where the time goes: one more steady cycle with sqlx's per-statement timings ---
-log "metadata: telltale check (steady store, --log sqlx=debug, for the breakdown)"
-measure telltale-debug -- "$BIN" check --config "$TMP/telltale.yaml" --log "telltale=info,sqlx=debug"
+log "metadata: telltale check (steady store, --log sqlx=trace, for the breakdown)"
+measure telltale-debug -- "$BIN" check --config "$TMP/telltale.yaml" --log "telltale=info,sqlx=trace"
 DEBUG_WALL="$WALL_S"
 BREAKDOWN="$(python3 "$ROOT/bench/foundation.py" sqlx-breakdown "$TMP/telltale-debug.err")"
 
@@ -128,7 +128,7 @@ verdict() { awk -v w="$1" -v r="$2" 'BEGIN { print ((w <= 2 && r <= 150) ? "meet
     else
         echo "store check: FAILED, $assets of $TABLES assets have a row_count"
     fi
-    echo "where a steady cycle's time goes (cycle 3 with --log sqlx=debug, ${DEBUG_WALL} s wall; time sqlx logged per statement):"
+    echo "where a steady cycle's time goes (cycle 3 with --log sqlx=trace, ${DEBUG_WALL} s wall; time sqlx logged per statement):"
     echo "$BREAKDOWN"
 } | report
 

@@ -33,12 +33,13 @@ impl RateLimit {
     /// plus a burst of 10 never passes 120 in any minute.
     pub const PAGERDUTY: RateLimit = RateLimit::Limited { per_second: 110.0 / 60.0, burst: 10 };
 
-    /// `per_second` sends a second with bursts of up to one second's worth (at least one).
+    /// `per_second` sends a second, evenly spaced and without a burst, so no 1-second window ever
+    /// holds more than `per_second + 1` sends (what a webhook's `rate:` promises).
     pub fn per_second(per_second: f64) -> RateLimit {
         if !per_second.is_finite() || per_second <= 0.0 {
             return RateLimit::Unlimited;
         }
-        RateLimit::Limited { per_second, burst: (per_second.floor() as u32).max(1) }
+        RateLimit::Limited { per_second, burst: 1 }
     }
 
     /// The most sends any window of `window` can hold; `None` when unlimited.
@@ -157,8 +158,9 @@ mod tests {
     #[test]
     fn configured_rates_keep_their_pace() {
         let times = send_times(RateLimit::per_second(5.0), 25);
-        assert!(max_in_any_window(&times, Duration::from_secs(1)) <= 10);
-        assert_eq!(times[5], Duration::from_millis(200));
+        assert!(max_in_any_window(&times, Duration::from_secs(1)) <= 6, "at most rate + 1 in any second");
+        assert_eq!(times[1], Duration::from_millis(200), "evenly spaced, no burst");
+        assert_eq!(times[5], Duration::from_secs(1));
         assert_eq!(RateLimit::per_second(0.5), RateLimit::Limited { per_second: 0.5, burst: 1 });
         assert_eq!(RateLimit::per_second(0.0), RateLimit::Unlimited);
     }

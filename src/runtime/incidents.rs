@@ -298,12 +298,15 @@ pub async fn run_dispatcher(agent: Arc<Agent>, channels: HashMap<String, Channel
     let policy = crate::alert::retry::RetryPolicy::default();
     let mut workers: HashMap<String, mpsc::Sender<OutboxEntry>> = HashMap::new();
     let in_flight: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+    // Ids whose outcome a worker has recorded. They leave `in_flight` only after the next outbox
+    // read that started after the record, so a read taken before it cannot send them again.
+    let settled: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     for (name, channel) in channels {
         let (tx, mut rx) = mpsc::channel::<OutboxEntry>(1024);
         workers.insert(name.clone(), tx);
         let agent = Arc::clone(&agent);
-        let in_flight = Arc::clone(&in_flight);
+        let settled = Arc::clone(&settled);
         let policy = policy.clone();
         let token = shutdown.clone();
         tasks.spawn(async move {
@@ -313,14 +316,17 @@ pub async fn run_dispatcher(agent: Arc<Agent>, channels: HashMap<String, Channel
                     e = rx.recv() => match e { Some(e) => e, None => break },
                 };
                 deliver(&agent, &channel, &policy, &entry).await;
-                in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&entry.id);
+                settled.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.id.clone());
                 agent.outbox_ready.notify_one();
             }
         });
     }
     loop {
+        let done = std::mem::take(&mut *settled.lock().unwrap_or_else(|e| e.into_inner()));
         let now = agent.clock.now();
-        match agent.store.due_notifications(now, 500).await {
+        let due = agent.store.due_notifications(now, 500).await;
+        in_flight.lock().unwrap_or_else(|e| e.into_inner()).retain(|id| !done.contains(id));
+        match due {
             Ok(due) => {
                 for entry in due {
                     let Some(worker) = workers.get(&entry.channel) else {

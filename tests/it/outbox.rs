@@ -202,3 +202,46 @@ async fn a_channel_that_is_down_delays_no_other_channel() {
     dispatcher.await.unwrap();
     agent.close().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_incidents_is_delivered_exactly_once_each() {
+    let url = require!(postgres_db("burst").await);
+    let mut statements = Vec::new();
+    let mut checks = String::from("version: 1\nassets:\n");
+    for i in 0..60 {
+        statements.push(format!("CREATE TABLE t{i} (at timestamptz)"));
+        statements.push(format!("INSERT INTO t{i} VALUES (now() - interval '3 hours')"));
+        checks.push_str(&format!(
+            "  - source: wh\n    table: t{i}\n    monitors:\n      freshness: {{timestamp_column: at, max_age: 1h}}\n"
+        ));
+    }
+    let refs: Vec<&str> = statements.iter().map(String::as_str).collect();
+    pg_exec(&url, &refs).await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let extra = format!("channels:\n  hook:\n    kind: webhook\n    url: {}/hook\n", server.uri());
+    let ws = Workspace::new(&config_with_source("postgres", &url, &extra), &[("c.yaml", &checks)]);
+    let agent = ws.agent(Arc::new(SystemClock) as SharedClock).await;
+    let stop = CancellationToken::new();
+    let dispatcher = tokio::spawn(telltale::runtime::run_dispatcher(
+        Arc::clone(&agent),
+        telltale::runtime::build_channels(&agent.config.alerting),
+        stop.clone(),
+    ));
+    let outcomes = agent.run_once(&CancellationToken::new()).await;
+    agent.process_outcomes(&outcomes).await;
+    let delivered = eventually(Duration::from_secs(20), || async {
+        let notes = agent.store.notifications(None).await.ok()?;
+        (notes.len() == 60 && notes.iter().all(|n| n.status == "delivered")).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "all 60 delivered");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids = delivered_ids(&server).await;
+    assert_eq!(ids.len(), 60);
+    let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "sent more than once: {doubled:?}");
+    stop.cancel();
+    dispatcher.await.unwrap();
+    agent.close().await;
+}
