@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod clock;

@@ -477,7 +477,7 @@ mod tests {
         let ChannelConfig::Webhook(hook) = &channels["hook"] else { panic!() };
         assert_eq!(hook.headers[0].0, "Authorization");
         assert_eq!(hook.headers[0].1.expose(), "Bearer tok-abcdef");
-        assert_eq!(rate_limit(&channels["hook"]), RateLimit::Limited { per_second: 2.0, burst: 2 });
+        assert_eq!(rate_limit(&channels["hook"]), RateLimit::Limited { per_second: 2.0, burst: 1 });
         assert_eq!(rate_limit(&channels["team-slack"]), RateLimit::SLACK);
         assert_eq!(rate_limit(&channels["oncall"]), RateLimit::PAGERDUTY);
         // Two PagerDuty channels with one routing key share a rate limit.

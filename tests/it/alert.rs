@@ -405,7 +405,7 @@ async fn channels_from_yaml_deliver_to_their_endpoints() {
     }
     assert!(d.finish().is_empty());
     let limits: Vec<RateLimit> = channels.iter().map(rate_limit).collect();
-    assert_eq!(limits, [RateLimit::SLACK, RateLimit::PAGERDUTY, RateLimit::Limited { per_second: 5.0, burst: 5 }]);
+    assert_eq!(limits, [RateLimit::SLACK, RateLimit::PAGERDUTY, RateLimit::Limited { per_second: 5.0, burst: 1 }]);
     assert!(matches!(channels[0], ChannelConfig::Slack(_)));
     let n = notification(NotificationEvent::Triggered);
     for channel in &channels {

@@ -4,6 +4,7 @@
 
 mod alert;
 mod api;
+mod catalog;
 mod common;
 mod config_files;
 mod daemon;
