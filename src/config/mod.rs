@@ -68,6 +68,17 @@ pub struct Config {
     pub retention: Duration,
     /// Channels, routes, mutes and the incident lifecycle.
     pub alerting: Alerting,
+    /// Lineage from a dbt manifest: blast radius in every alert.
+    pub lineage: Option<LineageConfig>,
+}
+
+/// `lineage:` in telltale.yaml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineageConfig {
+    /// Path of dbt's `manifest.json` (relative to the config file).
+    pub dbt_manifest: PathBuf,
+    /// The telltale source whose tables the manifest's relations are.
+    pub source: String,
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +249,22 @@ fn decode_config(
         None => Some(vec![base_dir.join("checks")]),
     };
     let alerting = alerting::decode(d, &mut map, env);
+    let lineage = map.get("lineage").and_then(|n| {
+        let mut m = d.map(n, "lineage")?;
+        let manifest = m
+            .require(d, "dbt_manifest", "the path of dbt's target/manifest.json")
+            .and_then(|x| d.text(x, "lineage.dbt_manifest"));
+        let source_node = m.require(d, "source", "the source whose tables the manifest describes");
+        let source = source_node.and_then(|x| d.text(x, "lineage.source"));
+        m.finish(d);
+        if let (Some(name), Some(x)) = (&source, source_node)
+            && !sources.contains_key(name)
+        {
+            d.error(x.mark, "lineage.source", format!("unknown source `{name}`"));
+            return None;
+        }
+        Some(LineageConfig { dbt_manifest: base_dir.join(manifest?), source: source? })
+    });
     let shutdown_grace = match map.get("shutdown_grace") {
         Some(n) => d.duration(n, "shutdown_grace"),
         None => Some(Duration::from_secs(10)),
@@ -263,6 +290,7 @@ fn decode_config(
         shutdown_grace: shutdown_grace?,
         retention: retention?,
         alerting,
+        lineage,
     })
 }
 

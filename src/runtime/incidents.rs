@@ -119,7 +119,23 @@ impl Agent {
             return Vec::new();
         }
         incident.last_notified_at = Some(now);
-        channels.into_iter().map(|c| (incident.notification(event, &c, now, &alerting.links), c)).collect()
+        // Blast radius from lineage: how many assets downstream, and the key ones with owners.
+        let impact = self.lineage.as_ref().and_then(|graph| {
+            let asset = incident.asset.parse::<crate::measure::AssetId>().ok()?;
+            let node = graph.find_asset(&asset)?;
+            Some(graph.blast_radius(node, Some(10)).to_alert(graph, 5))
+        });
+        channels
+            .into_iter()
+            .map(|c| {
+                let mut n = incident.notification(event, &c, now, &alerting.links);
+                if let Some((count, key_assets)) = &impact {
+                    n.incident.downstream_count = *count;
+                    n.incident.key_assets = key_assets.clone();
+                }
+                (n, c)
+            })
+            .collect()
     }
 
     fn observation(&self, o: &CheckOutcome, now: DateTime<Utc>) -> Observation {

@@ -57,6 +57,30 @@ pub struct CheckOutcome {
     pub verdict: Option<Verdict>,
 }
 
+/// Reads the dbt manifest named in the config; a missing or unreadable manifest is logged and
+/// alerts go out without a blast radius.
+fn load_lineage(config: &Config) -> Option<crate::catalog::LineageGraph> {
+    let lineage = config.lineage.as_ref()?;
+    let loaded = std::fs::read(&lineage.dbt_manifest)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| crate::catalog::dbt::parse_manifest(&bytes).map_err(|e| e.to_string()))
+        .and_then(|manifest| {
+            let mut graph = crate::catalog::LineageGraph::new();
+            let source = lineage.source.clone();
+            manifest
+                .add_to_graph(&mut graph, &|_, _| Some(source.clone()), chrono::Utc::now())
+                .map_err(|e| e.to_string())
+                .map(|_| graph)
+        });
+    match loaded {
+        Ok(graph) => Some(graph),
+        Err(e) => {
+            tracing::error!(manifest = %lineage.dbt_manifest.display(), error = %e, "cannot load lineage; alerts go out without blast radius");
+            None
+        }
+    }
+}
+
 impl CheckOutcome {
     /// A failure that only a learned threshold saw (no hard rule broken): a warning for gates.
     pub fn is_anomaly_only(&self) -> bool {
@@ -114,6 +138,8 @@ pub struct Agent {
     incident_lock: tokio::sync::Mutex<()>,
     /// Wakes the outbox dispatcher when notifications were queued.
     pub outbox_ready: tokio::sync::Notify,
+    /// Lineage (from the dbt manifest), for the blast radius of every alert.
+    pub lineage: Option<crate::catalog::LineageGraph>,
     /// Assets the freshness sweep currently sees as late (to record each excursion once).
     late: std::sync::Mutex<std::collections::HashSet<AssetId>>,
     /// Retries for retryable source errors (unreachable, timeout) within one run.
@@ -131,6 +157,7 @@ impl Agent {
             sources.insert(name.clone(), source::connect(cfg)?);
             permits.insert(name.clone(), Arc::new(Semaphore::new(cfg.max_connections as usize)));
         }
+        let lineage = load_lineage(&config);
         Ok(Arc::new(Agent {
             config,
             checks,
@@ -141,6 +168,7 @@ impl Agent {
             ready: AtomicBool::new(false),
             detectors: detection::Detectors::default(),
             late: std::sync::Mutex::new(std::collections::HashSet::new()),
+            lineage,
             incident_lock: tokio::sync::Mutex::new(()),
             outbox_ready: tokio::sync::Notify::new(),
             retries: 2,

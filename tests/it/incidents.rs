@@ -177,3 +177,47 @@ async fn a_stopped_loader_pages_once_and_resolves_itself_when_it_resumes() {
     dispatcher.await.unwrap();
     agent.close().await;
 }
+
+#[tokio::test]
+async fn alerts_name_the_blast_radius_from_the_dbt_manifest() {
+    let url = require!(postgres_db("blast").await);
+    pg_exec(
+        &url,
+        &[
+            "CREATE SCHEMA stripe",
+            "CREATE TABLE stripe.refund_events (at timestamptz)",
+            "INSERT INTO stripe.refund_events VALUES (now() - interval '5 hours')",
+        ],
+    )
+    .await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let manifest = format!("{}/tests/fixtures/dbt/shop/manifest.json", env!("CARGO_MANIFEST_DIR"));
+    let extra = format!(
+        "channels:\n  hook:\n    kind: webhook\n    url: {}/hook\nlineage:\n  dbt_manifest: {manifest}\n  source: wh\n",
+        server.uri()
+    );
+    let checks = "version: 1\nassets:\n  - source: wh\n    table: stripe.refund_events\n    monitors:\n      freshness: {timestamp_column: at, max_age: 1h}\n";
+    let ws = Workspace::new(&config_with_source("postgres", &url, &extra), &[("r.yaml", checks)]);
+    let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    assert!(agent.lineage.is_some(), "the manifest loaded");
+    let stop = CancellationToken::new();
+    let dispatcher = tokio::spawn(telltale::runtime::run_dispatcher(
+        Arc::clone(&agent),
+        telltale::runtime::build_channels(&agent.config.alerting),
+        stop.clone(),
+    ));
+    let outcomes = agent.asset_job(&"wh.stripe.refund_events".parse().unwrap(), &CancellationToken::new()).await;
+    agent.process_outcomes(&outcomes).await;
+    let body = eventually(Duration::from_secs(10), || async { bodies(&server, "/hook").await.into_iter().next() })
+        .await
+        .expect("the alert went out");
+    let incident = if body["incident"].is_object() { &body["incident"] } else { &body["notification"]["incident"] };
+    assert!(incident["downstream_count"].as_u64().unwrap() >= 5, "{body:#}");
+    let key_assets = incident["key_assets"].as_array().unwrap();
+    assert!(!key_assets.is_empty(), "{body:#}");
+    assert!(key_assets.iter().all(|a| a["name"].is_string()), "{body:#}");
+    stop.cancel();
+    dispatcher.await.unwrap();
+    agent.close().await;
+}
