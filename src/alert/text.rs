@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 pub const ELLIPSIS: char = '…';
 
 /// The digit-group separator (U+202F NARROW NO-BREAK SPACE), as in the detectors' explanations.
-const THIN_SPACE: char = '\u{202f}';
 
 /// `text` cut to at most `max` chars, ending in `…` when something was cut.
 pub fn truncate(text: &str, max: usize) -> String {
@@ -130,86 +129,14 @@ impl Unit {
     }
 }
 
-fn group_digits(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3);
-    let len = digits.len();
-    for (index, ch) in digits.chars().enumerate() {
-        if index > 0 && (len - index).is_multiple_of(3) {
-            out.push(THIN_SPACE);
-        }
-        out.push(ch);
-    }
-    out
-}
-
-fn round_significant(value: f64, digits: i32) -> f64 {
-    if value == 0.0 || !value.is_finite() {
-        return value;
-    }
-    let magnitude = value.abs().log10().floor() as i32;
-    let factor = 10f64.powi(digits - 1 - magnitude);
-    (value * factor).round() / factor
-}
-
-/// A value, exactly when it is an integer, else with three significant digits.
-pub fn number(value: f64) -> String {
-    if !value.is_finite() {
-        return format!("{value}");
-    }
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        let sign = if value < 0.0 { "-" } else { "" };
-        return format!("{sign}{}", group_digits(&format!("{}", value.abs() as u64)));
-    }
-    approx(value)
-}
-
-/// A value rounded to three significant digits.
-pub fn approx(value: f64) -> String {
-    if !value.is_finite() {
-        return format!("{value}");
-    }
-    let rounded = round_significant(value, 3);
-    let sign = if rounded < 0.0 { "-" } else { "" };
-    let magnitude = rounded.abs();
-    if magnitude >= 100.0 {
-        return format!("{sign}{}", group_digits(&format!("{}", magnitude.round() as u64)));
-    }
-    if magnitude == 0.0 {
-        return "0".to_string();
-    }
-    let decimals = (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize;
-    let text = format!("{magnitude:.decimals$}");
-    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
-    format!("{sign}{text}")
-}
-
-/// A share (0.012) as a percentage (`1.2 %`).
-pub fn percent(share: f64) -> String {
-    format!("{} %", approx(share * 100.0))
-}
+// Numbers and durations read the same in alerts as in detector explanations: one formatter.
+pub(crate) use crate::detect::format::{approx, duration, number, percent};
 
 fn duration_secs(seconds: f64) -> String {
     if !seconds.is_finite() {
         return format!("{seconds} s");
     }
     duration(seconds.round() as i64)
-}
-
-/// Seconds as `2 d 4 h`, `3 h 05 min`, `45 min` or `30 s`.
-pub fn duration(seconds: i64) -> String {
-    let sign = if seconds < 0 { "-" } else { "" };
-    let seconds = seconds.unsigned_abs();
-    let (days, hours, minutes) = (seconds / 86_400, (seconds % 86_400) / 3_600, (seconds % 3_600) / 60);
-    let text = if days > 0 {
-        if hours > 0 { format!("{days} d {hours} h") } else { format!("{days} d") }
-    } else if hours > 0 {
-        format!("{hours} h {minutes:02} min")
-    } else if minutes > 0 {
-        format!("{minutes} min")
-    } else {
-        format!("{seconds} s")
-    };
-    format!("{sign}{text}")
 }
 
 /// The time from `from` to `to`, never negative (clocks of different machines disagree).

@@ -30,7 +30,7 @@ pub mod streaming;
 pub mod zscore;
 
 mod calendar;
-mod format;
+pub(crate) mod format;
 mod settings;
 mod stats;
 mod verdict;

@@ -59,7 +59,7 @@ pub struct CheckOutcome {
 
 /// Reads the dbt manifest named in the config; a missing or unreadable manifest is logged and
 /// alerts go out without a blast radius.
-fn load_lineage(config: &Config) -> Option<crate::catalog::LineageGraph> {
+fn load_lineage(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Option<crate::catalog::LineageGraph> {
     let lineage = config.lineage.as_ref()?;
     let loaded = std::fs::read(&lineage.dbt_manifest)
         .map_err(|e| e.to_string())
@@ -68,7 +68,7 @@ fn load_lineage(config: &Config) -> Option<crate::catalog::LineageGraph> {
             let mut graph = crate::catalog::LineageGraph::new();
             let source = lineage.source.clone();
             manifest
-                .add_to_graph(&mut graph, &|_, _| Some(source.clone()), chrono::Utc::now())
+                .add_to_graph(&mut graph, &|_, _| Some(source.clone()), now)
                 .map_err(|e| e.to_string())
                 .map(|_| graph)
         });
@@ -157,7 +157,7 @@ impl Agent {
             sources.insert(name.clone(), source::connect(cfg)?);
             permits.insert(name.clone(), Arc::new(Semaphore::new(cfg.max_connections as usize)));
         }
-        let lineage = load_lineage(&config);
+        let lineage = load_lineage(&config, clock.now());
         Ok(Arc::new(Agent {
             config,
             checks,
