@@ -10,8 +10,6 @@ use chrono::{DateTime, Utc};
 /// The ellipsis appended to anything cut short.
 pub const ELLIPSIS: char = '…';
 
-/// The digit-group separator (U+202F NARROW NO-BREAK SPACE), as in the detectors' explanations.
-
 /// `text` cut to at most `max` chars, ending in `…` when something was cut.
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
