@@ -118,6 +118,8 @@ pub struct DbtNode {
     pub url: Option<String>,
     /// Exposures' display label.
     pub label: Option<String>,
+    /// The file that defines it, relative to the dbt project root (`models/marts/fct_orders.sql`).
+    pub original_file_path: Option<String>,
     #[serde(skip)]
     compare: Compare,
 }
@@ -247,6 +249,7 @@ struct RawContract {
 #[derive(Deserialize)]
 struct RawNode {
     unique_id: String,
+    original_file_path: Option<String>,
     resource_type: String,
     name: String,
     #[serde(default)]
@@ -288,6 +291,7 @@ struct RawNode {
 #[derive(Deserialize)]
 struct RawSource {
     unique_id: String,
+    original_file_path: Option<String>,
     name: String,
     #[serde(default)]
     package_name: String,
@@ -324,6 +328,7 @@ struct RawSource {
 #[derive(Deserialize)]
 struct RawExposure {
     unique_id: String,
+    original_file_path: Option<String>,
     name: String,
     #[serde(default)]
     package_name: String,
@@ -522,6 +527,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, DbtError> {
             maturity: None,
             url: None,
             label: None,
+            original_file_path: node.original_file_path,
             compare,
         };
         nodes.insert(dbt.unique_id.clone(), dbt);
@@ -571,6 +577,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, DbtError> {
             maturity: None,
             url: None,
             label: None,
+            original_file_path: source.original_file_path,
             compare,
         };
         nodes.insert(dbt.unique_id.clone(), dbt);
@@ -613,6 +620,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, DbtError> {
             exposure_type: exposure.exposure_type,
             url: exposure.url,
             label: exposure.label,
+            original_file_path: exposure.original_file_path,
             compare,
         };
         nodes.insert(dbt.unique_id.clone(), dbt);
@@ -1037,7 +1045,8 @@ pub enum ColumnChange {
     Retyped { from: String, to: String },
 }
 
-/// A removed or retyped column of a node that other nodes read.
+/// A removed or retyped column of a model, seed or snapshot; `dependents` empty when no node
+/// reads it (a gate warns rather than fails then).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BreakingChange {
     pub unique_id: String,
@@ -1054,8 +1063,8 @@ fn normalized_type(data_type: &str) -> String {
     data_type.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase()
 }
 
-/// Removed or retyped columns of models, seeds and snapshots that have downstream dependents in
-/// `new`. Only columns the project documents (with `data_type` for retyping) can be compared; a
+/// Removed or retyped columns of models, seeds and snapshots, with their dependents in `new`
+/// (possibly none). Only columns the project documents (with `data_type` for retyping) can be compared; a
 /// node without documented columns in `old` is skipped. Case-insensitive column names.
 pub fn breaking_changes(old: &Manifest, new: &Manifest) -> Vec<BreakingChange> {
     let children = new.child_map();
@@ -1073,9 +1082,6 @@ pub fn breaking_changes(old: &Manifest, new: &Manifest) -> Vec<BreakingChange> {
             .get(node.unique_id.as_str())
             .map(|c| c.iter().filter(is_lineage).map(|s| s.to_string()).collect())
             .unwrap_or_default();
-        if dependents.is_empty() {
-            continue;
-        }
         let current: HashMap<String, &DbtColumn> =
             node.columns.values().map(|c| (c.name.to_ascii_lowercase(), c)).collect();
         let mut found = Vec::new();
@@ -1275,7 +1281,7 @@ mod tests {
     }
 
     #[test]
-    fn breaking_changes_need_documented_columns_and_dependents() {
+    fn breaking_changes_need_documented_columns_and_name_dependents() {
         let old = parse_manifest(&sample(12)).unwrap();
         let mut new = old.clone();
         let fct = new.nodes.get_mut("model.p.fct").unwrap();
@@ -1290,6 +1296,15 @@ mod tests {
         // Same type in another case is not a change.
         new.nodes.get_mut("model.p.fct").unwrap().columns.get_mut("id").unwrap().data_type = Some("INTEGER".into());
         assert_eq!(breaking_changes(&old, &new).len(), 1);
+        // Nobody reads it any more: still reported, with no dependents.
+        new.nodes.remove("exposure.p.board");
+        let changes = breaking_changes(&old, &new);
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].dependents.is_empty() && changes[0].downstream.is_empty());
+        // Undocumented columns cannot be compared.
+        let mut bare = old.clone();
+        bare.nodes.get_mut("model.p.fct").unwrap().columns.clear();
+        assert!(breaking_changes(&bare, &new).is_empty());
     }
 
     #[test]

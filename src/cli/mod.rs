@@ -18,6 +18,7 @@ use crate::yaml::Diagnostics;
 
 pub mod replay;
 pub mod select;
+pub mod state;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_CHECK_FAILED: i32 = 1;
@@ -117,9 +118,20 @@ pub struct CheckArgs {
     /// Skip these (same selectors as `--select`).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
-    /// Run only assets whose check files changed since this git ref (e.g. `origin/main`).
+    /// Run only assets whose check files changed since this git ref (e.g. `origin/main`), plus
+    /// the tables of dbt models whose files changed, and everything downstream of both (from the
+    /// dbt manifest, when there is one).
     #[arg(long)]
     pub changed_since: Option<String>,
+    /// The previous dbt manifest (a `manifest.json` or the directory holding it): run only the
+    /// checks of tables that dbt's `state:modified+` selects, and fail on removed or retyped
+    /// columns that downstream models or exposures read.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// The current dbt manifest for `--state` and `--changed-since` (default:
+    /// `lineage.dbt_manifest` in telltale.yaml).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
     /// Lowest failure that fails the run: `error` (hard rules, breaking schema changes) or `warn`
     /// (also anomalies from learned thresholds).
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
@@ -245,16 +257,16 @@ async fn dispatch(cli: Cli) -> i32 {
         }
         command => {
             let Some((mut config, mut checks)) = load(&cli.config) else { return EXIT_CONFIG };
-            let mut monitors = Vec::new();
+            let mut selected = Selection::default();
             if let Command::Check(args) = &command {
-                match selection(args, &cli.config, &mut checks) {
-                    Ok(m) => monitors = m,
+                match selection(args, &cli.config, &config, &mut checks) {
+                    Ok(s) => selected = s,
                     Err(e) => {
                         eprintln!("error: {e}");
                         return EXIT_CONFIG;
                     }
                 }
-                if !args.select.is_empty() || args.changed_since.is_some() {
+                if !args.select.is_empty() || args.changed_since.is_some() || args.state.is_some() {
                     // A selected run measures only the selected tables, not auto-discovered ones.
                     for source in config.sources.values_mut() {
                         source.include.clear();
@@ -277,7 +289,8 @@ async fn dispatch(cli: Cli) -> i32 {
                     let progress = progress_bar(&agent, args.progress);
                     let outcomes = agent.run_once_with_progress(&shutdown, &|| progress.inc(1)).await;
                     progress.finish_and_clear();
-                    let outcomes = select::keep_monitors(outcomes, &monitors);
+                    let mut outcomes = select::keep_monitors(outcomes, &selected.monitors);
+                    outcomes.extend(selected.extra_outcomes);
                     let code = gate_exit_code(&outcomes, args.fail_on, args.allow_unreachable);
                     report(&outcomes, &args, code, started.elapsed(), started_at)
                 }
@@ -652,18 +665,57 @@ async fn wait_for_signal() {
     }
 }
 
-fn selection(args: &CheckArgs, config_path: &Path, checks: &mut CheckSet) -> Result<Vec<String>, String> {
+/// What `telltale check` runs besides the checks themselves.
+#[derive(Default)]
+struct Selection {
+    /// Monitors to report (empty = all).
+    monitors: Vec<String>,
+    /// Results found without measuring: breaking changes between dbt manifests.
+    extra_outcomes: Vec<CheckOutcome>,
+}
+
+fn selection(
+    args: &CheckArgs,
+    config_path: &Path,
+    config: &Config,
+    checks: &mut CheckSet,
+) -> Result<Selection, String> {
     let parse = |list: &[String]| list.iter().map(|s| select::Selector::parse(s)).collect::<Result<Vec<_>, _>>();
     let selectors = parse(&args.select)?;
     let excluded = parse(&args.exclude)?;
-    let changed = match &args.changed_since {
-        Some(git_ref) => {
-            let dir = config_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            Some(select::changed_since(git_ref, dir)?)
-        }
-        None => None,
+    // The current manifest: needed by --state, used by --changed-since when there is one.
+    let has_manifest = args.manifest.is_some() || config.lineage.is_some();
+    let manifest = if args.state.is_some() || (args.changed_since.is_some() && has_manifest) {
+        Some(state::current_manifest(args.manifest.as_deref(), config)?)
+    } else {
+        None
     };
-    Ok(select::apply(checks, &selectors, &excluded, changed.as_ref()))
+    // Assets a change touches; `None` when the run is not restricted to changes.
+    let mut changed: Option<std::collections::BTreeSet<AssetId>> = None;
+    let mut extra_outcomes = Vec::new();
+    if let Some(git_ref) = &args.changed_since {
+        let dir = config_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let files = select::changed_since(git_ref, dir)?;
+        let mut assets = select::assets_in_files(checks, &files);
+        if let Some(manifest) = &manifest {
+            let source = state::manifest_source(config)?;
+            assets = state::changed_with_downstream(manifest, &files, &assets, &source);
+        }
+        changed.get_or_insert_default().extend(assets);
+    }
+    if let Some(old_path) = &args.state {
+        let old = state::load_manifest(old_path)?;
+        let new = manifest.as_ref().expect("loaded above when --state is given");
+        let source = state::manifest_source(config)?;
+        let comparison = state::compare(&old, new, &source);
+        eprintln!("{}", state::describe(&comparison, &old));
+        changed.get_or_insert_default().extend(comparison.assets);
+        extra_outcomes = comparison.breaking;
+    }
+    let monitors = select::apply(checks, &selectors, &excluded, changed.as_ref());
+    // Breaking changes obey the asset selectors too.
+    extra_outcomes.retain(|o| select::selects_asset(&selectors, &excluded, &o.asset));
+    Ok(Selection { monitors, extra_outcomes })
 }
 
 fn progress_bar(agent: &Agent, forced: bool) -> indicatif::ProgressBar {
@@ -721,7 +773,7 @@ pub fn gate_exit_code(outcomes: &[CheckOutcome], fail_on: FailOn, allow_unreacha
         return EXIT_RUNTIME;
     }
     let failing = outcomes.iter().any(|o| match o.status {
-        Status::Fail => fail_on == FailOn::Warn || !o.is_anomaly_only(),
+        Status::Fail => fail_on == FailOn::Warn || !o.is_warning(),
         Status::Error => !unreachable(o),
         _ => false,
     });

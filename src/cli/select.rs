@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::check::{AssetCheck, CheckSet};
 use crate::config::glob_match;
+use crate::measure::AssetId;
 use crate::runtime::CheckOutcome;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,17 +88,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Keeps the selected checks; returns the monitors to report (empty = all).
+/// Keeps the selected checks (and, when `changed` is given, only those of changed assets);
+/// returns the monitors to report (empty = all).
 pub fn apply(
     checks: &mut CheckSet,
     select: &[Selector],
     exclude: &[Selector],
-    changed_files: Option<&BTreeSet<PathBuf>>,
+    changed: Option<&BTreeSet<AssetId>>,
 ) -> Vec<String> {
     checks.assets.retain(|_, c| {
         let selected = select.is_empty() || select.iter().any(|s| s.matches(c));
         let excluded = exclude.iter().any(|s| s.matches(c));
-        let changed = changed_files.is_none_or(|files| files.iter().any(|f| same_file(&c.file, f)));
+        let changed =
+            changed.is_none_or(|assets| assets.iter().any(|a| a.as_str().eq_ignore_ascii_case(c.asset.as_str())));
         selected && !excluded && changed
     });
     select
@@ -107,6 +110,20 @@ pub fn apply(
             _ => None,
         })
         .collect()
+}
+
+/// Assets whose checks are defined in one of `files`.
+pub fn assets_in_files(checks: &CheckSet, files: &BTreeSet<PathBuf>) -> BTreeSet<AssetId> {
+    checks.assets.values().filter(|c| files.iter().any(|f| same_file(&c.file, f))).map(|c| c.asset.clone()).collect()
+}
+
+/// Whether a result that no check file defines (a breaking change between manifests) is in the
+/// selection: only asset globs apply to it (it has no tags, owner or file); an `--exclude` glob
+/// drops it.
+pub fn selects_asset(select: &[Selector], exclude: &[Selector], asset: &AssetId) -> bool {
+    let glob = |s: &Selector| matches!(s, Selector::Asset(g) if glob_match(g, asset.as_str()));
+    let globs = select.iter().filter(|s| matches!(s, Selector::Asset(_))).count();
+    (globs == 0 || select.iter().any(glob)) && !exclude.iter().any(glob)
 }
 
 /// Drops outcomes of monitors that were not selected (`source` errors are always kept).

@@ -60,7 +60,7 @@ pub fn is_anomaly(outcome: &CheckOutcome) -> bool {
 pub fn severity(outcome: &CheckOutcome) -> Option<Severity> {
     match outcome.status {
         Status::Pass | Status::Recorded => None,
-        Status::Fail if is_anomaly(outcome) => Some(Severity::Warn),
+        Status::Fail if outcome.is_warning() => Some(Severity::Warn),
         Status::Fail | Status::Error => Some(Severity::Error),
     }
 }
@@ -259,6 +259,7 @@ pub(crate) mod fixtures {
             column: None,
             error_class: None,
             verdict: None,
+            advisory: false,
         }
     }
 

@@ -75,6 +75,7 @@ fn outcome(check: Option<&AssetCheck>, asset: &AssetId, monitor: &str) -> CheckO
         column: None,
         error_class: None,
         verdict: None,
+        advisory: false,
     }
 }
 
@@ -202,6 +203,7 @@ impl Agent {
                         column: None,
                         error_class: Some(e.class()),
                         verdict: None,
+                        advisory: false,
                     });
                 }
                 return outcomes;

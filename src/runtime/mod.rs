@@ -55,6 +55,10 @@ pub struct CheckOutcome {
     /// The detector's verdict, for metrics with learned thresholds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// A failure that warns rather than breaks (a breaking change nothing downstream reads): it
+    /// fails a gate only with `--fail-on warn`, like an anomaly.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub advisory: bool,
 }
 
 /// Reads the dbt manifest named in the config; a missing or unreadable manifest is logged and
@@ -82,9 +86,10 @@ fn load_lineage(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Option<c
 }
 
 impl CheckOutcome {
-    /// A failure that only a learned threshold saw (no hard rule broken): a warning for gates.
-    pub fn is_anomaly_only(&self) -> bool {
-        self.status == Status::Fail && self.message.starts_with("anomaly: ")
+    /// A failure that only a learned threshold saw (no hard rule broken), or an advisory one: a
+    /// warning for gates.
+    pub fn is_warning(&self) -> bool {
+        self.status == Status::Fail && (self.advisory || self.message.starts_with("anomaly: "))
     }
 }
 

@@ -8,6 +8,7 @@ mod catalog;
 mod common;
 mod config_files;
 mod daemon;
+mod dbt_state;
 mod demo;
 mod detection;
 mod gate;
