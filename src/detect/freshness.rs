@@ -52,7 +52,29 @@ pub enum Cadence {
         /// Offset of local time from UTC.
         utc_offset: i64,
     },
+    /// Updates at random moments, as on a zero-heavy table where some hours bring rows and
+    /// most do not: each hour of the week has its own chance of an update, and the table is
+    /// late when a silence this long has become improbable.
+    Sparse {
+        /// Probability of at least one update in each hour of the week (0 = Monday 00:00
+        /// local), learned from the history and shrunk towards the hour of the day.
+        hourly: Vec<f64>,
+        /// `-log10` of the probability of the silence at which the table is late.
+        late_score: f64,
+        /// Offset of local time from UTC.
+        utc_offset: i64,
+    },
 }
+
+/// Hours of the day whose update chance lies strictly between these bounds are "random"; a
+/// table with [`SPARSE_MIN_RANDOM_HOURS`] of them has a sparse cadence.
+const SPARSE_RANDOM_RANGE: (f64, f64) = (0.1, 0.85);
+/// Random hours of the day that make a cadence sparse.
+const SPARSE_MIN_RANDOM_HOURS: usize = 6;
+/// Weight, in observed hours, of the hour-of-day chance in an hour of the week's chance.
+const SPARSE_WEEK_PRIOR: f64 = 4.0;
+/// Longest silence a sparse cadence looks at (two weeks), in hours.
+const SPARSE_HORIZON_HOURS: usize = 336;
 
 /// When the next update is expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +146,11 @@ impl Cadence {
             }
         }
 
+        if let Some(hourly) = sparse_chances(&updates, offset) {
+            let late_score = -settings.sensitivity.false_alarm_rate().log10();
+            return Cadence::Sparse { hourly, late_score, utc_offset: offset };
+        }
+
         let (hours, weekdays) = activity(&updates, offset, typical_gap <= 2.0 * HOUR as f64);
         let active_hours: Vec<bool> = (0..168).map(|h| weekdays[h / 24] && hours[h % 24]).collect();
         // Gaps that end after an inactive stretch are not part of the rhythm.
@@ -188,6 +215,12 @@ impl Cadence {
                 }
                 Some(Due { expected_at, late_after: expected_at + tolerance })
             }
+            Cadence::Sparse { hourly, late_score, utc_offset } => {
+                // Usually within the median silence; late once the silence is improbable.
+                let expected_at = silence_reaching(hourly, *utc_offset, last_update, std::f64::consts::LOG10_2);
+                let late_after = silence_reaching(hourly, *utc_offset, last_update, *late_score).max(expected_at + 1);
+                Some(Due { expected_at, late_after })
+            }
         }
     }
 
@@ -216,7 +249,14 @@ impl Cadence {
         };
         let overdue = now - due.expected_at;
         let allowance = (due.late_after - due.expected_at).max(1);
-        let score = (threshold_score * overdue as f64 / allowance as f64).max(0.0);
+        let score = match self {
+            // The improbability of the silence itself (the same scale: it reaches the
+            // threshold when the table turns late).
+            Cadence::Sparse { hourly, late_score, utc_offset } => {
+                silence_score(hourly, *utc_offset, last_update, now) * threshold_score / late_score
+            }
+            _ => (threshold_score * overdue as f64 / allowance as f64).max(0.0),
+        };
         let late = now > due.late_after;
         let schedule = self.describe();
         let explanation = if late {
@@ -239,7 +279,9 @@ impl Cadence {
     fn utc_offset(&self) -> i64 {
         match self {
             Cadence::Unknown => 0,
-            Cadence::Daily { utc_offset, .. } | Cadence::Interval { utc_offset, .. } => *utc_offset,
+            Cadence::Daily { utc_offset, .. }
+            | Cadence::Interval { utc_offset, .. }
+            | Cadence::Sparse { utc_offset, .. } => *utc_offset,
         }
     }
 
@@ -262,8 +304,106 @@ impl Cadence {
             Cadence::Interval { interval, .. } => {
                 format!("updated every {}", format::duration(*interval))
             }
+            Cadence::Sparse { hourly, .. } => {
+                let mean = hourly.iter().sum::<f64>() / hourly.len().max(1) as f64;
+                format!("updated at random, in {:.0} % of hours", mean * 100.0)
+            }
         }
     }
+}
+
+/// The chance of at least one update in each hour of the week, when updates come at random
+/// (at least [`SPARSE_MIN_RANDOM_HOURS`] hours of the day see an update on some of their days
+/// but not on most); `None` for a scheduled table. Hours are counted between the first and the
+/// last update; an hour of the day's chance is `(updated + 2 p) / (observed + 2)` around the
+/// overall chance `p`, an hour of the week's is shrunk towards its hour of the day with a
+/// weight of [`SPARSE_WEEK_PRIOR`] hours.
+fn sparse_chances(updates: &[i64], offset: i64) -> Option<Vec<f64>> {
+    let (first, last) = (*updates.first()? + offset, *updates.last()? + offset);
+    let first_hour = first.div_euclid(HOUR);
+    let last_hour = last.div_euclid(HOUR);
+    if last_hour - first_hour < 2 * 24 {
+        return None;
+    }
+    let mut observed = [0u32; 168];
+    let mut updated = [0u32; 168];
+    let mut next = 0;
+    for hour in first_hour..=last_hour {
+        let slot = (calendar::second_of_week(hour * HOUR) / HOUR) as usize % 168;
+        observed[slot] += 1;
+        let mut seen = false;
+        while next < updates.len() && (updates[next] + offset).div_euclid(HOUR) <= hour {
+            seen |= (updates[next] + offset).div_euclid(HOUR) == hour;
+            next += 1;
+        }
+        updated[slot] += u32::from(seen);
+    }
+    let (total_observed, total_updated) = (observed.iter().sum::<u32>() as f64, updated.iter().sum::<u32>() as f64);
+    let overall = (total_updated + 0.5) / (total_observed + 1.0);
+    let counts = |hour: usize, days: std::ops::Range<usize>| {
+        days.fold((0.0, 0.0), |(n, u), day| (n + observed[day * 24 + hour] as f64, u + updated[day * 24 + hour] as f64))
+    };
+    let mut by_hour = [0.0; 24];
+    let mut random_hours = 0;
+    for (hour, chance) in by_hour.iter_mut().enumerate() {
+        let (n, u) = counts(hour, 0..7);
+        *chance = (u + 2.0 * overall) / (n + 2.0);
+        // Judged on Monday to Friday only, so that a weekday-only schedule does not look random.
+        let (n, u) = counts(hour, 0..5);
+        let weekday_chance = (u + 2.0 * overall) / (n + 2.0);
+        if n >= 3.0 && weekday_chance > SPARSE_RANDOM_RANGE.0 && weekday_chance < SPARSE_RANDOM_RANGE.1 {
+            random_hours += 1;
+        }
+    }
+    if random_hours < SPARSE_MIN_RANDOM_HOURS {
+        return None;
+    }
+    Some(
+        (0..168)
+            .map(|slot| {
+                let prior = by_hour[slot % 24];
+                (updated[slot] as f64 + SPARSE_WEEK_PRIOR * prior) / (observed[slot] as f64 + SPARSE_WEEK_PRIOR)
+            })
+            .collect(),
+    )
+}
+
+/// `-log10` of the probability of no update from `from` to `to` under hourly chances.
+fn silence_score(hourly: &[f64], offset: i64, from: i64, to: i64) -> f64 {
+    let mut score = 0.0;
+    let mut t = from;
+    for _ in 0..SPARSE_HORIZON_HOURS {
+        if t >= to {
+            break;
+        }
+        let local = t + offset;
+        let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
+        let piece = (hour_end.min(to) - t) as f64 / HOUR as f64;
+        let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
+        score -= piece * (1.0 - hourly[slot]).max(1e-6).log10();
+        t = hour_end;
+    }
+    score
+}
+
+/// The moment after `from` at which a silence reaches `target` (see [`silence_score`]), or
+/// two weeks after it.
+fn silence_reaching(hourly: &[f64], offset: i64, from: i64, target: f64) -> i64 {
+    let mut score = 0.0;
+    let mut t = from;
+    for _ in 0..SPARSE_HORIZON_HOURS {
+        let local = t + offset;
+        let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
+        let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
+        let per_hour = -(1.0 - hourly[slot]).max(1e-6).log10();
+        let piece = per_hour * (hour_end - t) as f64 / HOUR as f64;
+        if score + piece >= target {
+            return t + ((target - score) / per_hour.max(1e-12) * HOUR as f64).round() as i64;
+        }
+        score += piece;
+        t = hour_end;
+    }
+    t
 }
 
 /// Which hours of the day and which weekdays see updates.
@@ -509,6 +649,35 @@ mod tests {
         // Last load 10:05: late by 12:00.
         let morning = week4 + 10 * HOUR + 300;
         assert!(cadence.is_late(morning, week4 + 12 * HOUR));
+    }
+
+    #[test]
+    fn a_zero_heavy_table_is_late_only_after_an_improbable_silence() {
+        // Rows arrive in about a third of the hours (deterministic pseudo-random pattern) for
+        // three weeks: gaps of one to several hours are normal, a day of silence is not.
+        let mut updates = Vec::new();
+        let mut state: u64 = 7;
+        for hour in 0..21 * 24 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            if (state >> 33).is_multiple_of(3) {
+                updates.push(MONDAY + hour * HOUR + 20 * 60);
+            }
+        }
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Sparse { hourly, .. } = &cadence else {
+            panic!("expected a sparse cadence, got {cadence:?}");
+        };
+        let mean = hourly.iter().sum::<f64>() / hourly.len() as f64;
+        assert!((0.25..0.42).contains(&mean), "{mean}");
+        let last = MONDAY + 21 * 24 * HOUR + 20 * 60;
+        assert!(!cadence.is_late(last, last + 6 * HOUR));
+        assert!(cadence.is_late(last, last + 36 * HOUR));
+        let check = cadence.check(last, last + 36 * HOUR, 1e-4);
+        assert!(check.late && check.score > 4.0, "{check:?}");
+        assert!(check.explanation.contains("updated at random"), "{}", check.explanation);
+        // The score is the improbability of the silence: it grows with every silent hour.
+        let earlier = cadence.check(last, last + 12 * HOUR, 1e-4);
+        assert!(earlier.score > 1.0 && earlier.score < check.score, "{earlier:?}");
     }
 
     #[test]

@@ -209,6 +209,22 @@ impl Candidate {
     }
 }
 
+/// The last learned point as the active model judged it (for rows that crossed a bucket
+/// boundary).
+#[derive(Debug, Clone, Copy)]
+struct Previous {
+    timestamp: i64,
+    value: f64,
+    /// Forecast on the measured scale.
+    forecast: f64,
+    /// Standardised residual.
+    z: f64,
+}
+
+/// Share of a bucket's shortfall (or excess) that its neighbour's excess (or shortfall) must
+/// make up for the two to be judged together.
+const CARRY_MIN_SHARE: f64 = 0.5;
+
 /// What the baseline thinks of one point, before hygiene and labels are applied.
 #[derive(Debug, Clone)]
 pub(crate) struct Judgement {
@@ -246,6 +262,8 @@ pub struct SeasonalModel {
     /// The day being accumulated for the seasonal slots: its local midnight and its points
     /// (hour-of-day slot, transformed value).
     day_run: (Option<i64>, Vec<(usize, f64)>),
+    /// Weekdays whose last occurrence was an empty day left out of the factors.
+    skipped_empty: [bool; 7],
     /// Deviations of new slot values from their slot's median: the slot noise.
     day_noise: SortedWindow,
     week_noise: SortedWindow,
@@ -271,6 +289,7 @@ pub struct SeasonalModel {
     since_selection: usize,
     since_trend: usize,
     first_timestamp: i64,
+    previous: Option<Previous>,
 }
 
 /// Weight of a seasonal factor `m` estimated as the median of `count` slot values whose
@@ -339,6 +358,7 @@ impl SeasonalModel {
             day_factors: vec![0.0; params.day_slots],
             week_offsets: [0.0; 7],
             day_run: (None, Vec::new()),
+            skipped_empty: [false; 7],
             day_noise: SortedWindow::new(256),
             week_noise: SortedWindow::new(256),
             candidates,
@@ -357,6 +377,7 @@ impl SeasonalModel {
             since_selection: 0,
             since_trend: 0,
             first_timestamp,
+            previous: None,
             params,
         }
     }
@@ -569,11 +590,20 @@ impl SeasonalModel {
         let observed = self.transform(value);
         let scale = self.scale_at(forecast, timestamp, value);
         let residual = observed - forecast;
-        let z = residual / scale;
         let dof = self.degrees_of_freedom();
-        let score = if residual == 0.0 { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         let threshold = self.calibrator.threshold(self.alpha, dof);
         let forecast_value = self.untransform(forecast);
+        // Rows that crossed a bucket boundary: a load landing just before (or after) its usual
+        // bucket leaves one bucket high and its neighbour low. When the previous bucket stood
+        // out on the other side, the two buckets are judged together.
+        let carried = if residual.abs() > threshold * scale {
+            self.carried_over(timestamp, value, residual, forecast_value, scale)
+        } else {
+            None
+        };
+        let judged_residual = carried.map_or(residual, |(together, _)| together);
+        let z = judged_residual / scale;
+        let score = if judged_residual == 0.0 { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         let mut low = self.untransform(forecast - threshold * scale);
         let mut high = self.untransform(forecast + threshold * scale);
         if self.min_change > 0.0 {
@@ -594,7 +624,23 @@ impl SeasonalModel {
         let relative_change =
             if forecast_value != 0.0 { Some((value - forecast_value) / forecast_value.abs()) } else { None };
         let big_enough = relative_change.is_none_or(|change| change.abs() >= self.min_change);
-        let outside = value < low || value > high;
+        let mut outside = value < low || value > high;
+        let mut context = String::new();
+        if let Some((together, previous)) = carried {
+            // Both buckets together must be unusual as well, by more than `min_change`.
+            let pair_forecast = previous.forecast + forecast_value;
+            let pair_change = (previous.value + value - pair_forecast) / pair_forecast.max(1.0);
+            outside &= together.abs() > threshold * scale && pair_change.abs() >= self.min_change;
+            if !outside {
+                context.push_str("; with the previous bucket's ");
+                format::write_number(&mut context, previous.value);
+                context.push_str(" rows the two buckets hold ");
+                format::write_number(&mut context, previous.value + value);
+                context.push_str(", about the expected ");
+                format::write_approx(&mut context, pair_forecast);
+                context.push_str(": rows crossed the bucket boundary");
+            }
+        }
         let anomaly = outside && big_enough && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
         Some(Judgement {
             expected: Expected { low, high, forecast: forecast_value },
@@ -603,10 +649,31 @@ impl SeasonalModel {
             side,
             event: None,
             confidence: self.confidence(timestamp),
-            context: String::new(),
+            context,
             at: timestamp,
             relative_change,
         })
+    }
+
+    /// The residual of the previous and this bucket together (model scale) when the previous
+    /// bucket lay on the other side of the forecast by at least half this bucket's difference
+    /// and the pair fits: rows that crossed the boundary between two buckets.
+    fn carried_over(
+        &self,
+        timestamp: i64,
+        value: f64,
+        residual: f64,
+        forecast_value: f64,
+        scale: f64,
+    ) -> Option<(f64, Previous)> {
+        let previous = self.previous?;
+        let adjacent = timestamp > previous.timestamp && timestamp - previous.timestamp <= self.params.step * 3 / 2;
+        let made_up = (previous.value - previous.forecast) / (forecast_value - value);
+        if !self.log_scale || !adjacent || previous.z * residual >= 0.0 || made_up < CARRY_MIN_SHARE {
+            return None;
+        }
+        let together = self.transform(previous.value + value) - self.transform(previous.forecast + forecast_value);
+        (together.abs() < residual.abs() && together.abs() < 2.0 * scale).then_some((together, previous))
     }
 
     /// Learn from a point. `judged_z` is the standardised residual of the point under the
@@ -627,9 +694,11 @@ impl SeasonalModel {
                 }
             }
         }
+        self.previous = None;
         if let Some(forecast) = active_forecast {
             let scale = self.scale_at(forecast, timestamp, value);
             let z = (observed - forecast) / scale;
+            self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
             // The calibrator measures the model's misfit, learning period included.
             let raw_z = (observed - forecast) / self.scale(forecast);
             // Anomalies must not define the normal tail (a day-long outage would blunt the
@@ -722,6 +791,19 @@ impl SeasonalModel {
         let Some(day_median) = median_in_place(&mut values) else {
             return;
         };
+        // A day without rows on a weekday that brings rows (a missed load, an outage) teaches
+        // no factor: two missed Mondays would otherwise make every Monday expect nothing. The
+        // second such day in a row of that weekday is learned: the rhythm may have changed.
+        let weekday = calendar::weekday(day);
+        let empty = self.log_scale
+            && day_median == 0.0
+            && self.week[weekday].values.len() >= 2
+            && !self.skipped_empty[weekday]
+            && self.day_medians.median().is_some_and(|level| level + self.week_offsets[weekday] > 11f64.ln());
+        self.skipped_empty[weekday] = empty;
+        if empty {
+            return;
+        }
         if self.params.step < DAY {
             for &(slot, observed) in &points {
                 let delevelled = observed - day_median;
@@ -732,7 +814,6 @@ impl SeasonalModel {
             }
         }
         if let Some(week_level) = self.day_medians.median() {
-            let weekday = calendar::weekday(day);
             let offset = day_median - week_level;
             if let Some(deviation) = slot_deviation(&self.week[weekday], offset) {
                 self.week_noise.push(deviation);
@@ -856,6 +937,7 @@ impl SeasonalModel {
         text.push_str(", expected ");
         format::write_range(&mut text, expected.low, expected.high);
         self.write_context(&mut text, judgement.at);
+        text.push_str(&judgement.context);
         if judgement.anomaly
             && let Some(change) = judgement.relative_change
         {

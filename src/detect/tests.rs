@@ -132,6 +132,30 @@ fn partial_load_of_thirty_percent_on_stable_hourly_series_is_flagged() {
 }
 
 #[test]
+fn a_load_that_crossed_the_bucket_boundary_alerts_once_and_is_explained() {
+    let mut rng = Noise::new(5);
+    let mut values: Vec<f64> = (0..24 * 21).map(|_| (5_000.0 * (1.0 + 0.02 * rng.normal())).round()).collect();
+    // The load of hour `at + 1` lands a minute early, in hour `at`.
+    let at = values.len() - 10;
+    values[at] += values[at + 1];
+    values[at + 1] = 0.0;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+    // The double bucket looks like a duplicate load when it is judged: it alerts.
+    assert!(verdicts[at].alert, "{:?}", verdicts[at]);
+    // The empty one is made up for by its neighbour: no second alert, and it says why.
+    let empty = &verdicts[at + 1];
+    assert!(!empty.anomaly && !empty.alert, "{empty:?}");
+    assert!(empty.explanation.contains("rows crossed the bucket boundary"), "{}", empty.explanation);
+    assert!(empty.score < 3.0, "{}", empty.score);
+    // A real missed load after a normal hour still alerts.
+    let mut missed = values.clone();
+    missed[at] = 5_000.0;
+    missed[at + 1] = 0.0;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&missed));
+    assert!(verdicts[at + 1].alert, "{:?}", verdicts[at + 1]);
+}
+
+#[test]
 fn level_shift_alerts_once_then_rebaselines() {
     let mut rng = Noise::new(11);
     let values: Vec<f64> = (0..24 * 20)
