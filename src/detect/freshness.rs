@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 pub const MIN_UPDATES: usize = 3;
 /// Never call a table late less than this after its due time.
 const MIN_TOLERANCE: i64 = 15 * 60;
+/// Updates an interval cadence needs before it may call a single missed update late.
+const SHORT_HISTORY_UPDATES: usize = 24;
 /// Updates closer than this are one update (polls can see a load in progress).
 const SAME_UPDATE: i64 = 60;
 
@@ -170,8 +172,13 @@ impl Cadence {
         let excesses: Vec<f64> = gaps.iter().filter(|g| **g > interval).map(|g| g - interval).collect();
         let mean_excess = excesses.iter().sum::<f64>() / excesses.len().max(1) as f64;
         let tail = mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64);
-        let tolerance =
+        let mut tolerance =
             small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64).max(tail as i64);
+        if updates.len() < SHORT_HISTORY_UPDATES {
+            // A day of hourly updates does not tell a steady schedule from a busy stretch of
+            // a table that is updated at random: until then one missed update is allowed.
+            tolerance = tolerance.max(interval.round() as i64);
+        }
         Cadence::Interval { interval: interval.round() as i64, tolerance, active_hours, utc_offset: offset }
     }
 
@@ -678,6 +685,20 @@ mod tests {
         // The score is the improbability of the silence: it grows with every silent hour.
         let earlier = cadence.check(last, last + 12 * HOUR, 1e-4);
         assert!(earlier.score > 1.0 && earlier.score < check.score, "{earlier:?}");
+    }
+
+    #[test]
+    fn a_short_hourly_history_allows_one_missed_update_then_not() {
+        let loads = |hours: i64| (0..hours).map(|h| MONDAY + h * HOUR + 600).collect::<Vec<_>>();
+        // Ten hourly updates: a busy stretch of a random table looks the same, one miss is allowed.
+        let short = Cadence::learn(&loads(10), &Settings::default());
+        let last = MONDAY + 9 * HOUR + 600;
+        assert!(!short.is_late(last, last + HOUR + 30 * 60), "{short:?}");
+        assert!(short.is_late(last, last + 3 * HOUR), "{short:?}");
+        // Two days of them: one missed hour is late.
+        let long = Cadence::learn(&loads(48), &Settings::default());
+        let last = MONDAY + 47 * HOUR + 600;
+        assert!(long.is_late(last, last + HOUR + 30 * 60), "{long:?}");
     }
 
     #[test]

@@ -173,9 +173,9 @@ impl Candidate {
         }
         self.recent_errors.push_back(error);
         self.residuals.push(error);
-        // Winsorised at ten typical errors: unlike the median the mean sees the big misses a
+        // Winsorised at 100 typical errors: unlike the median the mean sees the big misses a
         // model makes at every weekend, unlike the plain mean it survives anomalies.
-        let cap = 10.0 * self.residuals.median().unwrap_or(error);
+        let cap = 100.0 * self.residuals.median().unwrap_or(error);
         self.errors += 1;
         let weight = 1.0 / self.errors.min(self.memory) as f64;
         self.mean_error += (error.min(cap) - self.mean_error) * weight;
