@@ -53,10 +53,14 @@ struct Params {
     min_errors: usize,
     /// Points between two model selections.
     select_every: usize,
+    /// Typical errors at which a candidate's errors are winsorised for model selection: 100
+    /// for counts, whose weekly misses (an empty weekend forecast full) are orders of
+    /// magnitude on the log scale, 10 for continuous metrics.
+    error_cap: f64,
 }
 
 impl Params {
-    fn new(step: i64, settings: &Settings) -> Self {
+    fn new(step: i64, settings: &Settings, class: MetricClass) -> Self {
         let step = step.max(1);
         let sub_daily = step < DAY;
         let points_per_day = (DAY / step).max(1) as usize;
@@ -85,6 +89,7 @@ impl Params {
             // Hourly and finer: two days of errors; daily series: ten days.
             min_errors: if sub_daily { 48 } else { 10 },
             select_every: if sub_daily { 16 } else { 1 },
+            error_cap: if class == MetricClass::Count { 100.0 } else { 10.0 },
         }
     }
 }
@@ -145,6 +150,8 @@ struct Candidate {
     times: VecDeque<i64>,
     /// Last few absolute errors, newest last (to tell a shift from a rhythm).
     recent_errors: VecDeque<f64>,
+    /// Typical errors at which errors are winsorised for model selection.
+    error_cap: f64,
 }
 
 impl Candidate {
@@ -164,6 +171,7 @@ impl Candidate {
             min_errors: params.min_errors,
             times: VecDeque::with_capacity(capacity),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
+            error_cap: params.error_cap,
         }
     }
 
@@ -173,9 +181,9 @@ impl Candidate {
         }
         self.recent_errors.push_back(error);
         self.residuals.push(error);
-        // Winsorised at 100 typical errors: unlike the median the mean sees the big misses a
-        // model makes at every weekend, unlike the plain mean it survives anomalies.
-        let cap = 100.0 * self.residuals.median().unwrap_or(error);
+        // Winsorised at a number of typical errors: unlike the median the mean sees the big
+        // misses a model makes at every weekend, unlike the plain mean it survives anomalies.
+        let cap = self.error_cap * self.residuals.median().unwrap_or(error);
         self.errors += 1;
         let weight = 1.0 / self.errors.min(self.memory) as f64;
         self.mean_error += (error.min(cap) - self.mean_error) * weight;
@@ -316,13 +324,17 @@ const NOVELTY_LOG_SCALE: f64 = 3.0;
 /// ... and for a non-zero count there (a factor of 1.5).
 const NOVELTY_LOG_SCALE_NONZERO: f64 = 0.4;
 
+/// Errors the active candidate of a continuous metric must have made before its residuals
+/// calibrate the tails.
+const CALIBRATION_WARM_UP: usize = 10;
+
 /// Judged points a model needs before its tails stop being widened for short history.
 const SMALL_SAMPLE_DOF_CAP: f64 = 60.0;
 
 impl SeasonalModel {
     /// A model for a series sampled about every `step` seconds.
     pub fn new(class: MetricClass, settings: &Settings, step: i64, first_timestamp: i64) -> Self {
-        let params = Params::new(step, settings);
+        let params = Params::new(step, settings, class);
         let mut candidates = Vec::new();
         let modes: &[Mode] = match settings.seasonality {
             Seasonality::Auto => &[Mode::Flat, Mode::Daily, Mode::Weekly],
@@ -709,7 +721,13 @@ impl SeasonalModel {
             let beyond = raw_z.abs() > threshold;
             self.exceedance += ((if beyond { 1.0 } else { 0.0 }) - self.exceedance) / 100.0;
             let clip = if self.exceedance > 0.02 { f64::INFINITY } else { 1.5 * threshold };
-            self.calibrator.observe(raw_z.abs().min(clip));
+            // The first residuals of a continuous metric rest on a scale from a handful of
+            // errors (its floor is only 0.1 % of the level): they would fit the tail to the
+            // model's infancy and blind it once the tail takes over. Counts have the Poisson
+            // floor, which keeps their first residuals meaningful.
+            if self.log_scale || self.candidates[self.active].errors > CALIBRATION_WARM_UP {
+                self.calibrator.observe(raw_z.abs().min(clip));
+            }
             let mode = self.candidates[self.active].mode;
             let deseasonalized = observed - Self::factor_for(&factors, mode);
             let level = forecast - Self::factor_for(&factors, mode);
