@@ -298,6 +298,8 @@ pub struct SeasonalModel {
     since_trend: usize,
     first_timestamp: i64,
     previous: Option<Previous>,
+    /// Until when counts may catch up the backlog of an excluded range.
+    catch_up_until: i64,
 }
 
 /// Weight of a seasonal factor `m` estimated as the median of `count` slot values whose
@@ -390,8 +392,15 @@ impl SeasonalModel {
             since_trend: 0,
             first_timestamp,
             previous: None,
+            catch_up_until: i64::MIN,
             params,
         }
+    }
+
+    /// A point inside an excluded range ending at `end` was skipped: for a day after it, counts
+    /// may catch up the backlog.
+    pub(crate) fn skipped_excluded(&mut self, end: i64) {
+        self.catch_up_until = self.catch_up_until.max(end + DAY);
     }
 
     /// Points the model has learned from.
@@ -613,11 +622,20 @@ impl SeasonalModel {
         } else {
             None
         };
-        let judged_residual = carried.map_or(residual, |(together, _)| together);
+        // The day after an excluded range (a holiday, a maintenance window) may catch up the
+        // backlog: up to twice the forecast is expected then.
+        let backlog = if self.log_scale && carried.is_none() && residual > 0.0 && timestamp < self.catch_up_until {
+            std::f64::consts::LN_2
+        } else {
+            0.0
+        };
+        let judged_residual = carried.map_or((residual - backlog).max(0.0), |(together, _)| together);
+        let judged_residual = if residual < 0.0 && carried.is_none() { residual } else { judged_residual };
         let z = judged_residual / scale;
         let score = if judged_residual == 0.0 { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         let mut low = self.untransform(forecast - threshold * scale);
-        let mut high = self.untransform(forecast + threshold * scale);
+        let plain_high = self.untransform(forecast + threshold * scale);
+        let mut high = self.untransform(forecast + backlog + threshold * scale);
         if self.min_change > 0.0 {
             let margin = forecast_value.abs() * self.min_change;
             low = low.min(forecast_value - margin);
@@ -638,6 +656,9 @@ impl SeasonalModel {
         let big_enough = relative_change.is_none_or(|change| change.abs() >= self.min_change);
         let mut outside = value < low || value > high;
         let mut context = String::new();
+        if backlog > 0.0 && value > plain_high && !outside {
+            context.push_str("; the day after an excluded range may catch up its backlog");
+        }
         if let Some((together, previous)) = carried {
             // Both buckets together must be unusual as well, by more than `min_change`.
             let pair_forecast = previous.forecast + forecast_value;

@@ -124,6 +124,11 @@ impl StreamingDetector {
             );
         }
         if self.settings.is_excluded(timestamp) {
+            if let Some(Model::Seasonal(model)) = self.model.as_mut()
+                && let Some(range) = self.settings.exclude.iter().find(|range| range.contains(timestamp))
+            {
+                model.skipped_excluded(range.end);
+            }
             return Verdict::unjudged(
                 timestamp,
                 point.value,

@@ -205,6 +205,29 @@ fn confirmed_incident_never_trains_the_model() {
 }
 
 #[test]
+fn the_day_after_an_excluded_range_may_catch_up_but_not_tenfold() {
+    let mut rng = Noise::new(11);
+    let days = 28;
+    let mut values: Vec<f64> = (0..days).map(|_| (50_000.0 * (1.0 + 0.03 * rng.normal())).round()).collect();
+    let holiday = 20;
+    values[holiday + 1] *= 1.7;
+    let points: Vec<Point> = values.iter().enumerate().map(|(d, v)| Point::new(MONDAY + d as i64 * DAY, *v)).collect();
+    let exclude = TimeRange { start: points[holiday].timestamp, end: points[holiday].timestamp + DAY };
+    let settings = Settings { exclude: vec![exclude], ..Settings::default() };
+    let verdicts = replay(MetricClass::Count, &settings, &points);
+    let catch_up = &verdicts[holiday + 1];
+    assert!(!catch_up.anomaly, "{catch_up:?}");
+    assert!(catch_up.explanation.contains("catch up its backlog"), "{}", catch_up.explanation);
+    // The same day without the excluded range is an anomaly, and a tenfold day after it too.
+    let plain = replay(MetricClass::Count, &Settings::default(), &points);
+    assert!(plain[holiday + 1].anomaly, "{:?}", plain[holiday + 1]);
+    values[holiday + 1] = 500_000.0;
+    let points: Vec<Point> = values.iter().enumerate().map(|(d, v)| Point::new(MONDAY + d as i64 * DAY, *v)).collect();
+    let verdicts = replay(MetricClass::Count, &settings, &points);
+    assert!(verdicts[holiday + 1].alert, "{:?}", verdicts[holiday + 1]);
+}
+
+#[test]
 fn expected_change_rebaselines_without_alerting() {
     let values: Vec<f64> =
         (0..24 * 20).map(|h| if h < 24 * 10 { 1_000.0 } else { 3_000.0 } + (h % 5) as f64 * 10.0).collect();
