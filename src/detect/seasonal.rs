@@ -529,7 +529,10 @@ impl SeasonalModel {
         let unconfirmed = seen == 1
             && self.params.step >= DAY
             && self.week[weekday].values.back().is_some_and(|offset| offset.abs() > 3.0 * scale);
-        let unseen_weekday = seen == 0 || unconfirmed;
+        // For hourly series the first occurrence of a weekday is new until the day is over.
+        let first_occurrence =
+            seen == 1 && self.params.step < DAY && self.local(timestamp).div_euclid(DAY) == self.last_day;
+        let unseen_weekday = seen == 0 || unconfirmed || first_occurrence;
         let unseen_slot = self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < 2;
         if !(unseen_weekday || unseen_slot) {
             return scale;
