@@ -330,6 +330,10 @@ const NOVELTY_LOG_SCALE_NONZERO: f64 = 0.4;
 /// calibrate the tails.
 const CALIBRATION_WARM_UP: usize = 10;
 
+/// Largest change (a factor) that the widening of an unlearned weekday or hour may hide for a
+/// non-zero count.
+const NOVELTY_MAX_NONZERO_CHANGE: f64 = 8.0;
+
 /// Judged points a model needs before its tails stop being widened for short history.
 const SMALL_SAMPLE_DOF_CAP: f64 = 60.0;
 
@@ -519,8 +523,23 @@ impl SeasonalModel {
     /// anomaly.
     fn scale_at(&self, forecast: f64, timestamp: i64, value: f64) -> f64 {
         let scale = self.scale(forecast);
-        if !self.log_scale {
+        if !self.novel(timestamp, scale) {
             return scale;
+        }
+        if value <= 0.0 {
+            return (scale * scale + NOVELTY_LOG_SCALE * NOVELTY_LOG_SCALE).sqrt();
+        }
+        // However wide the small-sample threshold, an eightfold change stays outside the range.
+        let widened = (scale * scale + NOVELTY_LOG_SCALE_NONZERO * NOVELTY_LOG_SCALE_NONZERO).sqrt();
+        let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
+        widened.min(NOVELTY_MAX_NONZERO_CHANGE.ln() / threshold).max(scale)
+    }
+
+    /// Whether a count at `timestamp` falls in a weekday or an hour of the day the model has
+    /// not learned yet (see [`scale_at`](Self::scale_at)).
+    fn novel(&self, timestamp: i64, scale: f64) -> bool {
+        if !self.log_scale {
+            return false;
         }
         // The first occurrence teaches a factor; for daily series a weekday whose only
         // occurrence stood out waits for a second one, as does a slot of the first two days.
@@ -534,11 +553,7 @@ impl SeasonalModel {
             seen == 1 && self.params.step < DAY && self.local(timestamp).div_euclid(DAY) == self.last_day;
         let unseen_weekday = seen == 0 || unconfirmed || first_occurrence;
         let unseen_slot = self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < 2;
-        if !(unseen_weekday || unseen_slot) {
-            return scale;
-        }
-        let novelty = if value <= 0.0 { NOVELTY_LOG_SCALE } else { NOVELTY_LOG_SCALE_NONZERO };
-        (scale * scale + novelty * novelty).sqrt()
+        unseen_weekday || unseen_slot
     }
 
     /// Robust scale of the active candidate's residuals with its floors, on the model scale.
@@ -635,7 +650,8 @@ impl SeasonalModel {
         let judged_residual = carried.map_or((residual - backlog).max(0.0), |(together, _)| together);
         let judged_residual = if residual < 0.0 && carried.is_none() { residual } else { judged_residual };
         let z = judged_residual / scale;
-        let score = if judged_residual == 0.0 { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
+        let first_rows = self.log_scale && forecast_value < 1.0 && value >= 1.0 && self.novel(timestamp, scale);
+        let score = if judged_residual == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         let mut low = self.untransform(forecast - threshold * scale);
         let plain_high = self.untransform(forecast + threshold * scale);
         let mut high = self.untransform(forecast + backlog + threshold * scale);
@@ -659,6 +675,13 @@ impl SeasonalModel {
         let big_enough = relative_change.is_none_or(|change| change.abs() >= self.min_change);
         let mut outside = value < low || value > high;
         let mut context = String::new();
+        // Rows in an hour or a weekday not learned yet, where the model expects none (the
+        // first business hours after a night of empty buckets): the start of a rhythm, not an
+        // incident. The size of a first batch of rows cannot be known from empty buckets.
+        if first_rows && outside {
+            outside = false;
+            context.push_str("; first rows where none were expected, in a slot not learned yet");
+        }
         if backlog > 0.0 && value > plain_high && !outside {
             context.push_str("; the day after an excluded range may catch up its backlog");
         }

@@ -205,6 +205,22 @@ fn confirmed_incident_never_trains_the_model() {
 }
 
 #[test]
+fn the_first_business_hours_after_empty_nights_do_not_alert_but_a_later_outage_does() {
+    let mut rng = Noise::new(13);
+    // Rows from 08:00 to 18:00 only, from the first (Monday) midnight on.
+    let mut values: Vec<f64> = (0..24 * 21)
+        .map(|h| if (8..18).contains(&(h % 24)) { (200_000.0 * (1.0 + 0.03 * rng.normal())).round() } else { 0.0 })
+        .collect();
+    let outage = 24 * 17 + 11;
+    values[outage] = 0.0;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+    let first_morning = &verdicts[8];
+    assert!(!first_morning.anomaly, "{first_morning:?}");
+    assert!(first_morning.explanation.contains("first rows where none were expected"), "{}", first_morning.explanation);
+    assert_eq!(alerts(&verdicts), vec![outage]);
+}
+
+#[test]
 fn the_day_after_an_excluded_range_may_catch_up_but_not_tenfold() {
     let mut rng = Noise::new(11);
     let days = 28;
