@@ -365,7 +365,9 @@ impl SeasonalModel {
         Self {
             class,
             log_scale: class == MetricClass::Count,
-            alpha: settings.sensitivity.false_alarm_rate(),
+            // The sensitivity is a false-alarm rate per day of the series: an hourly series is
+            // judged 24 times a day, so each of its points gets a 24th of it.
+            alpha: settings.sensitivity.false_alarm_rate() * (params.step as f64 / DAY as f64).min(1.0),
             direction: settings.direction_for(class),
             min_change: settings.min_change_for(class),
             seasonality: settings.seasonality,

@@ -95,7 +95,7 @@ impl StreamingDetector {
             MetricClass::Count | MetricClass::Continuous => {
                 Model::Seasonal(Box::new(SeasonalModel::new(self.class, &self.settings, step, first)))
             }
-            MetricClass::Proportion => Model::Proportion(ProportionModel::new(&self.settings)),
+            MetricClass::Proportion => Model::Proportion(ProportionModel::new(&self.settings).sampled_every(step)),
             MetricClass::Freshness => Model::Freshness(FreshnessModel::new(&self.settings)),
         };
         for point in &self.cold {

@@ -209,7 +209,7 @@ fn the_first_business_hours_after_empty_nights_do_not_alert_but_a_later_outage_d
     let mut rng = Noise::new(13);
     // Rows from 08:00 to 18:00 only, from the first (Monday) midnight on.
     let mut values: Vec<f64> = (0..24 * 21)
-        .map(|h| if (8..18).contains(&(h % 24)) { (200_000.0 * (1.0 + 0.03 * rng.normal())).round() } else { 0.0 })
+        .map(|h| if (8..18).contains(&(h % 24)) { (20_000_000.0 * (1.0 + 0.03 * rng.normal())).round() } else { 0.0 })
         .collect();
     let outage = 24 * 17 + 11;
     values[outage] = 0.0;
