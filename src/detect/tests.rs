@@ -126,8 +126,8 @@ fn partial_load_of_thirty_percent_on_stable_hourly_series_is_flagged() {
     let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
     assert!(verdicts[at].anomaly && verdicts[at].alert, "{:?}", verdicts[at]);
     assert_eq!(verdicts[at].direction, Some(Deviation::Below));
-    // Nothing else on the day before; the noise itself has a 4.35-sigma point at 206, which
-    // medium sensitivity (1e-4 two-sided, 3.9 sigma) rightly reports.
+    // Nothing else on the day before (medium sensitivity on an hourly series: 1e-4 per day,
+    // 4.2e-6 per point).
     assert_eq!(alerts(&verdicts[at - 24..]), vec![24]);
 }
 
