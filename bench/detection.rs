@@ -1,13 +1,15 @@
 //! Labelled-scenario benchmark of telltale's detectors against the z-score peer of today's
 //! open tools, on generated warehouses (see `telltale::detect::scenario` and `::scoring`).
 //!
-//! Usage: `detection [--seeds 101-105] [--tables 200] [--days 60] [--budget 2] [--no-speed]`
+//! Usage: `detection [--seeds 101-105] [--tables 200] [--days 60] [--budget 2] [--no-speed] [--breakdown]`
 //!
 //! Tune on seeds 1-5 (`--seeds 1-5`), report on the held-out seeds 101-105 (the default).
 //! Prints markdown tables: recall per incident type (default setting, severe incidents only,
 //! at the false-alarm budget), recall per history length, precision, false alerts per 1000
 //! table-days outside and inside benign windows, detection delay in buckets, recall at the
-//! false-alarm budget (the ranking number), and a speed section.
+//! false-alarm budget (the ranking number), and a speed section. `--breakdown` adds where
+//! telltale's false alerts and misses come from: per monitor and kind of table (schedule,
+//! zero-heavy counts, business hours).
 
 use std::time::Instant;
 
@@ -21,6 +23,7 @@ struct Args {
     days: i64,
     budget: f64,
     speed: bool,
+    breakdown: bool,
 }
 
 fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
@@ -37,7 +40,8 @@ fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { seeds: (101..=105).collect(), tables: 200, days: 60, budget: 2.0, speed: true };
+    let mut args =
+        Args { seeds: (101..=105).collect(), tables: 200, days: 60, budget: 2.0, speed: true, breakdown: false };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
         let mut value = || iter.next().ok_or(format!("{flag} needs a value"));
@@ -47,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
             "--days" => args.days = value()?.parse().map_err(|_| "bad --days")?,
             "--budget" => args.budget = value()?.parse().map_err(|_| "bad --budget")?,
             "--no-speed" => args.speed = false,
+            "--breakdown" => args.breakdown = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -160,6 +165,69 @@ fn print_report(report: &Report) {
     }
 }
 
+/// "hourly", "hourly zero-heavy", "hourly business hours", "daily", "weekday-only", "irregular".
+fn table_kind(table: &scenario::Table) -> String {
+    let mut kind = table.schedule.name().to_string();
+    if table.low_count {
+        kind.push_str(" zero-heavy");
+    } else if table.schedule == Schedule::Hourly
+        && table.volume.iter().filter(|p| p.value == 0.0).count() * 5 > table.volume.len()
+    {
+        kind.push_str(" business hours");
+    }
+    kind
+}
+
+/// telltale's false alerts (default setting) per monitor and kind of table, and its recall per
+/// incident type and kind of table: where to look next.
+fn print_breakdown(evaluated: &[Evaluated], kinds: &[String]) {
+    use std::collections::BTreeMap;
+    let mut false_alerts: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
+    let mut recall: BTreeMap<(&str, &str), Recall> = BTreeMap::new();
+    for (table, kind) in evaluated.iter().zip(kinds) {
+        let labels = &table.labels;
+        // The matching window of `scoring`: one bucket plus one hourly poll after the end.
+        let grace = labels.bucket + 3_600;
+        let mut detected = vec![false; labels.incidents.len()];
+        for run in &table.telltale {
+            for point in run.points.iter().filter(|p| p.alert) {
+                let incident = labels.incidents.iter().position(|i| {
+                    i.kind.monitors().contains(&run.monitor) && point.at >= i.start && point.at <= i.end + grace
+                });
+                match incident {
+                    Some(index) => detected[index] = true,
+                    None => {
+                        let benign = labels.benign.iter().any(|w| point.at >= w.start && point.at <= w.end + grace);
+                        let entry = false_alerts.entry((run.monitor.name(), kind.as_str())).or_default();
+                        if benign {
+                            entry.1 += 1;
+                        } else {
+                            entry.0 += 1;
+                        }
+                    }
+                }
+            }
+        }
+        for (incident, found) in labels.incidents.iter().zip(detected) {
+            if !incident.kind.is_schema() {
+                let entry = recall.entry((incident.kind.name(), kind.as_str())).or_default();
+                entry.total += 1;
+                entry.detected += usize::from(found);
+            }
+        }
+    }
+    println!("\n| telltale false alerts (default) | kind of table | outside benign windows | inside |");
+    println!("|---|---|---:|---:|");
+    for ((monitor, kind), (outside, inside)) in &false_alerts {
+        println!("| {monitor} | {kind} | {outside} | {inside} |");
+    }
+    println!("\n| incident type | kind of table | telltale detected / n |");
+    println!("|---|---|---:|");
+    for ((incident, kind), r) in &recall {
+        println!("| {incident} | {kind} | {} / {} |", r.detected, r.total);
+    }
+}
+
 /// Replay timing on 2 000-point series: hourly row counts, a continuous metric, freshness
 /// polls and null rates.
 fn speed() {
@@ -216,6 +284,7 @@ fn main() -> Result<(), String> {
     let settings = Settings::default();
     let started = Instant::now();
     let mut evaluated: Vec<Evaluated> = Vec::new();
+    let mut kinds: Vec<String> = Vec::new();
     let mut points = 0usize;
     let mut telltale_seconds = 0.0;
     for &seed in &args.seeds {
@@ -228,6 +297,7 @@ fn main() -> Result<(), String> {
             points += telltale.iter().map(|r| r.points.len()).sum::<usize>();
             let zscore = scoring::run_zscore(table);
             evaluated.push(Evaluated { labels: scoring::Labels::of(table), telltale, zscore });
+            kinds.push(table_kind(table));
         }
     }
     let report = scoring::score(&evaluated, args.budget);
@@ -241,6 +311,9 @@ fn main() -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     print_report(&report);
+    if args.breakdown {
+        print_breakdown(&evaluated, &kinds);
+    }
     if args.speed {
         speed();
     }

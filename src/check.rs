@@ -575,7 +575,7 @@ fn decode_sensitivity(d: &mut Decoder, node: &Node, path: &str) -> Option<Sensit
         d.error(
             node.mark,
             path,
-            "a numeric sensitivity is a false-alarm probability per point, above 0 and below 0.5 (e.g. `0.0001`)",
+            "a numeric sensitivity is a false-alarm probability per day of the series, above 0 and below 0.5 (e.g. `0.0001`)",
         );
         return None;
     }

@@ -21,7 +21,7 @@ pub struct ReplayArgs {
     pub metric: String,
     #[arg(long, value_enum, default_value_t = ReplayFormat::Csv)]
     pub format: ReplayFormat,
-    /// low, medium, high, or a false-alarm probability per point such as 0.0001.
+    /// low, medium, high, or a false-alarm probability per day of the series such as 0.0001.
     #[arg(long, default_value = "medium")]
     pub sensitivity: String,
     /// up, down or both (default: the metric's own).

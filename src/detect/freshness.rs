@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 pub const MIN_UPDATES: usize = 3;
 /// Never call a table late less than this after its due time.
 const MIN_TOLERANCE: i64 = 15 * 60;
+/// Updates an interval cadence needs before it may call a single missed update late.
+const SHORT_HISTORY_UPDATES: usize = 24;
 /// Updates closer than this are one update (polls can see a load in progress).
 const SAME_UPDATE: i64 = 60;
 
@@ -52,7 +54,29 @@ pub enum Cadence {
         /// Offset of local time from UTC.
         utc_offset: i64,
     },
+    /// Updates at random moments, as on a zero-heavy table where some hours bring rows and
+    /// most do not: each hour of the week has its own chance of an update, and the table is
+    /// late when a silence this long has become improbable.
+    Sparse {
+        /// Probability of at least one update in each hour of the week (0 = Monday 00:00
+        /// local), learned from the history and shrunk towards the hour of the day.
+        hourly: Vec<f64>,
+        /// `-log10` of the probability of the silence at which the table is late.
+        late_score: f64,
+        /// Offset of local time from UTC.
+        utc_offset: i64,
+    },
 }
+
+/// Hours of the day whose update chance lies strictly between these bounds are "random"; a
+/// table with [`SPARSE_MIN_RANDOM_HOURS`] of them has a sparse cadence.
+const SPARSE_RANDOM_RANGE: (f64, f64) = (0.1, 0.85);
+/// Random hours of the day that make a cadence sparse.
+const SPARSE_MIN_RANDOM_HOURS: usize = 6;
+/// Weight, in observed hours, of the hour-of-day chance in an hour of the week's chance.
+const SPARSE_WEEK_PRIOR: f64 = 4.0;
+/// Longest silence a sparse cadence looks at (two weeks), in hours.
+const SPARSE_HORIZON_HOURS: usize = 336;
 
 /// When the next update is expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +148,11 @@ impl Cadence {
             }
         }
 
+        if let Some(hourly) = sparse_chances(&updates, offset) {
+            let late_score = -settings.sensitivity.false_alarm_rate().log10();
+            return Cadence::Sparse { hourly, late_score, utc_offset: offset };
+        }
+
         let (hours, weekdays) = activity(&updates, offset, typical_gap <= 2.0 * HOUR as f64);
         let active_hours: Vec<bool> = (0..168).map(|h| weekdays[h / 24] && hours[h % 24]).collect();
         // Gaps that end after an inactive stretch are not part of the rhythm.
@@ -143,8 +172,13 @@ impl Cadence {
         let excesses: Vec<f64> = gaps.iter().filter(|g| **g > interval).map(|g| g - interval).collect();
         let mean_excess = excesses.iter().sum::<f64>() / excesses.len().max(1) as f64;
         let tail = mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64);
-        let tolerance =
+        let mut tolerance =
             small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64).max(tail as i64);
+        if updates.len() < SHORT_HISTORY_UPDATES {
+            // A day of hourly updates does not tell a steady schedule from a busy stretch of
+            // a table that is updated at random: until then one missed update is allowed.
+            tolerance = tolerance.max(interval.round() as i64);
+        }
         Cadence::Interval { interval: interval.round() as i64, tolerance, active_hours, utc_offset: offset }
     }
 
@@ -188,6 +222,12 @@ impl Cadence {
                 }
                 Some(Due { expected_at, late_after: expected_at + tolerance })
             }
+            Cadence::Sparse { hourly, late_score, utc_offset } => {
+                // Usually within the median silence; late once the silence is improbable.
+                let expected_at = silence_reaching(hourly, *utc_offset, last_update, std::f64::consts::LOG10_2);
+                let late_after = silence_reaching(hourly, *utc_offset, last_update, *late_score).max(expected_at + 1);
+                Some(Due { expected_at, late_after })
+            }
         }
     }
 
@@ -216,7 +256,14 @@ impl Cadence {
         };
         let overdue = now - due.expected_at;
         let allowance = (due.late_after - due.expected_at).max(1);
-        let score = (threshold_score * overdue as f64 / allowance as f64).max(0.0);
+        let score = match self {
+            // The improbability of the silence itself (the same scale: it reaches the
+            // threshold when the table turns late).
+            Cadence::Sparse { hourly, late_score, utc_offset } => {
+                silence_score(hourly, *utc_offset, last_update, now) * threshold_score / late_score
+            }
+            _ => (threshold_score * overdue as f64 / allowance as f64).max(0.0),
+        };
         let late = now > due.late_after;
         let schedule = self.describe();
         let explanation = if late {
@@ -239,7 +286,9 @@ impl Cadence {
     fn utc_offset(&self) -> i64 {
         match self {
             Cadence::Unknown => 0,
-            Cadence::Daily { utc_offset, .. } | Cadence::Interval { utc_offset, .. } => *utc_offset,
+            Cadence::Daily { utc_offset, .. }
+            | Cadence::Interval { utc_offset, .. }
+            | Cadence::Sparse { utc_offset, .. } => *utc_offset,
         }
     }
 
@@ -262,8 +311,106 @@ impl Cadence {
             Cadence::Interval { interval, .. } => {
                 format!("updated every {}", format::duration(*interval))
             }
+            Cadence::Sparse { hourly, .. } => {
+                let mean = hourly.iter().sum::<f64>() / hourly.len().max(1) as f64;
+                format!("updated at random, in {:.0} % of hours", mean * 100.0)
+            }
         }
     }
+}
+
+/// The chance of at least one update in each hour of the week, when updates come at random
+/// (at least [`SPARSE_MIN_RANDOM_HOURS`] hours of the day see an update on some of their days
+/// but not on most); `None` for a scheduled table. Hours are counted between the first and the
+/// last update; an hour of the day's chance is `(updated + 2 p) / (observed + 2)` around the
+/// overall chance `p`, an hour of the week's is shrunk towards its hour of the day with a
+/// weight of [`SPARSE_WEEK_PRIOR`] hours.
+fn sparse_chances(updates: &[i64], offset: i64) -> Option<Vec<f64>> {
+    let (first, last) = (*updates.first()? + offset, *updates.last()? + offset);
+    let first_hour = first.div_euclid(HOUR);
+    let last_hour = last.div_euclid(HOUR);
+    if last_hour - first_hour < 2 * 24 {
+        return None;
+    }
+    let mut observed = [0u32; 168];
+    let mut updated = [0u32; 168];
+    let mut next = 0;
+    for hour in first_hour..=last_hour {
+        let slot = (calendar::second_of_week(hour * HOUR) / HOUR) as usize % 168;
+        observed[slot] += 1;
+        let mut seen = false;
+        while next < updates.len() && (updates[next] + offset).div_euclid(HOUR) <= hour {
+            seen |= (updates[next] + offset).div_euclid(HOUR) == hour;
+            next += 1;
+        }
+        updated[slot] += u32::from(seen);
+    }
+    let (total_observed, total_updated) = (observed.iter().sum::<u32>() as f64, updated.iter().sum::<u32>() as f64);
+    let overall = (total_updated + 0.5) / (total_observed + 1.0);
+    let counts = |hour: usize, days: std::ops::Range<usize>| {
+        days.fold((0.0, 0.0), |(n, u), day| (n + observed[day * 24 + hour] as f64, u + updated[day * 24 + hour] as f64))
+    };
+    let mut by_hour = [0.0; 24];
+    let mut random_hours = 0;
+    for (hour, chance) in by_hour.iter_mut().enumerate() {
+        let (n, u) = counts(hour, 0..7);
+        *chance = (u + 2.0 * overall) / (n + 2.0);
+        // Judged on Monday to Friday only, so that a weekday-only schedule does not look random.
+        let (n, u) = counts(hour, 0..5);
+        let weekday_chance = (u + 2.0 * overall) / (n + 2.0);
+        if n >= 3.0 && weekday_chance > SPARSE_RANDOM_RANGE.0 && weekday_chance < SPARSE_RANDOM_RANGE.1 {
+            random_hours += 1;
+        }
+    }
+    if random_hours < SPARSE_MIN_RANDOM_HOURS {
+        return None;
+    }
+    Some(
+        (0..168)
+            .map(|slot| {
+                let prior = by_hour[slot % 24];
+                (updated[slot] as f64 + SPARSE_WEEK_PRIOR * prior) / (observed[slot] as f64 + SPARSE_WEEK_PRIOR)
+            })
+            .collect(),
+    )
+}
+
+/// `-log10` of the probability of no update from `from` to `to` under hourly chances.
+fn silence_score(hourly: &[f64], offset: i64, from: i64, to: i64) -> f64 {
+    let mut score = 0.0;
+    let mut t = from;
+    for _ in 0..SPARSE_HORIZON_HOURS {
+        if t >= to {
+            break;
+        }
+        let local = t + offset;
+        let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
+        let piece = (hour_end.min(to) - t) as f64 / HOUR as f64;
+        let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
+        score -= piece * (1.0 - hourly[slot]).max(1e-6).log10();
+        t = hour_end;
+    }
+    score
+}
+
+/// The moment after `from` at which a silence reaches `target` (see [`silence_score`]), or
+/// two weeks after it.
+fn silence_reaching(hourly: &[f64], offset: i64, from: i64, target: f64) -> i64 {
+    let mut score = 0.0;
+    let mut t = from;
+    for _ in 0..SPARSE_HORIZON_HOURS {
+        let local = t + offset;
+        let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
+        let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
+        let per_hour = -(1.0 - hourly[slot]).max(1e-6).log10();
+        let piece = per_hour * (hour_end - t) as f64 / HOUR as f64;
+        if score + piece >= target {
+            return t + ((target - score) / per_hour.max(1e-12) * HOUR as f64).round() as i64;
+        }
+        score += piece;
+        t = hour_end;
+    }
+    t
 }
 
 /// Which hours of the day and which weekdays see updates.
@@ -509,6 +656,49 @@ mod tests {
         // Last load 10:05: late by 12:00.
         let morning = week4 + 10 * HOUR + 300;
         assert!(cadence.is_late(morning, week4 + 12 * HOUR));
+    }
+
+    #[test]
+    fn a_zero_heavy_table_is_late_only_after_an_improbable_silence() {
+        // Rows arrive in about a third of the hours (deterministic pseudo-random pattern) for
+        // three weeks: gaps of one to several hours are normal, a day of silence is not.
+        let mut updates = Vec::new();
+        let mut state: u64 = 7;
+        for hour in 0..21 * 24 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            if (state >> 33).is_multiple_of(3) {
+                updates.push(MONDAY + hour * HOUR + 20 * 60);
+            }
+        }
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Sparse { hourly, .. } = &cadence else {
+            panic!("expected a sparse cadence, got {cadence:?}");
+        };
+        let mean = hourly.iter().sum::<f64>() / hourly.len() as f64;
+        assert!((0.25..0.42).contains(&mean), "{mean}");
+        let last = MONDAY + 21 * 24 * HOUR + 20 * 60;
+        assert!(!cadence.is_late(last, last + 6 * HOUR));
+        assert!(cadence.is_late(last, last + 36 * HOUR));
+        let check = cadence.check(last, last + 36 * HOUR, 1e-4);
+        assert!(check.late && check.score > 4.0, "{check:?}");
+        assert!(check.explanation.contains("updated at random"), "{}", check.explanation);
+        // The score is the improbability of the silence: it grows with every silent hour.
+        let earlier = cadence.check(last, last + 12 * HOUR, 1e-4);
+        assert!(earlier.score > 1.0 && earlier.score < check.score, "{earlier:?}");
+    }
+
+    #[test]
+    fn a_short_hourly_history_allows_one_missed_update_then_not() {
+        let loads = |hours: i64| (0..hours).map(|h| MONDAY + h * HOUR + 600).collect::<Vec<_>>();
+        // Ten hourly updates: a busy stretch of a random table looks the same, one miss is allowed.
+        let short = Cadence::learn(&loads(10), &Settings::default());
+        let last = MONDAY + 9 * HOUR + 600;
+        assert!(!short.is_late(last, last + HOUR + 30 * 60), "{short:?}");
+        assert!(short.is_late(last, last + 3 * HOUR), "{short:?}");
+        // Two days of them: one missed hour is late.
+        let long = Cadence::learn(&loads(48), &Settings::default());
+        let last = MONDAY + 47 * HOUR + 600;
+        assert!(long.is_late(last, last + HOUR + 30 * 60), "{long:?}");
     }
 
     #[test]

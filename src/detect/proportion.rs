@@ -131,6 +131,13 @@ impl ProportionModel {
         }
     }
 
+    /// The series is sampled about every `step` seconds: the sensitivity is a false-alarm rate
+    /// per day, so each point gets its share of it.
+    pub(crate) fn sampled_every(mut self, step: i64) -> Self {
+        self.alpha *= (step.max(1) as f64 / super::calendar::DAY as f64).min(1.0);
+        self
+    }
+
     fn counts_of(point: &Point) -> Counts {
         point.counts.unwrap_or(Counts {
             count: (point.value.clamp(0.0, 1.0) * ROWS_WITHOUT_COUNTS as f64).round() as u64,

@@ -53,10 +53,14 @@ struct Params {
     min_errors: usize,
     /// Points between two model selections.
     select_every: usize,
+    /// Typical errors at which a candidate's errors are winsorised for model selection: 100
+    /// for counts, whose weekly misses (an empty weekend forecast full) are orders of
+    /// magnitude on the log scale, 10 for continuous metrics.
+    error_cap: f64,
 }
 
 impl Params {
-    fn new(step: i64, settings: &Settings) -> Self {
+    fn new(step: i64, settings: &Settings, class: MetricClass) -> Self {
         let step = step.max(1);
         let sub_daily = step < DAY;
         let points_per_day = (DAY / step).max(1) as usize;
@@ -85,6 +89,7 @@ impl Params {
             // Hourly and finer: two days of errors; daily series: ten days.
             min_errors: if sub_daily { 48 } else { 10 },
             select_every: if sub_daily { 16 } else { 1 },
+            error_cap: if class == MetricClass::Count { 100.0 } else { 10.0 },
         }
     }
 }
@@ -145,6 +150,8 @@ struct Candidate {
     times: VecDeque<i64>,
     /// Last few absolute errors, newest last (to tell a shift from a rhythm).
     recent_errors: VecDeque<f64>,
+    /// Typical errors at which errors are winsorised for model selection.
+    error_cap: f64,
 }
 
 impl Candidate {
@@ -164,6 +171,7 @@ impl Candidate {
             min_errors: params.min_errors,
             times: VecDeque::with_capacity(capacity),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
+            error_cap: params.error_cap,
         }
     }
 
@@ -173,9 +181,9 @@ impl Candidate {
         }
         self.recent_errors.push_back(error);
         self.residuals.push(error);
-        // Winsorised at ten typical errors: unlike the median the mean sees the big misses a
-        // model makes at every weekend, unlike the plain mean it survives anomalies.
-        let cap = 10.0 * self.residuals.median().unwrap_or(error);
+        // Winsorised at a number of typical errors: unlike the median the mean sees the big
+        // misses a model makes at every weekend, unlike the plain mean it survives anomalies.
+        let cap = self.error_cap * self.residuals.median().unwrap_or(error);
         self.errors += 1;
         let weight = 1.0 / self.errors.min(self.memory) as f64;
         self.mean_error += (error.min(cap) - self.mean_error) * weight;
@@ -208,6 +216,22 @@ impl Candidate {
         (self.errors >= self.min_errors).then_some(self.mean_error)
     }
 }
+
+/// The last learned point as the active model judged it (for rows that crossed a bucket
+/// boundary).
+#[derive(Debug, Clone, Copy)]
+struct Previous {
+    timestamp: i64,
+    value: f64,
+    /// Forecast on the measured scale.
+    forecast: f64,
+    /// Standardised residual.
+    z: f64,
+}
+
+/// Share of a bucket's shortfall (or excess) that its neighbour's excess (or shortfall) must
+/// make up for the two to be judged together.
+const CARRY_MIN_SHARE: f64 = 0.5;
 
 /// What the baseline thinks of one point, before hygiene and labels are applied.
 #[derive(Debug, Clone)]
@@ -246,6 +270,8 @@ pub struct SeasonalModel {
     /// The day being accumulated for the seasonal slots: its local midnight and its points
     /// (hour-of-day slot, transformed value).
     day_run: (Option<i64>, Vec<(usize, f64)>),
+    /// Weekdays whose last occurrence was an empty day left out of the factors.
+    skipped_empty: [bool; 7],
     /// Deviations of new slot values from their slot's median: the slot noise.
     day_noise: SortedWindow,
     week_noise: SortedWindow,
@@ -271,6 +297,9 @@ pub struct SeasonalModel {
     since_selection: usize,
     since_trend: usize,
     first_timestamp: i64,
+    previous: Option<Previous>,
+    /// Until when counts may catch up the backlog of an excluded range.
+    catch_up_until: i64,
 }
 
 /// Weight of a seasonal factor `m` estimated as the median of `count` slot values whose
@@ -297,13 +326,21 @@ const NOVELTY_LOG_SCALE: f64 = 3.0;
 /// ... and for a non-zero count there (a factor of 1.5).
 const NOVELTY_LOG_SCALE_NONZERO: f64 = 0.4;
 
+/// Errors the active candidate of a continuous metric must have made before its residuals
+/// calibrate the tails.
+const CALIBRATION_WARM_UP: usize = 10;
+
+/// Largest change (a factor) that the widening of an unlearned weekday or hour may hide for a
+/// non-zero count.
+const NOVELTY_MAX_NONZERO_CHANGE: f64 = 8.0;
+
 /// Judged points a model needs before its tails stop being widened for short history.
 const SMALL_SAMPLE_DOF_CAP: f64 = 60.0;
 
 impl SeasonalModel {
     /// A model for a series sampled about every `step` seconds.
     pub fn new(class: MetricClass, settings: &Settings, step: i64, first_timestamp: i64) -> Self {
-        let params = Params::new(step, settings);
+        let params = Params::new(step, settings, class);
         let mut candidates = Vec::new();
         let modes: &[Mode] = match settings.seasonality {
             Seasonality::Auto => &[Mode::Flat, Mode::Daily, Mode::Weekly],
@@ -328,7 +365,9 @@ impl SeasonalModel {
         Self {
             class,
             log_scale: class == MetricClass::Count,
-            alpha: settings.sensitivity.false_alarm_rate(),
+            // The sensitivity is a false-alarm rate per day of the series: an hourly series is
+            // judged 24 times a day, so each of its points gets a 24th of it.
+            alpha: settings.sensitivity.false_alarm_rate() * (params.step as f64 / DAY as f64).min(1.0),
             direction: settings.direction_for(class),
             min_change: settings.min_change_for(class),
             seasonality: settings.seasonality,
@@ -339,6 +378,7 @@ impl SeasonalModel {
             day_factors: vec![0.0; params.day_slots],
             week_offsets: [0.0; 7],
             day_run: (None, Vec::new()),
+            skipped_empty: [false; 7],
             day_noise: SortedWindow::new(256),
             week_noise: SortedWindow::new(256),
             candidates,
@@ -357,8 +397,16 @@ impl SeasonalModel {
             since_selection: 0,
             since_trend: 0,
             first_timestamp,
+            previous: None,
+            catch_up_until: i64::MIN,
             params,
         }
+    }
+
+    /// A point inside an excluded range ending at `end` was skipped: for a day after it, counts
+    /// may catch up the backlog.
+    pub(crate) fn skipped_excluded(&mut self, end: i64) {
+        self.catch_up_until = self.catch_up_until.max(end + DAY);
     }
 
     /// Points the model has learned from.
@@ -477,8 +525,23 @@ impl SeasonalModel {
     /// anomaly.
     fn scale_at(&self, forecast: f64, timestamp: i64, value: f64) -> f64 {
         let scale = self.scale(forecast);
-        if !self.log_scale {
+        if !self.novel(timestamp, scale) {
             return scale;
+        }
+        if value <= 0.0 {
+            return (scale * scale + NOVELTY_LOG_SCALE * NOVELTY_LOG_SCALE).sqrt();
+        }
+        // However wide the small-sample threshold, an eightfold change stays outside the range.
+        let widened = (scale * scale + NOVELTY_LOG_SCALE_NONZERO * NOVELTY_LOG_SCALE_NONZERO).sqrt();
+        let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
+        widened.min(NOVELTY_MAX_NONZERO_CHANGE.ln() / threshold).max(scale)
+    }
+
+    /// Whether a count at `timestamp` falls in a weekday or an hour of the day the model has
+    /// not learned yet (see [`scale_at`](Self::scale_at)).
+    fn novel(&self, timestamp: i64, scale: f64) -> bool {
+        if !self.log_scale {
+            return false;
         }
         // The first occurrence teaches a factor; for daily series a weekday whose only
         // occurrence stood out waits for a second one, as does a slot of the first two days.
@@ -487,13 +550,12 @@ impl SeasonalModel {
         let unconfirmed = seen == 1
             && self.params.step >= DAY
             && self.week[weekday].values.back().is_some_and(|offset| offset.abs() > 3.0 * scale);
-        let unseen_weekday = seen == 0 || unconfirmed;
+        // For hourly series the first occurrence of a weekday is new until the day is over.
+        let first_occurrence =
+            seen == 1 && self.params.step < DAY && self.local(timestamp).div_euclid(DAY) == self.last_day;
+        let unseen_weekday = seen == 0 || unconfirmed || first_occurrence;
         let unseen_slot = self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < 2;
-        if !(unseen_weekday || unseen_slot) {
-            return scale;
-        }
-        let novelty = if value <= 0.0 { NOVELTY_LOG_SCALE } else { NOVELTY_LOG_SCALE_NONZERO };
-        (scale * scale + novelty * novelty).sqrt()
+        unseen_weekday || unseen_slot
     }
 
     /// Robust scale of the active candidate's residuals with its floors, on the model scale.
@@ -569,13 +631,32 @@ impl SeasonalModel {
         let observed = self.transform(value);
         let scale = self.scale_at(forecast, timestamp, value);
         let residual = observed - forecast;
-        let z = residual / scale;
         let dof = self.degrees_of_freedom();
-        let score = if residual == 0.0 { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         let threshold = self.calibrator.threshold(self.alpha, dof);
         let forecast_value = self.untransform(forecast);
+        // Rows that crossed a bucket boundary: a load landing just before (or after) its usual
+        // bucket leaves one bucket high and its neighbour low. When the previous bucket stood
+        // out on the other side, the two buckets are judged together.
+        let carried = if residual.abs() > threshold * scale {
+            self.carried_over(timestamp, value, residual, forecast_value, scale)
+        } else {
+            None
+        };
+        // The day after an excluded range (a holiday, a maintenance window) may catch up the
+        // backlog: up to twice the forecast is expected then.
+        let backlog = if self.log_scale && carried.is_none() && residual > 0.0 && timestamp < self.catch_up_until {
+            std::f64::consts::LN_2
+        } else {
+            0.0
+        };
+        let judged_residual = carried.map_or((residual - backlog).max(0.0), |(together, _)| together);
+        let judged_residual = if residual < 0.0 && carried.is_none() { residual } else { judged_residual };
+        let z = judged_residual / scale;
+        let first_rows = self.log_scale && forecast_value < 1.0 && value >= 1.0 && self.novel(timestamp, scale);
+        let score = if judged_residual == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         let mut low = self.untransform(forecast - threshold * scale);
-        let mut high = self.untransform(forecast + threshold * scale);
+        let plain_high = self.untransform(forecast + threshold * scale);
+        let mut high = self.untransform(forecast + backlog + threshold * scale);
         if self.min_change > 0.0 {
             let margin = forecast_value.abs() * self.min_change;
             low = low.min(forecast_value - margin);
@@ -594,7 +675,33 @@ impl SeasonalModel {
         let relative_change =
             if forecast_value != 0.0 { Some((value - forecast_value) / forecast_value.abs()) } else { None };
         let big_enough = relative_change.is_none_or(|change| change.abs() >= self.min_change);
-        let outside = value < low || value > high;
+        let mut outside = value < low || value > high;
+        let mut context = String::new();
+        // Rows in an hour or a weekday not learned yet, where the model expects none (the
+        // first business hours after a night of empty buckets): the start of a rhythm, not an
+        // incident. The size of a first batch of rows cannot be known from empty buckets.
+        if first_rows && outside {
+            outside = false;
+            context.push_str("; first rows where none were expected, in a slot not learned yet");
+        }
+        if backlog > 0.0 && value > plain_high && !outside {
+            context.push_str("; the day after an excluded range may catch up its backlog");
+        }
+        if let Some((together, previous)) = carried {
+            // Both buckets together must be unusual as well, by more than `min_change`.
+            let pair_forecast = previous.forecast + forecast_value;
+            let pair_change = (previous.value + value - pair_forecast) / pair_forecast.max(1.0);
+            outside &= together.abs() > threshold * scale && pair_change.abs() >= self.min_change;
+            if !outside {
+                context.push_str("; with the previous bucket's ");
+                format::write_number(&mut context, previous.value);
+                context.push_str(" rows the two buckets hold ");
+                format::write_number(&mut context, previous.value + value);
+                context.push_str(", about the expected ");
+                format::write_approx(&mut context, pair_forecast);
+                context.push_str(": rows crossed the bucket boundary");
+            }
+        }
         let anomaly = outside && big_enough && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
         Some(Judgement {
             expected: Expected { low, high, forecast: forecast_value },
@@ -603,10 +710,31 @@ impl SeasonalModel {
             side,
             event: None,
             confidence: self.confidence(timestamp),
-            context: String::new(),
+            context,
             at: timestamp,
             relative_change,
         })
+    }
+
+    /// The residual of the previous and this bucket together (model scale) when the previous
+    /// bucket lay on the other side of the forecast by at least half this bucket's difference
+    /// and the pair fits: rows that crossed the boundary between two buckets.
+    fn carried_over(
+        &self,
+        timestamp: i64,
+        value: f64,
+        residual: f64,
+        forecast_value: f64,
+        scale: f64,
+    ) -> Option<(f64, Previous)> {
+        let previous = self.previous?;
+        let adjacent = timestamp > previous.timestamp && timestamp - previous.timestamp <= self.params.step * 3 / 2;
+        let made_up = (previous.value - previous.forecast) / (forecast_value - value);
+        if !self.log_scale || !adjacent || previous.z * residual >= 0.0 || made_up < CARRY_MIN_SHARE {
+            return None;
+        }
+        let together = self.transform(previous.value + value) - self.transform(previous.forecast + forecast_value);
+        (together.abs() < residual.abs() && together.abs() < 2.0 * scale).then_some((together, previous))
     }
 
     /// Learn from a point. `judged_z` is the standardised residual of the point under the
@@ -627,9 +755,11 @@ impl SeasonalModel {
                 }
             }
         }
+        self.previous = None;
         if let Some(forecast) = active_forecast {
             let scale = self.scale_at(forecast, timestamp, value);
             let z = (observed - forecast) / scale;
+            self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
             // The calibrator measures the model's misfit, learning period included.
             let raw_z = (observed - forecast) / self.scale(forecast);
             // Anomalies must not define the normal tail (a day-long outage would blunt the
@@ -640,7 +770,13 @@ impl SeasonalModel {
             let beyond = raw_z.abs() > threshold;
             self.exceedance += ((if beyond { 1.0 } else { 0.0 }) - self.exceedance) / 100.0;
             let clip = if self.exceedance > 0.02 { f64::INFINITY } else { 1.5 * threshold };
-            self.calibrator.observe(raw_z.abs().min(clip));
+            // The first residuals of a continuous metric rest on a scale from a handful of
+            // errors (its floor is only 0.1 % of the level): they would fit the tail to the
+            // model's infancy and blind it once the tail takes over. Counts have the Poisson
+            // floor, which keeps their first residuals meaningful.
+            if self.log_scale || self.candidates[self.active].errors > CALIBRATION_WARM_UP {
+                self.calibrator.observe(raw_z.abs().min(clip));
+            }
             let mode = self.candidates[self.active].mode;
             let deseasonalized = observed - Self::factor_for(&factors, mode);
             let level = forecast - Self::factor_for(&factors, mode);
@@ -722,6 +858,19 @@ impl SeasonalModel {
         let Some(day_median) = median_in_place(&mut values) else {
             return;
         };
+        // A day without rows on a weekday that brings rows (a missed load, an outage) teaches
+        // no factor: two missed Mondays would otherwise make every Monday expect nothing. The
+        // second such day in a row of that weekday is learned: the rhythm may have changed.
+        let weekday = calendar::weekday(day);
+        let empty = self.log_scale
+            && day_median == 0.0
+            && self.week[weekday].values.len() >= 2
+            && !self.skipped_empty[weekday]
+            && self.day_medians.median().is_some_and(|level| level + self.week_offsets[weekday] > 11f64.ln());
+        self.skipped_empty[weekday] = empty;
+        if empty {
+            return;
+        }
         if self.params.step < DAY {
             for &(slot, observed) in &points {
                 let delevelled = observed - day_median;
@@ -732,7 +881,6 @@ impl SeasonalModel {
             }
         }
         if let Some(week_level) = self.day_medians.median() {
-            let weekday = calendar::weekday(day);
             let offset = day_median - week_level;
             if let Some(deviation) = slot_deviation(&self.week[weekday], offset) {
                 self.week_noise.push(deviation);
@@ -856,6 +1004,7 @@ impl SeasonalModel {
         text.push_str(", expected ");
         format::write_range(&mut text, expected.low, expected.high);
         self.write_context(&mut text, judgement.at);
+        text.push_str(&judgement.context);
         if judgement.anomaly
             && let Some(change) = judgement.relative_change
         {

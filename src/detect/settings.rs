@@ -39,24 +39,26 @@ impl MetricClass {
 
 /// How surprising a point must be to count as an anomaly.
 ///
-/// Each level is a per-point false-alarm probability that calibration turns into a per-series
+/// Each level is a false-alarm probability per day of the series (each point of a series
+/// judged several times a day gets its share) that calibration turns into a per-series
 /// threshold, so that one setting means the same false-alarm rate on every table.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Sensitivity {
-    /// False-alarm probability 1e-5 per point.
+    /// False-alarm probability 1e-5 per day of the series.
     Low,
-    /// False-alarm probability 1e-4 per point.
+    /// False-alarm probability 1e-4 per day of the series.
     #[default]
     Medium,
-    /// False-alarm probability 1e-3 per point.
+    /// False-alarm probability 1e-3 per day of the series.
     High,
-    /// Numeric override: the false-alarm probability per point, in (0, 0.5).
+    /// Numeric override: the false-alarm probability per day of the series, in (0, 0.5).
     FalseAlarmRate(f64),
 }
 
 impl Sensitivity {
-    /// The per-point false-alarm probability this setting stands for.
+    /// The false-alarm probability per day of the series this setting stands for (the models
+    /// divide it among the points of a day).
     pub fn false_alarm_rate(self) -> f64 {
         match self {
             Sensitivity::Low => 1e-5,
@@ -145,7 +147,7 @@ pub struct Label {
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// How surprising a point must be to alert: `low`, `medium` (default), `high`, or a
-    /// per-point false-alarm probability.
+    /// false-alarm probability per day of the series.
     pub sensitivity: Sensitivity,
     /// Which deviations alert; unset means the metric's default (freshness only late, nulls
     /// only up, volume both ways).

@@ -95,7 +95,7 @@ impl StreamingDetector {
             MetricClass::Count | MetricClass::Continuous => {
                 Model::Seasonal(Box::new(SeasonalModel::new(self.class, &self.settings, step, first)))
             }
-            MetricClass::Proportion => Model::Proportion(ProportionModel::new(&self.settings)),
+            MetricClass::Proportion => Model::Proportion(ProportionModel::new(&self.settings).sampled_every(step)),
             MetricClass::Freshness => Model::Freshness(FreshnessModel::new(&self.settings)),
         };
         for point in &self.cold {
@@ -124,6 +124,11 @@ impl StreamingDetector {
             );
         }
         if self.settings.is_excluded(timestamp) {
+            if let Some(Model::Seasonal(model)) = self.model.as_mut()
+                && let Some(range) = self.settings.exclude.iter().find(|range| range.contains(timestamp))
+            {
+                model.skipped_excluded(range.end);
+            }
             return Verdict::unjudged(
                 timestamp,
                 point.value,

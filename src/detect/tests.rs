@@ -126,9 +126,33 @@ fn partial_load_of_thirty_percent_on_stable_hourly_series_is_flagged() {
     let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
     assert!(verdicts[at].anomaly && verdicts[at].alert, "{:?}", verdicts[at]);
     assert_eq!(verdicts[at].direction, Some(Deviation::Below));
-    // Nothing else on the day before; the noise itself has a 4.35-sigma point at 206, which
-    // medium sensitivity (1e-4 two-sided, 3.9 sigma) rightly reports.
+    // Nothing else on the day before (medium sensitivity on an hourly series: 1e-4 per day,
+    // 4.2e-6 per point).
     assert_eq!(alerts(&verdicts[at - 24..]), vec![24]);
+}
+
+#[test]
+fn a_load_that_crossed_the_bucket_boundary_alerts_once_and_is_explained() {
+    let mut rng = Noise::new(5);
+    let mut values: Vec<f64> = (0..24 * 21).map(|_| (5_000.0 * (1.0 + 0.02 * rng.normal())).round()).collect();
+    // The load of hour `at + 1` lands a minute early, in hour `at`.
+    let at = values.len() - 10;
+    values[at] += values[at + 1];
+    values[at + 1] = 0.0;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+    // The double bucket looks like a duplicate load when it is judged: it alerts.
+    assert!(verdicts[at].alert, "{:?}", verdicts[at]);
+    // The empty one is made up for by its neighbour: no second alert, and it says why.
+    let empty = &verdicts[at + 1];
+    assert!(!empty.anomaly && !empty.alert, "{empty:?}");
+    assert!(empty.explanation.contains("rows crossed the bucket boundary"), "{}", empty.explanation);
+    assert!(empty.score < 3.0, "{}", empty.score);
+    // A real missed load after a normal hour still alerts.
+    let mut missed = values.clone();
+    missed[at] = 5_000.0;
+    missed[at + 1] = 0.0;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&missed));
+    assert!(verdicts[at + 1].alert, "{:?}", verdicts[at + 1]);
 }
 
 #[test]
@@ -178,6 +202,45 @@ fn confirmed_incident_never_trains_the_model() {
     // Without the label the model re-baselines on the incident level.
     let unlabelled = replay(MetricClass::Count, &Settings::default(), &points);
     assert!(unlabelled[24 * 10..24 * 14].iter().any(|v| v.event.is_some()));
+}
+
+#[test]
+fn the_first_business_hours_after_empty_nights_do_not_alert_but_a_later_outage_does() {
+    let mut rng = Noise::new(13);
+    // Rows from 08:00 to 18:00 only, from the first (Monday) midnight on.
+    let mut values: Vec<f64> = (0..24 * 21)
+        .map(|h| if (8..18).contains(&(h % 24)) { (20_000_000.0 * (1.0 + 0.03 * rng.normal())).round() } else { 0.0 })
+        .collect();
+    let outage = 24 * 17 + 11;
+    values[outage] = 0.0;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+    let first_morning = &verdicts[8];
+    assert!(!first_morning.anomaly, "{first_morning:?}");
+    assert!(first_morning.explanation.contains("first rows where none were expected"), "{}", first_morning.explanation);
+    assert_eq!(alerts(&verdicts), vec![outage]);
+}
+
+#[test]
+fn the_day_after_an_excluded_range_may_catch_up_but_not_tenfold() {
+    let mut rng = Noise::new(11);
+    let days = 28;
+    let mut values: Vec<f64> = (0..days).map(|_| (50_000.0 * (1.0 + 0.03 * rng.normal())).round()).collect();
+    let holiday = 20;
+    values[holiday + 1] *= 1.7;
+    let points: Vec<Point> = values.iter().enumerate().map(|(d, v)| Point::new(MONDAY + d as i64 * DAY, *v)).collect();
+    let exclude = TimeRange { start: points[holiday].timestamp, end: points[holiday].timestamp + DAY };
+    let settings = Settings { exclude: vec![exclude], ..Settings::default() };
+    let verdicts = replay(MetricClass::Count, &settings, &points);
+    let catch_up = &verdicts[holiday + 1];
+    assert!(!catch_up.anomaly, "{catch_up:?}");
+    assert!(catch_up.explanation.contains("catch up its backlog"), "{}", catch_up.explanation);
+    // The same day without the excluded range is an anomaly, and a tenfold day after it too.
+    let plain = replay(MetricClass::Count, &Settings::default(), &points);
+    assert!(plain[holiday + 1].anomaly, "{:?}", plain[holiday + 1]);
+    values[holiday + 1] = 500_000.0;
+    let points: Vec<Point> = values.iter().enumerate().map(|(d, v)| Point::new(MONDAY + d as i64 * DAY, *v)).collect();
+    let verdicts = replay(MetricClass::Count, &settings, &points);
+    assert!(verdicts[holiday + 1].alert, "{:?}", verdicts[holiday + 1]);
 }
 
 #[test]
