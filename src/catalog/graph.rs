@@ -669,7 +669,10 @@ struct PairHasher(u64);
 
 impl Hasher for PairHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The table indexes buckets by the low bits, and a product's low bits depend only on the
+        // key's low bits (`to`): fold the high half in, or all edges into one node (a job with
+        // 100,000 inputs) would share a bucket and probe quadratically.
+        self.0 ^ (self.0 >> 32)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {

@@ -215,9 +215,15 @@ pub fn observe(
     Change::Opened(incidents.len() - 1)
 }
 
+/// Lines of an explanation that carry context rather than the latest measurement: other problems
+/// grouped in, downstream symptoms, the failed job run. A refresh keeps them.
+pub const CONTEXT_PREFIXES: [&str; 3] = ["also: ", "symptom downstream: ", "The job `"];
+
 fn refresh(incident: &mut Incident, obs: &Observation) {
     incident.title = obs.title.clone();
-    incident.explanation = obs.explanation.clone();
+    let context: Vec<&str> =
+        incident.explanation.lines().filter(|l| CONTEXT_PREFIXES.iter().any(|p| l.starts_with(p))).collect();
+    incident.explanation = std::iter::once(obs.explanation.as_str()).chain(context).collect::<Vec<_>>().join("\n");
     incident.observed = obs.observed;
     incident.expected_low = obs.expected_low;
     incident.expected_high = obs.expected_high;
@@ -418,6 +424,9 @@ mod tests {
         assert_eq!(list[0].member_keys, vec!["wh.public.orders/freshness", "wh.marts.fct_orders/volume"]);
         assert!(list[0].explanation.contains("symptom downstream: fct_orders volume: 0 rows"));
         assert_eq!(list[0].severity, 1, "a symptom does not change the root's severity");
+        // The root measured again: its explanation is refreshed, the symptom line stays.
+        assert_eq!(observe(&mut list, &obs("freshness", true, 7), &policy, &mut id), Change::Updated(0));
+        assert_eq!(list[0].explanation, "freshness is off\nsymptom downstream: fct_orders volume: 0 rows");
         // Still bad: still a symptom. Healthy: the root stays open.
         downstream.at = t(10);
         assert_eq!(observe(&mut list, &downstream, &policy, &mut id), Change::Symptom(0));

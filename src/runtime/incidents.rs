@@ -33,8 +33,19 @@ impl Agent {
         if by_asset.is_empty() {
             return;
         }
+        // Upstream assets first, so a root cause opens its incident before the problems it causes
+        // downstream (measured in the same run) are judged: they join it as symptoms.
+        let mut ordered: Vec<(usize, String, Vec<&CheckOutcome>)> = Vec::with_capacity(by_asset.len());
+        for (asset, list) in by_asset.iter() {
+            let upstream_here = asset.parse::<crate::measure::AssetId>().map_or(0, |id| {
+                let upstream = self.lineage.upstream_assets(&id, self.config.lineage.upstream_depth);
+                upstream.iter().filter(|u| by_asset.contains_key(u.as_str())).count()
+            });
+            ordered.push((upstream_here, asset.clone(), list.clone()));
+        }
+        ordered.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let _guard = self.incident_lock.lock().await;
-        for (asset, list) in by_asset {
+        for (_, asset, list) in ordered {
             if let Err(e) = self.process_asset(&asset, &list).await {
                 tracing::error!(asset, error = %e, "cannot update incidents");
             }
