@@ -7,8 +7,9 @@
 //! carries, unlimited and at depth 3;
 //! upstream walks; OpenLineage parse and parse+ingest throughput (events/s, MB/s) on generated
 //! events shaped like dbt-ol's; and the parse time of one large event at 1 MB and 10 MB, whose
-//! ratio shows parsing is linear. Targets (issue 5): blast radius ≤ 10 ms p99, ingest ≥ 2,000
-//! events/s.
+//! ratio shows parsing is linear; and loading the graph back from a SQLite store (as the agent does
+//! at start) next to the in-memory build. Targets (issue 5): load from store ≤ 2 s, blast radius
+//! ≤ 10 ms p99, ingest ≥ 2,000 events/s.
 //!
 //! The graph imitates a warehouse: 100 domains, 8 layers (sources → staging → marts → exposures),
 //! each asset reading ~5 assets of earlier layers, 90% in its own domain, 10% anywhere — the
@@ -318,6 +319,69 @@ fn main() {
         graph.edge_count() as f64 / took.as_secs_f64()
     );
     bench_walks(&graph, &ids, &args, &mut rng);
+    bench_load_from_store(&graph, took);
     bench_whole_graph(&mut graph);
     bench_openlineage(&mut graph, &args, &mut rng);
+}
+
+/// Load from store: the synthetic graph saved as OpenLineage-learned lineage (every asset a
+/// dataset, every edge with its last-seen time) in a fresh SQLite store, then loaded back the way
+/// the agent starts (`Lineage::load`: rows → graph). The peer is the in-memory build above.
+fn bench_load_from_store(graph: &LineageGraph, built_in: Duration) {
+    use telltale::store::{LineageBatch, Store, StoredEdge, StoredNode};
+    let seen = Utc.with_ymd_and_hms(2026, 8, 20, 9, 0, 0).unwrap();
+    let key = |n: NodeId| format!("bench/{}", graph.asset(n).key);
+    let mut batch = LineageBatch::default();
+    for (id, asset) in graph.nodes() {
+        batch.nodes.push(StoredNode {
+            key: key(id),
+            kind: "dataset".into(),
+            namespace: "bench".into(),
+            name: asset.key.clone(),
+            owner: asset.owner.clone(),
+            column_lineage: None,
+            updated_at: seen,
+        });
+    }
+    for (_, edge) in graph.edges() {
+        batch.edges.push(StoredEdge { from: key(edge.from), to: key(edge.to), job: None, seen_at: seen });
+    }
+    let dir = std::env::temp_dir().join(format!("telltale-lineage-bench-{}", std::process::id()));
+    let url = format!("sqlite://{}/store.db", dir.display());
+    let config = telltale::config::Config::parse(
+        std::path::Path::new("bench.yaml"),
+        "version: 1\nsources:\n  wh:\n    kind: postgres\n    url: postgres://u@db.internal:5432/shop\n",
+        |_| None,
+    )
+    .expect("bench config");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&url).await.expect("store");
+        let started = Instant::now();
+        store.save_lineage(&batch).await.expect("save");
+        let saved = started.elapsed();
+        println!(
+            "store (SQLite): save          {:>10}  ({} nodes, {} edges in one transaction)",
+            ms(saved),
+            batch.nodes.len(),
+            batch.edges.len()
+        );
+        for round in 1..=2 {
+            let lineage = telltale::runtime::Lineage::new(&config);
+            let started = Instant::now();
+            let stats = lineage.load(&telltale::check::CheckSet::default(), &store, seen).await.expect("load");
+            let took = started.elapsed();
+            let graph = lineage.graph();
+            println!(
+                "store (SQLite): load, run {round}    {:>10}  ({} nodes, {} edges back; in-memory build {})",
+                ms(took),
+                graph.node_count(),
+                graph.edge_count(),
+                ms(built_in)
+            );
+            assert_eq!(stats.stored_edges, batch.edges.len());
+        }
+        store.close().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }

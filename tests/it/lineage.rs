@@ -568,3 +568,104 @@ async fn a_broken_source_pages_once_with_its_blast_radius_and_downstream_anomali
     dispatcher.await.unwrap();
     agent.close().await;
 }
+
+#[test]
+fn declared_lineage_and_lineage_settings_are_validated_with_file_and_line() {
+    let checks = r#"version: 1
+assets:
+  - source: wh
+    table: orders
+    upstream: [orders, whx.public.raw]
+    downstream:
+      - wh.marts.fct_orders
+      - name: Board
+        kind: dashbord
+        urll: https://bi.example.com/d/1
+      - name: Churn
+        kind: ml_model
+        url: not-a-url
+    monitors:
+      freshness: {max_age: 1h}
+"#;
+    let ws = Workspace::new(&config_with_source("postgres", "postgres://u@h/db", ""), &[("o.yaml", checks)]);
+    let config = telltale::config::Config::load(&ws.config_path()).unwrap();
+    let errors = telltale::check::CheckSet::load(&config).unwrap_err().to_string();
+    let file = ws.path().join("checks/o.yaml");
+    let file = file.display();
+    for expected in [
+        format!("{file}:5:16: assets[0].upstream[0]: `orders` is not a table; expected `source.schema.table`"),
+        format!("{file}:5:24: assets[0].upstream[1]: unknown source `whx` in `whx.public.raw` (did you mean `wh`?)"),
+        format!("{file}:9:15: assets[0].downstream[1].kind: unknown kind `dashbord` (did you mean `dashboard`?)"),
+        format!("{file}:10:9: assets[0].downstream[1].urll: unknown key `urll` (did you mean `url`?)"),
+        format!("{file}:11:9: assets[0].downstream[2].url: `not-a-url` is not a URL; expected `https://…`"),
+    ] {
+        assert!(errors.contains(&expected), "{errors}\nmissing: {expected}");
+    }
+    assert_eq!(errors.lines().count(), 5, "{errors}");
+
+    let parse = |lineage: &str| {
+        let text =
+            format!("version: 1\nsources:\n  wh:\n    kind: postgres\n    url: postgres://u@h/db\nlineage:\n{lineage}");
+        telltale::config::Config::parse(std::path::Path::new("t.yaml"), &text, |_| None).map(|c| c.lineage)
+    };
+    let errors =
+        parse("  dbt_manifest: m.json\n  max_event_size: lots\n  reload_intervall: 5s\n  api_key: ${OL_KEY}\n")
+            .unwrap_err()
+            .to_string();
+    for expected in [
+        "t.yaml:7:3: lineage: missing `source`: expected the source whose tables the manifest describes",
+        "t.yaml:8:19: lineage.max_event_size: expected a size of at least 1KB, such as `32MB`",
+        "t.yaml:9:3: lineage.reload_intervall: unknown key `reload_intervall` (did you mean `reload_interval`?)",
+        "t.yaml:10:12: lineage.api_key: environment variable `OL_KEY` is not set",
+    ] {
+        assert!(errors.contains(expected), "{errors}\nmissing: {expected}");
+    }
+    let ok = parse("  api_key: k\n  max_event_size: 2MB\n  root_cause_window: 2h\n  upstream_depth: 3\n").unwrap();
+    assert_eq!(ok.max_event_bytes, 2 * 1024 * 1024);
+    assert_eq!(ok.root_cause_window, Duration::from_secs(7200));
+    assert_eq!(ok.upstream_depth, 3);
+    assert_eq!(ok.api_key.map(|k| k.expose().to_string()), Some("k".into()));
+}
+
+#[tokio::test]
+async fn the_dbt_manifest_is_reloaded_when_it_changes() {
+    let fixture = format!("{}/tests/fixtures/dbt/shop/manifest.json", env!("CARGO_MANIFEST_DIR"));
+    let ws = Workspace::new(
+        &config_with_source(
+            "postgres",
+            "postgres://u@h/db",
+            "lineage:\n  dbt_manifest: target/manifest.json\n  source: wh\n  reload_interval: 1s\n",
+        ),
+        &[],
+    );
+    let manifest = ws.path().join("target/manifest.json");
+    std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+    std::fs::copy(&fixture, &manifest).unwrap();
+    let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    let edge = |agent: &Agent| {
+        let graph = agent.lineage.graph();
+        let (ltv, churn) =
+            (graph.find("model.shop.customer_ltv").unwrap(), graph.find("exposure.shop.churn_model").unwrap());
+        graph.edge_between(ltv, churn).is_some()
+    };
+    assert!(edge(&agent));
+    assert_eq!(agent.lineage.reload_manifest(agent.clock.now()), Ok(None), "unchanged: not re-read");
+
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(telltale::runtime::run_lineage(Arc::clone(&agent), stop.clone()));
+    // A broken manifest keeps the lineage as it was.
+    std::fs::write(&manifest, b"{\"metadata\": {}").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(edge(&agent), "a broken manifest keeps the previous lineage");
+    // The churn model no longer reads customer_ltv: the edge goes at the next reload.
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
+    doc["exposures"]["exposure.shop.churn_model"]["depends_on"]["nodes"] = json!([]);
+    std::fs::write(&manifest, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let gone = eventually(Duration::from_secs(10), || async { (!edge(&agent)).then_some(()) }).await;
+    assert!(gone.is_some(), "the reload withdrew the edge");
+    let graph_has_orders = agent.lineage.graph().find("model.shop.fct_orders").is_some();
+    assert!(graph_has_orders);
+    stop.cancel();
+    watcher.await.unwrap();
+    agent.close().await;
+}
