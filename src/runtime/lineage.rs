@@ -521,7 +521,7 @@ impl ImpactReport {
             for (i, a) in group.assets.iter().enumerate() {
                 let branch = if i + 1 == group.assets.len() { "└──" } else { "├──" };
                 let mut line = format!("{indent}{branch} {}{}", if a.key_asset { "★ " } else { "" }, a.name);
-                if let Some(id) = &a.asset_id {
+                if let Some(id) = a.asset_id.as_ref().filter(|id| id.as_str() != a.name) {
                     line.push_str(&format!(" [{id}]"));
                 }
                 line.push_str(&format!(" {}", a.kind));
