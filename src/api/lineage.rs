@@ -86,23 +86,23 @@ fn body(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<Bytes, ApiError> 
 
 type RawBody = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
-fn read_body(state: &ApiState, headers: &HeaderMap, raw: RawBody) -> Result<Bytes, ApiError> {
+/// The authorized, size-checked, inflated body of an ingest request, or the answer refusing it.
+fn accept(state: &ApiState, headers: &HeaderMap, raw: RawBody) -> Result<Bytes, Box<Response>> {
+    authorize(state, headers)?;
     let max = state.agent.config.lineage.max_event_bytes;
+    let refuse = |e: ApiError| Box::new(e.into_response());
     let raw = raw.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => too_large(max),
-        status => error(status, e.body_text()),
+        StatusCode::PAYLOAD_TOO_LARGE => refuse(too_large(max)),
+        status => refuse(error(status, e.body_text())),
     })?;
-    body(headers, raw, max)
+    body(headers, raw, max).map_err(refuse)
 }
 
 /// `POST /api/v1/lineage`: one OpenLineage RunEvent, DatasetEvent or JobEvent.
 async fn post_event(State(state): State<ApiState>, headers: HeaderMap, raw: RawBody) -> Response {
-    if let Err(denied) = authorize(&state, &headers) {
-        return *denied;
-    }
-    let bytes = match read_body(&state, &headers, raw) {
+    let bytes = match accept(&state, &headers, raw) {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(refused) => return *refused,
     };
     let agent = std::sync::Arc::clone(&state.agent);
     let merged = tokio::task::spawn_blocking(move || {
@@ -124,12 +124,9 @@ async fn post_event(State(state): State<ApiState>, headers: HeaderMap, raw: RawB
 /// `POST /api/v1/lineage/batch`: a JSON array of events, each validated on its own; valid ones
 /// are merged. 201 when all were, 400 with per-event errors (`[3].run.runId …`) otherwise.
 async fn post_batch(State(state): State<ApiState>, headers: HeaderMap, raw: RawBody) -> Response {
-    if let Err(denied) = authorize(&state, &headers) {
-        return *denied;
-    }
-    let bytes = match read_body(&state, &headers, raw) {
+    let bytes = match accept(&state, &headers, raw) {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(refused) => return *refused,
     };
     let agent = std::sync::Arc::clone(&state.agent);
     let merged = tokio::task::spawn_blocking(move || {

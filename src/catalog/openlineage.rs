@@ -481,14 +481,9 @@ fn run(value: &Value, path: &str) -> Result<RunRef, OpenLineageError> {
 
 fn event_type(fields: &Fields<'_>) -> Result<Option<RunState>, OpenLineageError> {
     let Some(text) = fields.optional_str("eventType")? else { return Ok(None) };
-    let state = match text {
-        "START" => RunState::Start,
-        "RUNNING" => RunState::Running,
-        "COMPLETE" => RunState::Complete,
-        "ABORT" => RunState::Abort,
-        "FAIL" => RunState::Fail,
-        "OTHER" => RunState::Other,
-        _ => {
+    let state = match RunState::parse(text) {
+        Some(state) => state,
+        None => {
             return Err(invalid(
                 &fields.at("eventType"),
                 "one of START, RUNNING, COMPLETE, ABORT, FAIL, OTHER",

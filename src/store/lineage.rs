@@ -51,29 +51,6 @@ impl LineageBatch {
     }
 }
 
-fn state_str(state: RunState) -> &'static str {
-    match state {
-        RunState::Start => "START",
-        RunState::Running => "RUNNING",
-        RunState::Complete => "COMPLETE",
-        RunState::Abort => "ABORT",
-        RunState::Fail => "FAIL",
-        RunState::Other => "OTHER",
-    }
-}
-
-fn parse_state(text: &str) -> Option<RunState> {
-    Some(match text {
-        "START" => RunState::Start,
-        "RUNNING" => RunState::Running,
-        "COMPLETE" => RunState::Complete,
-        "ABORT" => RunState::Abort,
-        "FAIL" => RunState::Fail,
-        "OTHER" => RunState::Other,
-        _ => return None,
-    })
-}
-
 impl Store {
     /// Upserts learned lineage in one transaction: an edge keeps its newest `seen_at`, a node
     /// keeps an owner or column lineage a later batch does not repeat.
@@ -130,7 +107,7 @@ impl Store {
                     .bind(key.clone())
                     .bind(run.job.clone())
                     .bind(run.run_id.clone())
-                    .bind(state_str(run.state))
+                    .bind(run.state.as_str())
                     .bind(ms(run.at))
                     .bind(run.message.clone());
             }
@@ -189,7 +166,7 @@ impl Store {
                 JobRun {
                     job: r.try_get(1)?,
                     run_id: r.try_get(2)?,
-                    state: parse_state(&state).ok_or_else(|| corrupt("run state"))?,
+                    state: RunState::parse(&state).ok_or_else(|| corrupt("run state"))?,
                     at: from_ms(r.try_get(4)?),
                     message: r.try_get(5)?,
                 },
