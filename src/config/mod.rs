@@ -79,6 +79,8 @@ pub struct LineageConfig {
     pub dbt_manifest: Option<PathBuf>,
     /// The telltale source whose tables the manifest's relations are (required with a manifest).
     pub source: Option<String>,
+    /// Path of dbt's `run_results.json`: the last dbt run of each node (reloaded when it changes).
+    pub dbt_run_results: Option<PathBuf>,
     /// How often the manifest's modification time is checked (and learned lineage saved).
     pub reload_interval: Duration,
     /// Bearer token `POST /api/v1/lineage` requires (OpenLineage's `api_key`); none = open.
@@ -97,6 +99,7 @@ impl Default for LineageConfig {
         LineageConfig {
             dbt_manifest: None,
             source: None,
+            dbt_run_results: None,
             reload_interval: Duration::from_secs(10),
             api_key: None,
             max_event_bytes: 32 * 1024 * 1024,
@@ -318,6 +321,8 @@ fn decode_lineage(
     let mut out = LineageConfig::default();
     let mut ok = true;
     out.dbt_manifest = m.get("dbt_manifest").and_then(|x| d.text(x, "lineage.dbt_manifest")).map(|p| base_dir.join(p));
+    out.dbt_run_results =
+        m.get("dbt_run_results").and_then(|x| d.text(x, "lineage.dbt_run_results")).map(|p| base_dir.join(p));
     let source_node = m.get("source");
     out.source = source_node.and_then(|x| d.text(x, "lineage.source"));
     if let (Some(name), Some(x)) = (&out.source, source_node)

@@ -78,11 +78,13 @@ impl Pending {
     }
 }
 
-/// What the agent knows about a dbt manifest on disk.
+/// What the agent knows about a dbt manifest (and its run results) on disk.
 struct ManifestWatch {
     path: PathBuf,
     source: String,
     modified: Mutex<Option<SystemTime>>,
+    run_results: Option<PathBuf>,
+    run_results_modified: Mutex<Option<SystemTime>>,
 }
 
 /// The live lineage graph of an agent.
@@ -111,9 +113,13 @@ impl Lineage {
     pub fn new(config: &Config) -> Lineage {
         let rules = config.sources.values().filter_map(|s| SourceRule::from_url(&s.name, s.url.expose())).collect();
         let manifest = match (&config.lineage.dbt_manifest, &config.lineage.source) {
-            (Some(path), Some(source)) => {
-                Some(ManifestWatch { path: path.clone(), source: source.clone(), modified: Mutex::new(None) })
-            }
+            (Some(path), Some(source)) => Some(ManifestWatch {
+                path: path.clone(),
+                source: source.clone(),
+                modified: Mutex::new(None),
+                run_results: config.lineage.dbt_run_results.clone(),
+                run_results_modified: Mutex::new(None),
+            }),
             _ => None,
         };
         Lineage {
@@ -142,6 +148,9 @@ impl Lineage {
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "cannot load the dbt manifest; lineage starts without it"),
         }
+        if let Err(e) = self.reload_run_results() {
+            tracing::error!(error = %e, "cannot load dbt run results");
+        }
         stats.declared_edges = self.apply_declared(checks, now);
         let stored = store.load_lineage().await?;
         stats.stored_nodes = stored.nodes.len();
@@ -168,8 +177,27 @@ impl Lineage {
         let withdrawn = graph.retract_stale(Origin::Dbt, now);
         drop(graph);
         *lock(&watch.modified) = Some(modified);
+        // A new manifest may hold new nodes: the run results apply again.
+        *lock(&watch.run_results_modified) = None;
         tracing::info!(manifest = %watch.path.display(), nodes = loaded.nodes, edges = loaded.edges, withdrawn, "dbt manifest loaded");
         Ok(Some(loaded.nodes))
+    }
+
+    /// Re-reads dbt's `run_results.json` when it changed (or the manifest was reloaded): the last
+    /// dbt run of each node. Returns the number of nodes updated (`None`: unchanged).
+    pub fn reload_run_results(&self) -> Result<Option<usize>, String> {
+        let Some(watch) = &self.manifest else { return Ok(None) };
+        let Some(path) = &watch.run_results else { return Ok(None) };
+        let describe = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).map_err(|e| describe(&e))?;
+        if *lock(&watch.run_results_modified) == Some(modified) {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(path).map_err(|e| describe(&e))?;
+        let results = crate::catalog::dbt::parse_run_results(&bytes).map_err(|e| describe(&e))?;
+        let updated = results.apply(&mut self.graph_mut());
+        *lock(&watch.run_results_modified) = Some(modified);
+        Ok(Some(updated))
     }
 
     /// Adds `upstream:` / `downstream:` of every check; returns the number of edges.
@@ -368,6 +396,9 @@ pub async fn run_lineage(agent: Arc<Agent>, shutdown: CancellationToken) {
         }
         if let Err(e) = agent.lineage.reload_manifest(agent.clock.now()) {
             tracing::error!(error = %e, "cannot reload the dbt manifest; keeping the previous lineage");
+        }
+        if let Err(e) = agent.lineage.reload_run_results() {
+            tracing::error!(error = %e, "cannot reload dbt run results");
         }
         if let Err(e) = agent.lineage.flush(&agent.store).await {
             tracing::error!(error = %e, "cannot save learned lineage; retrying later");

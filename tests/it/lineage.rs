@@ -634,14 +634,22 @@ async fn the_dbt_manifest_is_reloaded_when_it_changes() {
         &config_with_source(
             "postgres",
             "postgres://u@h/db",
-            "lineage:\n  dbt_manifest: target/manifest.json\n  source: wh\n  reload_interval: 1s\n",
+            "lineage:\n  dbt_manifest: target/manifest.json\n  dbt_run_results: target/run_results.json\n  source: wh\n  reload_interval: 1s\n",
         ),
         &[],
     );
     let manifest = ws.path().join("target/manifest.json");
     std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
     std::fs::copy(&fixture, &manifest).unwrap();
+    let results_fixture = fixture.replace("manifest.json", "run_results.json");
+    let results = ws.path().join("target/run_results.json");
+    std::fs::copy(&results_fixture, &results).unwrap();
     let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    let last_run = |agent: &Agent| {
+        let graph = agent.lineage.graph();
+        graph.asset(graph.find("model.shop.fct_orders").unwrap()).last_run.clone().expect("a dbt run")
+    };
+    assert_eq!((last_run(&agent).job.as_str(), last_run(&agent).state), ("dbt", telltale::catalog::RunState::Complete));
     let edge = |agent: &Agent| {
         let graph = agent.lineage.graph();
         let (ltv, churn) =
@@ -663,6 +671,22 @@ async fn the_dbt_manifest_is_reloaded_when_it_changes() {
     std::fs::write(&manifest, serde_json::to_vec(&doc).unwrap()).unwrap();
     let gone = eventually(Duration::from_secs(10), || async { (!edge(&agent)).then_some(()) }).await;
     assert!(gone.is_some(), "the reload withdrew the edge");
+    // dbt fails to build fct_orders: its last run says so once run_results.json is rewritten.
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&results_fixture).unwrap()).unwrap();
+    for result in doc["results"].as_array_mut().unwrap() {
+        if result["unique_id"] == "model.shop.fct_orders" {
+            result["status"] = json!("error");
+            result["message"] = json!("relation \"analytics_intermediate.int_payments\" does not exist");
+        }
+    }
+    std::fs::write(&results, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let failed = eventually(Duration::from_secs(10), || async {
+        let run = last_run(&agent);
+        (run.state == telltale::catalog::RunState::Fail).then_some(run)
+    })
+    .await
+    .expect("the failed dbt run");
+    assert!(failed.message.unwrap().contains("does not exist"));
     let graph_has_orders = agent.lineage.graph().find("model.shop.fct_orders").is_some();
     assert!(graph_has_orders);
     stop.cancel();
