@@ -409,6 +409,10 @@ fn bench_load_from_store(graph: &LineageGraph, built_in: Duration) {
             batch.nodes.len(),
             batch.edges.len()
         );
+        let started = Instant::now();
+        let rows = store.load_lineage().await.expect("read");
+        println!("store (SQLite): read rows     {:>10}  ({} edges)", ms(started.elapsed()), rows.edges.len());
+        drop(rows);
         for round in 1..=2 {
             let lineage = telltale::runtime::Lineage::new(&config);
             let started = Instant::now();

@@ -245,8 +245,18 @@ impl Lineage {
                 return;
             }
         }
+        // Consecutive edges often share their upstream key: look it up once.
+        let mut last_from: Option<(&str, Option<NodeId>)> = None;
         for e in &stored.edges {
-            let (Some(from), Some(to)) = (graph.find(&e.from), graph.find(&e.to)) else { continue };
+            let from = match last_from {
+                Some((key, node)) if key == e.from => node,
+                _ => {
+                    let node = graph.find(&e.from);
+                    last_from = Some((&e.from, node));
+                    node
+                }
+            };
+            let (Some(from), Some(to)) = (from, graph.find(&e.to)) else { continue };
             let job = e.job.as_deref().and_then(|j| graph.find(j));
             let _ = graph.add_edge_via(from, to, Origin::OpenLineage, e.seen_at, job);
         }
