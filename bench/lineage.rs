@@ -7,8 +7,9 @@
 //! carries, unlimited and at depth 3;
 //! upstream walks; OpenLineage parse and parse+ingest throughput (events/s, MB/s) on generated
 //! events shaped like dbt-ol's; and the parse time of one large event at 1 MB and 10 MB, whose
-//! ratio shows parsing is linear. Targets (issue 5): blast radius ≤ 10 ms p99, ingest ≥ 2,000
-//! events/s.
+//! ratio shows parsing is linear; and loading the graph back from a SQLite store (as the agent does
+//! at start) next to the in-memory build. Targets (issue 5): load from store ≤ 2 s, blast radius
+//! ≤ 10 ms p99, ingest ≥ 2,000 events/s.
 //!
 //! The graph imitates a warehouse: 100 domains, 8 layers (sources → staging → marts → exposures),
 //! each asset reading ~5 assets of earlier layers, 90% in its own domain, 10% anywhere — the
@@ -237,11 +238,13 @@ fn event(i: usize, rng: &mut StdRng) -> String {
     .to_string()
 }
 
-/// One event with as many inputs as fit in `bytes`.
+/// One event with as many distinct inputs as fit in `bytes`.
 fn large_event(bytes: usize) -> String {
-    let input = json!({"namespace": "s3://lake", "name": "raw/events/part-00000.parquet", "facets": {}}).to_string();
-    let count = bytes / (input.len() + 1);
-    let inputs: Vec<&str> = std::iter::repeat_n(input.as_str(), count).collect();
+    let input = |i: usize| {
+        json!({"namespace": "s3://lake", "name": format!("raw/events/part-{i:06}.parquet"), "facets": {}}).to_string()
+    };
+    let count = bytes / (input(0).len() + 1);
+    let inputs: Vec<String> = (0..count).map(input).collect();
     format!(
         r#"{{"eventType":"COMPLETE","eventTime":"2026-08-20T09:15:02Z","producer":"https://x","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json","run":{{"runId":"0191c9a2-7f3e-7a10-9b1d-3c2f5e6a7b8c"}},"job":{{"namespace":"spark","name":"compact"}},"inputs":[{}],"outputs":[{{"namespace":"s3://lake","name":"compacted"}}]}}"#,
         inputs.join(",")
@@ -252,7 +255,7 @@ fn mapping(location: &DatasetLocation) -> Option<AssetId> {
     format!("wh.{}.{}", location.schema.as_deref()?, location.object).parse().ok()
 }
 
-fn bench_openlineage(graph: &mut LineageGraph, args: &Args, rng: &mut StdRng) {
+fn bench_openlineage(graph: &mut LineageGraph, args: &Args, rng: &mut StdRng) -> Vec<String> {
     let events: Vec<String> = (0..args.events).map(|i| event(i, rng)).collect();
     let bytes: usize = events.iter().map(String::len).sum();
     let started = Instant::now();
@@ -303,6 +306,46 @@ fn bench_openlineage(graph: &mut LineageGraph, args: &Args, rng: &mut StdRng) {
         times.push(parsed.as_secs_f64());
     }
     println!("large event parse time ratio 10 MB / 1 MB: {:.1} (linear ≈ 10)", times[1] / times[0]);
+    events
+}
+
+/// The agent's ingest path (`Lineage::ingest`: graph + the queue for the store) with a flush to a
+/// SQLite store every 1,000 events, as `run_lineage` flushes every `reload_interval`.
+fn bench_live_ingest(events: &[String]) {
+    let dir = std::env::temp_dir().join(format!("telltale-lineage-live-{}", std::process::id()));
+    let url = format!("sqlite://{}/store.db", dir.display());
+    let config = telltale::config::Config::parse(
+        std::path::Path::new("bench.yaml"),
+        "version: 1\nsources:\n  wh:\n    kind: postgres\n    url: postgres://u@db.internal:5432/analytics\n",
+        |_| None,
+    )
+    .expect("bench config");
+    let seen = Utc.with_ymd_and_hms(2026, 8, 20, 10, 0, 0).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = telltale::store::Store::open(&url).await.expect("store");
+        let lineage = telltale::runtime::Lineage::new(&config);
+        let started = Instant::now();
+        let mut rows = 0;
+        for (i, body) in events.iter().enumerate() {
+            let event = openlineage::parse_event(body.as_bytes()).unwrap();
+            lineage.ingest(&event, seen).unwrap();
+            if i % 1_000 == 999 {
+                rows += lineage.flush(&store).await.unwrap();
+            }
+        }
+        rows += lineage.flush(&store).await.unwrap();
+        let took = started.elapsed();
+        println!(
+            "live ingest + SQLite flushes {:>9.0} events/s  ({} events, {} rows written, graph {} nodes)",
+            events.len() as f64 / took.as_secs_f64(),
+            events.len(),
+            rows,
+            lineage.graph().node_count()
+        );
+        store.close().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {
@@ -318,6 +361,74 @@ fn main() {
         graph.edge_count() as f64 / took.as_secs_f64()
     );
     bench_walks(&graph, &ids, &args, &mut rng);
+    bench_load_from_store(&graph, took);
     bench_whole_graph(&mut graph);
-    bench_openlineage(&mut graph, &args, &mut rng);
+    let events = bench_openlineage(&mut graph, &args, &mut rng);
+    bench_live_ingest(&events);
+}
+
+/// Load from store: the synthetic graph saved as OpenLineage-learned lineage (every asset a
+/// dataset, every edge with its last-seen time) in a fresh SQLite store, then loaded back the way
+/// the agent starts (`Lineage::load`: rows → graph). The peer is the in-memory build above.
+fn bench_load_from_store(graph: &LineageGraph, built_in: Duration) {
+    use telltale::store::{LineageBatch, Store, StoredEdge, StoredNode};
+    let seen = Utc.with_ymd_and_hms(2026, 8, 20, 9, 0, 0).unwrap();
+    let key = |n: NodeId| format!("bench/{}", graph.asset(n).key);
+    let mut batch = LineageBatch::default();
+    for (id, asset) in graph.nodes() {
+        batch.nodes.push(StoredNode {
+            key: key(id),
+            kind: "dataset".into(),
+            namespace: "bench".into(),
+            name: asset.key.clone(),
+            owner: asset.owner.clone(),
+            column_lineage: None,
+            updated_at: seen,
+        });
+    }
+    for (_, edge) in graph.edges() {
+        batch.edges.push(StoredEdge { from: key(edge.from), to: key(edge.to), job: None, seen_at: seen });
+    }
+    let dir = std::env::temp_dir().join(format!("telltale-lineage-bench-{}", std::process::id()));
+    let url = format!("sqlite://{}/store.db", dir.display());
+    let config = telltale::config::Config::parse(
+        std::path::Path::new("bench.yaml"),
+        "version: 1\nsources:\n  wh:\n    kind: postgres\n    url: postgres://u@db.internal:5432/shop\n",
+        |_| None,
+    )
+    .expect("bench config");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&url).await.expect("store");
+        let started = Instant::now();
+        store.save_lineage(&batch).await.expect("save");
+        let saved = started.elapsed();
+        println!(
+            "store (SQLite): save          {:>10}  ({} nodes, {} edges in one transaction)",
+            ms(saved),
+            batch.nodes.len(),
+            batch.edges.len()
+        );
+        let started = Instant::now();
+        let rows = store.load_lineage().await.expect("read");
+        println!("store (SQLite): read rows     {:>10}  ({} edges)", ms(started.elapsed()), rows.edges.len());
+        drop(rows);
+        for round in 1..=2 {
+            let lineage = telltale::runtime::Lineage::new(&config);
+            let started = Instant::now();
+            let stats = lineage.load(&telltale::check::CheckSet::default(), &store, seen).await.expect("load");
+            let took = started.elapsed();
+            let graph = lineage.graph();
+            println!(
+                "store (SQLite): load, run {round}    {:>10}  ({} nodes, {} edges back; in-memory build {})",
+                ms(took),
+                graph.node_count(),
+                graph.edge_count(),
+                ms(built_in)
+            );
+            assert_eq!(stats.stored_edges, batch.edges.len());
+        }
+        store.close().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }

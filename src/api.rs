@@ -19,6 +19,8 @@ use crate::measure::{AssetId, MetricKind};
 use crate::runtime::Agent;
 use crate::store::{AssetRecord, ErrorRecord, StoreError};
 
+mod lineage;
+
 #[derive(Clone)]
 pub struct ApiState {
     pub agent: Arc<Agent>,
@@ -67,6 +69,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/incidents/{id}", get(incident_detail))
         .route("/api/v1/incidents/{id}/{action}", axum::routing::post(incident_action))
         .route("/api/v1/downtime", get(downtime))
+        .merge(lineage::routes(state.agent.config.lineage.max_event_bytes))
         .with_state(state)
 }
 
@@ -263,27 +266,29 @@ async fn asset_health(
     Query(q): Query<HealthQuery>,
 ) -> Result<Response, ApiError> {
     let asset = parse_asset(&asset)?;
-    if q.upstream {
-        return Err(ApiError::bad_request(
-            "`upstream=true` needs lineage (a dbt manifest or OpenLineage events), which this telltale does not read yet",
-        ));
-    }
     let record = state.agent.store.asset(&asset).await?;
-    if record.is_none() && state.agent.check_for(&asset).is_none() {
+    let known = record.is_some() || state.agent.check_for(&asset).is_some();
+    let in_graph = q.upstream && state.agent.lineage.graph().find_asset(&asset).is_some();
+    if !known && !in_graph {
         return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
     }
-    let (health, open, checked_at) = asset_health_of(&state.agent, &asset).await?;
+    let brief = |i: &crate::incident::Incident| json!({ "id": i.id, "severity": i.severity_label(), "status": i.status, "title": i.title, "detected_at": i.detected_at });
+    let (health, body) = if q.upstream {
+        let h = state.agent.upstream_health(&asset).await?;
+        let open: Vec<_> = h.own.iter().map(brief).collect();
+        let body = json!({
+            "asset": asset, "status": h.health.as_str(), "open_incidents": open,
+            "upstream_incidents": h.upstream, "in_lineage_graph": h.in_graph, "checked_at": h.checked_at,
+        });
+        (h.health, body)
+    } else {
+        let (health, open, checked_at) = asset_health_of(&state.agent, &asset).await?;
+        let open: Vec<_> = open.iter().map(brief).collect();
+        (health, json!({ "asset": asset, "status": health.as_str(), "open_incidents": open, "checked_at": checked_at }))
+    };
     let status =
         if health == crate::incident::Health::Broken { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let open: Vec<_> = open
-        .iter()
-        .map(|i| json!({ "id": i.id, "severity": i.severity_label(), "status": i.status, "title": i.title, "detected_at": i.detected_at }))
-        .collect();
-    Ok((
-        status,
-        Json(json!({ "asset": asset, "status": health.as_str(), "open_incidents": open, "checked_at": checked_at })),
-    )
-        .into_response())
+    Ok((status, Json(body)).into_response())
 }
 
 /// Health of one asset from the store: its active incidents and when it was last measured.
@@ -341,8 +346,10 @@ async fn incident_detail(
     let events = state.agent.store.incident_events(&id).await?;
     let notifications = state.agent.store.notifications(Some(&id)).await?;
     let now = state.agent.clock.now();
+    let lineage = state.agent.incident_lineage(&incident);
     Ok(Json(json!({
         "incident": incident,
+        "lineage": lineage,
         "time_to_detection_seconds": incident.time_to_detection().num_seconds(),
         "time_to_resolution_seconds": incident.time_to_resolution(now).num_seconds(),
         "events": events,

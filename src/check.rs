@@ -159,6 +159,36 @@ pub struct AssetCheck {
     pub detection: Settings,
     /// Target share of time the asset is fresh and healthy (0.995 for `slo: 99.5%`).
     pub slo: Option<f64>,
+    /// Declared lineage: what this table reads from (`upstream:`) …
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<DeclaredRef>,
+    /// … and who reads it (`downstream:`), including consumers no tool reports (a BI dashboard).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub downstream: Vec<DeclaredRef>,
+}
+
+/// One entry of a check file's `upstream:` / `downstream:` list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum DeclaredRef {
+    /// A telltale asset (`source.schema.table`, or `schema.table` in the checked table's source).
+    Asset(AssetId),
+    /// Something outside the warehouse: a dashboard, an ML model, an application.
+    External {
+        name: String,
+        kind: crate::catalog::AssetKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tier: Option<u8>,
+        /// Explicit key-asset mark (exposure kinds are key by default).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<bool>,
+        #[serde(skip)]
+        line: usize,
+    },
 }
 
 impl AssetCheck {
@@ -433,6 +463,14 @@ fn decode_asset(d: &mut Decoder, node: &Node, path: &str, config: &Config) -> Op
         Some(n) => decode_detection(d, n, &map.path_of("detection")).unwrap_or_default(),
         None => Settings::default(),
     };
+    let upstream = map
+        .get("upstream")
+        .map(|n| decode_declared(d, n, &map.path_of("upstream"), source.as_deref(), config))
+        .unwrap_or_default();
+    let downstream = map
+        .get("downstream")
+        .map(|n| decode_declared(d, n, &map.path_of("downstream"), source.as_deref(), config))
+        .unwrap_or_default();
     let mut check_monitors = Monitors::default();
     if let Some(n) = map.require(d, "monitors", "a mapping of monitors: freshness, volume, schema, columns, custom_sql")
     {
@@ -463,7 +501,87 @@ fn decode_asset(d: &mut Decoder, node: &Node, path: &str, config: &Config) -> Op
         custom_sql: check_monitors.custom_sql,
         detection,
         slo,
+        upstream,
+        downstream,
     })
+}
+
+/// Kinds a declared external consumer may have.
+const DECLARED_KINDS: &[&str] =
+    &["dashboard", "ml_model", "application", "notebook", "analysis", "table", "view", "dataset"];
+
+/// A check file's `upstream:` or `downstream:` list: telltale assets as strings, external
+/// consumers as mappings (`name`, `kind`, `owner`, `url`, `tier`, `key`).
+fn decode_declared(
+    d: &mut Decoder,
+    node: &Node,
+    path: &str,
+    source: Option<&str>,
+    config: &Config,
+) -> Vec<DeclaredRef> {
+    let mut out = Vec::new();
+    let Some(items) = d.seq(node, path) else { return out };
+    for (i, item) in items.iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        if let Value::Scalar { .. } = &item.value {
+            let Some(text) = d.text(item, &ipath) else { continue };
+            let parts: Vec<&str> = text.split('.').collect();
+            let (src, schema, table) = match parts.as_slice() {
+                [s, sc, t] if !s.is_empty() && !sc.is_empty() && !t.is_empty() => (s.to_string(), *sc, *t),
+                [sc, t] if !sc.is_empty() && !t.is_empty() => match source {
+                    Some(s) => (s.to_string(), *sc, *t),
+                    None => continue,
+                },
+                _ => {
+                    d.error(
+                        item.mark,
+                        &ipath,
+                        format!(
+                            "`{text}` is not a table; expected `source.schema.table`, `schema.table` (same source), or a mapping with `name` and `kind` for a consumer outside the warehouse"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if config.source(&src).is_none() {
+                let names: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+                let hint = yaml::suggest(&src, names.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                d.error(
+                    item.mark,
+                    &ipath,
+                    format!("unknown source `{src}` in `{text}`{hint}; sources: {}", names.join(", ")),
+                );
+                continue;
+            }
+            out.push(DeclaredRef::Asset(AssetId::new(&src, &TableRef::new(schema, table))));
+            continue;
+        }
+        let Some(mut m) = d.map(item, &ipath) else { continue };
+        let name = m
+            .require(d, "name", "what people call it, e.g. `Revenue dashboard`")
+            .and_then(|n| d.text(n, &m.path_of("name")));
+        let kind = m
+            .require(d, "kind", &format!("one of {}", DECLARED_KINDS.join(", ")))
+            .and_then(|n| d.one_of(n, &m.path_of("kind"), "kind", DECLARED_KINDS))
+            .and_then(|k| k.parse::<crate::catalog::AssetKind>().ok());
+        let owner = m.get("owner").and_then(|n| d.text(n, &m.path_of("owner")));
+        let url = m.get("url").and_then(|n| d.text(n, &m.path_of("url"))).filter(|u| {
+            let ok = u.starts_with("http://") || u.starts_with("https://");
+            if !ok {
+                d.error(item.mark, &format!("{ipath}.url"), format!("`{u}` is not a URL; expected `https://…`"));
+            }
+            ok
+        });
+        let tier = m.get("tier").and_then(|n| d.unsigned(n, &m.path_of("tier"), 1, 4)).map(|t| t as u8);
+        let key = m.get("key").and_then(|n| d.bool(n, &m.path_of("key")));
+        m.finish(d);
+        if let (Some(name), Some(kind)) = (name, kind) {
+            out.push(DeclaredRef::External { name, kind, owner, url, tier, key, line: item.mark.line });
+        }
+    }
+    out
 }
 
 /// The asset's `detection:` block: defaults for every learned threshold.

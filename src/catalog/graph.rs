@@ -297,6 +297,26 @@ pub enum RunState {
 }
 
 impl RunState {
+    pub const ALL: [RunState; 6] =
+        [RunState::Start, RunState::Running, RunState::Complete, RunState::Abort, RunState::Fail, RunState::Other];
+
+    /// The OpenLineage `eventType` spelling (`START`, `FAIL`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Start => "START",
+            RunState::Running => "RUNNING",
+            RunState::Complete => "COMPLETE",
+            RunState::Abort => "ABORT",
+            RunState::Fail => "FAIL",
+            RunState::Other => "OTHER",
+        }
+    }
+
+    /// The state an OpenLineage `eventType` names.
+    pub fn parse(text: &str) -> Option<RunState> {
+        RunState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     /// The run ended (COMPLETE, ABORT or FAIL): a later START begins a new run.
     pub fn is_terminal(self) -> bool {
         matches!(self, RunState::Complete | RunState::Abort | RunState::Fail)
@@ -669,7 +689,10 @@ struct PairHasher(u64);
 
 impl Hasher for PairHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The table indexes buckets by the low bits, and a product's low bits depend only on the
+        // key's low bits (`to`): fold the high half in, or all edges into one node (a job with
+        // 100,000 inputs) would share a bucket and probe quadratically.
+        self.0 ^ (self.0 >> 32)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {

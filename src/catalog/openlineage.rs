@@ -481,14 +481,9 @@ fn run(value: &Value, path: &str) -> Result<RunRef, OpenLineageError> {
 
 fn event_type(fields: &Fields<'_>) -> Result<Option<RunState>, OpenLineageError> {
     let Some(text) = fields.optional_str("eventType")? else { return Ok(None) };
-    let state = match text {
-        "START" => RunState::Start,
-        "RUNNING" => RunState::Running,
-        "COMPLETE" => RunState::Complete,
-        "ABORT" => RunState::Abort,
-        "FAIL" => RunState::Fail,
-        "OTHER" => RunState::Other,
-        _ => {
+    let state = match RunState::parse(text) {
+        Some(state) => state,
+        None => {
             return Err(invalid(
                 &fields.at("eventType"),
                 "one of START, RUNNING, COMPLETE, ABORT, FAIL, OTHER",
@@ -597,17 +592,31 @@ pub struct Ingest {
     pub job: Option<NodeId>,
 }
 
+/// The node a dataset becomes: its kind from the naming spec, joined to a telltale asset by
+/// `mapping`, with the first owner the `ownership` facet names.
+pub fn dataset_asset(namespace: &str, name: &str, owner: Option<Owner>, mapping: &dyn DatasetMapping) -> CatalogAsset {
+    let location = DatasetLocation::parse(namespace, name);
+    let kind = if location.relational { AssetKind::Table } else { AssetKind::Dataset };
+    let mut asset = CatalogAsset::new(format!("{namespace}/{name}"), location.object.clone(), kind);
+    asset.asset_id = mapping.asset_id(&location);
+    asset.relation = location.relation();
+    asset.owner = owner;
+    asset
+}
+
+/// The node a job becomes (key `job:namespace/name`).
+pub fn job_asset(namespace: &str, name: &str, owner: Option<Owner>) -> CatalogAsset {
+    let mut asset = CatalogAsset::new(format!("job:{namespace}/{name}"), name.to_string(), AssetKind::Job);
+    asset.owner = owner;
+    asset
+}
+
 fn upsert_dataset(
     graph: &mut LineageGraph,
     dataset: &DatasetRef,
     mapping: &dyn DatasetMapping,
 ) -> Result<NodeId, GraphError> {
-    let location = DatasetLocation::parse(&dataset.namespace, &dataset.name);
-    let kind = if location.relational { AssetKind::Table } else { AssetKind::Dataset };
-    let mut asset = CatalogAsset::new(dataset.key(), location.object.clone(), kind);
-    asset.asset_id = mapping.asset_id(&location);
-    asset.relation = location.relation();
-    asset.owner = dataset.owners.first().cloned();
+    let asset = dataset_asset(&dataset.namespace, &dataset.name, dataset.owners.first().cloned(), mapping);
     let node = graph.upsert(asset, Origin::OpenLineage)?;
     if let Some(lineage) = &dataset.column_lineage {
         graph.update(node, |a| a.column_lineage = Some(Box::new(lineage.clone())));
@@ -617,7 +626,7 @@ fn upsert_dataset(
 
 /// Records `run` as the last run of `node` unless a newer one is known; a late RUNNING/OTHER of
 /// the same run never hides its end.
-fn record_run(graph: &mut LineageGraph, node: NodeId, run: &JobRun) -> bool {
+pub fn record_run(graph: &mut LineageGraph, node: NodeId, run: &JobRun) -> bool {
     graph.update(node, |asset| {
         let replace = match &asset.last_run {
             None => true,
@@ -655,9 +664,8 @@ pub fn ingest(
     result.datasets = inputs.len() + outputs.len();
     let Some(job_ref) = &event.job else { return Ok(result) };
 
-    let mut job_asset = CatalogAsset::new(job_ref.key(), job_ref.name.clone(), AssetKind::Job);
-    job_asset.owner = job_ref.owners.first().cloned();
-    let job = graph.upsert(job_asset, Origin::OpenLineage)?;
+    let job = graph
+        .upsert(job_asset(&job_ref.namespace, &job_ref.name, job_ref.owners.first().cloned()), Origin::OpenLineage)?;
     result.job = Some(job);
     for &input in &inputs {
         result.edges += usize::from(graph.add_edge_via(input, job, Origin::OpenLineage, seen_at, Some(job))?.is_some());

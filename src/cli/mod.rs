@@ -60,6 +60,9 @@ pub enum Command {
         /// Poll interval with `--wait`.
         #[arg(long, value_parser = crate::yaml::parse_duration, default_value = "30s")]
         interval: std::time::Duration,
+        /// Also broken while a SEV-1/2 incident is open on an asset upstream of it (lineage).
+        #[arg(long)]
+        upstream: bool,
     },
     /// Validate the config and all check files; `--connect` also tests each source.
     Validate {
@@ -99,6 +102,9 @@ pub enum Command {
     /// Incidents: list, show, and act on them (ack, resolve, expected, false-positive).
     #[command(subcommand)]
     Incidents(IncidentsCommand),
+    /// Lineage: `telltale lineage impact <asset>` (blast radius as a text tree or JSON).
+    #[command(subcommand)]
+    Lineage(LineageCommand),
     /// Compute past rows-added buckets of an asset from its timestamp column.
     Backfill {
         asset: String,
@@ -187,6 +193,20 @@ pub struct ActionArgs {
     /// Who acts (default: $USER).
     #[arg(long)]
     pub by: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LineageCommand {
+    /// Everything downstream of an asset (`source.schema.table`, a dbt unique_id or an
+    /// OpenLineage `namespace/name`), grouped by kind, key assets first, with owners.
+    Impact {
+        asset: String,
+        /// Hops to follow (1 = direct dependents); unlimited by default.
+        #[arg(long)]
+        depth: Option<u32>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -294,7 +314,28 @@ async fn dispatch(cli: Cli) -> i32 {
                     let code = gate_exit_code(&outcomes, args.fail_on, args.allow_unreachable);
                     report(&outcomes, &args, code, started.elapsed(), started_at)
                 }
-                Command::Gate { asset, wait, interval } => gate(&agent, &asset, wait, interval).await,
+                Command::Gate { asset, wait, interval, upstream } => {
+                    gate(&agent, &asset, wait, interval, upstream).await
+                }
+                Command::Lineage(LineageCommand::Impact { asset, depth, format }) => {
+                    match agent.lineage.impact(&asset, depth, None) {
+                        Some(report) => {
+                            match format {
+                                Format::Text => print!("{}", report.to_text()),
+                                Format::Json => {
+                                    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default())
+                                }
+                            }
+                            EXIT_OK
+                        }
+                        None => {
+                            eprintln!(
+                                "error: `{asset}` is not in the lineage graph (dbt manifest, declared lineage and OpenLineage events in the store)"
+                            );
+                            EXIT_CONFIG
+                        }
+                    }
+                }
                 Command::Measure { asset, format } => match asset.parse::<AssetId>() {
                     Ok(asset) => match agent.measure_now(&asset, &shutdown).await {
                         Ok(outcomes) => {
@@ -447,7 +488,8 @@ async fn incidents(agent: &Arc<Agent>, command: IncidentsCommand) -> i32 {
                 agent.store.notifications(Some(&id)).await,
             ) {
                 (Ok(Some(i)), Ok(events), Ok(notes)) => {
-                    let doc = serde_json::json!({ "incident": i, "events": events, "notifications": notes });
+                    let lineage = agent.incident_lineage(&i);
+                    let doc = serde_json::json!({ "incident": i, "lineage": lineage, "events": events, "notifications": notes });
                     println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
                     EXIT_OK
                 }
@@ -611,8 +653,10 @@ async fn run(agent: Arc<Agent>, shutdown: CancellationToken) -> i32 {
         crate::runtime::build_channels(&agent.config.alerting),
         dispatcher_stop.clone(),
     ));
+    let lineage = tokio::spawn(crate::runtime::run_lineage(Arc::clone(&agent), shutdown.clone()));
     crate::runtime::run_scheduler(Arc::clone(&agent), shutdown.clone(), None).await;
     shutdown.cancel();
+    let _ = lineage.await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
         while agent.store.due_notifications(agent.clock.now(), 1).await.is_ok_and(|d| !d.is_empty()) {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -684,7 +728,7 @@ fn selection(
     let selectors = parse(&args.select)?;
     let excluded = parse(&args.exclude)?;
     // The current manifest: needed by --state, used by --changed-since when there is one.
-    let has_manifest = args.manifest.is_some() || config.lineage.is_some();
+    let has_manifest = args.manifest.is_some() || config.lineage.dbt_manifest.is_some();
     let manifest = if args.state.is_some() || (args.changed_since.is_some() && has_manifest) {
         Some(state::current_manifest(args.manifest.as_deref(), config)?)
     } else {
@@ -732,7 +776,13 @@ fn progress_bar(agent: &Agent, forced: bool) -> indicatif::ProgressBar {
     bar
 }
 
-async fn gate(agent: &Agent, asset: &str, wait: Option<std::time::Duration>, interval: std::time::Duration) -> i32 {
+async fn gate(
+    agent: &Agent,
+    asset: &str,
+    wait: Option<std::time::Duration>,
+    interval: std::time::Duration,
+    upstream: bool,
+) -> i32 {
     let asset: AssetId = match asset.parse() {
         Ok(a) => a,
         Err(e) => {
@@ -742,7 +792,12 @@ async fn gate(agent: &Agent, asset: &str, wait: Option<std::time::Duration>, int
     };
     let deadline = std::time::Instant::now() + wait.unwrap_or_default();
     loop {
-        let (health, open, _) = match crate::api::asset_health_of(agent, &asset).await {
+        let checked = if upstream {
+            agent.upstream_health(&asset).await.map(|h| (h.health, h.own, h.upstream))
+        } else {
+            crate::api::asset_health_of(agent, &asset).await.map(|(h, open, _)| (h, open, Vec::new()))
+        };
+        let (health, open, upstream_open) = match checked {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -757,6 +812,9 @@ async fn gate(agent: &Agent, asset: &str, wait: Option<std::time::Duration>, int
             println!("{asset} is broken:");
             for i in &open {
                 println!("  {} {} {}", i.severity_label(), i.id, i.title);
+            }
+            for i in &upstream_open {
+                println!("  upstream {} {} {} ({})", i.severity, i.id, i.title, i.chain.join(" → "));
             }
             return EXIT_CHECK_FAILED;
         }

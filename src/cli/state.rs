@@ -43,9 +43,9 @@ fn project_dir_of(manifest: &Path) -> Option<PathBuf> {
 
 /// The current manifest of a check run: `--manifest`, else the configured lineage manifest.
 pub fn current_manifest(explicit: Option<&Path>, config: &Config) -> Result<LoadedManifest, String> {
-    match (explicit, &config.lineage) {
+    match (explicit, &config.lineage.dbt_manifest) {
         (Some(path), _) => load_manifest(path),
-        (None, Some(lineage)) => load_manifest(&lineage.dbt_manifest),
+        (None, Some(manifest)) => load_manifest(manifest),
         (None, None) => Err("comparing dbt state needs the current manifest: pass `--manifest <path>` or set \
              `lineage.dbt_manifest` in telltale.yaml"
             .into()),
@@ -55,8 +55,8 @@ pub fn current_manifest(explicit: Option<&Path>, config: &Config) -> Result<Load
 /// The telltale source that holds the manifest's relations: `lineage.source`, else the only
 /// configured source.
 pub fn manifest_source(config: &Config) -> Result<String, String> {
-    if let Some(lineage) = &config.lineage {
-        return Ok(lineage.source.clone());
+    if let Some(source) = &config.lineage.source {
+        return Ok(source.clone());
     }
     let mut names = config.sources.keys();
     match (names.next(), names.next()) {

@@ -145,6 +145,9 @@ fn decode_route(d: &mut Decoder, node: &Node, path: &str, channels: &[String]) -
             if let Some(x) = mm.get("asset") {
                 matches.asset = strings(d, x, &mm.path_of("asset"));
             }
+            if let Some(x) = mm.get("downstream_owner") {
+                matches.downstream_owner = strings(d, x, &mm.path_of("downstream_owner"));
+            }
             mm.finish(d);
         }
     }

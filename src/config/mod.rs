@@ -68,17 +68,45 @@ pub struct Config {
     pub retention: Duration,
     /// Channels, routes, mutes and the incident lifecycle.
     pub alerting: Alerting,
-    /// Lineage from a dbt manifest: blast radius in every alert.
-    pub lineage: Option<LineageConfig>,
+    /// Lineage: dbt manifest, OpenLineage endpoint, root-cause grouping (defaults when absent).
+    pub lineage: LineageConfig,
 }
 
 /// `lineage:` in telltale.yaml.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineageConfig {
-    /// Path of dbt's `manifest.json` (relative to the config file).
-    pub dbt_manifest: PathBuf,
-    /// The telltale source whose tables the manifest's relations are.
-    pub source: String,
+    /// Path of dbt's `manifest.json` (relative to the config file); reloaded when it changes.
+    pub dbt_manifest: Option<PathBuf>,
+    /// The telltale source whose tables the manifest's relations are (required with a manifest).
+    pub source: Option<String>,
+    /// Path of dbt's `run_results.json`: the last dbt run of each node (reloaded when it changes).
+    pub dbt_run_results: Option<PathBuf>,
+    /// How often the manifest's modification time is checked (and learned lineage saved).
+    pub reload_interval: Duration,
+    /// Bearer token `POST /api/v1/lineage` requires (OpenLineage's `api_key`); none = open.
+    pub api_key: Option<Secret>,
+    /// Largest OpenLineage request body accepted, compressed and decompressed (bytes).
+    pub max_event_bytes: usize,
+    /// An anomaly downstream of an asset with an open incident detected at most this long ago
+    /// joins that incident as a symptom instead of paging.
+    pub root_cause_window: Duration,
+    /// How many hops upstream root-cause grouping and `health?upstream=true` look.
+    pub upstream_depth: u32,
+}
+
+impl Default for LineageConfig {
+    fn default() -> Self {
+        LineageConfig {
+            dbt_manifest: None,
+            source: None,
+            dbt_run_results: None,
+            reload_interval: Duration::from_secs(10),
+            api_key: None,
+            max_event_bytes: 32 * 1024 * 1024,
+            root_cause_window: Duration::from_secs(6 * 3600),
+            upstream_depth: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -249,22 +277,10 @@ fn decode_config(
         None => Some(vec![base_dir.join("checks")]),
     };
     let alerting = alerting::decode(d, &mut map, env);
-    let lineage = map.get("lineage").and_then(|n| {
-        let mut m = d.map(n, "lineage")?;
-        let manifest = m
-            .require(d, "dbt_manifest", "the path of dbt's target/manifest.json")
-            .and_then(|x| d.text(x, "lineage.dbt_manifest"));
-        let source_node = m.require(d, "source", "the source whose tables the manifest describes");
-        let source = source_node.and_then(|x| d.text(x, "lineage.source"));
-        m.finish(d);
-        if let (Some(name), Some(x)) = (&source, source_node)
-            && !sources.contains_key(name)
-        {
-            d.error(x.mark, "lineage.source", format!("unknown source `{name}`"));
-            return None;
-        }
-        Some(LineageConfig { dbt_manifest: base_dir.join(manifest?), source: source? })
-    });
+    let lineage = match map.get("lineage") {
+        Some(n) => decode_lineage(d, n, &sources, base_dir, env),
+        None => Some(LineageConfig::default()),
+    };
     let shutdown_grace = match map.get("shutdown_grace") {
         Some(n) => d.duration(n, "shutdown_grace"),
         None => Some(Duration::from_secs(10)),
@@ -290,8 +306,89 @@ fn decode_config(
         shutdown_grace: shutdown_grace?,
         retention: retention?,
         alerting,
-        lineage,
+        lineage: lineage?,
     })
+}
+
+fn decode_lineage(
+    d: &mut Decoder,
+    node: &Node,
+    sources: &BTreeMap<String, SourceConfig>,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<LineageConfig> {
+    let mut m = d.map(node, "lineage")?;
+    let mut out = LineageConfig::default();
+    let mut ok = true;
+    out.dbt_manifest = m.get("dbt_manifest").and_then(|x| d.text(x, "lineage.dbt_manifest")).map(|p| base_dir.join(p));
+    out.dbt_run_results =
+        m.get("dbt_run_results").and_then(|x| d.text(x, "lineage.dbt_run_results")).map(|p| base_dir.join(p));
+    let source_node = m.get("source");
+    out.source = source_node.and_then(|x| d.text(x, "lineage.source"));
+    if let (Some(name), Some(x)) = (&out.source, source_node)
+        && !sources.contains_key(name)
+    {
+        let hint = yaml::suggest(name, sources.keys().map(String::as_str))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        d.error(x.mark, "lineage.source", format!("unknown source `{name}`{hint}"));
+        ok = false;
+    }
+    if out.dbt_manifest.is_some() && out.source.is_none() && source_node.is_none() {
+        d.error(node.mark, "lineage", "missing `source`: expected the source whose tables the manifest describes");
+        ok = false;
+    }
+    if let Some(x) = m.get("reload_interval") {
+        match d.duration(x, "lineage.reload_interval") {
+            Some(v) if v >= Duration::from_secs(1) => out.reload_interval = v,
+            Some(_) => d.error(x.mark, "lineage.reload_interval", "expected at least `1s`"),
+            None => ok = false,
+        }
+    }
+    if let Some(x) = m.get("api_key") {
+        out.api_key = expanded(d, x, "lineage.api_key", env).map(Secret::new);
+        ok &= out.api_key.is_some();
+    }
+    if let Some(x) = m.get("max_event_size") {
+        match d.text(x, "lineage.max_event_size").map(|t| parse_size(&t)) {
+            Some(Some(v)) if v >= 1024 => out.max_event_bytes = v,
+            Some(_) => {
+                d.error(x.mark, "lineage.max_event_size", "expected a size of at least 1KB, such as `32MB`");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(x) = m.get("root_cause_window") {
+        match d.duration(x, "lineage.root_cause_window") {
+            Some(v) => out.root_cause_window = v,
+            None => ok = false,
+        }
+    }
+    if let Some(x) = m.get("upstream_depth") {
+        match d.unsigned(x, "lineage.upstream_depth", 1, 1000) {
+            Some(v) => out.upstream_depth = v as u32,
+            None => ok = false,
+        }
+    }
+    m.finish(d);
+    ok.then_some(out)
+}
+
+/// `32MB`, `512KB`, `1GB` or a plain number of bytes (units are powers of 1024).
+fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let n: usize = number.parse().ok()?;
+    let factor = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" | "KIB" => 1024,
+        "MB" | "MIB" => 1024 * 1024,
+        "GB" | "GIB" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 fn decode_source(

@@ -69,6 +69,8 @@ pub enum Change {
     Reopened(usize),
     /// Folded into an open incident (same problem, or grouped with the asset's other problem).
     Updated(usize),
+    /// Joined the open incident of an upstream asset as a symptom (root-cause grouping): no page.
+    Symptom(usize),
     /// Healthy long enough: resolved.
     AutoResolved(usize),
     /// Healthy, but not yet long enough (or nothing open).
@@ -81,12 +83,18 @@ impl Change {
         match *self {
             Change::Opened(i) | Change::Reopened(i) => Some((i, NotificationEvent::Triggered)),
             Change::AutoResolved(i) => Some((i, NotificationEvent::Resolved)),
-            Change::Updated(_) | Change::Nothing => None,
+            Change::Updated(_) | Change::Symptom(_) | Change::Nothing => None,
         }
     }
 }
 
-/// Applies `obs` to `incidents` (the asset's active incidents and those resolved recently).
+/// Applies `obs` to `incidents`: the asset's active incidents and those resolved recently, then
+/// (root-cause grouping) active incidents of assets upstream of it, nearest first, which the
+/// caller includes only while they are recent enough to explain this asset's problems.
+///
+/// A bad observation that matches none of the asset's own incidents joins the first upstream
+/// incident as a symptom instead of opening (paging) its own. A symptom never resolves, reopens
+/// or holds open its root incident: only the root asset's own observations do.
 pub fn observe(
     incidents: &mut Vec<Incident>,
     obs: &Observation,
@@ -95,6 +103,18 @@ pub fn observe(
 ) -> Change {
     let key = obs.key();
     let active = incidents.iter().position(|i| i.status.is_active() && i.member_keys.contains(&key));
+    if let Some(i) = active
+        && incidents[i].asset != obs.asset
+    {
+        // Already a symptom of an upstream incident.
+        if obs.bad {
+            let incident = &mut incidents[i];
+            incident.bad_count += 1;
+            incident.updated_at = obs.at;
+            return Change::Symptom(i);
+        }
+        return Change::Nothing;
+    }
     if !obs.bad {
         let Some(i) = active else { return Change::Nothing };
         let incident = &mut incidents[i];
@@ -132,10 +152,20 @@ pub fn observe(
         incident.explanation = format!("{}\nalso: {}", incident.explanation, obs.explanation);
         return Change::Updated(i);
     }
+    // Downstream of an open incident: a symptom of that root cause, not a new page.
+    if let Some(i) = incidents.iter().position(|i| i.status.is_active() && i.asset != obs.asset) {
+        let incident = &mut incidents[i];
+        incident.member_keys.push(key);
+        incident.bad_count += 1;
+        incident.updated_at = obs.at;
+        incident.explanation = format!("{}\nsymptom downstream: {}", incident.explanation, obs.title);
+        return Change::Symptom(i);
+    }
     // Flapping: resolved by itself moments ago, bad again → the same incident.
     let flap = chrono::Duration::from_std(policy.flap_window).unwrap_or_default();
     if let Some(i) = incidents.iter().position(|i| {
         i.status == IncidentStatus::Resolved
+            && i.asset == obs.asset
             && i.member_keys.contains(&key)
             && i.resolved_at.is_some_and(|r| obs.at - r <= flap)
     }) {
@@ -185,9 +215,15 @@ pub fn observe(
     Change::Opened(incidents.len() - 1)
 }
 
+/// Lines of an explanation that carry context rather than the latest measurement: other problems
+/// grouped in, downstream symptoms, the failed job run. A refresh keeps them.
+pub const CONTEXT_PREFIXES: [&str; 3] = ["also: ", "symptom downstream: ", "The job `"];
+
 fn refresh(incident: &mut Incident, obs: &Observation) {
     incident.title = obs.title.clone();
-    incident.explanation = obs.explanation.clone();
+    let context: Vec<&str> =
+        incident.explanation.lines().filter(|l| CONTEXT_PREFIXES.iter().any(|p| l.starts_with(p))).collect();
+    incident.explanation = std::iter::once(obs.explanation.as_str()).chain(context).collect::<Vec<_>>().join("\n");
     incident.observed = obs.observed;
     incident.expected_low = obs.expected_low;
     incident.expected_high = obs.expected_high;
@@ -369,6 +405,46 @@ mod tests {
         assert!(list[0].explanation.contains("also: column is off"));
         // Outside the group window a new problem is its own incident.
         assert_eq!(observe(&mut list, &obs("schema", true, 60), &policy, &mut id), Change::Opened(1));
+    }
+
+    #[test]
+    fn downstream_problems_join_the_upstream_incident_as_symptoms() {
+        let policy = Policy::default();
+        let mut root = Vec::new();
+        let mut id = ids();
+        observe(&mut root, &obs("freshness", true, 0), &policy, &mut id);
+        // The downstream asset's own incidents (none), then the upstream root incident.
+        let mut list = root.clone();
+        let mut downstream = obs("volume", true, 5);
+        downstream.asset = "wh.marts.fct_orders".into();
+        downstream.title = "fct_orders volume: 0 rows".into();
+        assert_eq!(observe(&mut list, &downstream, &policy, &mut id), Change::Symptom(0));
+        assert_eq!(list.len(), 1, "no incident of its own, no page");
+        assert_eq!(Change::Symptom(0).notification(), None);
+        assert_eq!(list[0].member_keys, vec!["wh.public.orders/freshness", "wh.marts.fct_orders/volume"]);
+        assert!(list[0].explanation.contains("symptom downstream: fct_orders volume: 0 rows"));
+        assert_eq!(list[0].severity, 1, "a symptom does not change the root's severity");
+        // The root measured again: its explanation is refreshed, the symptom line stays.
+        assert_eq!(observe(&mut list, &obs("freshness", true, 7), &policy, &mut id), Change::Updated(0));
+        assert_eq!(list[0].explanation, "freshness is off\nsymptom downstream: fct_orders volume: 0 rows");
+        // Still bad: still a symptom. Healthy: the root stays open.
+        downstream.at = t(10);
+        assert_eq!(observe(&mut list, &downstream, &policy, &mut id), Change::Symptom(0));
+        let mut healthy = downstream.clone();
+        healthy.bad = false;
+        for minute in [15, 20, 25] {
+            healthy.at = t(minute);
+            assert_eq!(observe(&mut list, &healthy, &policy, &mut id), Change::Nothing);
+        }
+        assert_eq!(list[0].status, IncidentStatus::Open);
+        assert_eq!(list[0].healthy_streak, 0);
+        // Once the root resolved, a downstream problem pages on its own (no flap-reopen of the root).
+        list[0].status = IncidentStatus::Resolved;
+        list[0].resolved_at = Some(t(30));
+        downstream.at = t(35);
+        let mut own: Vec<Incident> = Vec::new();
+        assert_eq!(observe(&mut own, &downstream, &policy, &mut id), Change::Opened(0));
+        assert_eq!(observe(&mut list, &downstream, &policy, &mut id), Change::Opened(1));
     }
 
     #[test]

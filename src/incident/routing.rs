@@ -19,6 +19,9 @@ pub struct RouteMatch {
     pub monitor: Vec<String>,
     /// Glob patterns over `source.schema.table`.
     pub asset: Vec<String>,
+    /// Owners of key assets downstream of the incident's asset (lineage): a name, an email or
+    /// `Name (email)`. Lets a dashboard's owners hear about the table feeding it.
+    pub downstream_owner: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,7 +44,14 @@ pub struct Mute {
 
 impl RouteMatch {
     pub fn matches(&self, i: &Incident) -> bool {
-        (self.severity.is_empty() || self.severity.contains(&i.severity))
+        self.matches_with(i, &[])
+    }
+
+    /// `matches`, knowing the owners of the key assets downstream of the incident (each as its
+    /// name, email and `Name (email)`).
+    pub fn matches_with(&self, i: &Incident, downstream_owners: &[String]) -> bool {
+        (self.downstream_owner.is_empty() || self.downstream_owner.iter().any(|o| downstream_owners.contains(o)))
+            && (self.severity.is_empty() || self.severity.contains(&i.severity))
             && (self.owner.is_empty() || i.owner.as_ref().is_some_and(|o| self.owner.contains(o)))
             && (self.tags.is_empty() || i.tags.iter().any(|t| self.tags.contains(t)))
             && (self.tier.is_empty() || i.tier.is_some_and(|t| self.tier.contains(&t)))
@@ -54,9 +64,14 @@ impl RouteMatch {
 /// Channels for an incident: the first matching route's (and later ones while `continue`), in
 /// order, without duplicates. No matching route means no channel.
 pub fn channels_for(incident: &Incident, routes: &[Route]) -> Vec<String> {
+    channels_for_with(incident, &[], routes)
+}
+
+/// [`channels_for`], with the owners of the key assets downstream of the incident.
+pub fn channels_for_with(incident: &Incident, downstream_owners: &[String], routes: &[Route]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for route in routes {
-        if route.matches.matches(incident) {
+        if route.matches.matches_with(incident, downstream_owners) {
             for c in &route.channels {
                 if !out.contains(c) {
                     out.push(c.clone());
@@ -141,6 +156,25 @@ mod tests {
         };
         assert!(channels_for(&incident(3, "volume", &[]), std::slice::from_ref(&glob)).is_empty());
         assert_eq!(channels_for(&incident(3, "schema", &[]), &[glob]), vec!["x"]);
+    }
+
+    #[test]
+    fn routes_can_match_the_owners_of_key_downstream_assets() {
+        let routes = vec![
+            Route {
+                matches: RouteMatch {
+                    downstream_owner: vec!["finance-analytics@shop.example".into()],
+                    ..RouteMatch::default()
+                },
+                channels: vec!["finance".into()],
+                continue_matching: true,
+            },
+            Route { matches: RouteMatch::default(), channels: vec!["catch-all".into()], continue_matching: false },
+        ];
+        let i = incident(2, "volume", &[]);
+        assert_eq!(channels_for(&i, &routes), vec!["catch-all"], "no lineage, no downstream owners");
+        let owners = vec!["Finance Analytics".to_string(), "finance-analytics@shop.example".to_string()];
+        assert_eq!(channels_for_with(&i, &owners, &routes), vec!["finance", "catch-all"]);
     }
 
     #[test]

@@ -33,8 +33,19 @@ impl Agent {
         if by_asset.is_empty() {
             return;
         }
+        // Upstream assets first, so a root cause opens its incident before the problems it causes
+        // downstream (measured in the same run) are judged: they join it as symptoms.
+        let mut ordered: Vec<(usize, String, Vec<&CheckOutcome>)> = Vec::with_capacity(by_asset.len());
+        for (asset, list) in by_asset.iter() {
+            let upstream_here = asset.parse::<crate::measure::AssetId>().map_or(0, |id| {
+                let upstream = self.lineage.upstream_assets(&id, self.config.lineage.upstream_depth);
+                upstream.iter().filter(|u| by_asset.contains_key(u.as_str())).count()
+            });
+            ordered.push((upstream_here, asset.clone(), list.clone()));
+        }
+        ordered.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let _guard = self.incident_lock.lock().await;
-        for (asset, list) in by_asset {
+        for (_, asset, list) in ordered {
             if let Err(e) = self.process_asset(&asset, &list).await {
                 tracing::error!(asset, error = %e, "cannot update incidents");
             }
@@ -47,6 +58,8 @@ impl Agent {
         let policy = &self.config.alerting.policy;
         let flap = chrono::Duration::from_std(policy.flap_window).unwrap_or_default();
         let mut incidents = self.store.incidents_of_asset(asset, now - flap).await?;
+        // Root-cause grouping: open incidents upstream of this asset (nearest first).
+        incidents.extend(self.upstream_root_causes(asset, now).await?);
         let before = incidents.clone();
         let mut events = Vec::new();
         let mut notify: Vec<(usize, NotificationEvent)> = Vec::new();
@@ -57,26 +70,46 @@ impl Agent {
                 Change::Opened(_) => "opened",
                 Change::Reopened(_) => "reopened",
                 Change::Updated(_) => "updated",
+                Change::Symptom(_) => "symptom",
                 Change::AutoResolved(_) => "auto_resolved",
                 Change::Nothing => continue,
             };
             let index = match change {
-                Change::Opened(i) | Change::Reopened(i) | Change::Updated(i) | Change::AutoResolved(i) => i,
+                Change::Opened(i)
+                | Change::Reopened(i)
+                | Change::Updated(i)
+                | Change::Symptom(i)
+                | Change::AutoResolved(i) => i,
                 Change::Nothing => continue,
             };
+            if matches!(change, Change::Opened(_) | Change::Reopened(_)) {
+                self.note_failed_run(&mut incidents[index]);
+            }
+            let first_symptom = kind == "symptom"
+                && !before.iter().any(|b| b.id == incidents[index].id && b.member_keys.contains(&obs.key()));
+            if kind == "symptom" && !first_symptom {
+                continue;
+            }
             // A still-bad measurement only refreshes the incident: one timeline entry per hour.
             let quiet_update = kind == "updated"
                 && before
                     .iter()
                     .any(|b| b.id == incidents[index].id && now - b.updated_at < chrono::Duration::hours(1));
             if !quiet_update {
+                let detail = if first_symptom {
+                    let depth = self.config.lineage.upstream_depth;
+                    let chain = self.lineage.chain(&incidents[index].asset, asset, depth).unwrap_or_default();
+                    format!("{}: {} (downstream: {})", obs.key(), o.message, chain.join(" → "))
+                } else {
+                    o.message.clone()
+                };
                 events.push(IncidentEvent {
                     incident_id: incidents[index].id.clone(),
                     at: now,
                     kind: kind.into(),
                     actor: Some("telltale".into()),
                     note: None,
-                    detail: Some(o.message.clone()),
+                    detail: Some(detail),
                 });
             }
             if let Some(n) = change.notification() {
@@ -114,17 +147,26 @@ impl Agent {
             });
             return Vec::new();
         }
-        let channels = routing::channels_for(incident, &alerting.routes);
+        // Blast radius from lineage: how many assets downstream, the key ones with owners, and
+        // every owner of a key downstream asset (routes may match on them).
+        let mut downstream_owners = Vec::new();
+        let impact = incident.asset.parse::<crate::measure::AssetId>().ok().and_then(|asset| {
+            let graph = self.lineage.graph();
+            let node = graph.find_asset(&asset)?;
+            let radius = graph.blast_radius(node, Some(self.config.lineage.upstream_depth));
+            for (owner, _, key_assets) in radius.owners(&graph) {
+                if key_assets > 0 {
+                    downstream_owners.extend(owner.name.iter().chain(owner.email.iter()).cloned());
+                    downstream_owners.push(owner.to_string());
+                }
+            }
+            Some(radius.to_alert(&graph, 5))
+        });
+        let channels = routing::channels_for_with(incident, &downstream_owners, &alerting.routes);
         if channels.is_empty() {
             return Vec::new();
         }
         incident.last_notified_at = Some(now);
-        // Blast radius from lineage: how many assets downstream, and the key ones with owners.
-        let impact = self.lineage.as_ref().and_then(|graph| {
-            let asset = incident.asset.parse::<crate::measure::AssetId>().ok()?;
-            let node = graph.find_asset(&asset)?;
-            Some(graph.blast_radius(node, Some(10)).to_alert(graph, 5))
-        });
         channels
             .into_iter()
             .map(|c| {
@@ -136,6 +178,48 @@ impl Agent {
                 (n, c)
             })
             .collect()
+    }
+
+    /// Active incidents of assets upstream of `asset` detected within `lineage.root_cause_window`,
+    /// nearest asset first: the root causes a new problem of `asset` joins as a symptom.
+    async fn upstream_root_causes(&self, asset: &str, now: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
+        let Ok(id) = asset.parse::<crate::measure::AssetId>() else { return Ok(Vec::new()) };
+        let upstream = self.lineage.upstream_assets(&id, self.config.lineage.upstream_depth);
+        if upstream.is_empty() {
+            return Ok(Vec::new());
+        }
+        let window = chrono::Duration::from_std(self.config.lineage.root_cause_window).unwrap_or_default();
+        let active = self.store.active_incidents().await?;
+        let mut roots = Vec::new();
+        for up in &upstream {
+            let key = up.to_string();
+            roots.extend(active.iter().filter(|i| i.asset == key && now - i.detected_at <= window).cloned());
+        }
+        Ok(roots)
+    }
+
+    /// A failed (or aborted) last run of the job writing the incident's asset goes into its
+    /// explanation: the likely cause of a freshness or volume problem.
+    fn note_failed_run(&self, incident: &mut Incident) {
+        let Ok(asset) = incident.asset.parse::<crate::measure::AssetId>() else { return };
+        let Some(run) = self.lineage.last_run(&asset) else { return };
+        if !matches!(run.state, crate::catalog::RunState::Fail | crate::catalog::RunState::Abort) {
+            return;
+        }
+        let state = if run.state == crate::catalog::RunState::Fail { "failed" } else { "was aborted" };
+        let mut line = format!(
+            "The job `{}` that writes {} {state} at {} (run {})",
+            run.job,
+            incident.asset,
+            run.at.format("%Y-%m-%d %H:%M UTC"),
+            run.run_id
+        );
+        if let Some(message) = &run.message {
+            line.push_str(&format!(": {}", truncate(message, 300)));
+        }
+        if !incident.explanation.contains(&line) {
+            incident.explanation = format!("{}\n{line}.", incident.explanation);
+        }
     }
 
     fn observation(&self, o: &CheckOutcome, now: DateTime<Utc>) -> Observation {

@@ -5,6 +5,7 @@
 mod detection;
 mod incidents;
 mod jobs;
+mod lineage;
 mod scheduler;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +28,9 @@ use crate::store::{Store, StoreError};
 pub use detection::{class_of, noun};
 pub use incidents::{Channel, IncidentActionError, build_channels, run_dispatcher};
 pub use jobs::{ChangeInference, infer_change};
+pub use lineage::{
+    ImpactReport, IncidentLineage, Lineage, LoadStats, Symptom, UpstreamHealth, UpstreamIncident, run_lineage,
+};
 pub use scheduler::run_scheduler;
 
 /// Result of one monitor on one asset in one run.
@@ -59,30 +63,6 @@ pub struct CheckOutcome {
     /// fails a gate only with `--fail-on warn`, like an anomaly.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub advisory: bool,
-}
-
-/// Reads the dbt manifest named in the config; a missing or unreadable manifest is logged and
-/// alerts go out without a blast radius.
-fn load_lineage(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Option<crate::catalog::LineageGraph> {
-    let lineage = config.lineage.as_ref()?;
-    let loaded = std::fs::read(&lineage.dbt_manifest)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| crate::catalog::dbt::parse_manifest(&bytes).map_err(|e| e.to_string()))
-        .and_then(|manifest| {
-            let mut graph = crate::catalog::LineageGraph::new();
-            let source = lineage.source.clone();
-            manifest
-                .add_to_graph(&mut graph, &|_, _| Some(source.clone()), now)
-                .map_err(|e| e.to_string())
-                .map(|_| graph)
-        });
-    match loaded {
-        Ok(graph) => Some(graph),
-        Err(e) => {
-            tracing::error!(manifest = %lineage.dbt_manifest.display(), error = %e, "cannot load lineage; alerts go out without blast radius");
-            None
-        }
-    }
 }
 
 impl CheckOutcome {
@@ -143,8 +123,8 @@ pub struct Agent {
     incident_lock: tokio::sync::Mutex<()>,
     /// Wakes the outbox dispatcher when notifications were queued.
     pub outbox_ready: tokio::sync::Notify,
-    /// Lineage (from the dbt manifest), for the blast radius of every alert.
-    pub lineage: Option<crate::catalog::LineageGraph>,
+    /// The live lineage graph: dbt manifest, OpenLineage events, declared lineage.
+    pub lineage: Lineage,
     /// Assets the freshness sweep currently sees as late (to record each excursion once).
     late: std::sync::Mutex<std::collections::HashSet<AssetId>>,
     /// Retries for retryable source errors (unreachable, timeout) within one run.
@@ -162,7 +142,8 @@ impl Agent {
             sources.insert(name.clone(), source::connect(cfg)?);
             permits.insert(name.clone(), Arc::new(Semaphore::new(cfg.max_connections as usize)));
         }
-        let lineage = load_lineage(&config, clock.now());
+        let lineage = Lineage::new(&config);
+        lineage.load(&checks, &store, clock.now()).await?;
         Ok(Arc::new(Agent {
             config,
             checks,

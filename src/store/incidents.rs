@@ -131,6 +131,16 @@ impl Store {
         rows.iter().map(incident_from_row).collect()
     }
 
+    /// Every open or acknowledged incident, oldest first (root-cause grouping, upstream health).
+    pub async fn active_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status IN ('open', 'acknowledged') ORDER BY detected_at"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(incident_from_row).collect()
+    }
+
     pub async fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1")))
             .bind(id.to_string())

@@ -16,8 +16,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 mod incidents;
+mod lineage;
 
 pub use incidents::{IncidentEvent, IncidentFilter, OutboxEntry};
+pub use lineage::{LineageBatch, StoredEdge, StoredNode};
 
 use crate::measure::{AssetId, Column, Measurement, MetricKind, SchemaChange};
 use crate::secret::redact_url;

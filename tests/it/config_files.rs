@@ -43,7 +43,7 @@ fn validate_reports_every_problem_with_file_and_line_and_exits_2() {
     insta::assert_snapshot!(stderr, @r"
     <ws>/checks/a.yaml:6:24: assets[0].monitors.volume.bucket: expected a bucket that divides a day (such as `15m`, `1h`, `6h`) or whole days
     <ws>/checks/b.yaml:3:5: assets[0]: missing `table`: expected `schema.table` (or just `table` for the default schema)
-    <ws>/checks/b.yaml:4:5: assets[0].tabel: unknown key `tabel` (did you mean `table`?); valid keys here: description, detection, monitors, owner, sample, schedule, slo, source, table, tags, tier, where
+    <ws>/checks/b.yaml:4:5: assets[0].tabel: unknown key `tabel` (did you mean `table`?); valid keys here: description, detection, downstream, monitors, owner, sample, schedule, slo, source, table, tags, tier, upstream, where
     error: 3 problems found
     ");
 }

@@ -13,6 +13,7 @@ mod demo;
 mod detection;
 mod gate;
 mod incidents;
+mod lineage;
 mod mysql;
 mod outbox;
 mod postgres;
