@@ -70,6 +70,8 @@ pub struct Config {
     pub alerting: Alerting,
     /// Lineage from a dbt manifest: blast radius in every alert.
     pub lineage: Option<LineageConfig>,
+    /// Where telltale's own traces go (`telemetry:`; the `OTEL_*` variables override it).
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// `lineage:` in telltale.yaml.
@@ -265,6 +267,7 @@ fn decode_config(
         }
         Some(LineageConfig { dbt_manifest: base_dir.join(manifest?), source: source? })
     });
+    let telemetry = crate::telemetry::config::decode(d, &mut map, env);
     let shutdown_grace = match map.get("shutdown_grace") {
         Some(n) => d.duration(n, "shutdown_grace"),
         None => Some(Duration::from_secs(10)),
@@ -291,6 +294,7 @@ fn decode_config(
         retention: retention?,
         alerting,
         lineage,
+        telemetry,
     })
 }
 
