@@ -130,12 +130,17 @@ pub fn record_response(span: &tracing::Span, status: Option<u16>, error_type: Op
     }
 }
 
-/// `GET /metrics`: the OpenMetrics exposition, with incident gauges fresh from the store.
-pub async fn metrics(State(state): State<crate::api::ApiState>) -> Response {
+/// `GET /metrics`: the exposition, with incident gauges fresh from the store. OpenMetrics when the
+/// scraper accepts it (Prometheus does), else the classic text format 0.0.4.
+pub async fn metrics(State(state): State<crate::api::ApiState>, headers: axum::http::HeaderMap) -> Response {
     super::metrics::refresh_from_store(&state.agent).await;
-    let body = super::metrics::global().encode();
-    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
-        .into_response()
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let (content_type, body) = if accept.contains("application/openmetrics-text") {
+        ("application/openmetrics-text; version=1.0.0; charset=utf-8", super::metrics::global().encode())
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", super::metrics::global().encode_text())
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 #[cfg(test)]

@@ -111,10 +111,10 @@ definitions! {
         "Error budget left over the last 30 days for assets with an `slo` (negative once overspent).";
     ASSET_SLO_BUDGET_LEFT_RATIO = "telltale_asset_slo_budget_remaining_ratio", Kind::Gauge, ["source", "asset"], HEALTH,
         "Error budget left as a share of the whole budget (1 untouched, 0 spent, negative overspent).";
-    CHECK_RUNS = "telltale_check_runs_total", Kind::Counter, ["job", "outcome"], SELF,
-        "Finished check runs by job kind (asset, metadata, freshness_sweep) and worst outcome (pass, recorded, fail, error, none).";
-    CHECK_RUN_DURATION = "telltale_check_run_duration_seconds", Kind::Histogram(LATENCY_BUCKETS), ["job", "outcome"], SELF,
-        "Wall time of check runs by job kind and worst outcome.";
+    CHECK_RUNS = "telltale_check_runs_total", Kind::Counter, ["task", "outcome"], SELF,
+        "Finished check runs by task (asset, metadata, freshness_sweep) and worst outcome (pass, recorded, fail, error, none); `task`, not `job`, which Prometheus reserves for the scrape job.";
+    CHECK_RUN_DURATION = "telltale_check_run_duration_seconds", Kind::Histogram(LATENCY_BUCKETS), ["task", "outcome"], SELF,
+        "Wall time of check runs by task and worst outcome.";
     CHECK_OUTCOMES = "telltale_check_outcomes_total", Kind::Counter, ["monitor", "status"], SELF,
         "Monitor outcomes by monitor (freshness, volume, schema, column, custom_sql, source) and status.";
     ANOMALIES = "telltale_anomalies_total", Kind::Counter, ["monitor"], SELF,
@@ -123,8 +123,8 @@ definitions! {
         "Warehouse query latency by source, engine, query kind (catalog, profile, buckets, freshness, custom_sql, ping) and outcome (ok, error).";
     MEASUREMENT_ERRORS = "telltale_measurement_errors_total", Kind::Counter, ["source", "kind"], SELF,
         "Measurements that could not be taken, by source and error kind (unreachable, timeout, permission, config, query).";
-    SCHEDULER_LAG = "telltale_scheduler_lag_seconds", Kind::Histogram(LAG_BUCKETS), ["job"], SELF,
-        "How late scheduled jobs started after their due time.";
+    SCHEDULER_LAG = "telltale_scheduler_lag_seconds", Kind::Histogram(LAG_BUCKETS), ["task"], SELF,
+        "How late scheduled tasks (asset, metadata, freshness_sweep, prune, reminders) started after their due time.";
     INCIDENT_CHANGES = "telltale_incident_changes_total", Kind::Counter, ["change"], SELF,
         "Incident lifecycle changes made by telltale (opened, reopened, updated, auto_resolved).";
     OUTBOX_DEPTH = "telltale_outbox_depth", Kind::Gauge, [], SELF,
@@ -264,6 +264,33 @@ impl Metrics {
         out
     }
 
+    /// The classic Prometheus text format (0.0.4) of the same registry, for scrapers and tools
+    /// that do not speak OpenMetrics (`promtool check metrics`, older agents): counter families
+    /// are named with their `_total`, and `# EOF`/`# UNIT` lines are dropped.
+    pub fn encode_text(&self) -> String {
+        let open_metrics = self.encode();
+        let mut out = String::with_capacity(open_metrics.len());
+        for line in open_metrics.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let (family, tail) = rest.split_once(' ')?;
+                let def = DEFINITIONS
+                    .iter()
+                    .find(|d| d.kind == Kind::Counter && d.name.strip_suffix("_total") == Some(family))?;
+                Some(format!("{prefix}{} {tail}", def.name))
+            });
+            match renamed {
+                Some(l) => out.push_str(&l),
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// Data-health gauges from freshly taken measurements.
     pub fn observe_measurements(&self, measurements: &[Measurement]) {
         for m in measurements {
@@ -321,9 +348,9 @@ impl Metrics {
     }
 
     /// One finished check run: counts and duration by its worst outcome.
-    pub fn observe_run(&self, job: &str, outcome: &str, seconds: f64) {
-        self.inc(&CHECK_RUNS, &[job, outcome], 1.0);
-        self.observe(&CHECK_RUN_DURATION, &[job, outcome], seconds);
+    pub fn observe_run(&self, task: &str, outcome: &str, seconds: f64) {
+        self.inc(&CHECK_RUNS, &[task, outcome], 1.0);
+        self.observe(&CHECK_RUN_DURATION, &[task, outcome], seconds);
     }
 }
 
@@ -482,7 +509,7 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {family} {}", def.kind.as_str())), "{} missing:\n{text}", def.name);
             assert!(text.contains(&format!("# HELP {family} ")), "{}", def.name);
         }
-        assert!(text.contains("telltale_check_runs_total{job=\"asset\",outcome=\"pass\"} 1"));
+        assert!(text.contains("telltale_check_runs_total{task=\"asset\",outcome=\"pass\"} 1"));
         assert!(text.contains("telltale_build_info{version=\""));
         assert!(text.ends_with("# EOF\n"));
     }
@@ -500,6 +527,8 @@ mod tests {
                 "{}: only counters end in _total",
                 def.name
             );
+            // Prometheus renames scraped `job`/`instance` labels to `exported_*`.
+            assert!(!def.labels.iter().any(|l| ["job", "instance"].contains(l)), "{}", def.name);
             // promtool rejects these suffixes outside histograms and summaries.
             for suffix in ["_count", "_sum", "_bucket"] {
                 assert!(!def.name.ends_with(suffix), "{}", def.name);

@@ -19,3 +19,4 @@ mod report;
 mod scheduler;
 mod sqlite;
 mod store;
+mod telemetry;
