@@ -407,6 +407,45 @@ mod tests {
         ));
     }
 
+    fn parse(text: &str) -> Result<crate::config::Config, crate::yaml::Diagnostics> {
+        let config = format!("version: 1\nsources:\n  wh: {{kind: sqlite, url: \"sqlite://x.db\"}}\n{text}");
+        crate::config::Config::parse(std::path::Path::new("telltale.yaml"), &config, |k| {
+            (k == "OTLP_TOKEN").then(|| "s3cret".into())
+        })
+    }
+
+    #[test]
+    fn the_telemetry_block_is_decoded_with_secrets_from_the_environment() {
+        let c = parse(
+            "telemetry:\n  endpoint: http://collector:4317\n  protocol: grpc\n  headers: {Authorization: \"Bearer ${OTLP_TOKEN}\"}\n  timeout: 5s\n  service_name: tt\n  resource_attributes: {deployment.environment.name: prod}\n  sampler: parentbased_traceidratio\n  sampler_ratio: 0.25\n",
+        )
+        .unwrap();
+        let t = &c.telemetry;
+        assert_eq!(t.endpoint.as_deref(), Some("http://collector:4317"));
+        assert_eq!(t.protocol, Some(Protocol::Grpc));
+        assert_eq!(t.headers["authorization"].expose(), "Bearer s3cret");
+        assert_eq!(format!("{:?}", t.headers), "{\"authorization\": **redacted**}");
+        assert_eq!(t.timeout, Some(Duration::from_secs(5)));
+        let s = resolve(t, &env_of(&[])).unwrap().unwrap();
+        assert_eq!(s.sampler, Sampler::ParentBasedTraceIdRatio(0.25));
+        assert_eq!(s.resource[0], ("service.name".into(), "tt".into()));
+        assert!(parse("").unwrap().telemetry == TelemetryConfig::default());
+    }
+
+    #[test]
+    fn telemetry_mistakes_name_file_line_and_the_expected_value() {
+        let err = parse(
+            "telemetry:\n  endpoint: collector:4317\n  protocl: grpc\n  sampler: parentbased_traceid_ratio\n  sampler_ratio: 2\n",
+        )
+        .unwrap_err();
+        insta::assert_snapshot!(err.to_string(), @r"
+        telltale.yaml:5:13: telemetry.endpoint: expected an `http://` or `https://` URL such as `http://otel-collector:4317`
+        telltale.yaml:7:12: telemetry.sampler: unknown sampler `parentbased_traceid_ratio` (did you mean `parentbased_traceidratio`?); expected one of: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio
+        telltale.yaml:8:18: telemetry.sampler_ratio: expected a ratio between 0 and 1
+        telltale.yaml:6:3: telemetry.protocl: unknown key `protocl` (did you mean `protocol`?); valid keys here: endpoint, headers, protocol, resource_attributes, sampler, sampler_ratio, service_name, timeout
+        ");
+    }
+
     #[test]
     fn resource_attributes_that_do_not_decode_are_discarded_whole() {
         assert_eq!(parse_key_values("a=1,b=%zz"), None);

@@ -421,6 +421,127 @@ async fn api_requests_continue_the_callers_trace_context() {
     assert!(spans.iter().any(|s| s.name == "check warehouse.shop.customers"));
 }
 
+/// What an OTLP/HTTP receiver saw: request headers and the decoded export requests.
+#[derive(Default)]
+struct HttpReceived {
+    headers: Vec<axum::http::HeaderMap>,
+    requests: Vec<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+}
+
+/// A real OTLP/HTTP (protobuf) trace receiver on a free loopback port.
+async fn otlp_http_receiver() -> (String, Arc<Mutex<HttpReceived>>) {
+    use prost::Message;
+    let received: Arc<Mutex<HttpReceived>> = Arc::default();
+    let state = Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let state = Arc::clone(&state);
+            async move {
+                assert_eq!(headers["content-type"], "application/x-protobuf");
+                let request =
+                    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body).unwrap();
+                let mut s = state.lock().unwrap();
+                s.headers.push(headers);
+                s.requests.push(request);
+                let response = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default();
+                ([("content-type", "application/x-protobuf")], response.encode_to_vec())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}"), received)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_go_out_over_otlp_http_with_headers_and_resource_from_the_environment() {
+    let warehouse = require!(shop_warehouse().await);
+    let (endpoint, received) = otlp_http_receiver().await;
+    let dir = compose_workspace(free_port());
+    let status = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || {
+            let mut cmd = telltale(&dir, &warehouse, &["check"], None);
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+                .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+                .env_remove("OTEL_SERVICE_NAME")
+                .env("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme%20data")
+                .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=ci");
+            cmd.status().unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.code().is_some_and(|c| c <= 1), "telltale check: {status}");
+    let received = received.lock().unwrap();
+    assert!(!received.requests.is_empty(), "no OTLP/HTTP request arrived");
+    assert!(received.headers.iter().all(|h| h["x-tenant"] == "acme data"));
+    let mut names = BTreeSet::new();
+    for request in &received.requests {
+        for resource_spans in &request.resource_spans {
+            let resource: HashMap<String, String> = resource_spans
+                .resource
+                .as_ref()
+                .unwrap()
+                .attributes
+                .iter()
+                .map(|kv| (kv.key.clone(), format!("{:?}", kv.value.as_ref().unwrap().value.as_ref().unwrap())))
+                .collect();
+            // telltale.yaml's `telemetry.service_name`, the environment's resource attributes.
+            assert_eq!(resource["service.name"], "StringValue(\"telltale\")");
+            assert_eq!(resource["deployment.environment.name"], "StringValue(\"ci\")");
+            assert!(resource.contains_key("service.version"));
+            for scope in &resource_spans.scope_spans {
+                names.extend(scope.spans.iter().map(|s| s.name.clone()));
+            }
+        }
+    }
+    for name in ["check warehouse.shop.orders", "metadata scan warehouse", "SELECT shop.orders", "SELECT catalog"] {
+        assert!(names.contains(name), "no `{name}` span among {names:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collector_that_never_answers_does_not_hold_up_checks() {
+    let warehouse = require!(shop_warehouse().await);
+    // Accepts connections and never answers.
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
+    // Two fresh workspaces: the second run must not see the first one's history.
+    let (first, second) = (compose_workspace(free_port()), compose_workspace(free_port()));
+    let run = |dir: &tempfile::TempDir, otlp: Option<String>| {
+        let dir = dir.path().to_path_buf();
+        let warehouse = warehouse.clone();
+        move || {
+            let mut cmd = telltale(&dir, &warehouse, &["check", "--format", "json"], None);
+            if let Some(endpoint) = otlp {
+                cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_EXPORTER_OTLP_TIMEOUT", "1500");
+            }
+            let started = std::time::Instant::now();
+            let output = cmd.stdout(Stdio::piped()).output().unwrap();
+            (output.status.code(), started.elapsed(), String::from_utf8_lossy(&output.stdout).into_owned())
+        }
+    };
+    let (plain_code, _, plain) = tokio::task::spawn_blocking(run(&first, None)).await.unwrap();
+    let (code, elapsed, report) = tokio::task::spawn_blocking(run(&second, Some(endpoint))).await.unwrap();
+    assert_eq!(code, plain_code, "the exit code does not depend on the collector");
+    let statuses = |text: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| format!("{} {} {}", o["asset"], o["monitor"], o["status"]))
+            .collect()
+    };
+    assert_eq!(statuses(&report), statuses(&plain), "the same outcomes with a dead collector");
+    // Checks are not delayed; only the final flush waits, bounded by the export timeout.
+    assert!(elapsed < Duration::from_secs(20), "telltale check took {elapsed:?} with a dead collector");
+    drop(blackhole);
+}
+
 /// Metric names in a PromQL expression: identifiers that are not functions, keywords, label
 /// names in grouping clauses, label matchers, durations or strings.
 fn promql_metrics(expr: &str) -> Vec<String> {
