@@ -542,6 +542,72 @@ async fn a_collector_that_never_answers_does_not_hold_up_checks() {
     drop(blackhole);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_deliveries_are_traced_and_carry_the_trace_to_the_receiver() {
+    let warehouse = require!(shop_warehouse().await);
+    let collector = FakeCollectorServer::start().await.unwrap();
+    let endpoint = collector.endpoint();
+    let spans = drain(collector);
+    // A webhook receiver that keeps each request's traceparent.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let state = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let state = Arc::clone(&state);
+            async move {
+                let parent = headers.get("traceparent").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+                state.lock().unwrap().push(parent);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The compose configuration plus a webhook channel, and a customers row-count floor that fails.
+    let port = free_port();
+    let dir = compose_workspace(port);
+    let config = dir.path().join("telltale.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}channels:\n  hook:\n    kind: webhook\n    url: {hook}\n")).unwrap();
+    let checks = dir.path().join("checks/shop.yaml");
+    let text = std::fs::read_to_string(&checks).unwrap().replace("row_count: {min: 1}", "row_count: {min: 5000}");
+    std::fs::write(&checks, text).unwrap();
+    let telltale = Running(telltale(dir.path(), &warehouse, &["run"], Some(&endpoint)).spawn().unwrap());
+    wait_ready(port).await;
+    let delivered =
+        common::eventually(Duration::from_secs(30), || async { seen.lock().unwrap().first().cloned() }).await;
+    let traceparent = delivered.expect("the webhook was not called");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("telltale_alert_deliveries_total{channel=\"hook\",outcome=\"delivered\"} 1"), "{metrics}");
+    assert!(metrics.contains("telltale_incident_changes_total{change=\"opened\"} 1"));
+    assert!(metrics.contains("telltale_asset_status{source=\"warehouse\",asset=\"warehouse.shop.customers\"} 2"));
+    assert!(metrics.contains(
+        "telltale_asset_open_incidents{source=\"warehouse\",asset=\"warehouse.shop.customers\",severity=\"SEV-"
+    ));
+    assert!(telltale.terminate().success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let spans = spans.lock().unwrap().clone();
+
+    let delivery = spans.iter().find(|s| s.name == "deliver hook").expect("a delivery span");
+    assert_eq!(attr(delivery, "outcome"), "delivered");
+    assert_eq!(attr(delivery, "channel_kind"), "webhook");
+    assert_eq!(attr(delivery, "attempt"), "1");
+    let post = spans.iter().find(|s| s.parent_span_id == delivery.span_id).expect("an HTTP client span");
+    assert_eq!((post.name.as_str(), post.kind.as_str()), ("POST", "SPAN_KIND_CLIENT"));
+    assert_eq!(attr(post, "http.request.method"), "POST");
+    assert_eq!(attr(post, "http.response.status_code"), "200");
+    assert_eq!(attr(post, "server.address"), "127.0.0.1");
+    assert!(attr(post, "url.full").ends_with("/**redacted**"), "the webhook path is a credential");
+    // The receiver was handed the client span's context.
+    assert_eq!(traceparent, format!("00-{}-{}-01", post.trace_id, post.span_id));
+    // The incident change that queued it.
+    let update = spans.iter().find(|s| s.name == "incident update" && attr(s, "asset") == "warehouse.shop.customers");
+    let update = update.expect("an incident update span");
+    assert!(update.events.iter().any(|e| e.name.starts_with("incident opened")), "{update:?}");
+}
+
 /// Metric names in a PromQL expression: identifiers that are not functions, keywords, label
 /// names in grouping clauses, label matchers, durations or strings.
 fn promql_metrics(expr: &str) -> Vec<String> {
