@@ -6,7 +6,9 @@
 //! columns and metric kinds) and telltale's **own work** (checks, queries, scheduler, outbox,
 //! store). Values live in memory and are updated where the work happens; incident-derived gauges
 //! (open incidents, status, downtime, SLO budget) and the outbox depth are refreshed from the
-//! store when Prometheus scrapes ([`refresh_from_store`]). `docs/telemetry.md` is generated from
+//! store when Prometheus scrapes ([`refresh_from_store`]). Counters and histograms are
+//! prometheus-client metrics; gauges (the bulk: ~25 series per asset) are written directly, in the
+//! same format, to keep a 10,000-asset scrape fast. `docs/telemetry.md` is generated from
 //! [`DEFINITIONS`] ([`reference_markdown`]) and a test keeps it current.
 //!
 //! Never put query text, incident ids or other unbounded values in labels.
@@ -17,7 +19,6 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -153,16 +154,96 @@ impl MetricConstructor<Histogram> for Buckets {
     }
 }
 
+/// The series of one gauge, keyed by label values (in the definition's label order).
+///
+/// Gauges are the bulk of the exposition (about 25 series per watched asset), so they are kept
+/// here and written directly instead of through prometheus-client's per-sample `dyn Write`
+/// encoder: rendering 10,000 assets stays within the scrape budget (docs/benchmarks.md,
+/// "Telemetry"). The format is the same in OpenMetrics and the classic text format.
+#[derive(Default)]
+struct GaugeSeries(std::sync::RwLock<HashMap<Vec<String>, f64>>);
+
+impl GaugeSeries {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Vec<String>, f64>> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn encode(&self, def: &MetricDef, out: &mut String) {
+        let series = self.0.read().unwrap_or_else(|e| e.into_inner());
+        if series.is_empty() {
+            return;
+        }
+        out.push_str("# HELP ");
+        out.push_str(def.name);
+        out.push(' ');
+        out.push_str(def.help);
+        out.push_str("\n# TYPE ");
+        out.push_str(def.name);
+        out.push_str(" gauge\n");
+        for (values, value) in series.iter() {
+            out.push_str(def.name);
+            if !values.is_empty() {
+                out.push('{');
+                for (i, (name, v)) in def.labels.iter().zip(values).enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(name);
+                    out.push_str("=\"");
+                    push_escaped(out, v);
+                    out.push('"');
+                }
+                out.push('}');
+            }
+            out.push(' ');
+            push_value(out, *value);
+            out.push('\n');
+        }
+    }
+}
+
+/// A label value with `\\`, `"` and newlines escaped (the same rule in both text formats).
+fn push_escaped(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn push_value(out: &mut String, value: f64) {
+    use std::fmt::Write as _;
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
 enum Handle {
     Counter(Family<Labels, Counter<f64, AtomicU64>>),
-    Gauge(Family<Labels, Gauge<f64, AtomicU64>>),
+    Gauge(GaugeSeries),
     Histogram(Family<Labels, Histogram, Buckets>),
 }
 
 /// The registry and a handle per metric.
 pub struct Metrics {
+    /// Counters and histograms (gauges are [`GaugeSeries`]).
     registry: Registry,
     handles: HashMap<&'static str, Handle>,
+    /// The last exposition's size, to allocate the next one at once.
+    size_hint: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -200,11 +281,7 @@ impl Metrics {
                     registry.register(def.name.trim_end_matches("_total"), help(def), family.clone());
                     Handle::Counter(family)
                 }
-                Kind::Gauge => {
-                    let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
-                    registry.register(def.name, help(def), family.clone());
-                    Handle::Gauge(family)
-                }
+                Kind::Gauge => Handle::Gauge(GaugeSeries::default()),
                 Kind::Histogram(buckets) => {
                     let family = Family::<Labels, Histogram, Buckets>::new_with_constructor(Buckets(buckets));
                     registry.register(def.name, help(def), family.clone());
@@ -213,7 +290,7 @@ impl Metrics {
             };
             handles.insert(def.name, handle);
         }
-        let metrics = Metrics { registry, handles };
+        let metrics = Metrics { registry, handles, size_hint: std::sync::atomic::AtomicUsize::new(1 << 16) };
         let revision = option_env!("TELLTALE_REVISION").unwrap_or("unknown");
         metrics.set(&BUILD_INFO, &[env!("CARGO_PKG_VERSION"), revision], 1.0);
         // Families without series are not exposed; these exist from the start.
@@ -225,8 +302,10 @@ impl Metrics {
     }
 
     pub fn set(&self, def: &MetricDef, values: &[&str], value: f64) {
-        if let Some(Handle::Gauge(f)) = self.handles.get(def.name) {
-            f.get_or_create(&labels(def, values)).set(value);
+        debug_assert_eq!(def.labels.len(), values.len(), "label values of {}", def.name);
+        if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
+            let key: Vec<String> = values.iter().map(|v| (*v).to_string()).collect();
+            g.write().insert(key, value);
         }
     }
 
@@ -244,23 +323,31 @@ impl Metrics {
 
     /// Drops every series of a gauge (before re-setting the ones that still apply).
     pub fn clear(&self, def: &MetricDef) {
-        if let Some(Handle::Gauge(f)) = self.handles.get(def.name) {
-            f.clear();
+        if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
+            g.write().clear();
         }
     }
 
     /// Removes one series of a gauge.
     pub fn remove(&self, def: &MetricDef, values: &[&str]) {
-        if let Some(Handle::Gauge(f)) = self.handles.get(def.name) {
-            f.remove(&labels(def, values));
+        if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
+            let key: Vec<String> = values.iter().map(|v| (*v).to_string()).collect();
+            g.write().remove(&key);
         }
     }
 
-    /// The OpenMetrics text exposition (ends with `# EOF`).
+    /// The OpenMetrics text exposition (ends with `# EOF`): gauges in definition order, then
+    /// the counters and histograms encoded by prometheus-client.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(1 << 16);
-        // Writing into a String cannot fail.
+        let mut out = String::with_capacity(self.size_hint.load(std::sync::atomic::Ordering::Relaxed));
+        for def in DEFINITIONS {
+            if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
+                g.encode(def, &mut out);
+            }
+        }
+        // Writing into a String cannot fail; the registry ends with `# EOF`.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        self.size_hint.store(out.len() + out.len() / 8, std::sync::atomic::Ordering::Relaxed);
         out
     }
 
