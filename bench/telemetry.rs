@@ -84,6 +84,17 @@ fn memory() -> (f64, f64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
+/// CPU time (user + system) of the calling thread, in ms: what a render costs on a free core,
+/// independent of other load on the machine (10 ms resolution; sum several runs).
+fn thread_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the command name `(…)`: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum());
+    ticks * 10.0
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     xs[xs.len() / 2]
@@ -141,6 +152,7 @@ fn render(args: &Args) {
     let (_, rss_filled) = memory();
     let mut times = Vec::new();
     let mut bytes = 0;
+    let cpu_start = thread_cpu_ms();
     for _ in 0..args.renders {
         let started = Instant::now();
         let text = registry.encode();
@@ -148,6 +160,7 @@ fn render(args: &Args) {
         bytes = text.len();
         std::hint::black_box(text);
     }
+    let cpu = (thread_cpu_ms() - cpu_start) / args.renders as f64;
     let (hwm, _) = memory();
     // Peer: the same series through plain `write!` (no registry, no escaping, no HELP/TYPE).
     type Sample<'a> = (String, Vec<(&'a str, String)>, f64);
@@ -156,6 +169,7 @@ fn render(args: &Args) {
         .map(|(def, values, v)| (def.name.to_string(), def.labels.iter().copied().zip(values).collect(), v))
         .collect();
     let mut peer_times = Vec::new();
+    let peer_cpu_start = thread_cpu_ms();
     for _ in 0..args.renders {
         let started = Instant::now();
         let mut out = String::with_capacity(bytes);
@@ -170,6 +184,7 @@ fn render(args: &Args) {
         peer_times.push(started.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(out);
     }
+    let peer_cpu = (thread_cpu_ms() - peer_cpu_start) / args.renders as f64;
     println!(
         "series: {series} ({:.1} per asset), exposition {:.1} MB",
         series as f64 / args.assets as f64,
@@ -183,12 +198,14 @@ fn render(args: &Args) {
         args.renders
     );
     println!("render, peer (plain write! into a String):               median {:.1} ms", median(peer_times));
+    println!("render CPU time per render (thread user+sys): telltale {cpu:.0} ms, peer {peer_cpu:.0} ms");
     println!(
         "memory: VmRSS {rss_empty:.0} MB empty -> {rss_filled:.0} MB filled ({:.0} bytes/series); VmHWM after renders {hwm:.0} MB (includes the peer's copy)",
         (rss_filled - rss_empty) * 1024.0 * 1024.0 / series as f64
     );
     let target = if median(times) <= 100.0 { "met" } else { "MISSED" };
-    println!("target <= 100 ms (render): {target}");
+    let target_cpu = if cpu <= 100.0 { "met" } else { "MISSED" };
+    println!("target <= 100 ms (render): wall {target}, CPU {target_cpu}");
     if let Err(e) = handler_path(args) {
         println!("handler path: {e:#}");
     }
@@ -228,6 +245,7 @@ fn handler_path(args: &Args) -> Result<()> {
     }
     let mut refresh = Vec::new();
     let mut total = Vec::new();
+    let cpu_start = thread_cpu_ms();
     for _ in 0..args.renders {
         let started = Instant::now();
         rt.block_on(metrics::refresh_from_store(&agent));
@@ -236,6 +254,7 @@ fn handler_path(args: &Args) -> Result<()> {
         total.push(started.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(text);
     }
+    let cpu = (thread_cpu_ms() - cpu_start) / args.renders as f64;
     let (hwm, rss) = memory();
     println!(
         "GET /metrics path ({} checked assets, SQLite store): refresh from store median {:.1} ms, refresh + render median {:.1} ms; VmRSS {rss:.0} MB, VmHWM {hwm:.0} MB",
@@ -244,7 +263,10 @@ fn handler_path(args: &Args) -> Result<()> {
         median(total.clone())
     );
     let target = if median(total) <= 100.0 { "met" } else { "MISSED" };
-    println!("target <= 100 ms (whole scrape): {target}");
+    println!(
+        "whole scrape CPU time of the calling thread (the store query runs on runtime workers, not counted): {cpu:.0} ms"
+    );
+    println!("target <= 100 ms (whole scrape, wall): {target}");
     rt.block_on(agent.close());
     Ok(())
 }
