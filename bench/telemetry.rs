@@ -350,9 +350,9 @@ fn tracing_overhead(args: &Args) -> Result<()> {
             .with_filter(tracing_subscriber::EnvFilter::new("warn"))
     };
     let without = tracing::Dispatch::new(tracing_subscriber::registry().with(fmt()));
-    let with = tracing::Dispatch::new(tracing_subscriber::registry().with(fmt()).with(
-        tracing_opentelemetry::layer().with_tracer(tracer).with_filter(telltale::telemetry::otel::trace_filter()),
-    ));
+    let with = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(fmt()).with(telltale::telemetry::otel::layer(tracer)),
+    );
     let shutdown = CancellationToken::new();
     let run = |dispatch: &tracing::Dispatch| {
         tracing::dispatcher::with_default(dispatch, || {

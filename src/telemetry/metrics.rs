@@ -219,15 +219,14 @@ fn push_escaped(out: &mut String, value: &str) {
 }
 
 fn push_value(out: &mut String, value: f64) {
-    use std::fmt::Write as _;
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        let _ = write!(out, "{}", value as i64);
+        out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
-        let _ = write!(out, "{value}");
+        out.push_str(ryu::Buffer::new().format_finite(value));
     }
 }
 

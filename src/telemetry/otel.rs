@@ -153,8 +153,7 @@ pub fn init(logging: Logging, file: &TelemetryConfig) -> Telemetry {
         Ok(None) => (Telemetry::disabled(), None),
         Err(e) => (Telemetry::disabled(), Some(e.to_string())),
     };
-    let otel =
-        telemetry.tracer().map(|tracer| tracing_opentelemetry::layer().with_tracer(tracer).with_filter(trace_filter()));
+    let otel = telemetry.tracer().map(layer);
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(logging.ansi)
         .with_writer(std::io::stderr)
@@ -167,6 +166,22 @@ pub fn init(logging: Logging, file: &TelemetryConfig) -> Telemetry {
         tracing::info!(endpoint = %crate::secret::redact_url(endpoint), "exporting traces over OTLP");
     }
     telemetry
+}
+
+/// The `tracing` → OpenTelemetry layer for `tracer`, filtered to telltale's spans. Per-span
+/// extras that cost time on every span and say little here (busy/idle timing, thread, source
+/// location, target) are off.
+pub fn layer<S>(tracer: opentelemetry_sdk::trace::SdkTracer) -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
+        .with_target(false)
+        .with_filter(trace_filter())
 }
 
 /// Which spans are exported: telltale's own at INFO and above.
