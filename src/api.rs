@@ -70,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/incidents/{id}/{action}", axum::routing::post(incident_action))
         .route("/api/v1/downtime", get(downtime))
         .merge(lineage::routes(state.agent.config.lineage.max_event_bytes))
+        .route("/metrics", get(crate::telemetry::http::metrics))
         .with_state(state)
 }
 
@@ -429,5 +430,7 @@ pub async fn serve(
     state: ApiState,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    // Traced here, around the finished router, so every route is covered whatever its order.
+    let app = router(state).layer(axum::middleware::from_fn(crate::telemetry::http::trace_requests));
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

@@ -21,4 +21,5 @@ pub mod schedule;
 pub mod secret;
 pub mod source;
 pub mod store;
+pub mod telemetry;
 pub mod yaml;

@@ -40,6 +40,27 @@ pub(crate) async fn post(
     timeout: Duration,
     channel: &str,
 ) -> Result<HttpResponse, AlertError> {
+    let span = crate::telemetry::http::client_span("POST", url, &endpoint_label(url), channel);
+    let mut headers = headers;
+    crate::telemetry::http::inject(&span, &mut headers);
+    let result =
+        tracing::Instrument::instrument(exchange(client, url, headers, body, timeout, channel), span.clone()).await;
+    match &result {
+        Ok(r) => crate::telemetry::http::record_response(&span, Some(r.status), None),
+        // Only the transport fails here; statuses are classified by the caller.
+        Err(_) => crate::telemetry::http::record_response(&span, None, Some("transport")),
+    }
+    result
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    url: &str,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    timeout: Duration,
+    channel: &str,
+) -> Result<HttpResponse, AlertError> {
     let request = client.post(url).headers(headers).body(body).timeout(timeout);
     let mut response = request.send().await.map_err(|e| transport_error(channel, e, timeout))?;
     let status = response.status().as_u16();

@@ -114,9 +114,20 @@ async fn post_event(State(state): State<ApiState>, headers: HeaderMap, raw: RawB
             .map_err(|e| error(StatusCode::INSUFFICIENT_STORAGE, e.to_string()))
     })
     .await;
+    let ingested = |outcome: &str, n: usize| {
+        for _ in 0..n {
+            crate::telemetry::metrics::lineage_event_ingested(outcome);
+        }
+    };
     match merged {
-        Ok(Ok(ingest)) => (StatusCode::CREATED, Json(json!({ "ingested": ingest }))).into_response(),
-        Ok(Err(e)) => e.into_response(),
+        Ok(Ok(ingest)) => {
+            ingested("accepted", 1);
+            (StatusCode::CREATED, Json(json!({ "ingested": ingest }))).into_response()
+        }
+        Ok(Err(e)) => {
+            ingested("rejected", 1);
+            e.into_response()
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("ingest failed: {e}")).into_response(),
     }
 }
@@ -147,6 +158,13 @@ async fn post_batch(State(state): State<ApiState>, headers: HeaderMap, raw: RawB
         Ok::<_, ApiError>((accepted, errors))
     })
     .await;
+    if let Ok(Ok((accepted, errors))) = &merged {
+        for (outcome, n) in [("accepted", *accepted), ("rejected", errors.len())] {
+            for _ in 0..n {
+                crate::telemetry::metrics::lineage_event_ingested(outcome);
+            }
+        }
+    }
     match merged {
         Ok(Ok((accepted, errors))) if errors.is_empty() => {
             (StatusCode::CREATED, Json(json!({ "accepted": accepted }))).into_response()

@@ -230,7 +230,6 @@ pub enum Format {
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -238,10 +237,14 @@ pub fn main() -> i32 {
             return EXIT_RUNTIME;
         }
     };
-    runtime.block_on(dispatch(cli))
+    // The trace exporter runs on the runtime; spans still queued are flushed before exit.
+    let telemetry = runtime.block_on(async { init_logging(&cli) });
+    let code = runtime.block_on(dispatch(cli));
+    runtime.block_on(telemetry.shutdown());
+    code
 }
 
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &Cli) -> crate::telemetry::Telemetry {
     let default = match cli.command {
         Command::Demo(_) => "warn",
         _ => cli.log.as_str(),
@@ -250,11 +253,14 @@ fn init_logging(cli: &Cli) {
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    // The `telemetry:` block of the config file; its mistakes are reported when the command
+    // loads the config properly.
+    let file = match cli.command {
+        Command::Demo(_) | Command::Validate { .. } | Command::Detect(_) => Default::default(),
+        _ => Config::load(&cli.config).map(|c| c.telemetry).unwrap_or_default(),
+    };
+    let logging = crate::telemetry::Logging { filter, ansi: std::io::stderr().is_terminal() };
+    crate::telemetry::init(logging, &file)
 }
 
 async fn dispatch(cli: Cli) -> i32 {

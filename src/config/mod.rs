@@ -70,6 +70,8 @@ pub struct Config {
     pub alerting: Alerting,
     /// Lineage: dbt manifest, OpenLineage endpoint, root-cause grouping (defaults when absent).
     pub lineage: LineageConfig,
+    /// Where telltale's own traces go (`telemetry:`; the `OTEL_*` variables override it).
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// `lineage:` in telltale.yaml.
@@ -281,6 +283,7 @@ fn decode_config(
         Some(n) => decode_lineage(d, n, &sources, base_dir, env),
         None => Some(LineageConfig::default()),
     };
+    let telemetry = crate::telemetry::config::decode(d, &mut map, env);
     let shutdown_grace = match map.get("shutdown_grace") {
         Some(n) => d.duration(n, "shutdown_grace"),
         None => Some(Duration::from_secs(10)),
@@ -307,6 +310,7 @@ fn decode_config(
         retention: retention?,
         alerting,
         lineage: lineage?,
+        telemetry,
     })
 }
 

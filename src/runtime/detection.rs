@@ -77,6 +77,20 @@ impl Agent {
         outcomes: &mut [CheckOutcome],
     ) {
         let Some(check) = check else { return };
+        let span = crate::telemetry::spans::detection(&check.asset);
+        tracing::Instrument::instrument(self.apply_detection_untraced(check, measurements, outcomes), span.clone())
+            .await;
+        let judged: Vec<_> = outcomes.iter().filter_map(|o| o.verdict.as_ref()).collect();
+        span.record("judged", judged.len() as u64);
+        span.record("anomalies", judged.iter().filter(|v| v.anomaly).count() as u64);
+    }
+
+    async fn apply_detection_untraced(
+        &self,
+        check: &AssetCheck,
+        measurements: &[Measurement],
+        outcomes: &mut [CheckOutcome],
+    ) {
         let mut records = Vec::new();
         for o in outcomes.iter_mut() {
             let (Some(kind), Some(value)) = (o.metric, o.value) else { continue };

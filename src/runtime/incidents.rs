@@ -46,7 +46,8 @@ impl Agent {
         ordered.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let _guard = self.incident_lock.lock().await;
         for (_, asset, list) in ordered {
-            if let Err(e) = self.process_asset(&asset, &list).await {
+            let span = crate::telemetry::spans::incident_update(&asset);
+            if let Err(e) = tracing::Instrument::instrument(self.process_asset(&asset, &list), span).await {
                 tracing::error!(asset, error = %e, "cannot update incidents");
             }
         }
@@ -95,6 +96,7 @@ impl Agent {
                 && before
                     .iter()
                     .any(|b| b.id == incidents[index].id && now - b.updated_at < chrono::Duration::hours(1));
+            crate::telemetry::spans::incident_changed(kind, &incidents[index].id, &incidents[index].title);
             if !quiet_update {
                 let detail = if first_symptom {
                     let depth = self.config.lineage.upstream_depth;
@@ -121,10 +123,12 @@ impl Agent {
             outbox.extend(self.queue(&mut incidents[index], event, now, &mut events));
         }
         let changed: Vec<&Incident> = incidents.iter().filter(|i| !before.contains(i)).collect();
+        tracing::Span::current().record("notifications", outbox.len() as u64);
         if changed.is_empty() && events.is_empty() && outbox.is_empty() {
             return Ok(());
         }
-        self.store.save_incidents(&changed, &events, &outbox).await
+        crate::telemetry::metrics::timed_store("save_incidents", self.store.save_incidents(&changed, &events, &outbox))
+            .await
     }
 
     /// The notifications an incident event calls for, one per routed channel (none when muted).
@@ -424,7 +428,7 @@ pub async fn run_dispatcher(agent: Arc<Agent>, channels: HashMap<String, Channel
     loop {
         let done = std::mem::take(&mut *settled.lock().unwrap_or_else(|e| e.into_inner()));
         let now = agent.clock.now();
-        let due = agent.store.due_notifications(now, 500).await;
+        let due = crate::telemetry::metrics::timed_store("read_outbox", agent.store.due_notifications(now, 500)).await;
         in_flight.lock().unwrap_or_else(|e| e.into_inner()).retain(|id| !done.contains(id));
         match due {
             Ok(due) => {
@@ -470,8 +474,22 @@ async fn deliver(agent: &Agent, channel: &Channel, policy: &crate::alert::retry:
     };
     channel.limiter.acquire().await;
     let attempts = entry.attempts + 1;
-    let result = channel.sink.send(notification).await;
+    let span = crate::telemetry::spans::delivery(
+        channel.sink.name(),
+        channel.sink.kind(),
+        &entry.incident_id,
+        &entry.event,
+        attempts,
+    );
+    let started = std::time::Instant::now();
+    let result = tracing::Instrument::instrument(channel.sink.send(notification), span.clone()).await;
     let now = agent.clock.now();
+    let outcome = match &result {
+        Ok(_) => "delivered",
+        Err(error) if policy.next_delay(attempts, error, entry.created_at, now).is_some() => "retry",
+        Err(_) => "gave_up",
+    };
+    crate::telemetry::spans::delivered(&span, channel.sink.name(), outcome, started);
     let saved = match result {
         Ok(delivery) => {
             tracing::info!(

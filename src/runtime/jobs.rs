@@ -107,7 +107,8 @@ fn judge(mut o: CheckOutcome, value: f64, rule: &Rule, describe: &str) -> CheckO
 
 impl Agent {
     async fn record(&self, measurements: &[Measurement]) {
-        if let Err(e) = self.store.record(measurements).await {
+        crate::telemetry::metrics::global().observe_measurements(measurements);
+        if let Err(e) = crate::telemetry::metrics::timed_store("record", self.store.record(measurements)).await {
             tracing::error!(error = %e, count = measurements.len(), "cannot save measurements");
         }
     }
@@ -157,7 +158,13 @@ impl Agent {
 
     /// One catalog round trip → freshness, volume and schema of every watched table.
     pub async fn metadata_job(self: &Arc<Self>, source: &str, shutdown: &CancellationToken) -> Vec<CheckOutcome> {
-        self.metadata_job_in(source, self.scope(source), shutdown).await
+        let span = crate::telemetry::spans::metadata_run(source);
+        crate::telemetry::spans::traced_run(
+            span,
+            "metadata",
+            self.metadata_job_in(source, self.scope(source), shutdown),
+        )
+        .await
     }
 
     /// The metadata job narrowed to `scope` (e.g. one table for `telltale measure`).
@@ -262,15 +269,22 @@ impl Agent {
                 }
             }
         }
-        if let Err(e) = self.store.save_metadata(&batch).await {
+        crate::telemetry::metrics::global().observe_measurements(&batch.measurements);
+        if let Err(e) = crate::telemetry::metrics::timed_store("save_metadata", self.store.save_metadata(&batch)).await
+        {
             tracing::error!(source, error = %e, "cannot save the metadata scan");
         }
         tracing::info!(source, tables = tables.len(), watched = watched.len(), "metadata scan done");
         outcomes
     }
 
-    /// Runs the query-based monitors of one checked asset.
+    /// Runs the query-based monitors of one checked asset, as one traced check run.
     pub async fn asset_job(self: &Arc<Self>, asset: &AssetId, shutdown: &CancellationToken) -> Vec<CheckOutcome> {
+        let span = crate::telemetry::spans::asset_run(asset, self.check_for(asset).map(|c| c.name()).as_deref());
+        crate::telemetry::spans::traced_run(span, "asset", self.asset_job_untraced(asset, shutdown)).await
+    }
+
+    async fn asset_job_untraced(self: &Arc<Self>, asset: &AssetId, shutdown: &CancellationToken) -> Vec<CheckOutcome> {
         let Some(check) = self.check_for(asset).cloned() else { return Vec::new() };
         if !check.needs_queries() {
             return Vec::new();

@@ -27,6 +27,17 @@ enum Job {
 }
 
 impl Job {
+    /// Metric label of the job kind.
+    fn kind(&self) -> &'static str {
+        match self {
+            Job::Metadata(_) => "metadata",
+            Job::Asset(_) => "asset",
+            Job::FreshnessSweep => "freshness_sweep",
+            Job::Prune => "prune",
+            Job::Reminders => "reminders",
+        }
+    }
+
     fn key(&self) -> String {
         match self {
             Job::Metadata(s) => format!("metadata:{s}"),
@@ -99,7 +110,9 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
             }
             continue;
         }
-        let Some(Reverse((_, job))) = queue.pop() else { continue };
+        let Some(Reverse((due, job))) = queue.pop() else { continue };
+        let lag = (now - due).to_std().unwrap_or_default().as_secs_f64();
+        crate::telemetry::metrics::global().observe(&crate::telemetry::metrics::SCHEDULER_LAG, &[job.kind()], lag);
         let schedule = schedule_of(&agent, &job);
         queue.push(Reverse((schedule.next_after(&job.key(), now), job.clone())));
         if running.contains(&job) {
@@ -116,7 +129,10 @@ pub async fn run_scheduler(agent: Arc<Agent>, shutdown: CancellationToken, outco
             let work = async {
                 match &job2 {
                     Job::Metadata(source) => agent2.metadata_job(source, &token).await,
-                    Job::FreshnessSweep => agent2.freshness_sweep().await,
+                    Job::FreshnessSweep => {
+                        let span = crate::telemetry::spans::freshness_sweep_run();
+                        crate::telemetry::spans::traced_run(span, "freshness_sweep", agent2.freshness_sweep()).await
+                    }
                     Job::Reminders => {
                         if let Err(e) = agent2.remind().await {
                             tracing::error!(error = %e, "cannot queue reminders");

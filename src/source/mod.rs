@@ -20,6 +20,7 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Row, Type};
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::measure::{Column, MetricKind, TableRef};
+use crate::telemetry::db::QueryInfo;
 use sql::{ColumnRequest, Dialect};
 
 /// What went wrong talking to a source, classified for retries, exit codes and metrics.
@@ -193,6 +194,8 @@ pub struct SqlSource {
     dialect: Dialect,
     pool: Pool,
     timeout: Duration,
+    /// How its queries are named in traces and metrics.
+    target: crate::telemetry::db::DbTarget,
 }
 
 type TextRows = Vec<Vec<Option<String>>>;
@@ -245,11 +248,25 @@ impl SqlSource {
             dialect: Dialect(config.kind),
             pool,
             timeout: config.statement_timeout,
+            target: crate::telemetry::db::DbTarget::of(config),
         })
     }
 
-    /// Runs one statement with the client-side deadline; every value comes back as text.
-    async fn query_text(&self, sql: String) -> Result<TextRows, SourceError> {
+    /// Runs one statement with the client-side deadline; every value comes back as text. The
+    /// round trip is a database client span and a `telltale_query_duration_seconds` sample.
+    async fn query_text(&self, query: QueryInfo<'_>, sql: String) -> Result<TextRows, SourceError> {
+        let span = crate::telemetry::db::query_span(&self.target, &query, &sql);
+        let started = std::time::Instant::now();
+        let result = tracing::Instrument::instrument(self.query_text_untraced(sql), span.clone()).await;
+        let (rows, error) = match &result {
+            Ok(rows) => (Some(rows.len()), None),
+            Err(e) => (None, Some(e.class().as_str())),
+        };
+        crate::telemetry::db::finish(&span, &self.target, &query, started, rows, error);
+        result
+    }
+
+    async fn query_text_untraced(&self, sql: String) -> Result<TextRows, SourceError> {
         let run = async {
             match &self.pool {
                 Pool::Postgres(p) => {
@@ -319,7 +336,7 @@ impl Source for SqlSource {
     }
 
     async fn healthcheck(&self) -> Result<(), SourceError> {
-        self.query_text("SELECT '1'".to_string()).await?;
+        self.query_text(QueryInfo::other("ping"), "SELECT '1'".to_string()).await?;
         self.scan_metadata(&Scope::default()).await.map(|_| ())
     }
 
@@ -330,7 +347,7 @@ impl Source for SqlSource {
             SourceKind::Sqlite => {
                 // SQLite keeps no row counts: list tables first, then count them in compound
                 // statements (cheap for an embedded file).
-                let tables = self.query_text(sqlite::TABLES_SQL.to_string()).await?;
+                let tables = self.query_text(QueryInfo::other("catalog"), sqlite::TABLES_SQL.to_string()).await?;
                 let tables: Vec<(String, bool)> = tables
                     .into_iter()
                     .filter_map(|r| {
@@ -343,7 +360,7 @@ impl Source for SqlSource {
         let mut tables = Vec::new();
         for sql in statements {
             tables.extend(
-                self.query_text(sql)
+                self.query_text(QueryInfo::other("catalog"), sql)
                     .await?
                     .iter()
                     .filter_map(|r| parse_catalog_row(r))
@@ -362,7 +379,8 @@ impl Source for SqlSource {
             request.sample_percent,
         )?;
         let mut result = ProfileResult { skipped: query.skipped.clone(), ..ProfileResult::default() };
-        let rows = self.query_text(query.sql).await?;
+        let table = request.table.qualified();
+        let rows = self.query_text(QueryInfo::table("profile", &table), query.sql).await?;
         let row = rows.first().ok_or_else(|| SourceError::Query {
             source_name: self.name.clone(),
             message: "profile query returned no row".into(),
@@ -388,7 +406,8 @@ impl Source for SqlSource {
     ) -> Result<Vec<Bucket>, SourceError> {
         let sql =
             sql::bucket_counts_query(self.dialect, table, timestamp_column, bucket.as_secs().max(1), since, until)?;
-        let rows = self.query_text(sql).await?;
+        let qualified = table.qualified();
+        let rows = self.query_text(QueryInfo::table("buckets", &qualified), sql).await?;
         Ok(rows
             .iter()
             .filter_map(|r| {
@@ -407,13 +426,16 @@ impl Source for SqlSource {
         timestamp_column: Option<&str>,
         count: bool,
     ) -> Result<(Option<f64>, Option<f64>), SourceError> {
-        let rows = self.query_text(sql::freshness_query(self.dialect, table, timestamp_column, count)?).await?;
+        let qualified = table.qualified();
+        let sql = sql::freshness_query(self.dialect, table, timestamp_column, count)?;
+        let rows = self.query_text(QueryInfo::table("freshness", &qualified), sql).await?;
         let row = rows.first().cloned().unwrap_or_default();
         Ok((row.first().and_then(|c| self.number(c)), row.get(1).and_then(|c| self.number(c))))
     }
 
     async fn custom_metric(&self, sql_text: &str) -> Result<Option<f64>, SourceError> {
-        let rows = self.query_text(sql::custom_metric_query(self.dialect, sql_text)).await?;
+        let sql = sql::custom_metric_query(self.dialect, sql_text);
+        let rows = self.query_text(QueryInfo::other("custom_sql"), sql).await?;
         Ok(rows.first().and_then(|r| r.first()).and_then(|c| self.number(c)))
     }
 

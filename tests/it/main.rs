@@ -21,3 +21,4 @@ mod report;
 mod scheduler;
 mod sqlite;
 mod store;
+mod telemetry;

@@ -1,0 +1,285 @@
+//! Warehouse queries as OpenTelemetry database client spans (semantic conventions v1.x, stable
+//! database spans): `db.system.name`, `db.namespace`, `db.collection.name`, `db.operation.name`,
+//! `db.query.summary` (also the span name), `server.address`/`server.port`, and the query text
+//! only after [`sanitize`] replaced every literal with `?`. Each query's latency also goes into
+//! `telltale_query_duration_seconds`.
+
+use std::time::Instant;
+
+use tracing::field::Empty;
+
+use crate::config::{SourceConfig, SourceKind};
+
+/// Where a source's queries go, as the conventions name it; built once per source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbTarget {
+    /// The telltale source name (metric label).
+    pub source: String,
+    /// `postgresql`, `mysql` or `sqlite`.
+    pub system: &'static str,
+    /// The database name (PostgreSQL, MySQL) or file name (SQLite).
+    pub namespace: String,
+    pub server_address: Option<String>,
+    pub server_port: Option<u16>,
+}
+
+impl DbTarget {
+    pub fn of(config: &SourceConfig) -> DbTarget {
+        let url = config.url.expose();
+        let system = match config.kind {
+            SourceKind::Postgres => "postgresql",
+            SourceKind::Mysql => "mysql",
+            SourceKind::Sqlite => "sqlite",
+        };
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let (address, port, namespace) = match config.kind {
+            SourceKind::Sqlite => {
+                let file = rest.trim_start_matches("sqlite:");
+                (None, None, file.rsplit('/').next().unwrap_or(file).to_string())
+            }
+            _ => {
+                let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+                let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                let (host, port) = match host_port.rsplit_once(':') {
+                    Some((h, p)) if !h.ends_with(']') || host_port.starts_with('[') => (h, p.parse::<u16>().ok()),
+                    _ => (host_port, None),
+                };
+                let default_port = if config.kind == SourceKind::Postgres { 5432 } else { 3306 };
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let host = (!host.is_empty()).then(|| host.to_string());
+                (host, Some(port.unwrap_or(default_port)), database.to_string())
+            }
+        };
+        DbTarget { source: config.name.clone(), system, namespace, server_address: address, server_port: port }
+    }
+}
+
+/// What one query is about.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryInfo<'a> {
+    /// Metric label: `catalog`, `profile`, `buckets`, `freshness`, `custom_sql`, `ping`.
+    pub kind: &'static str,
+    /// `db.operation.name`.
+    pub operation: &'static str,
+    /// `db.collection.name`: the qualified table, when the query reads one.
+    pub collection: Option<&'a str>,
+}
+
+impl<'a> QueryInfo<'a> {
+    pub fn table(kind: &'static str, collection: &'a str) -> Self {
+        QueryInfo { kind, operation: "SELECT", collection: Some(collection) }
+    }
+    pub fn other(kind: &'static str) -> Self {
+        QueryInfo { kind, operation: "SELECT", collection: None }
+    }
+
+    /// `db.query.summary`: `SELECT public.orders`, or `SELECT catalog` for catalog scans.
+    pub fn summary(&self) -> String {
+        match self.collection {
+            Some(c) => format!("{} {c}", self.operation),
+            None => format!("{} {}", self.operation, self.kind),
+        }
+    }
+}
+
+/// A CLIENT span for one query; enter it (or instrument the future) around the round trip.
+pub fn query_span(target: &DbTarget, query: &QueryInfo<'_>, sql: &str) -> tracing::Span {
+    let summary = query.summary();
+    let span = tracing::info_span!(
+        "db query",
+        otel.name = %summary,
+        otel.kind = "client",
+        otel.status_code = Empty,
+        db.system.name = target.system,
+        db.namespace = %target.namespace,
+        db.collection.name = Empty,
+        db.operation.name = query.operation,
+        db.query.summary = %summary,
+        db.query.text = %sanitize(sql),
+        db.response.returned_rows = Empty,
+        server.address = Empty,
+        server.port = Empty,
+        error.type = Empty,
+        telltale.source = %target.source,
+    );
+    if let Some(c) = query.collection {
+        span.record("db.collection.name", c);
+    }
+    if let Some(a) = &target.server_address {
+        span.record("server.address", a.as_str());
+    }
+    if let Some(p) = target.server_port {
+        span.record("server.port", p);
+    }
+    span
+}
+
+/// Records how a query ended on its span and in `telltale_query_duration_seconds`.
+pub fn finish(
+    span: &tracing::Span,
+    target: &DbTarget,
+    query: &QueryInfo<'_>,
+    started: Instant,
+    rows: Option<usize>,
+    error: Option<&str>,
+) {
+    match (rows, error) {
+        (_, Some(class)) => {
+            span.record("error.type", class);
+            span.record("otel.status_code", "ERROR");
+        }
+        (Some(n), None) => {
+            span.record("db.response.returned_rows", n as u64);
+        }
+        (None, None) => {}
+    }
+    let outcome = if error.is_some() { "error" } else { "ok" };
+    super::metrics::global().observe(
+        &super::metrics::QUERY_DURATION,
+        &[&target.source, target.system, query.kind, outcome],
+        started.elapsed().as_secs_f64(),
+    );
+}
+
+/// Longest query text kept on a span.
+const MAX_QUERY_TEXT: usize = 4096;
+
+/// The query with every string and numeric literal replaced by `?` and whitespace collapsed, so
+/// that no value from a user's `where` filter or custom SQL reaches a trace. Quoted identifiers
+/// (`"name"`, `` `name` ``) are kept.
+pub fn sanitize(sql: &str) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::with_capacity(sql.len().min(MAX_QUERY_TEXT));
+    let mut i = 0;
+    let mut last_space = true;
+    while i < chars.len() && out.len() < MAX_QUERY_TEXT {
+        let c = chars[i];
+        match c {
+            '\'' => {
+                // A string literal; '' inside is an escaped quote.
+                i += 1;
+                while i < chars.len() {
+                    if chars[i] == '\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if chars[i] == '\'' {
+                        if chars.get(i + 1) == Some(&'\'') {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                out.push('?');
+                last_space = false;
+                i += 1;
+            }
+            '"' | '`' => {
+                let close = c;
+                out.push(c);
+                i += 1;
+                while i < chars.len() && chars[i] != close {
+                    out.push(chars[i]);
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(close);
+                }
+                last_space = false;
+                i += 1;
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                // A comment may carry anything; drop it.
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '$' if chars.get(i + 1) == Some(&'$') => {
+                // PostgreSQL dollar quoting.
+                let end = (i + 2..chars.len().saturating_sub(1)).find(|&j| chars[j] == '$' && chars[j + 1] == '$');
+                out.push('?');
+                last_space = false;
+                i = end.map_or(chars.len(), |j| j + 2);
+            }
+            d if d.is_ascii_digit() => {
+                let prev = out.chars().last();
+                let in_identifier = prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '$');
+                if in_identifier {
+                    out.push(d);
+                    i += 1;
+                } else {
+                    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                        i += 1;
+                    }
+                    out.push('?');
+                }
+                last_space = false;
+            }
+            w if w.is_whitespace() => {
+                if !last_space {
+                    out.push(' ');
+                    last_space = true;
+                }
+                i += 1;
+            }
+            other => {
+                out.push(other);
+                last_space = false;
+                i += 1;
+            }
+        }
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_never_reach_a_trace() {
+        assert_eq!(
+            sanitize(
+                "SELECT count(*) FROM \"s\".\"t1\" WHERE email = 'a''b@x.io' AND amount > 42.5 -- secret\n LIMIT 10"
+            ),
+            "SELECT count(*) FROM \"s\".\"t1\" WHERE email = ? AND amount > ? LIMIT ?"
+        );
+        assert_eq!(sanitize("SELECT $$x$$, col2, `weird 'name`"), "SELECT ?, col2, `weird 'name`");
+        assert_eq!(sanitize("SELECT 'it\\'s'"), "SELECT ?");
+    }
+
+    fn source(kind: SourceKind, url: &str) -> SourceConfig {
+        SourceConfig {
+            name: "wh".into(),
+            kind,
+            url: crate::secret::Secret::new(url),
+            max_connections: 1,
+            statement_timeout: std::time::Duration::from_secs(1),
+            connect_timeout: std::time::Duration::from_secs(1),
+            include: vec![],
+            exclude: vec![],
+            schedule: crate::schedule::Schedule::every(std::time::Duration::from_secs(60)),
+            mark: Default::default(),
+        }
+    }
+
+    #[test]
+    fn targets_name_host_port_and_database_without_credentials() {
+        let t =
+            DbTarget::of(&source(SourceKind::Postgres, "postgres://u:p%40ss@db.internal:6432/shop?sslmode=require"));
+        assert_eq!(
+            (t.system, t.namespace.as_str(), t.server_address.as_deref(), t.server_port),
+            ("postgresql", "shop", Some("db.internal"), Some(6432))
+        );
+        let t = DbTarget::of(&source(SourceKind::Mysql, "mysql://root@127.0.0.1/app"));
+        assert_eq!(
+            (t.server_address.as_deref(), t.server_port, t.namespace.as_str()),
+            (Some("127.0.0.1"), Some(3306), "app")
+        );
+        let t = DbTarget::of(&source(SourceKind::Sqlite, "sqlite:///var/data/shop.db"));
+        assert_eq!((t.system, t.namespace.as_str(), t.server_address), ("sqlite", "shop.db", None));
+    }
+}

@@ -1,0 +1,230 @@
+//! The OpenTelemetry trace pipeline: OTLP exporter (gRPC or HTTP/protobuf) behind a batch span
+//! processor on the tokio runtime, the tracer provider with its resource and sampler, and the
+//! `tracing` subscriber that feeds it beside the log output.
+//!
+//! Export is fire-and-forget: spans go into the processor's bounded queue (dropped when full) and
+//! are sent in the background with a deadline, so a slow or dead collector never delays a check.
+//! [`Telemetry::shutdown`] flushes what is queued, bounded by the export timeout.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracerProvider};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use super::config::{Protocol, Sampler, TelemetryConfig, TraceSettings};
+
+/// Why the exporter could not be built (traces stay off; the agent runs on).
+#[derive(Debug, thiserror::Error)]
+pub enum OtelError {
+    #[error("cannot build the OTLP exporter for {endpoint}: {message}")]
+    Exporter { endpoint: String, message: String },
+    #[error("invalid OTLP header `{name}`")]
+    Header { name: String },
+}
+
+/// What the process needs to keep until exit: the provider to flush on shutdown.
+#[must_use = "call `shutdown` before the process exits so queued spans are sent"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    /// The export endpoint, for the startup log.
+    pub endpoint: Option<String>,
+}
+
+impl Telemetry {
+    /// No exporter (traces off).
+    pub fn disabled() -> Telemetry {
+        Telemetry { provider: None, endpoint: None }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// A tracer for this pipeline (tests and benchmarks build their own subscriber with it).
+    pub fn tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
+        self.provider.as_ref().map(|p| p.tracer("telltale"))
+    }
+
+    /// Sends every queued span, then stops the exporter. Runs the blocking SDK shutdown off the
+    /// async workers so the processor task can still make progress.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.provider else { return };
+        let result = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: flushing traces failed: {e}"),
+            Err(e) => eprintln!("warning: flushing traces failed: {e}"),
+        }
+    }
+}
+
+/// Builds the exporter and provider for `settings` and registers it globally (with the W3C
+/// trace-context and baggage propagators). Must run inside the tokio runtime.
+pub fn pipeline(settings: &TraceSettings) -> Result<Telemetry, OtelError> {
+    let exporter = match settings.protocol {
+        Protocol::Grpc => {
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (name, value) in &settings.headers {
+                let key = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| OtelError::Header { name: name.clone() })?;
+                let value = reqwest::header::HeaderValue::from_str(value)
+                    .map_err(|_| OtelError::Header { name: name.clone() })?;
+                headers.insert(key, value);
+            }
+            let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(settings.endpoint.clone())
+                .with_timeout(settings.timeout)
+                .with_metadata(metadata)
+                .build()
+        }
+        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(settings.endpoint.clone())
+            .with_timeout(settings.timeout)
+            .with_headers(settings.headers.iter().cloned().collect())
+            .with_http_client(ReqwestClient::new(settings.timeout))
+            .build(),
+    }
+    .map_err(|e| OtelError::Exporter { endpoint: settings.endpoint.clone(), message: e.to_string() })?;
+    let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+        exporter,
+        opentelemetry_sdk::runtime::Tokio,
+    )
+    .build();
+    let resource = opentelemetry_sdk::Resource::builder_empty()
+        .with_attributes(settings.resource.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())))
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(sdk_sampler(settings.sampler))
+        .with_resource(resource)
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(Telemetry { provider: Some(provider), endpoint: Some(settings.endpoint.clone()) })
+}
+
+fn sdk_sampler(sampler: Sampler) -> SdkSampler {
+    match sampler {
+        Sampler::AlwaysOn => SdkSampler::AlwaysOn,
+        Sampler::AlwaysOff => SdkSampler::AlwaysOff,
+        Sampler::TraceIdRatio(r) => SdkSampler::TraceIdRatioBased(r),
+        Sampler::ParentBasedAlwaysOn => SdkSampler::ParentBased(Box::new(SdkSampler::AlwaysOn)),
+        Sampler::ParentBasedAlwaysOff => SdkSampler::ParentBased(Box::new(SdkSampler::AlwaysOff)),
+        Sampler::ParentBasedTraceIdRatio(r) => SdkSampler::ParentBased(Box::new(SdkSampler::TraceIdRatioBased(r))),
+    }
+}
+
+/// Sets the W3C `traceparent` + `baggage` propagators (`OTEL_PROPAGATORS` default).
+pub fn install_propagators() {
+    use opentelemetry::propagation::TextMapCompositePropagator;
+    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+}
+
+/// Log output settings of the binary.
+pub struct Logging {
+    /// `RUST_LOG`-style filter for the log lines on stderr.
+    pub filter: tracing_subscriber::EnvFilter,
+    pub ansi: bool,
+}
+
+/// Installs the global subscriber: log lines on stderr (filtered by `logging.filter`) and, when
+/// traces are configured, telltale's spans at INFO and above to the OTLP exporter (filtered
+/// separately, so `--log warn` does not switch traces off). Exporter problems are logged and
+/// leave traces off. Must run inside the tokio runtime.
+pub fn init(logging: Logging, file: &TelemetryConfig) -> Telemetry {
+    install_propagators();
+    let (telemetry, problem) = match super::config::resolve(file, &|k| std::env::var(k).ok()) {
+        Ok(Some(settings)) => match pipeline(&settings) {
+            Ok(t) => (t, None),
+            Err(e) => (Telemetry::disabled(), Some(e.to_string())),
+        },
+        Ok(None) => (Telemetry::disabled(), None),
+        Err(e) => (Telemetry::disabled(), Some(e.to_string())),
+    };
+    let otel = telemetry.tracer().map(layer);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(logging.ansi)
+        .with_writer(std::io::stderr)
+        .with_filter(logging.filter);
+    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+    if let Some(problem) = problem {
+        tracing::warn!("{problem}");
+    }
+    if let Some(endpoint) = &telemetry.endpoint {
+        tracing::info!(endpoint = %crate::secret::redact_url(endpoint), "exporting traces over OTLP");
+    }
+    telemetry
+}
+
+/// The `tracing` → OpenTelemetry layer for `tracer`, filtered to telltale's spans. Per-span
+/// extras that cost time on every span and say little here (busy/idle timing, thread, source
+/// location, target) are off.
+pub fn layer<S>(tracer: opentelemetry_sdk::trace::SdkTracer) -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
+        .with_target(false)
+        .with_filter(trace_filter())
+}
+
+/// Which spans are exported: telltale's own at INFO and above.
+pub fn trace_filter() -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new().with_target("telltale", tracing::Level::INFO)
+}
+
+/// OTLP/HTTP requests over the reqwest client telltale already uses (rustls), with a deadline.
+#[derive(Debug, Clone)]
+pub struct ReqwestClient {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl ReqwestClient {
+    pub fn new(timeout: Duration) -> ReqwestClient {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("telltale/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        ReqwestClient { client, timeout }
+    }
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for ReqwestClient {
+    async fn send_bytes(
+        &self,
+        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<opentelemetry_http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
+        let (parts, body) = request.into_parts();
+        let mut builder = self.client.request(parts.method, parts.uri.to_string()).timeout(self.timeout).body(body);
+        for (name, value) in &parts.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await?;
+        let mut out = opentelemetry_http::Response::builder().status(status.as_u16());
+        for (name, value) in &headers {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+        Ok(out.body(bytes)?)
+    }
+}
