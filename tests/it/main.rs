@@ -12,6 +12,7 @@ mod demo;
 mod detection;
 mod gate;
 mod incidents;
+mod lake;
 mod mysql;
 mod outbox;
 mod postgres;
