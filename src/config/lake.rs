@@ -241,6 +241,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lake_keys_are_validated_with_positions() {
+        let text = "version: 1\nsources:\n  l:\n    kind: files\n    url: gs://b/x\n    format: parquett\n    memory_limit: 1MiB\n    s3:\n      endpoint: minio:9000\n      access_key_id: k\n  d:\n    kind: delta\n    url: lake\n    format: csv\n  i:\n    kind: iceberg\n    url: s3://wh\n    catalog: postgres://x\n";
+        let err = crate::config::Config::parse(Path::new("telltale.yaml"), text, |_| None).unwrap_err();
+        insta::assert_snapshot!(err.to_string(), @r"
+        telltale.yaml:5:10: sources.l.url: unsupported storage `gs://`; expected a local path, `file:///path` or `s3://bucket/prefix`
+        telltale.yaml:6:13: sources.l.format: unknown file format `parquett` (did you mean `parquet`?); expected one of: parquet, csv, ndjson
+        telltale.yaml:7:19: sources.l.memory_limit: expected a size of at least `16MiB`, such as `512MiB` or `2GiB`
+        telltale.yaml:9:7: sources.l.s3.endpoint: `minio:9000` is not an endpoint URL; expected `https://host` or `http://host:port`
+        telltale.yaml:9:7: sources.l.s3: set both `access_key_id` and `secret_access_key`, or neither (then AWS_* variables apply)
+        telltale.yaml:14:5: sources.d.format: unknown key `format`; valid keys here: connect_timeout, exclude, include, kind, max_connections, memory_limit, profile_new_files_only, s3, schedule, schemas, statement_timeout, url
+        telltale.yaml:18:14: sources.i.catalog: unsupported catalog `postgres://x`; expected a pyiceberg SQL catalog `sqlite:///path/catalog.db` (or no `catalog` for a filesystem layout)
+        ");
+        let ok = crate::config::Config::parse(
+            Path::new("/etc/tt/telltale.yaml"),
+            "version: 1\nsources:\n  l:\n    kind: files\n    url: lake\n    memory_limit: 512MiB\n",
+            |_| None,
+        )
+        .unwrap();
+        let lake = ok.sources["l"].lake.as_ref().unwrap();
+        assert_eq!(lake.memory_limit, 512 << 20);
+        assert_eq!(ok.sources["l"].url.expose(), "/etc/tt/lake");
+    }
+
+    #[test]
     fn sizes_take_binary_and_decimal_units() {
         assert_eq!(parse_size("512MiB"), Some(512 << 20));
         assert_eq!(parse_size("2GB"), Some(2_000_000_000));

@@ -472,6 +472,43 @@ mod tests {
         assert_eq!(scalar_epoch(&ScalarValue::Utf8(Some("x".into()))), None);
     }
 
+    fn view_of_files(n: usize) -> TableView {
+        TableView {
+            table: TableRef::new("main", "t"),
+            store: Store { url: "file://".into(), store: Arc::new(object_store::local::LocalFileSystem::new()) },
+            format: FileFormat::Parquet,
+            columns: Vec::new(),
+            file_schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            partition_fields: Vec::new(),
+            files: (0..n)
+                .map(|i| DataFile {
+                    path: ObjPath::from(format!("t/part-{i}.parquet")),
+                    size: 1,
+                    rows: Some(1),
+                    modified: None,
+                    partition_values: Vec::new(),
+                })
+                .collect(),
+            rows: Some(n as f64),
+            last_modified: None,
+            signature: String::new(),
+            unsupported_scan: None,
+        }
+    }
+
+    #[test]
+    fn profiles_sample_whole_files_and_can_skip_the_ones_already_read() {
+        let view = view_of_files(200);
+        assert_eq!(choose_files(&view, None, None).len(), 200);
+        let sample = choose_files(&view, Some(5.0), None);
+        assert_eq!(sample.len(), 10, "ceil(5% of 200)");
+        assert_eq!(sample, choose_files(&view, Some(5.0), None), "the same files every run");
+        assert_eq!(choose_files(&view, Some(0.1), None).len(), 1, "at least one file");
+        let seen: HashSet<String> = (0..150).map(|i| format!("t/part-{i}.parquet")).collect();
+        let new = choose_files(&view, None, Some(&seen));
+        assert_eq!(new, (150..200).collect::<Vec<_>>());
+    }
+
     #[test]
     fn file_samples_are_stable() {
         assert_eq!(fnv("a/b.parquet"), fnv("a/b.parquet"));
