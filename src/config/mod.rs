@@ -10,14 +10,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod alerting;
+mod lake;
 
 pub use alerting::Alerting;
+pub use lake::{FileFormat, LakeOptions, S3Options};
 
 use crate::schedule::Schedule;
 use crate::secret::{Secret, expand_env, redact_url};
 use crate::yaml::{self, Decoder, Diagnostic, Diagnostics, Mark, Node, Value};
 
-pub const SOURCE_KINDS: &[&str] = &["postgres", "mysql", "sqlite"];
+pub const SOURCE_KINDS: &[&str] = &["postgres", "mysql", "sqlite", "files", "delta", "iceberg"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -25,6 +27,12 @@ pub enum SourceKind {
     Postgres,
     Mysql,
     Sqlite,
+    /// Parquet, CSV or NDJSON files under a directory or S3 prefix.
+    Files,
+    /// Delta Lake tables.
+    Delta,
+    /// Apache Iceberg tables.
+    Iceberg,
 }
 
 impl SourceKind {
@@ -33,6 +41,9 @@ impl SourceKind {
             SourceKind::Postgres => "postgres",
             SourceKind::Mysql => "mysql",
             SourceKind::Sqlite => "sqlite",
+            SourceKind::Files => "files",
+            SourceKind::Delta => "delta",
+            SourceKind::Iceberg => "iceberg",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -40,12 +51,19 @@ impl SourceKind {
             "postgres" => Some(SourceKind::Postgres),
             "mysql" => Some(SourceKind::Mysql),
             "sqlite" => Some(SourceKind::Sqlite),
+            "files" => Some(SourceKind::Files),
+            "delta" => Some(SourceKind::Delta),
+            "iceberg" => Some(SourceKind::Iceberg),
             _ => None,
         }
     }
     /// Whether the engine has ordered-set aggregates for p50/p95 inside one profile query.
     pub fn supports_quantiles(self) -> bool {
-        matches!(self, SourceKind::Postgres)
+        matches!(self, SourceKind::Postgres | SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg)
+    }
+    /// Tables in object storage or local files, read with DataFusion (see `source::lake`).
+    pub fn is_lake(self) -> bool {
+        matches!(self, SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg)
     }
 }
 
@@ -128,6 +146,8 @@ pub struct SourceConfig {
     pub schedule: Schedule,
     /// Where the source was declared, for errors found later.
     pub mark: Mark,
+    /// `files`, `delta` and `iceberg` sources: storage, format, catalog and memory settings.
+    pub lake: Option<LakeOptions>,
 }
 
 impl SourceConfig {
@@ -140,7 +160,8 @@ impl SourceConfig {
     pub fn default_schema(&self) -> String {
         match self.kind {
             SourceKind::Postgres => "public".into(),
-            SourceKind::Sqlite => "main".into(),
+            SourceKind::Sqlite | SourceKind::Files | SourceKind::Delta => "main".into(),
+            SourceKind::Iceberg => "default".into(),
             SourceKind::Mysql => {
                 let url = self.url.expose();
                 let after_host = url.split_once("://").map_or(url, |(_, r)| r);
@@ -405,16 +426,30 @@ fn decode_source(
 ) -> Option<SourceConfig> {
     let mut map = d.map(node, path)?;
     let kind = map
-        .require(d, "kind", "the engine: one of postgres, mysql, sqlite")
+        .require(d, "kind", "the engine: one of postgres, mysql, sqlite, files, delta, iceberg")
         .and_then(|n| d.one_of(n, &yaml::join(path, "kind"), "source kind", SOURCE_KINDS))
         .and_then(|k| SourceKind::parse(&k));
-    let url_node = map.require(d, "url", "a connection URL such as `postgres://user:${PGPASSWORD}@host:5432/db`");
+    let url_node = map.require(
+        d,
+        "url",
+        if kind.is_some_and(SourceKind::is_lake) {
+            "a local directory or `s3://bucket/prefix`"
+        } else {
+            "a connection URL such as `postgres://user:${PGPASSWORD}@host:5432/db`"
+        },
+    );
     let url = url_node.and_then(|n| expanded(d, n, &yaml::join(path, "url"), env));
     if let (Some(kind), Some(url), Some(n)) = (kind, &url, url_node) {
         let ok = match kind {
             SourceKind::Postgres => url.starts_with("postgres://") || url.starts_with("postgresql://"),
             SourceKind::Mysql => url.starts_with("mysql://") || url.starts_with("mariadb://"),
             SourceKind::Sqlite => url.starts_with("sqlite:"),
+            SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => {
+                if let Err(why) = lake::check_url(url) {
+                    d.error(n.mark, &yaml::join(path, "url"), why);
+                }
+                true
+            }
         };
         if !ok {
             d.error(
@@ -428,6 +463,7 @@ fn decode_source(
                         SourceKind::Postgres => "`postgres://` or `postgresql://`",
                         SourceKind::Mysql => "`mysql://` or `mariadb://`",
                         SourceKind::Sqlite => "`sqlite://`",
+                        SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => "a path or `s3://`",
                     }
                 ),
             );
@@ -489,10 +525,15 @@ fn decode_source(
         Some(n) => Schedule::decode(d, n, &yaml::join(path, "schedule")),
         None => Some(Schedule::every(Duration::from_secs(300))),
     };
+    let lake = kind.filter(|k| k.is_lake()).map(|k| lake::decode(d, &mut map, k.as_str(), base_dir, env));
     map.finish(d);
     let url = url?;
     let kind = kind?;
-    let url = if kind == SourceKind::Sqlite { resolve_sqlite_url(&url, base_dir) } else { url };
+    let url = match kind {
+        SourceKind::Sqlite => resolve_sqlite_url(&url, base_dir),
+        k if k.is_lake() => lake::resolve_url(&url, base_dir),
+        _ => url,
+    };
     Some(SourceConfig {
         name: name.to_string(),
         kind,
@@ -504,6 +545,7 @@ fn decode_source(
         exclude,
         schedule: schedule?,
         mark: node.mark,
+        lake,
     })
 }
 
@@ -613,7 +655,7 @@ mod tests {
         .unwrap_err();
         insta::assert_snapshot!(err.to_string(), @r"
         telltale.yaml:1:10: version: unsupported version; expected `1`
-        telltale.yaml:4:11: sources.wh.kind: unknown source kind `postgress` (did you mean `postgres`?); expected one of: postgres, mysql, sqlite
+        telltale.yaml:4:11: sources.wh.kind: unknown source kind `postgress` (did you mean `postgres`?); expected one of: postgres, mysql, sqlite, files, delta, iceberg
         telltale.yaml:5:10: sources.wh.url: environment variable `NOPE` is not set
         telltale.yaml:6:5: sources.wh.max_conections: unknown key `max_conections` (did you mean `max_connections`?); valid keys here: connect_timeout, exclude, include, kind, max_connections, schedule, schemas, statement_timeout, url
         telltale.yaml:9:10: sources.lite.url: `postgres://x` is not a sqlite URL; expected it to start with `sqlite://`

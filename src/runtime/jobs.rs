@@ -177,12 +177,12 @@ impl Agent {
         let scan = self
             .with_source(source, shutdown, |s| {
                 let scope = scope.clone();
-                async move { s.scan_metadata(&scope).await }
+                async move { s.scan_metadata_per_table(&scope).await }
             })
             .await;
         let now = self.clock.now();
-        let tables = match scan {
-            Ok(t) => t,
+        let (tables, failures) = match scan {
+            Ok(scan) => (scan.tables, scan.failures),
             Err(e) => {
                 // Every asset of the source learns why it has no fresh data.
                 let mut outcomes = Vec::new();
@@ -225,6 +225,14 @@ impl Agent {
             }
         };
         let mut outcomes = Vec::new();
+        // A table that could not be read fails alone; the others are measured below.
+        let config = self.config.source(source);
+        for (table, e) in &failures {
+            let asset = AssetId::new(source, table);
+            if self.checks.assets.contains_key(&asset) || config.is_some_and(|c| c.discovers(&table.qualified())) {
+                outcomes.push(self.record_failure(&asset, METADATA, e).await);
+            }
+        }
         let mut batch = MetadataBatch { at: now, ..MetadataBatch::default() };
         for (asset, meta) in &watched {
             let check = self.check_for(asset);
@@ -253,7 +261,7 @@ impl Agent {
         }
         // Checked tables the catalog does not list are errors, not silence.
         for check in self.checks.assets.values().filter(|c| c.source == source && scope.contains(&c.table)) {
-            if !tables.iter().any(|t| t.table == check.table) {
+            if !tables.iter().any(|t| t.table == check.table) && !failures.iter().any(|(t, _)| t == &check.table) {
                 let e = SourceError::TableNotFound { source_name: source.to_string(), table: check.table.qualified() };
                 outcomes.push(self.record_failure(&check.asset, METADATA, &e).await);
             }

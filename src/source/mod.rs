@@ -4,7 +4,9 @@
 //! runs per-table aggregate queries only where a check asks for them, always inside the engine.
 //! Connections are pooled with a bound, sessions are read-only, every statement has a deadline.
 //! Engine differences live in one file each (`postgres`, `mysql`, `sqlite`) and in [`sql`].
+//! Lake tables (`files`, `delta`, `iceberg`) are read through [`lake`] with DataFusion.
 
+pub mod lake;
 mod mysql;
 mod postgres;
 pub mod sql;
@@ -99,6 +101,14 @@ pub struct TableMetadata {
     pub change_signature: Option<String>,
 }
 
+/// A metadata scan in which some tables could not be read: each failure belongs to its table,
+/// and the other tables are measured as usual.
+#[derive(Debug, Default)]
+pub struct MetadataScan {
+    pub tables: Vec<TableMetadata>,
+    pub failures: Vec<(TableRef, SourceError)>,
+}
+
 /// Which tables a metadata scan is about: the checked ones plus auto-discovery patterns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scope {
@@ -152,6 +162,11 @@ pub trait Source: Send + Sync {
     async fn healthcheck(&self) -> Result<(), SourceError>;
     /// Freshness, volume and schema of every table in `scope`, in one catalog round trip.
     async fn scan_metadata(&self, scope: &Scope) -> Result<Vec<TableMetadata>, SourceError>;
+    /// Like [`Source::scan_metadata`], but a table that cannot be read fails alone. Engines whose
+    /// catalog is one query either answer for every table or fail as a whole.
+    async fn scan_metadata_per_table(&self, scope: &Scope) -> Result<MetadataScan, SourceError> {
+        Ok(MetadataScan { tables: self.scan_metadata(scope).await?, failures: Vec::new() })
+    }
     /// Column metrics in one aggregate query.
     async fn profile(&self, request: &ProfileRequest) -> Result<ProfileResult, SourceError>;
     /// Rows per bucket of `timestamp_column` in `[since, until)` (epoch seconds), one `GROUP BY`.
@@ -179,7 +194,28 @@ pub type SharedSource = Arc<dyn Source>;
 
 /// Builds the runtime object for a configured source (connections open lazily).
 pub fn connect(config: &SourceConfig) -> Result<SharedSource, SourceError> {
+    if config.kind.is_lake() {
+        return Ok(Arc::new(lake::LakeSource::new(config)?));
+    }
     Ok(Arc::new(SqlSource::new(config)?))
+}
+
+/// Reads the one row of a profile query back: row count first, then one value per output.
+pub(crate) fn profile_result(
+    query: &sql::ProfileQuery,
+    row: &[Option<String>],
+    number: impl Fn(&Option<String>) -> Option<f64>,
+) -> ProfileResult {
+    let mut result = ProfileResult { skipped: query.skipped.clone(), ..ProfileResult::default() };
+    result.rows = row.first().and_then(&number).unwrap_or(0.0);
+    for (i, (column, metric)) in query.outputs.iter().enumerate() {
+        let mut value = row.get(i + 1).and_then(&number);
+        if query.sqrt_outputs.contains(&i) {
+            value = value.map(|v| v.max(0.0).sqrt());
+        }
+        result.values.push((column.clone(), *metric, value));
+    }
+    result
 }
 
 enum Pool {
@@ -242,6 +278,13 @@ impl SqlSource {
             SourceKind::Postgres => Pool::Postgres(postgres::pool(config)?),
             SourceKind::Mysql => Pool::Mysql(mysql::pool(config)?),
             SourceKind::Sqlite => Pool::Sqlite(sqlite::pool(config)?),
+            other => {
+                return Err(SourceError::Unsupported(format!(
+                    "source `{}`: `{}` is not a SQL engine",
+                    config.name,
+                    other.as_str()
+                )));
+            }
         };
         Ok(SqlSource {
             name: config.name.clone(),
@@ -306,6 +349,7 @@ impl SqlSource {
                     SourceKind::Postgres => postgres::classify(db.as_ref()),
                     SourceKind::Mysql => mysql::classify(db.as_ref()),
                     SourceKind::Sqlite => sqlite::classify(db.as_ref()),
+                    _ => None,
                 };
                 let message = db.message().to_string();
                 match kind {
@@ -356,6 +400,7 @@ impl Source for SqlSource {
                     .collect();
                 sqlite::catalog_sql(self.dialect, &tables)?
             }
+            other => return Err(SourceError::Unsupported(format!("`{}` is not a SQL engine", other.as_str()))),
         };
         let mut tables = Vec::new();
         for sql in statements {
@@ -378,22 +423,13 @@ impl Source for SqlSource {
             request.filter.as_deref(),
             request.sample_percent,
         )?;
-        let mut result = ProfileResult { skipped: query.skipped.clone(), ..ProfileResult::default() };
         let table = request.table.qualified();
-        let rows = self.query_text(QueryInfo::table("profile", &table), query.sql).await?;
+        let rows = self.query_text(QueryInfo::table("profile", &table), query.sql.clone()).await?;
         let row = rows.first().ok_or_else(|| SourceError::Query {
             source_name: self.name.clone(),
             message: "profile query returned no row".into(),
         })?;
-        result.rows = self.number(&row[0]).unwrap_or(0.0);
-        for (i, (column, metric)) in query.outputs.iter().enumerate() {
-            let mut value = self.number(&row[i + 1]);
-            if query.sqrt_outputs.contains(&i) {
-                value = value.map(|v| v.max(0.0).sqrt());
-            }
-            result.values.push((column.clone(), *metric, value));
-        }
-        Ok(result)
+        Ok(profile_result(&query, row, |c| self.number(c)))
     }
 
     async fn bucket_counts(

@@ -1,6 +1,9 @@
 //! SQL text for monitored engines: identifier and literal quoting, and the query builders for
 //! profiles, time buckets, freshness and custom metrics. Pure: no connections here.
 //!
+//! Lake sources (`files`, `delta`, `iceberg`) are queried through DataFusion, which gets its own
+//! spelling here too, so warehouse and lake columns share one profile query builder.
+//!
 //! Every query returns its values cast to text so one decoder serves all engines; numbers are
 //! parsed back on our side. Identifiers are always quoted: a table named `x"; drop table y; --` is
 //! a name, never SQL.
@@ -55,6 +58,7 @@ impl Dialect {
             SourceKind::Postgres => format!("({expr})::text"),
             SourceKind::Mysql => format!("CAST({expr} AS CHAR)"),
             SourceKind::Sqlite => format!("CAST({expr} AS TEXT)"),
+            SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => format!("CAST({expr} AS VARCHAR)"),
         }
     }
 
@@ -63,6 +67,7 @@ impl Dialect {
             SourceKind::Postgres => format!("({expr})::float8"),
             SourceKind::Mysql => format!("CAST({expr} AS DOUBLE)"),
             SourceKind::Sqlite => format!("CAST({expr} AS REAL)"),
+            SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => format!("CAST({expr} AS DOUBLE)"),
         }
     }
 
@@ -74,18 +79,25 @@ impl Dialect {
             SourceKind::Sqlite => {
                 format!("(CASE WHEN typeof({column}) IN ('integer','real') THEN {column} ELSE unixepoch({column}) END)")
             }
+            SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => {
+                format!("CAST(date_part('epoch', {column}) AS DOUBLE)")
+            }
         }
     }
 
     fn length(self, column: &str) -> String {
         match self.0 {
             SourceKind::Mysql => format!("CHAR_LENGTH({column})"),
+            SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => format!("character_length({column})"),
             _ => format!("length({column})"),
         }
     }
 
     pub fn classify(self, data_type: &str) -> ValueClass {
         let t = data_type.trim().to_ascii_lowercase();
+        if self.0.is_lake() {
+            return classify_lake(&t);
+        }
         if self.0 == SourceKind::Sqlite {
             // SQLite's own affinity rules (datatype3.html §3.1), plus the usual date names.
             return if t.contains("date") || t.contains("time") {
@@ -134,6 +146,8 @@ impl Dialect {
             (SourceKind::Sqlite, Some(p)) => {
                 (String::new(), Some(format!("(abs(random()) % 1000000) < {}", (p * 10_000.0).round() as i64)))
             }
+            // Lake sources sample whole files before the query (see `source::lake`).
+            (SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg, Some(_)) => (String::new(), None),
         }
     }
 
@@ -150,6 +164,21 @@ impl Dialect {
             sql.push_str(&predicates.join(" AND "));
         }
         Ok(sql)
+    }
+}
+
+/// Value classes of lake column types: Arrow's names (`Int64`, `Utf8`, `Timestamp(µs, "UTC")`),
+/// Delta's (`long`, `string`, `timestamp_ntz`) and Iceberg's (`long`, `timestamptz`, `decimal(9,2)`).
+fn classify_lake(t: &str) -> ValueClass {
+    let base = t.split('(').next().unwrap_or_default().trim();
+    match base {
+        "int8" | "int16" | "int32" | "int64" | "uint8" | "uint16" | "uint32" | "uint64" | "float16" | "float32"
+        | "float64" | "decimal128" | "decimal256" | "decimal32" | "decimal64" | "byte" | "short" | "integer"
+        | "int" | "long" | "float" | "double" | "decimal" => ValueClass::Numeric,
+        "date32" | "date64" | "date" | "timestamp" | "timestamptz" | "timestamp_ntz" | "timestamp_ns"
+        | "timestamptz_ns" | "time32" | "time64" | "time" => ValueClass::Temporal,
+        "utf8" | "largeutf8" | "utf8view" | "string" => ValueClass::Text,
+        _ => ValueClass::Other,
     }
 }
 
@@ -272,7 +301,12 @@ pub fn profile_query(
                         continue;
                     }
                     let q = if metric == MetricKind::P50 { "0.5" } else { "0.95" };
-                    format!("percentile_cont({q}) WITHIN GROUP (ORDER BY {col})")
+                    if dialect.0.is_lake() {
+                        // DataFusion: a t-digest in the same pass (exact quantiles would sort).
+                        format!("approx_percentile_cont({q}) WITHIN GROUP (ORDER BY {})", dialect.float(&col))
+                    } else {
+                        format!("percentile_cont({q}) WITHIN GROUP (ORDER BY {col})")
+                    }
                 }
                 MetricKind::MinLength => format!("min({})", dialect.length(&col)),
                 MetricKind::MaxLength => format!("max({})", dialect.length(&col)),
@@ -325,11 +359,14 @@ pub fn bucket_counts_query(
         SourceKind::Postgres => format!("floor({epoch} / {b}) * {b}"),
         SourceKind::Mysql => format!("FLOOR({epoch} / {b}) * {b}"),
         SourceKind::Sqlite => format!("(CAST({epoch} AS INTEGER) / {b}) * {b}"),
+        SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => format!("floor({epoch} / {b}) * {b}"),
     };
     let range = match dialect.0 {
         SourceKind::Postgres => format!("{col} >= to_timestamp({since_epoch}) AND {col} < to_timestamp({until_epoch})"),
         SourceKind::Mysql => format!("{col} >= FROM_UNIXTIME({since_epoch}) AND {col} < FROM_UNIXTIME({until_epoch})"),
-        SourceKind::Sqlite => format!("{epoch} >= {since_epoch} AND {epoch} < {until_epoch}"),
+        SourceKind::Sqlite | SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => {
+            format!("{epoch} >= {since_epoch} AND {epoch} < {until_epoch}")
+        }
     };
     Ok(format!(
         "SELECT {}, {}, {} FROM {} WHERE {range} GROUP BY 1 ORDER BY 1",
@@ -428,6 +465,37 @@ mod tests {
         assert_eq!(lite.classify("VARCHAR(10)"), ValueClass::Text);
         assert_eq!(lite.classify("BIGINT"), ValueClass::Numeric);
         assert_eq!(lite.classify("TEXT"), ValueClass::Text);
+    }
+
+    #[test]
+    fn lake_types_classify_by_arrow_delta_and_iceberg_names() {
+        let d = Dialect(SourceKind::Files);
+        assert_eq!(d.classify("Int64"), ValueClass::Numeric);
+        assert_eq!(d.classify("Decimal128(10, 2)"), ValueClass::Numeric);
+        assert_eq!(d.classify("Timestamp(Microsecond, Some(\"UTC\"))"), ValueClass::Temporal);
+        assert_eq!(d.classify("Utf8View"), ValueClass::Text);
+        assert_eq!(d.classify("long"), ValueClass::Numeric);
+        assert_eq!(d.classify("timestamptz"), ValueClass::Temporal);
+        assert_eq!(d.classify("string"), ValueClass::Text);
+        assert_eq!(d.classify("struct<a: int>"), ValueClass::Other);
+        assert_eq!(d.classify("Binary"), ValueClass::Other);
+    }
+
+    #[test]
+    fn lake_profiles_use_datafusion_spelling() {
+        let q = profile_query(
+            Dialect(SourceKind::Delta),
+            &TableRef::new("main", "events"),
+            &[ColumnRequest {
+                column: col("amount", "double"),
+                metrics: vec![MetricKind::P50, MetricKind::Stddev, MetricKind::NullRate],
+                accepted_values: None,
+            }],
+            None,
+            Some(10.0),
+        )
+        .unwrap();
+        insta::assert_snapshot!(q.sql, @r#"SELECT CAST(count(*) AS VARCHAR), CAST(approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST("amount" AS DOUBLE)) AS VARCHAR), CAST(CAST(stddev_samp("amount") AS DOUBLE) AS VARCHAR), CAST(CASE WHEN count(*) = 0 THEN NULL ELSE CAST(count(*) - count("amount") AS DOUBLE) / count(*) END AS VARCHAR) FROM "main"."events""#);
     }
 
     #[test]

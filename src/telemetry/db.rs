@@ -30,10 +30,16 @@ impl DbTarget {
             SourceKind::Postgres => "postgresql",
             SourceKind::Mysql => "mysql",
             SourceKind::Sqlite => "sqlite",
+            // Lake tables are queried by the embedded DataFusion engine.
+            SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => "datafusion",
         };
         let rest = url.split_once("://").map_or(url, |(_, r)| r);
         let rest = rest.split(['?', '#']).next().unwrap_or_default();
         let (address, port, namespace) = match config.kind {
+            SourceKind::Files | SourceKind::Delta | SourceKind::Iceberg => {
+                let location = rest.trim_end_matches('/');
+                (None, None, location.rsplit('/').next().unwrap_or(location).to_string())
+            }
             SourceKind::Sqlite => {
                 let file = rest.trim_start_matches("sqlite:");
                 (None, None, file.rsplit('/').next().unwrap_or(file).to_string())
@@ -263,6 +269,7 @@ mod tests {
             exclude: vec![],
             schedule: crate::schedule::Schedule::every(std::time::Duration::from_secs(60)),
             mark: Default::default(),
+            lake: None,
         }
     }
 

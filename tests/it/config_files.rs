@@ -30,7 +30,7 @@ fn validate_reports_every_problem_with_file_and_line_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&ws.path().display().to_string(), "<ws>");
     insta::assert_snapshot!(stderr, @r"
-    <ws>/telltale.yaml:4:11: sources.wh.kind: unknown source kind `postgress` (did you mean `postgres`?); expected one of: postgres, mysql, sqlite
+    <ws>/telltale.yaml:4:11: sources.wh.kind: unknown source kind `postgress` (did you mean `postgres`?); expected one of: postgres, mysql, sqlite, files, delta, iceberg
     error: 1 problem found
     ");
 

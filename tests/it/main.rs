@@ -13,6 +13,7 @@ mod demo;
 mod detection;
 mod gate;
 mod incidents;
+mod lake;
 mod lineage;
 mod mysql;
 mod outbox;
