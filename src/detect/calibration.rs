@@ -76,6 +76,21 @@ impl Calibrator {
         self.residuals.is_empty()
     }
 
+    /// Quantiles of the recorded residuals (for debugging and tuning).
+    pub fn describe(&self) -> String {
+        let q = |p: f64| self.residuals.quantile(p).unwrap_or(f64::NAN);
+        format!(
+            "n={} q50={:.2} q95={:.2} q99={:.2} q999={:.2} max={:.1} tail={:?}",
+            self.residuals.len(),
+            q(0.5),
+            q(0.95),
+            q(0.99),
+            q(0.999),
+            q(1.0),
+            self.tail.map(|t| (t.start, t.mean_excess))
+        )
+    }
+
     /// Ratio of the series' empirical residual tail to the normal one (1 = nominal).
     pub fn inflation(&self) -> f64 {
         self.inflation

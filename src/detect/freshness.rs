@@ -172,8 +172,24 @@ impl Cadence {
         let excesses: Vec<f64> = gaps.iter().filter(|g| **g > interval).map(|g| g - interval).collect();
         let mean_excess = excesses.iter().sum::<f64>() / excesses.len().max(1) as f64;
         let tail = mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64);
-        let mut tolerance =
-            small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64).max(tail as i64);
+        let on_time = small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64);
+        // Updates that skip a slot now and then (a zero-heavy table whose hour brought no
+        // rows): runs of `m` missed slots have a chance of about `q^m`, so the table is late
+        // once that is improbable at the sensitivity's rate per slot. This replaces the
+        // exponential tail, which mistakes skipped slots for long gaps.
+        let mut tolerance = match missed_slots(&gaps, interval, updates.len()) {
+            Some(missed) => {
+                // The on-time spread from each gap's distance to its nearest slot: a skipped
+                // slot is not a late update.
+                let jitter =
+                    gaps.iter().map(|g| (g - (g / interval).round().max(1.0) * interval).abs()).fold(0.0, f64::max);
+                let on_time = small_sample_tolerance(spread, jitter, updates.len()).max((interval * 0.25) as i64);
+                let per_slot = (settings.sensitivity.false_alarm_rate() * interval / DAY as f64).min(0.5);
+                let runs = per_slot.ln() / missed.ln();
+                on_time.max(on_time + ((runs - 1.0) * interval) as i64)
+            }
+            None => on_time.max(tail as i64),
+        };
         if updates.len() < SHORT_HISTORY_UPDATES {
             // A day of hourly updates does not tell a steady schedule from a busy stretch of
             // a table that is updated at random: until then one missed update is allowed.
@@ -474,6 +490,31 @@ fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool;
     (hours, weekdays)
 }
 
+/// Longest run of missed slots that still counts as skipped slots rather than an outage.
+const MAX_SKIPPED_SLOTS: f64 = 6.0;
+/// Slots of history below which a frequent cadence's chance of a missed slot is kept honest
+/// (at least one miss presumed) even when none was seen.
+const MISSED_SLOT_EVIDENCE: f64 = 24.0;
+
+/// The chance that a slot of a frequent cadence (every two hours or more often) passes
+/// without an update, from gaps of up to [`MAX_SKIPPED_SLOTS`] slots (longer ones are
+/// outages, not the rhythm), as `(missed + 1) / (slots + 1)`: `None` for a cadence that
+/// rests on enough slots and skipped fewer than two of them, or a slower one.
+fn missed_slots(gaps: &[f64], interval: f64, updates: usize) -> Option<f64> {
+    if interval <= 0.0 || interval > 2.0 * HOUR as f64 || updates < MIN_UPDATES {
+        return None;
+    }
+    let (mut slots, mut missed) = (0.0, 0.0);
+    for gap in gaps {
+        let n = (gap / interval).round().max(1.0);
+        if n <= MAX_SKIPPED_SLOTS + 1.0 {
+            slots += n;
+            missed += n - 1.0;
+        }
+    }
+    (missed >= 2.0 || slots < MISSED_SLOT_EVIDENCE).then(|| (missed + 1.0) / (slots + 1.0))
+}
+
 /// Late tolerance from the spread of past deviations, widened honestly while few updates
 /// were seen.
 fn small_sample_tolerance(spread: f64, worst: f64, updates: usize) -> i64 {
@@ -690,15 +731,33 @@ mod tests {
     #[test]
     fn a_short_hourly_history_allows_one_missed_update_then_not() {
         let loads = |hours: i64| (0..hours).map(|h| MONDAY + h * HOUR + 600).collect::<Vec<_>>();
-        // Ten hourly updates: a busy stretch of a random table looks the same, one miss is allowed.
+        // Ten hourly updates: a busy stretch of a random table looks the same, and ten slots
+        // cannot tell how often one is skipped (a skip is presumed): a few misses are allowed.
         let short = Cadence::learn(&loads(10), &Settings::default());
         let last = MONDAY + 9 * HOUR + 600;
-        assert!(!short.is_late(last, last + HOUR + 30 * 60), "{short:?}");
-        assert!(short.is_late(last, last + 3 * HOUR), "{short:?}");
+        assert!(!short.is_late(last, last + 3 * HOUR), "{short:?}");
+        assert!(short.is_late(last, last + 7 * HOUR), "{short:?}");
         // Two days of them: one missed hour is late.
         let long = Cadence::learn(&loads(48), &Settings::default());
         let last = MONDAY + 47 * HOUR + 600;
         assert!(long.is_late(last, last + HOUR + 30 * 60), "{long:?}");
+    }
+
+    #[test]
+    fn an_hourly_table_that_skips_hours_now_and_then_is_late_only_after_an_improbable_run() {
+        // Ten days of hourly updates, every 23rd hour skipped (and one run of two): a skip is
+        // about a 5 % chance per hour, so three silent hours are normal, six are not.
+        let updates: Vec<i64> =
+            (0..240).filter(|h| h % 23 != 3 && *h != 100 && *h != 101).map(|h| MONDAY + h * HOUR + 600).collect();
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        assert!(matches!(cadence, Cadence::Interval { .. }), "{cadence:?}");
+        let last = MONDAY + 239 * HOUR + 600;
+        assert!(!cadence.is_late(last, last + 3 * HOUR), "{cadence:?}");
+        assert!(cadence.is_late(last, last + 6 * HOUR), "{cadence:?}");
+        // A strictly hourly table of the same length is late after one missed update.
+        let strict =
+            Cadence::learn(&(0..240).map(|h| MONDAY + h * HOUR + 600).collect::<Vec<_>>(), &Settings::default());
+        assert!(strict.is_late(last, last + 2 * HOUR), "{strict:?}");
     }
 
     #[test]

@@ -866,7 +866,13 @@ impl SeasonalModel {
             && day_median == 0.0
             && self.week[weekday].values.len() >= 2
             && !self.skipped_empty[weekday]
-            && self.day_medians.median().is_some_and(|level| level + self.week_offsets[weekday] > 11f64.ln());
+            && self.day_medians.median().is_some_and(|level| {
+                // Only a weekday that has always brought rows: one whose past days were empty
+                // too (the weekend of a weekday-only table, once mixed up by a shifted load)
+                // learns its empty day.
+                level + self.week_offsets[weekday] > 11f64.ln()
+                    && self.week[weekday].values.iter().all(|offset| level + offset > 11f64.ln())
+            });
         self.skipped_empty[weekday] = empty;
         if empty {
             return;
@@ -1028,11 +1034,24 @@ impl SeasonalModel {
 
     /// Internal state summary for debugging and tuning.
     pub fn debug_state(&self) -> String {
-        let mut out =
-            format!("active={} trend={:.2e} infl={:.2}", self.active, self.trend, self.calibrator.inflation());
+        let mut out = format!(
+            "active={} trend={:.2e} infl={:.2} scale={:.4} thr={:.2}",
+            self.active,
+            self.trend,
+            self.calibrator.inflation(),
+            self.candidates[self.active]
+                .residuals
+                .median()
+                .unwrap_or(0.0)
+                .max(self.active_errors.median().unwrap_or(0.0))
+                * MAD_TO_SIGMA,
+            self.calibrator.threshold(self.alpha, self.degrees_of_freedom())
+        );
         for c in &self.candidates {
             out.push_str(&format!(" {:.3}", c.typical_error().unwrap_or(f64::NAN)));
         }
+        out.push_str(" calib ");
+        out.push_str(&self.calibrator.describe());
         out
     }
 
