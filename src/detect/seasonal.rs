@@ -37,7 +37,26 @@ enum Mode {
 enum Reach {
     Long,
     Short,
+    /// A robust damped Holt level and trend (exponential smoothing with Huberised updates)
+    /// on the de-seasonalised values, started from the long window's median once two seasons
+    /// of its mode were seen.
+    Holt,
 }
+
+/// State of a robust damped Holt candidate (on the model scale, de-seasonalised).
+#[derive(Debug, Clone, Copy)]
+struct Holt {
+    level: f64,
+    trend: f64,
+    /// Robust typical absolute one-step error (exponentially weighted, of clipped errors).
+    scale: f64,
+    /// Timestamp of the last update.
+    at: i64,
+}
+
+/// Errors beyond this many typical errors are clipped before they update a Holt level, trend
+/// or scale (Huber): an outage or a spike moves the level by a bounded step only.
+const HOLT_CLIP: f64 = 2.5;
 
 /// Tunable constants of the baseline, derived from the sampling interval.
 #[derive(Debug, Clone)]
@@ -53,6 +72,13 @@ struct Params {
     min_errors: usize,
     /// Points between two model selections.
     select_every: usize,
+    /// Holt smoothing of the level, of the trend, and damping of the trend per step.
+    holt_alpha: f64,
+    holt_beta: f64,
+    holt_phi: f64,
+    /// Span a Holt candidate waits for (two seasons of its mode).
+    holt_daily_start: i64,
+    holt_weekly_start: i64,
     /// Typical errors at which a candidate's errors are winsorised for model selection: 100
     /// for counts, whose weekly misses (an empty weekend forecast full) are orders of
     /// magnitude on the log scale, 10 for continuous metrics.
@@ -89,6 +115,13 @@ impl Params {
             // Hourly and finer: two days of errors; daily series: ten days.
             min_errors: if sub_daily { 48 } else { 10 },
             select_every: if sub_daily { 16 } else { 1 },
+            // About the long window's memory for the level, a tenth of it for the trend, and a
+            // trend that fades over about a day of hourly points or a week of daily ones.
+            holt_alpha: 2.0 / (long_window as f64 + 1.0),
+            holt_beta: 0.2 / (long_window as f64 + 1.0),
+            holt_phi: if sub_daily { 0.98 } else { 0.85 },
+            holt_daily_start: 2 * DAY,
+            holt_weekly_start: 2 * WEEK,
             error_cap: if class == MetricClass::Count { 100.0 } else { 10.0 },
         }
     }
@@ -152,12 +185,14 @@ struct Candidate {
     recent_errors: VecDeque<f64>,
     /// Typical errors at which errors are winsorised for model selection.
     error_cap: f64,
+    /// Holt state of a [`Reach::Holt`] candidate once started.
+    holt: Option<Holt>,
 }
 
 impl Candidate {
     fn new(mode: Mode, reach: Reach, params: &Params) -> Self {
         let capacity = match reach {
-            Reach::Long => params.long_window,
+            Reach::Long | Reach::Holt => params.long_window,
             Reach::Short => params.short_window,
         };
         Self {
@@ -172,7 +207,15 @@ impl Candidate {
             times: VecDeque::with_capacity(capacity),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
             error_cap: params.error_cap,
+            holt: None,
         }
+    }
+
+    /// Damped Holt forecast `steps` ahead.
+    fn holt_forecast(holt: &Holt, steps: f64, phi: f64) -> f64 {
+        // φ + φ² + … + φ^steps
+        let damped = if (phi - 1.0).abs() < 1e-12 { steps } else { phi * (1.0 - phi.powf(steps)) / (1.0 - phi) };
+        holt.level + damped * holt.trend
     }
 
     fn push_error(&mut self, error: f64) {
@@ -353,7 +396,10 @@ impl SeasonalModel {
                 // Daily series have no hour of day: day-of-week is the Weekly mode.
                 continue;
             }
-            for reach in [Reach::Long, Reach::Short] {
+            for reach in [Reach::Long, Reach::Short, Reach::Holt] {
+                if reach == Reach::Holt && class != MetricClass::Count {
+                    continue;
+                }
                 candidates.push(Candidate::new(mode, reach, &params));
             }
         }
@@ -512,6 +558,13 @@ impl SeasonalModel {
     }
 
     fn candidate_forecast(&self, candidate: &Candidate, factors: &[f64; 3], timestamp: i64) -> Option<f64> {
+        if candidate.reach == Reach::Holt {
+            let holt = candidate.holt.as_ref()?;
+            let steps = ((timestamp - holt.at) as f64 / self.params.step as f64).max(1.0);
+            return Some(
+                Candidate::holt_forecast(holt, steps, self.params.holt_phi) + Self::factor_for(factors, candidate.mode),
+            );
+        }
         let level = candidate.level.median()?;
         let lag = candidate.centre_time().map_or(0, |centre| timestamp - centre) as f64;
         Some(level + self.trend * lag + Self::factor_for(factors, candidate.mode))
@@ -805,10 +858,19 @@ impl SeasonalModel {
         self.day_run.1.push((slot, observed));
         for candidate in &mut self.candidates {
             let capacity = match candidate.reach {
-                Reach::Long => self.params.long_window,
+                Reach::Long | Reach::Holt => self.params.long_window,
                 Reach::Short => self.params.short_window,
             };
-            candidate.push_level(timestamp, observed - Self::factor_for(&factors, candidate.mode), capacity);
+            let value = observed - Self::factor_for(&factors, candidate.mode);
+            candidate.push_level(timestamp, value, capacity);
+            if candidate.reach == Reach::Holt {
+                let start = match candidate.mode {
+                    Mode::Flat => self.params.holt_daily_start,
+                    Mode::Daily => self.params.holt_daily_start,
+                    Mode::Weekly => self.params.holt_weekly_start,
+                };
+                Self::update_holt(candidate, &self.params, timestamp, value, timestamp - self.first_timestamp >= start);
+            }
         }
         if self.recent.len() == self.params.long_window {
             self.recent.pop_front();
@@ -897,6 +959,31 @@ impl SeasonalModel {
         self.refresh_factors();
     }
 
+    /// Update a Holt candidate with the de-seasonalised `value` (starting it from the long
+    /// window's median once `ready`): the one-step error, clipped at [`HOLT_CLIP`] typical
+    /// errors, moves the level by `alpha` of it and the damped trend by `beta` of it.
+    fn update_holt(candidate: &mut Candidate, params: &Params, timestamp: i64, value: f64, ready: bool) {
+        let Some(holt) = candidate.holt.as_mut() else {
+            if ready && let Some(level) = candidate.level.median() {
+                // The typical deviation of the window's values from their median.
+                let mut deviations: Vec<f64> = candidate.level.iter_sorted().map(|v| (v - level).abs()).collect();
+                let scale = median_in_place(&mut deviations).unwrap_or(0.0);
+                candidate.holt = Some(Holt { level, trend: 0.0, scale: scale.max(1e-9), at: timestamp });
+            }
+            return;
+        };
+        let steps = ((timestamp - holt.at) as f64 / params.step as f64).max(1.0);
+        let forecast = Candidate::holt_forecast(holt, steps, params.holt_phi);
+        let error = value - forecast;
+        let bound = HOLT_CLIP * holt.scale;
+        let clipped = error.clamp(-bound, bound);
+        holt.scale += (clipped.abs() - holt.scale) * params.holt_alpha;
+        holt.scale = holt.scale.max(1e-9);
+        holt.level = forecast + params.holt_alpha * clipped;
+        holt.trend = holt.trend * params.holt_phi.powf(steps) + params.holt_beta * clipped;
+        holt.at = timestamp;
+    }
+
     /// Restart every level from the last `points` values (after a level shift or a user's
     /// "expected" label), keeping seasonal factors and scale.
     pub(crate) fn rebaseline(&mut self, points: usize) {
@@ -909,10 +996,17 @@ impl SeasonalModel {
         for &(timestamp, observed, factors) in &keep {
             for candidate in &mut self.candidates {
                 let capacity = match candidate.reach {
-                    Reach::Long => self.params.long_window,
+                    Reach::Long | Reach::Holt => self.params.long_window,
                     Reach::Short => self.params.short_window,
                 };
                 candidate.push_level(timestamp, observed - Self::factor_for(&factors, candidate.mode), capacity);
+            }
+        }
+        // Holt candidates restart from the new level, without trend.
+        for candidate in &mut self.candidates {
+            if let (Some(holt), Some(level)) = (candidate.holt.as_mut(), candidate.level.median()) {
+                holt.level = level;
+                holt.trend = 0.0;
             }
         }
         self.shifts.reset();
@@ -943,8 +1037,9 @@ impl SeasonalModel {
             let reach = match c.reach {
                 Reach::Long => 0,
                 Reach::Short => 1,
+                Reach::Holt => 2,
             };
-            mode * 2 + reach
+            mode * 3 + reach
         };
         let mut order: Vec<usize> = (0..self.candidates.len()).collect();
         order.sort_by_key(|&i| complexity(&self.candidates[i]));

@@ -388,3 +388,27 @@ proptest! {
         prop_assert_eq!(flags(&c), flags(&d));
     }
 }
+
+#[test]
+fn a_steadily_growing_daily_count_is_followed_and_a_partial_load_at_its_end_is_flagged() {
+    // Ten weeks of daily loads growing 2 % a day with 3 % noise, then a load 30 % short.
+    let mut rng = Noise::new(7);
+    let mut points: Vec<Point> = (0..70)
+        .map(|d| {
+            let rows = 50_000.0 * (0.02 * d as f64).exp() * (1.0 + 0.03 * rng.normal());
+            Point::new(MONDAY + d * DAY, rows.round())
+        })
+        .collect();
+    let expected_last = 50_000.0 * (0.02f64 * 70.0).exp();
+    points.push(Point::new(MONDAY + 70 * DAY, (0.7 * expected_last).round()));
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &points);
+    assert!(alerts(&verdicts[..70]).is_empty(), "growth alone alerted: {:?}", alerts(&verdicts[..70]));
+    let last = verdicts.last().unwrap();
+    assert!(last.alert, "{}", last.explanation);
+    let forecast = last.expected.unwrap().forecast;
+    assert!(
+        (forecast / expected_last - 1.0).abs() < 0.06,
+        "forecast {forecast} vs {expected_last}: {}",
+        last.explanation
+    );
+}
