@@ -856,21 +856,28 @@ impl SeasonalModel {
         }
         let slot = self.day_index(timestamp);
         self.day_run.1.push((slot, observed));
-        for candidate in &mut self.candidates {
-            let capacity = match candidate.reach {
-                Reach::Long | Reach::Holt => self.params.long_window,
-                Reach::Short => self.params.short_window,
-            };
-            let value = observed - Self::factor_for(&factors, candidate.mode);
-            candidate.push_level(timestamp, value, capacity);
-            if candidate.reach == Reach::Holt {
-                let start = match candidate.mode {
-                    Mode::Flat => self.params.holt_daily_start,
-                    Mode::Daily => self.params.holt_daily_start,
-                    Mode::Weekly => self.params.holt_weekly_start,
-                };
-                Self::update_holt(candidate, &self.params, timestamp, value, timestamp - self.first_timestamp >= start);
+        for index in 0..self.candidates.len() {
+            let (mode, reach) = (self.candidates[index].mode, self.candidates[index].reach);
+            let value = observed - Self::factor_for(&factors, mode);
+            if reach != Reach::Holt {
+                let capacity = if reach == Reach::Long { self.params.long_window } else { self.params.short_window };
+                self.candidates[index].push_level(timestamp, value, capacity);
+                continue;
             }
+            // A Holt candidate shares its mode's long window (the same values) and starts from
+            // it once two seasons of its mode were seen.
+            let span = if mode == Mode::Weekly { self.params.holt_weekly_start } else { self.params.holt_daily_start };
+            let start = if self.candidates[index].holt.is_none() && timestamp - self.first_timestamp >= span {
+                self.long_sibling(mode).and_then(|sibling| {
+                    let window = &self.candidates[sibling].level;
+                    let level = window.median()?;
+                    let mut deviations: Vec<f64> = window.iter_sorted().map(|v| (v - level).abs()).collect();
+                    Some((level, median_in_place(&mut deviations).unwrap_or(0.0)))
+                })
+            } else {
+                None
+            };
+            Self::update_holt(&mut self.candidates[index], &self.params, timestamp, value, start);
         }
         if self.recent.len() == self.params.long_window {
             self.recent.pop_front();
@@ -962,12 +969,10 @@ impl SeasonalModel {
     /// Update a Holt candidate with the de-seasonalised `value` (starting it from the long
     /// window's median once `ready`): the one-step error, clipped at [`HOLT_CLIP`] typical
     /// errors, moves the level by `alpha` of it and the damped trend by `beta` of it.
-    fn update_holt(candidate: &mut Candidate, params: &Params, timestamp: i64, value: f64, ready: bool) {
+    fn update_holt(candidate: &mut Candidate, params: &Params, timestamp: i64, value: f64, start: Option<(f64, f64)>) {
         let Some(holt) = candidate.holt.as_mut() else {
-            if ready && let Some(level) = candidate.level.median() {
-                // The typical deviation of the window's values from their median.
-                let mut deviations: Vec<f64> = candidate.level.iter_sorted().map(|v| (v - level).abs()).collect();
-                let scale = median_in_place(&mut deviations).unwrap_or(0.0);
+            // Started from the long window's median and its values' typical deviation from it.
+            if let Some((level, scale)) = start {
                 candidate.holt = Some(Holt { level, trend: 0.0, scale: scale.max(1e-9), at: timestamp });
             }
             return;
@@ -982,6 +987,11 @@ impl SeasonalModel {
         holt.level = forecast + params.holt_alpha * clipped;
         holt.trend = holt.trend * params.holt_phi.powf(steps) + params.holt_beta * clipped;
         holt.at = timestamp;
+    }
+
+    /// The long-window candidate of `mode`, whose level window a Holt candidate shares.
+    fn long_sibling(&self, mode: Mode) -> Option<usize> {
+        self.candidates.iter().position(|c| c.mode == mode && c.reach == Reach::Long)
     }
 
     /// Restart every level from the last `points` values (after a level shift or a user's
@@ -1003,8 +1013,10 @@ impl SeasonalModel {
             }
         }
         // Holt candidates restart from the new level, without trend.
-        for candidate in &mut self.candidates {
-            if let (Some(holt), Some(level)) = (candidate.holt.as_mut(), candidate.level.median()) {
+        for index in 0..self.candidates.len() {
+            let mode = self.candidates[index].mode;
+            let level = self.long_sibling(mode).and_then(|sibling| self.candidates[sibling].level.median());
+            if let (Some(holt), Some(level)) = (self.candidates[index].holt.as_mut(), level) {
                 holt.level = level;
                 holt.trend = 0.0;
             }
