@@ -54,6 +54,11 @@ struct Holt {
     at: i64,
 }
 
+/// `phi^steps`, without a `pow` call for the usual single step (`pow(x, 1) = x` exactly).
+fn damping(phi: f64, steps: f64) -> f64 {
+    if steps == 1.0 { phi } else { phi.powf(steps) }
+}
+
 /// Errors beyond this many typical errors are clipped before they update a Holt level, trend
 /// or scale (Huber): an outage or a spike moves the level by a bounded step only.
 const HOLT_CLIP: f64 = 2.5;
@@ -214,7 +219,7 @@ impl Candidate {
     /// Damped Holt forecast `steps` ahead.
     fn holt_forecast(holt: &Holt, steps: f64, phi: f64) -> f64 {
         // φ + φ² + … + φ^steps
-        let damped = if (phi - 1.0).abs() < 1e-12 { steps } else { phi * (1.0 - phi.powf(steps)) / (1.0 - phi) };
+        let damped = if (phi - 1.0).abs() < 1e-12 { steps } else { phi * (1.0 - damping(phi, steps)) / (1.0 - phi) };
         holt.level + damped * holt.trend
     }
 
@@ -985,7 +990,7 @@ impl SeasonalModel {
         holt.scale += (clipped.abs() - holt.scale) * params.holt_alpha;
         holt.scale = holt.scale.max(1e-9);
         holt.level = forecast + params.holt_alpha * clipped;
-        holt.trend = holt.trend * params.holt_phi.powf(steps) + params.holt_beta * clipped;
+        holt.trend = holt.trend * damping(params.holt_phi, steps) + params.holt_beta * clipped;
         holt.at = timestamp;
     }
 
