@@ -843,6 +843,11 @@ impl SeasonalModel {
                 // weekly series) is not a shift: switch models instead of re-baselining.
                 if let Some(better) = self.candidate_explaining(shift.points, scale) {
                     self.active = better;
+                } else if self.log_scale && shift.new_level < std::f64::consts::LN_2 && level > 11f64.ln() {
+                    // A table that stopped receiving rows is an outage (a stale source), not a
+                    // new level: it stays one anomaly, and the rows that come back are judged
+                    // against the level before, not against nothing.
+                    self.shifts.reset();
                 } else {
                     event = Some(Event::LevelShift {
                         from: self.untransform(level),

@@ -412,3 +412,19 @@ fn a_steadily_growing_daily_count_is_followed_and_a_partial_load_at_its_end_is_f
         last.explanation
     );
 }
+
+#[test]
+fn a_daily_table_that_stops_for_days_is_one_outage_and_its_return_does_not_alert() {
+    // Five weeks of daily loads, then three empty days (a stale source), then loads again.
+    let mut rng = Noise::new(11);
+    let points: Vec<Point> = (0..45)
+        .map(|d| {
+            let rows = if (35..38).contains(&d) { 0.0 } else { (400_000.0 * (1.0 + 0.04 * rng.normal())).round() };
+            Point::new(MONDAY + d * DAY, rows)
+        })
+        .collect();
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &points);
+    assert_eq!(alerts(&verdicts), vec![35], "{:#?}", verdicts.iter().filter(|v| v.anomaly).collect::<Vec<_>>());
+    assert!(verdicts.iter().all(|v| v.event.is_none()), "no level shift to an empty table");
+    assert!(!verdicts[38].anomaly && !verdicts[39].anomaly, "{}", verdicts[39].explanation);
+}
