@@ -192,7 +192,16 @@ struct Candidate {
     error_cap: f64,
     /// Holt state of a [`Reach::Holt`] candidate once started.
     holt: Option<Holt>,
+    /// Clearly losing: scored only on every [`DORMANT_SAMPLING`]-th point.
+    dormant: bool,
 }
+
+/// A candidate whose typical error is this many times the best one's goes dormant.
+const DORMANT_ERROR_RATIO: f64 = 1.5;
+/// Points before any candidate may go dormant (two weeks of hourly points).
+const DORMANT_AFTER_POINTS: usize = 336;
+/// A dormant candidate is scored on every this-many points.
+const DORMANT_SAMPLING: usize = 8;
 
 impl Candidate {
     fn new(mode: Mode, reach: Reach, params: &Params) -> Self {
@@ -213,6 +222,7 @@ impl Candidate {
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
             error_cap: params.error_cap,
             holt: None,
+            dormant: false,
         }
     }
 
@@ -343,6 +353,8 @@ pub struct SeasonalModel {
     /// Local day of the last learned point (to count days, not points).
     last_day: i64,
     since_selection: usize,
+    /// Points since dormant candidates were last scored.
+    since_sample: usize,
     since_trend: usize,
     first_timestamp: i64,
     previous: Option<Previous>,
@@ -446,6 +458,7 @@ impl SeasonalModel {
             slots_seen: vec![0; params.day_slots],
             last_day: i64::MIN,
             since_selection: 0,
+            since_sample: 0,
             since_trend: 0,
             first_timestamp,
             previous: None,
@@ -804,7 +817,16 @@ impl SeasonalModel {
 
         // Residuals of every candidate, for model selection and scale.
         let mut active_forecast = None;
+        self.since_sample += 1;
+        let sampled = self.since_sample >= DORMANT_SAMPLING;
+        if sampled {
+            self.since_sample = 0;
+        }
         for index in 0..self.candidates.len() {
+            // A candidate that has clearly lost is only re-evaluated on every few points.
+            if self.candidates[index].dormant && !sampled && index != self.active {
+                continue;
+            }
             if let Some(forecast) = self.candidate_forecast(&self.candidates[index], &factors, timestamp) {
                 self.candidates[index].push_error((observed - forecast).abs());
                 if index == self.active {
@@ -1074,6 +1096,15 @@ impl SeasonalModel {
                 None => best = Some((index, error)),
                 Some((_, best_error)) if error < 0.9 * best_error => best = Some((index, error)),
                 _ => {}
+            }
+        }
+        // Candidates far behind the best for a while stop being scored at every point (they
+        // keep their levels, and are re-evaluated on every few points, so they can come back).
+        let settled = self.trained >= DORMANT_AFTER_POINTS;
+        if let Some((_, best_error)) = best {
+            for candidate in &mut self.candidates {
+                candidate.dormant =
+                    settled && candidate.typical_error().is_some_and(|error| error > DORMANT_ERROR_RATIO * best_error);
             }
         }
         if let Some((index, _)) = best {
