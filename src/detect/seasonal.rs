@@ -1100,7 +1100,8 @@ impl SeasonalModel {
         }
         // Candidates far behind the best for a while stop being scored at every point (they
         // keep their levels, and are re-evaluated on every few points, so they can come back).
-        let settled = self.trained >= DORMANT_AFTER_POINTS;
+        // Counts only: on continuous metrics (NAB's series) it cost detections for little speed.
+        let settled = self.log_scale && self.trained >= DORMANT_AFTER_POINTS;
         if let Some((_, best_error)) = best {
             for candidate in &mut self.candidates {
                 candidate.dormant =
