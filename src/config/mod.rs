@@ -115,6 +115,8 @@ pub struct LineageConfig {
     /// Learned (OpenLineage) edges and runs not seen for this long are deleted, from the store
     /// and the live graph (hourly).
     pub retention: Duration,
+    /// Read view definitions from the SQL sources' catalogs (hourly) for view → table lineage.
+    pub sql_views: bool,
 }
 
 impl Default for LineageConfig {
@@ -129,6 +131,7 @@ impl Default for LineageConfig {
             root_cause_window: Duration::from_secs(6 * 3600),
             upstream_depth: 10,
             retention: Duration::from_secs(90 * 86_400),
+            sql_views: false,
         }
     }
 }
@@ -397,6 +400,12 @@ fn decode_lineage(
     if let Some(x) = m.get("upstream_depth") {
         match d.unsigned(x, "lineage.upstream_depth", 1, 1000) {
             Some(v) => out.upstream_depth = v as u32,
+            None => ok = false,
+        }
+    }
+    if let Some(x) = m.get("sql_views") {
+        match d.bool(x, "lineage.sql_views") {
+            Some(v) => out.sql_views = v,
             None => ok = false,
         }
     }

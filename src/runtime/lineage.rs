@@ -295,6 +295,67 @@ impl Lineage {
         DeclaredReload { edges: declared.len(), withdrawn: stale.len() }
     }
 
+    /// View lineage of one SQL source: each view's definition is parsed and every table it reads
+    /// becomes an edge `table → view` (origin `sql`). Replaces the source's previous view lineage
+    /// (edges into its views no definition reads any more lose the `sql` origin). Definitions
+    /// that do not parse are skipped and counted. Returns (edges, withdrawn, unparsed).
+    pub fn apply_views(
+        &self,
+        source: &str,
+        kind: crate::config::SourceKind,
+        views: &[crate::source::ViewDefinition],
+        now: DateTime<Utc>,
+    ) -> (usize, usize, usize) {
+        let default_schema = match kind {
+            crate::config::SourceKind::Sqlite => "main",
+            _ => "public",
+        };
+        let mut graph = self.graph_mut();
+        let mut current: HashSet<(NodeId, NodeId)> = HashSet::new();
+        let mut unparsed = 0;
+        for view in views {
+            let tables = match crate::catalog::sql::view_sources(&view.sql, kind, default_schema) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(source, view = %view.view.qualified(), error = %e, "cannot parse a view definition");
+                    unparsed += 1;
+                    continue;
+                }
+            };
+            let Ok(to) = sql_node(&mut graph, &AssetId::new(source, &view.view), AssetKind::View) else { continue };
+            for table in tables {
+                let Ok(from) = sql_node(&mut graph, &AssetId::new(source, &table), AssetKind::Table) else { continue };
+                if graph.add_edge(from, to, Origin::Sql, now).ok().flatten().is_some() {
+                    current.insert((from, to));
+                }
+            }
+        }
+        let stale: Vec<(NodeId, NodeId)> = graph
+            .edges()
+            .filter(|(_, e)| e.last_seen(Origin::Sql).is_some() && !current.contains(&(e.from, e.to)))
+            .filter(|(_, e)| graph.asset(e.to).asset_id.as_ref().is_some_and(|a| a.source() == source))
+            .map(|(_, e)| (e.from, e.to))
+            .collect();
+        for &(from, to) in &stale {
+            graph.retract_edge(from, to, Origin::Sql);
+        }
+        (current.len(), stale.len(), unparsed)
+    }
+
+    /// Reads the view definitions of every SQL source and applies them ([`Lineage::apply_views`]).
+    pub async fn reload_views(&self, agent: &Agent) {
+        for (name, source) in &agent.sources {
+            let kind = source.kind();
+            match source.view_definitions().await {
+                Ok(views) => {
+                    let (edges, withdrawn, unparsed) = self.apply_views(name, kind, &views, agent.clock.now());
+                    tracing::info!(source = %name, views = views.len(), edges, withdrawn, unparsed, "view lineage loaded");
+                }
+                Err(e) => tracing::error!(source = %name, error = %e, "cannot read view definitions"),
+            }
+        }
+    }
+
     fn apply_stored(&self, stored: &LoadedLineage) {
         let mut graph = self.graph_mut();
         // Store id → graph node: ids are dense (an autoincrement), so a vector indexed by id.
@@ -482,6 +543,18 @@ fn declared_table(graph: &mut LineageGraph, asset: &AssetId, check: Option<&Asse
     graph.upsert(node, Origin::Declared)
 }
 
+/// The node of a telltale asset found in a view definition: the existing one, else a new node of
+/// `kind` (origin `sql`, the lowest: it never overrides what other sources say).
+fn sql_node(graph: &mut LineageGraph, asset: &AssetId, kind: AssetKind) -> Result<NodeId, GraphError> {
+    if let Some(node) = graph.find_asset(asset) {
+        return Ok(node);
+    }
+    let mut node =
+        CatalogAsset::new(asset.to_string(), asset.as_str().rsplit('.').next().unwrap_or_default().to_string(), kind);
+    node.asset_id = Some(asset.clone());
+    graph.upsert(node, Origin::Sql)
+}
+
 /// Reloads the manifest, its run results and declared lineage when their files change, saves
 /// learned lineage, and prunes it past `lineage.retention`, every `lineage.reload_interval`, until
 /// `shutdown` (then saves once more).
@@ -508,6 +581,9 @@ pub async fn run_lineage(agent: Arc<Agent>, shutdown: CancellationToken) {
         let now = agent.clock.now();
         if pruned_at.is_none_or(|at| now - at >= chrono::Duration::hours(1)) {
             pruned_at = Some(now);
+            if agent.config.lineage.sql_views {
+                agent.lineage.reload_views(&agent).await;
+            }
             match agent.lineage.prune(&agent.store, now, agent.config.lineage.retention).await {
                 Ok(p) if p.total() > 0 => tracing::info!(
                     edges = p.edges,

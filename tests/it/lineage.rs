@@ -748,18 +748,6 @@ async fn learned_lineage_is_stored_by_node_id_and_pruned_past_its_retention_on_s
         let store = telltale::store::Store::open(url).await.unwrap();
         let (raw, orders, job) = ("pg://h:5432/db.public.raw", "pg://h:5432/db.public.orders", "job:airflow/load");
         let old = "pg://h:5432/db.public.old";
-        let mut batch = telltale::store::LineageBatch::default();
-        batch.nodes = vec![
-            stored_node(raw, "dataset", "2026-08-20T09:00:00Z"),
-            stored_node(orders, "dataset", "2026-08-20T09:00:00Z"),
-            stored_node(job, "job", "2026-08-20T09:00:00Z"),
-            stored_node(old, "dataset", "2026-01-01T00:00:00Z"),
-        ];
-        batch.edges = vec![
-            stored_edge(raw, job, Some(job), "2026-08-20T09:00:00Z"),
-            stored_edge(job, orders, Some(job), "2026-08-20T09:00:00Z"),
-            stored_edge(old, job, Some(job), "2026-01-01T00:00:00Z"),
-        ];
         let run = telltale::catalog::JobRun {
             job: "airflow/load".into(),
             run_id: "r1".into(),
@@ -767,16 +755,31 @@ async fn learned_lineage_is_stored_by_node_id_and_pruned_past_its_retention_on_s
             at: at("2026-08-20T09:00:00Z"),
             message: Some("boom".into()),
         };
-        batch.runs = vec![(orders.to_string(), run.clone())];
+        let batch = telltale::store::LineageBatch {
+            nodes: vec![
+                stored_node(raw, "dataset", "2026-08-20T09:00:00Z"),
+                stored_node(orders, "dataset", "2026-08-20T09:00:00Z"),
+                stored_node(job, "job", "2026-08-20T09:00:00Z"),
+                stored_node(old, "dataset", "2026-01-01T00:00:00Z"),
+            ],
+            edges: vec![
+                stored_edge(raw, job, Some(job), "2026-08-20T09:00:00Z"),
+                stored_edge(job, orders, Some(job), "2026-08-20T09:00:00Z"),
+                stored_edge(old, job, Some(job), "2026-01-01T00:00:00Z"),
+            ],
+            runs: vec![(orders.to_string(), run.clone())],
+        };
         store.save_lineage(&batch).await.unwrap();
         // A later batch names nodes it does not carry (saved before: looked up by key), and an
         // older sighting never moves an edge's time back.
-        let mut later = telltale::store::LineageBatch::default();
-        later.edges = vec![
-            stored_edge(raw, job, None, "2026-08-21T09:00:00Z"),
-            stored_edge(job, orders, Some(job), "2026-08-19T09:00:00Z"),
-            stored_edge("pg://h:5432/db.public.unknown", job, None, "2026-08-21T09:00:00Z"),
-        ];
+        let later = telltale::store::LineageBatch {
+            edges: vec![
+                stored_edge(raw, job, None, "2026-08-21T09:00:00Z"),
+                stored_edge(job, orders, Some(job), "2026-08-19T09:00:00Z"),
+                stored_edge("pg://h:5432/db.public.unknown", job, None, "2026-08-21T09:00:00Z"),
+            ],
+            ..Default::default()
+        };
         store.save_lineage(&later).await.unwrap();
         let loaded = store.load_lineage().await.unwrap();
         assert_eq!(loaded.nodes.len(), 4, "{url}");
@@ -877,9 +880,11 @@ async fn migration_0005_carries_lineage_stored_by_key_over_to_node_ids() {
         );
         assert_eq!(loaded.runs.len(), 1);
         // New rows get new ids after the carried-over ones.
-        let mut batch = telltale::store::LineageBatch::default();
-        batch.nodes = vec![stored_node("ns/c", "dataset", "2026-08-20T09:00:00Z")];
-        batch.edges = vec![stored_edge("ns/b", "ns/c", None, "2026-08-20T09:00:00Z")];
+        let batch = telltale::store::LineageBatch {
+            nodes: vec![stored_node("ns/c", "dataset", "2026-08-20T09:00:00Z")],
+            edges: vec![stored_edge("ns/b", "ns/c", None, "2026-08-20T09:00:00Z")],
+            ..Default::default()
+        };
         store.save_lineage(&batch).await.unwrap();
         let loaded = store.load_lineage().await.unwrap();
         assert_eq!(loaded.nodes.len(), 4);
@@ -1240,5 +1245,71 @@ async fn a_live_breaking_schema_change_names_its_lineage_dependents_and_only_war
     assert!(of("wh.public.orders").explanation.contains("read by 2 (dashboard Revenue board"));
     assert_eq!(of("wh.public.archive").severity, 4);
     assert_ne!(of("wh.public.scratch").severity, 4);
+    agent.close().await;
+}
+
+// ------------------------------------------------------------------------------- lineage from views --
+
+#[tokio::test]
+async fn view_definitions_on_postgres_and_mariadb_become_lineage() {
+    let pg = require!(postgres_db("views").await);
+    let my = require!(crate::common::mysql_db("views").await);
+    pg_exec(
+        &pg,
+        &[
+            "CREATE SCHEMA crm",
+            "CREATE TABLE orders (id int, customer_id int, amount numeric)",
+            "CREATE TABLE crm.customers (id int, name text)",
+            "CREATE VIEW big_orders AS WITH big AS (SELECT * FROM orders WHERE amount > 100) \
+             SELECT big.id, c.name FROM big JOIN crm.customers c ON c.id = big.customer_id",
+            "CREATE VIEW crm.names AS SELECT name FROM crm.customers",
+        ],
+    )
+    .await;
+    let database = my.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    crate::common::mysql_exec(
+        &my,
+        &[
+            "CREATE TABLE payments (id int, order_id int, amount decimal(12,2))",
+            "CREATE VIEW paid AS SELECT p.order_id, sum(p.amount) AS paid FROM payments p GROUP BY p.order_id",
+        ],
+    )
+    .await;
+    let config = format!(
+        "version: 1\nstore: sqlite://state/telltale.db\nsources:\n  wh:\n    kind: postgres\n    url: \"{pg}\"\n  my:\n    kind: mysql\n    url: \"{my}\"\nlineage:\n  sql_views: true\nchecks: [checks/]\n"
+    );
+    let ws = Workspace::new(&config, &[]);
+    let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    assert!(agent.config.lineage.sql_views);
+    agent.lineage.reload_views(&agent).await;
+    let parents = |asset: &str| {
+        let graph = agent.lineage.graph();
+        let Some(node) = graph.find_asset(&asset.parse().unwrap()) else { return Vec::new() };
+        let mut p: Vec<String> = graph.parents(node).map(|n| graph.asset(n).display_name().to_string()).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(parents("wh.public.big_orders"), ["wh.crm.customers", "wh.public.orders"], "the CTE is not a table");
+    assert_eq!(parents("wh.crm.names"), ["wh.crm.customers"]);
+    assert_eq!(parents(&format!("my.{database}.paid")), [format!("my.{database}.payments")]);
+    {
+        let graph = agent.lineage.graph();
+        let view = graph.find_asset(&"wh.public.big_orders".parse().unwrap()).unwrap();
+        assert_eq!(graph.asset(view).kind, telltale::catalog::AssetKind::View);
+        let orders = graph.find_asset(&"wh.public.orders".parse().unwrap()).unwrap();
+        let edge = graph.edge_between(orders, view).unwrap();
+        assert_eq!(edge.origins().collect::<Vec<_>>(), [telltale::catalog::Origin::Sql]);
+    }
+    let impact = agent.lineage.impact("wh.crm.customers", None, None).unwrap();
+    assert_eq!(impact.total, 2, "{impact:#?}");
+
+    // A view redefined: the next reload follows.
+    pg_exec(
+        &pg,
+        &["CREATE OR REPLACE VIEW big_orders AS SELECT id, 'n/a'::text AS name FROM orders WHERE amount > 100"],
+    )
+    .await;
+    agent.lineage.reload_views(&agent).await;
+    assert_eq!(parents("wh.public.big_orders"), ["wh.public.orders"], "customers no longer feeds it");
     agent.close().await;
 }
