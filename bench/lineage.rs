@@ -8,7 +8,8 @@
 //! upstream walks; OpenLineage parse and parse+ingest throughput (events/s, MB/s) on generated
 //! events shaped like dbt-ol's; and the parse time of one large event at 1 MB and 10 MB, whose
 //! ratio shows parsing is linear; and loading the graph back from a SQLite store (as the agent does
-//! at start) next to the in-memory build. Targets (issue 5): load from store ≤ 2 s, blast radius
+//! at start) next to the in-memory build, from SQLite and from PostgreSQL (`TELLTALE_BENCH_POSTGRES_URL`
+//! or `TELLTALE_TEST_POSTGRES_URL`; a fresh database is created and dropped). Targets (issue 5): load from store ≤ 2 s, blast radius
 //! ≤ 10 ms p99, ingest ≥ 2,000 events/s.
 //!
 //! The graph imitates a warehouse: 100 domains, 8 layers (sources → staging → marts → exposures),
@@ -368,10 +369,13 @@ fn main() {
 }
 
 /// Load from store: the synthetic graph saved as OpenLineage-learned lineage (every asset a
-/// dataset, every edge with its last-seen time) in a fresh SQLite store, then loaded back the way
-/// the agent starts (`Lineage::load`: rows → graph). The peer is the in-memory build above.
+/// dataset, every edge with its last-seen time) in a fresh store, then loaded back the way the
+/// agent starts (`Lineage::load`: rows → graph), three times. The peer is the in-memory build
+/// above. SQLite always (a file in the temp directory); PostgreSQL when `TELLTALE_BENCH_POSTGRES_URL`
+/// (else `TELLTALE_TEST_POSTGRES_URL`) names a server: a fresh database is created there and
+/// dropped afterwards.
 fn bench_load_from_store(graph: &LineageGraph, built_in: Duration) {
-    use telltale::store::{LineageBatch, Store, StoredEdge, StoredNode};
+    use telltale::store::{LineageBatch, StoredEdge, StoredNode};
     let seen = Utc.with_ymd_and_hms(2026, 8, 20, 9, 0, 0).unwrap();
     let key = |n: NodeId| format!("bench/{}", graph.asset(n).key);
     let mut batch = LineageBatch::default();
@@ -390,45 +394,69 @@ fn bench_load_from_store(graph: &LineageGraph, built_in: Duration) {
         batch.edges.push(StoredEdge { from: key(edge.from), to: key(edge.to), job: None, seen_at: seen });
     }
     let dir = std::env::temp_dir().join(format!("telltale-lineage-bench-{}", std::process::id()));
-    let url = format!("sqlite://{}/store.db", dir.display());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let sqlite = format!("sqlite://{}/store.db", dir.display());
+    runtime.block_on(load_from(&sqlite, "SQLite", &batch, built_in));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = std::env::var("TELLTALE_BENCH_POSTGRES_URL").or_else(|_| std::env::var("TELLTALE_TEST_POSTGRES_URL"));
+    match server {
+        Ok(admin) => runtime.block_on(async {
+            use sqlx::Executor;
+            let name = format!("tt_lineage_bench_{}", std::process::id());
+            let pool = sqlx::PgPool::connect(&admin).await.expect("connect to PostgreSQL");
+            pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
+            let cut = admin.split('?').next().unwrap().rfind('/').expect("url has a path");
+            let url = format!("{}/{name}", &admin[..cut]);
+            load_from(&url, "PostgreSQL", &batch, built_in).await;
+            pool.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.expect("drop");
+            pool.close().await;
+        }),
+        Err(_) => println!("store (PostgreSQL): skipped (set TELLTALE_BENCH_POSTGRES_URL)"),
+    }
+}
+
+async fn load_from(url: &str, label: &str, batch: &telltale::store::LineageBatch, built_in: Duration) {
+    use telltale::store::Store;
+    let seen = Utc.with_ymd_and_hms(2026, 8, 20, 9, 0, 0).unwrap();
     let config = telltale::config::Config::parse(
         std::path::Path::new("bench.yaml"),
         "version: 1\nsources:\n  wh:\n    kind: postgres\n    url: postgres://u@db.internal:5432/shop\n",
         |_| None,
     )
     .expect("bench config");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let store = Store::open(&url).await.expect("store");
+    let store = Store::open(url).await.expect("store");
+    let started = Instant::now();
+    store.save_lineage(batch).await.expect("save");
+    println!(
+        "store ({label}): save {:>17}  ({} nodes, {} edges in one transaction)",
+        ms(started.elapsed()),
+        batch.nodes.len(),
+        batch.edges.len()
+    );
+    let started = Instant::now();
+    let rows = store.load_lineage().await.expect("read");
+    println!(
+        "store ({label}): read rows {:>12}  ({} nodes, {} edges)",
+        ms(started.elapsed()),
+        rows.nodes.len(),
+        rows.edges.len()
+    );
+    drop(rows);
+    for round in 1..=3 {
+        let lineage = telltale::runtime::Lineage::new(&config);
         let started = Instant::now();
-        store.save_lineage(&batch).await.expect("save");
-        let saved = started.elapsed();
+        let stats = lineage.load(&telltale::check::CheckSet::default(), &store, seen).await.expect("load");
+        let took = started.elapsed();
+        let graph = lineage.graph();
         println!(
-            "store (SQLite): save          {:>10}  ({} nodes, {} edges in one transaction)",
-            ms(saved),
-            batch.nodes.len(),
-            batch.edges.len()
+            "store ({label}): load, run {round} {:>10}  ({} nodes, {} edges back; in-memory build {})",
+            ms(took),
+            graph.node_count(),
+            graph.edge_count(),
+            ms(built_in)
         );
-        let started = Instant::now();
-        let rows = store.load_lineage().await.expect("read");
-        println!("store (SQLite): read rows     {:>10}  ({} edges)", ms(started.elapsed()), rows.edges.len());
-        drop(rows);
-        for round in 1..=2 {
-            let lineage = telltale::runtime::Lineage::new(&config);
-            let started = Instant::now();
-            let stats = lineage.load(&telltale::check::CheckSet::default(), &store, seen).await.expect("load");
-            let took = started.elapsed();
-            let graph = lineage.graph();
-            println!(
-                "store (SQLite): load, run {round}    {:>10}  ({} nodes, {} edges back; in-memory build {})",
-                ms(took),
-                graph.node_count(),
-                graph.edge_count(),
-                ms(built_in)
-            );
-            assert_eq!(stats.stored_edges, batch.edges.len());
-        }
-        store.close().await;
-    });
-    let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(stats.stored_edges, batch.edges.len());
+        assert_eq!(graph.edge_count(), batch.edges.len());
+    }
+    store.close().await;
 }

@@ -284,6 +284,11 @@ impl CheckSet {
         }
     }
 
+    /// The check files the config's `checks` entries name right now (for watching them).
+    pub fn files_of(config: &Config) -> Vec<PathBuf> {
+        discover_files(&config.checks, &mut Diagnostics::default(), &config.file)
+    }
+
     /// Validates check files given as (path, text).
     pub fn parse(config: &Config, files: &[(PathBuf, String)]) -> Result<CheckSet, Diagnostics> {
         let mut problems = Diagnostics::default();

@@ -212,6 +212,9 @@ fn follow_up_message(n: &Notification) -> (String, Vec<Value>) {
             let how = match i.status.as_str() {
                 "expected" => " (marked expected)",
                 "false_positive" => " (marked a false positive)",
+                _ if i.explanation.lines().any(|l| l.starts_with("Grouped under the root-cause incident")) => {
+                    " (grouped under its upstream root cause)"
+                }
                 _ => "",
             };
             ("✅", format!("Resolved{how}"), text::elapsed(i.first_bad_at, i.resolved_at.unwrap_or(n.created_at)))

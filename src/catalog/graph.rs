@@ -264,6 +264,8 @@ impl fmt::Display for Relation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
+    /// Parsed from a view's SQL definition in the warehouse catalog (lowest precedence).
+    Sql,
     #[serde(rename = "openlineage")]
     OpenLineage,
     Dbt,
@@ -271,12 +273,13 @@ pub enum Origin {
 }
 
 impl Origin {
-    pub const ALL: [Origin; 3] = [Origin::OpenLineage, Origin::Dbt, Origin::Declared];
+    pub const ALL: [Origin; 4] = [Origin::Sql, Origin::OpenLineage, Origin::Dbt, Origin::Declared];
     fn slot(self) -> usize {
         self as usize
     }
     pub fn as_str(self) -> &'static str {
         match self {
+            Origin::Sql => "sql",
             Origin::OpenLineage => "openlineage",
             Origin::Dbt => "dbt",
             Origin::Declared => "declared",
@@ -433,7 +436,7 @@ pub struct Edge {
     pub from: NodeId,
     pub to: NodeId,
     /// Unix milliseconds each origin last reported the edge (index: [`Origin`] order); 0 = never.
-    seen_ms: [i64; 3],
+    seen_ms: [i64; 4],
     /// The OpenLineage job that most recently reported the edge.
     pub job: Option<NodeId>,
 }
@@ -889,7 +892,7 @@ impl LineageGraph {
             }
             return Ok(Some(EdgeId(slot)));
         }
-        let mut seen_ms = [0; 3];
+        let mut seen_ms = [0; 4];
         seen_ms[origin.slot()] = ms;
         let edge = Edge { from, to, seen_ms, job };
         let slot = match self.free_edges.pop() {
@@ -971,7 +974,7 @@ impl LineageGraph {
     fn unlink(&mut self, slot: u32) {
         let (from, to) = {
             let edge = &mut self.edges[slot as usize];
-            edge.seen_ms = [0; 3];
+            edge.seen_ms = [0; 4];
             edge.job = None;
             (edge.from, edge.to)
         };

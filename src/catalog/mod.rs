@@ -5,6 +5,7 @@
 //! - [`dbt`]: dbt artifacts (`manifest.json` v10–v12, `run_results.json`), `state:modified`
 //!   comparison and breaking column changes between two manifests.
 //! - [`openlineage`]: OpenLineage 2-0-2 events (RunEvent, DatasetEvent, JobEvent) and dataset naming.
+//! - [`sql`]: the tables a view's SQL definition reads (`sqlparser`).
 //!
 //! Pure: no IO, no clock, no async. Callers read files and HTTP bodies, pass the time an edge was
 //! seen, and own persistence; this module never touches a source, the store or a channel. The one
@@ -13,6 +14,7 @@
 pub mod dbt;
 pub mod graph;
 pub mod openlineage;
+pub mod sql;
 
 pub use graph::{
     AssetGroup, AssetKind, CatalogAsset, Direction, Edge, EdgeId, GraphError, GroupCount, Impact, ImpactOptions,

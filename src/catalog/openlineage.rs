@@ -33,6 +33,11 @@ pub enum OpenLineageError {
     #[error("`{path}` must be {expected}, got {found}")]
     Invalid { path: String, expected: &'static str, found: String },
     #[error(
+        "the body is a JSON array of {count} item{}, but `POST /api/v1/lineage` takes one event (a JSON object); send several events to `POST /api/v1/lineage/batch`",
+        if *count == 1 { "" } else { "s" }
+    )]
+    ArrayBody { count: usize },
+    #[error(
         "{at} is not an OpenLineage event: expected a RunEvent (with `run` and `job`), a DatasetEvent (with `dataset`) or a JobEvent (with `job`)"
     )]
     UnknownKind { at: String },
@@ -563,7 +568,10 @@ fn parse_json(bytes: &[u8]) -> Result<Value, OpenLineageError> {
 
 /// Parses and validates one event (the body of `POST /api/v1/lineage`).
 pub fn parse_event(bytes: &[u8]) -> Result<LineageEvent, OpenLineageError> {
-    event_from_value(&parse_json(bytes)?, "")
+    match parse_json(bytes)? {
+        Value::Array(items) => Err(OpenLineageError::ArrayBody { count: items.len() }),
+        value => event_from_value(&value, ""),
+    }
 }
 
 /// Parses a batch (the body of `POST /api/v1/lineage/batch`: a JSON array of events), validating
@@ -792,7 +800,12 @@ mod tests {
             err(json!({"eventTime": "x"})),
             "the body is not an OpenLineage event: expected a RunEvent (with `run` and `job`), a DatasetEvent (with `dataset`) or a JobEvent (with `job`)"
         );
-        assert_eq!(err(json!([1])), "`(body)` must be an object, got an array of 1");
+        assert_eq!(
+            err(json!([1])),
+            "the body is a JSON array of 1 item, but `POST /api/v1/lineage` takes one event (a JSON object); \
+             send several events to `POST /api/v1/lineage/batch`"
+        );
+        assert!(err(json!("x")).starts_with("`(body)` must be an object, got"));
         assert!(
             parse_event(b"{\"eventTime\": ").unwrap_err().to_string().starts_with("malformed JSON: EOF while parsing")
         );

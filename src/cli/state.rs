@@ -158,28 +158,17 @@ fn breaking_outcome(change: &BreakingChange, new: &LoadedManifest, source: &str)
         ColumnChange::Retyped { from, to } => format!("column `{}` retyped from {from} to {to}", change.column),
     };
     let name_of = |id: &String| new.manifest.node(id).map_or(id.clone(), |n| format!("{} {}", kind_word(n), n.name));
-    let message = if change.dependents.is_empty() {
-        format!("breaking change in {}: {what}; nothing downstream reads it", change.unique_id)
-    } else {
-        let readers: Vec<String> = change.dependents.iter().map(name_of).collect();
-        let exposures: Vec<String> = change
+    let dependents = crate::runtime::Dependents {
+        readers: change.dependents.iter().map(name_of).collect(),
+        downstream: change.downstream.len(),
+        exposures: change
             .downstream
             .iter()
             .filter(|id| new.manifest.node(id).is_some_and(|n| n.resource_type == dbt::ResourceType::Exposure))
             .map(name_of)
-            .collect();
-        let mut message = format!(
-            "breaking change in {}: {what}; read by {} ({}), {} downstream in all",
-            change.unique_id,
-            readers.len(),
-            readers.join(", "),
-            change.downstream.len()
-        );
-        if !exposures.is_empty() {
-            message.push_str(&format!(", including {}", exposures.join(", ")));
-        }
-        message
+            .collect(),
     };
+    let message = format!("breaking change in {}: {what}; {}", change.unique_id, dependents.describe());
     Some(CheckOutcome {
         asset,
         monitor: "schema".into(),
@@ -192,7 +181,7 @@ fn breaking_outcome(change: &BreakingChange, new: &LoadedManifest, source: &str)
         column: Some(change.column.clone()),
         error_class: None,
         verdict: None,
-        advisory: change.dependents.is_empty(),
+        advisory: dependents.is_advisory(),
     })
 }
 

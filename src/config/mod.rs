@@ -112,6 +112,11 @@ pub struct LineageConfig {
     pub root_cause_window: Duration,
     /// How many hops upstream root-cause grouping and `health?upstream=true` look.
     pub upstream_depth: u32,
+    /// Learned (OpenLineage) edges and runs not seen for this long are deleted, from the store
+    /// and the live graph (hourly).
+    pub retention: Duration,
+    /// Read view definitions from the SQL sources' catalogs (hourly) for view → table lineage.
+    pub sql_views: bool,
 }
 
 impl Default for LineageConfig {
@@ -125,6 +130,8 @@ impl Default for LineageConfig {
             max_event_bytes: 32 * 1024 * 1024,
             root_cause_window: Duration::from_secs(6 * 3600),
             upstream_depth: 10,
+            retention: Duration::from_secs(90 * 86_400),
+            sql_views: false,
         }
     }
 }
@@ -393,6 +400,22 @@ fn decode_lineage(
     if let Some(x) = m.get("upstream_depth") {
         match d.unsigned(x, "lineage.upstream_depth", 1, 1000) {
             Some(v) => out.upstream_depth = v as u32,
+            None => ok = false,
+        }
+    }
+    if let Some(x) = m.get("sql_views") {
+        match d.bool(x, "lineage.sql_views") {
+            Some(v) => out.sql_views = v,
+            None => ok = false,
+        }
+    }
+    if let Some(x) = m.get("retention") {
+        match d.duration(x, "lineage.retention") {
+            Some(v) if v >= Duration::from_secs(3600) => out.retention = v,
+            Some(_) => {
+                d.error(x.mark, "lineage.retention", "expected at least `1h`, such as `90d`");
+                ok = false;
+            }
             None => ok = false,
         }
     }

@@ -85,6 +85,11 @@ impl Agent {
             };
             if matches!(change, Change::Opened(_) | Change::Reopened(_)) {
                 self.note_failed_run(&mut incidents[index]);
+                // A warning (e.g. a breaking schema change nothing downstream reads) opens at the
+                // mildest severity.
+                if o.advisory && incidents[index].member_keys.len() == 1 {
+                    incidents[index].severity = 4;
+                }
             }
             let first_symptom = kind == "symptom"
                 && !before.iter().any(|b| b.id == incidents[index].id && b.member_keys.contains(&obs.key()));
@@ -118,11 +123,23 @@ impl Agent {
                 notify.push(n);
             }
         }
+        // Root-cause grouping the other way round: incidents already open downstream of an asset
+        // whose own incident just opened become its symptoms (before its page is queued, so the
+        // page lists them).
+        let mut absorbed = Vec::new();
         let mut outbox = Vec::new();
+        for &(index, event) in &notify {
+            if event == NotificationEvent::Triggered {
+                let (more, queued) = self.absorb_downstream(&mut incidents[index], now, &mut events).await?;
+                absorbed.extend(more);
+                outbox.extend(queued);
+            }
+        }
         for (index, event) in notify {
             outbox.extend(self.queue(&mut incidents[index], event, now, &mut events));
         }
-        let changed: Vec<&Incident> = incidents.iter().filter(|i| !before.contains(i)).collect();
+        let mut changed: Vec<&Incident> = incidents.iter().filter(|i| !before.contains(i)).collect();
+        changed.extend(absorbed.iter());
         tracing::Span::current().record("notifications", outbox.len() as u64);
         if changed.is_empty() && events.is_empty() && outbox.is_empty() {
             return Ok(());
@@ -200,6 +217,100 @@ impl Agent {
             roots.extend(active.iter().filter(|i| i.asset == key && now - i.detected_at <= window).cloned());
         }
         Ok(roots)
+    }
+
+    /// Folds active incidents downstream of `root`'s asset (within `lineage.upstream_depth` hops,
+    /// detected within `lineage.root_cause_window`) into `root` as symptoms, with the chain. Each
+    /// absorbed incident is resolved as "symptom of" the root; its notifications still waiting in
+    /// the outbox are cancelled (no second page), and where its page was already delivered a
+    /// `resolved` notification saying so is queued for that channel (so a PagerDuty incident
+    /// closes instead of staying open). Returns the absorbed incidents and those notifications.
+    async fn absorb_downstream(
+        &self,
+        root: &mut Incident,
+        now: DateTime<Utc>,
+        events: &mut Vec<IncidentEvent>,
+    ) -> Result<(Vec<Incident>, Vec<(crate::alert::Notification, String)>), StoreError> {
+        let Ok(root_asset) = root.asset.parse::<crate::measure::AssetId>() else { return Ok(Default::default()) };
+        let depth = self.config.lineage.upstream_depth;
+        let window = chrono::Duration::from_std(self.config.lineage.root_cause_window).unwrap_or_default();
+        let candidates: Vec<Incident> = {
+            let active = self.store.active_incidents().await?;
+            let graph = self.lineage.graph();
+            let Some(root_node) = graph.find_asset(&root_asset) else { return Ok(Default::default()) };
+            active
+                .into_iter()
+                .filter(|d| d.id != root.id && d.asset != root.asset && now - d.detected_at <= window)
+                .filter(|d| {
+                    d.asset
+                        .parse::<crate::measure::AssetId>()
+                        .ok()
+                        .and_then(|a| graph.find_asset(&a))
+                        .is_some_and(|node| graph.is_upstream_of(root_node, node, Some(depth)))
+                })
+                .collect()
+        };
+        let mut absorbed = Vec::new();
+        let mut queued = Vec::new();
+        for mut d in candidates {
+            let chain = self.lineage.chain(&root.asset, &d.asset, depth).unwrap_or_default().join(" → ");
+            for key in &d.member_keys {
+                if !root.member_keys.contains(key) {
+                    root.member_keys.push(key.clone());
+                }
+            }
+            root.bad_count += d.bad_count;
+            root.explanation = format!("{}\nsymptom downstream: {}", root.explanation, d.title);
+            events.push(IncidentEvent {
+                incident_id: root.id.clone(),
+                at: now,
+                kind: "symptom".into(),
+                actor: Some("telltale".into()),
+                note: None,
+                detail: Some(format!(
+                    "{}: incident {} (opened {}) grouped under this root cause (downstream: {chain})",
+                    d.key,
+                    d.id,
+                    d.detected_at.format("%Y-%m-%d %H:%M UTC")
+                )),
+            });
+            let reason = format!("symptom of the root-cause incident {} on {}", root.id, root.asset);
+            let cancelled = self.store.cancel_pending_notifications(&d.id, &reason).await?;
+            let delivered: HashSet<String> = self
+                .store
+                .notifications(Some(&d.id))
+                .await?
+                .into_iter()
+                .filter(|n| n.status == "delivered" && n.event == NotificationEvent::Triggered.as_str())
+                .map(|n| n.channel)
+                .collect();
+            d.status = crate::incident::IncidentStatus::Resolved;
+            d.resolved_at = Some(now);
+            d.resolved_by = Some(format!("telltale (symptom of {})", root.id));
+            d.updated_at = now;
+            d.explanation = format!(
+                "{}\nGrouped under the root-cause incident {} on {} upstream ({chain}): {}",
+                d.explanation, root.id, root.asset, root.title
+            );
+            events.push(IncidentEvent {
+                incident_id: d.id.clone(),
+                at: now,
+                kind: "grouped".into(),
+                actor: Some("telltale".into()),
+                note: None,
+                detail: Some(format!(
+                    "{reason} ({chain}); {cancelled} pending notification(s) cancelled, {} already-sent page(s) resolved",
+                    delivered.len()
+                )),
+            });
+            if !delivered.is_empty() {
+                let mut notes = self.queue(&mut d, NotificationEvent::Resolved, now, events);
+                notes.retain(|(_, channel)| delivered.contains(channel));
+                queued.extend(notes);
+            }
+            absorbed.push(d);
+        }
+        Ok((absorbed, queued))
     }
 
     /// A failed (or aborted) last run of the job writing the incident's asset goes into its

@@ -249,6 +249,7 @@ impl Agent {
                 first_seen_at: now,
                 last_seen_at: now,
             });
+            let first = outcomes.len();
             outcomes.extend(observe_metadata(
                 asset,
                 meta,
@@ -258,6 +259,17 @@ impl Agent {
                 schemas.get(asset),
                 &mut batch,
             ));
+            // A removed or retyped column: name who reads the table (lineage), or only warn when
+            // nobody does.
+            let breaking = batch
+                .snapshots
+                .last()
+                .is_some_and(|(a, _, changes)| a == asset && changes.iter().any(|c| c.is_breaking()));
+            if breaking {
+                for o in outcomes[first..].iter_mut().filter(|o| o.monitor == "schema" && o.status == Status::Fail) {
+                    self.lineage.annotate_breaking(o, self.config.lineage.upstream_depth);
+                }
+            }
         }
         // Checked tables the catalog does not list are errors, not silence.
         for check in self.checks.assets.values().filter(|c| c.source == source && scope.contains(&c.table)) {

@@ -10,7 +10,7 @@
 //! store is written by [`run_lineage`] in batches every `lineage.reload_interval`, and once more
 //! at shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::SystemTime;
@@ -28,7 +28,7 @@ use crate::check::{AssetCheck, CheckSet, DeclaredRef};
 use crate::config::Config;
 use crate::incident::{Health, Incident};
 use crate::measure::AssetId;
-use crate::store::{LineageBatch, Store, StoreError, StoredEdge, StoredNode};
+use crate::store::{LineageBatch, LineagePruned, LoadedLineage, Store, StoreError, StoredEdge, StoredNode};
 
 /// Learned lineage not yet saved, keyed so a busy job's repeated events coalesce.
 #[derive(Default)]
@@ -87,12 +87,39 @@ struct ManifestWatch {
     run_results_modified: Mutex<Option<SystemTime>>,
 }
 
+/// The check files as last seen (path, modification time, size): declared lineage is re-read
+/// when this changes.
+type CheckFilesSeen = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
+fn check_files_seen(config: &Config) -> CheckFilesSeen {
+    CheckSet::files_of(config)
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            let len = meta.map_or(0, |m| m.len());
+            (path, modified, len)
+        })
+        .collect()
+}
+
 /// The live lineage graph of an agent.
 pub struct Lineage {
     graph: RwLock<LineageGraph>,
     rules: SourceRules,
     manifest: Option<ManifestWatch>,
+    /// The check files when declared lineage was last read.
+    check_files: Mutex<CheckFilesSeen>,
     pending: Mutex<Pending>,
+}
+
+/// What re-reading declared lineage changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeclaredReload {
+    /// Declared edges now in the graph.
+    pub edges: usize,
+    /// Declared edges no check file declares any more, withdrawn.
+    pub withdrawn: usize,
 }
 
 /// How a load went, for logs and the lineage benchmark.
@@ -126,6 +153,7 @@ impl Lineage {
             graph: RwLock::new(LineageGraph::new()),
             rules: SourceRules(rules),
             manifest,
+            check_files: Mutex::new(check_files_seen(config)),
             pending: Mutex::new(Pending::default()),
         }
     }
@@ -200,10 +228,36 @@ impl Lineage {
         Ok(Some(updated))
     }
 
+    /// Re-reads declared lineage when a check file changed, appeared or went (modification time
+    /// or size; checked every `lineage.reload_interval`). Edges no check file declares any more
+    /// are withdrawn. Check files with mistakes are logged and the declared lineage stays as it
+    /// was. `None`: nothing changed.
+    pub fn reload_declared(&self, config: &Config, now: DateTime<Utc>) -> Result<Option<DeclaredReload>, String> {
+        let seen = check_files_seen(config);
+        if *lock(&self.check_files) == seen {
+            return Ok(None);
+        }
+        *lock(&self.check_files) = seen;
+        let checks = CheckSet::load(config).map_err(|problems| problems.to_string())?;
+        let reload = self.replace_declared(&checks, now);
+        tracing::info!(
+            edges = reload.edges,
+            withdrawn = reload.withdrawn,
+            "declared lineage reloaded from check files"
+        );
+        Ok(Some(reload))
+    }
+
     /// Adds `upstream:` / `downstream:` of every check; returns the number of edges.
     pub fn apply_declared(&self, checks: &CheckSet, now: DateTime<Utc>) -> usize {
+        self.replace_declared(checks, now).edges
+    }
+
+    /// Makes the declared edges those of `checks`: adds theirs, withdraws the declared origin from
+    /// every other edge (an edge another source reports stays, with that source only).
+    pub fn replace_declared(&self, checks: &CheckSet, now: DateTime<Utc>) -> DeclaredReload {
         let mut graph = self.graph_mut();
-        let mut edges = 0;
+        let mut declared: HashSet<(NodeId, NodeId)> = HashSet::new();
         for check in checks.assets.values() {
             if check.upstream.is_empty() && check.downstream.is_empty() {
                 continue;
@@ -225,40 +279,113 @@ impl Lineage {
                 };
                 let Ok(other) = other else { continue };
                 let (from, to) = if downstream { (this, other) } else { (other, this) };
-                edges += usize::from(graph.add_edge(from, to, Origin::Declared, now).ok().flatten().is_some());
+                if graph.add_edge(from, to, Origin::Declared, now).ok().flatten().is_some() {
+                    declared.insert((from, to));
+                }
             }
         }
-        edges
+        let stale: Vec<(NodeId, NodeId)> = graph
+            .edges()
+            .filter(|(_, e)| e.last_seen(Origin::Declared).is_some() && !declared.contains(&(e.from, e.to)))
+            .map(|(_, e)| (e.from, e.to))
+            .collect();
+        for &(from, to) in &stale {
+            graph.retract_edge(from, to, Origin::Declared);
+        }
+        DeclaredReload { edges: declared.len(), withdrawn: stale.len() }
     }
 
-    fn apply_stored(&self, stored: &LineageBatch) {
+    /// View lineage of one SQL source: each view's definition is parsed and every table it reads
+    /// becomes an edge `table → view` (origin `sql`). Replaces the source's previous view lineage
+    /// (edges into its views no definition reads any more lose the `sql` origin). Definitions
+    /// that do not parse are skipped and counted. Returns (edges, withdrawn, unparsed).
+    pub fn apply_views(
+        &self,
+        source: &str,
+        kind: crate::config::SourceKind,
+        views: &[crate::source::ViewDefinition],
+        now: DateTime<Utc>,
+    ) -> (usize, usize, usize) {
+        let default_schema = match kind {
+            crate::config::SourceKind::Sqlite => "main",
+            _ => "public",
+        };
         let mut graph = self.graph_mut();
-        for n in &stored.nodes {
+        let mut current: HashSet<(NodeId, NodeId)> = HashSet::new();
+        let mut unparsed = 0;
+        for view in views {
+            let tables = match crate::catalog::sql::view_sources(&view.sql, kind, default_schema) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(source, view = %view.view.qualified(), error = %e, "cannot parse a view definition");
+                    unparsed += 1;
+                    continue;
+                }
+            };
+            let Ok(to) = sql_node(&mut graph, &AssetId::new(source, &view.view), AssetKind::View) else { continue };
+            for table in tables {
+                let Ok(from) = sql_node(&mut graph, &AssetId::new(source, &table), AssetKind::Table) else { continue };
+                if graph.add_edge(from, to, Origin::Sql, now).ok().flatten().is_some() {
+                    current.insert((from, to));
+                }
+            }
+        }
+        let stale: Vec<(NodeId, NodeId)> = graph
+            .edges()
+            .filter(|(_, e)| e.last_seen(Origin::Sql).is_some() && !current.contains(&(e.from, e.to)))
+            .filter(|(_, e)| graph.asset(e.to).asset_id.as_ref().is_some_and(|a| a.source() == source))
+            .map(|(_, e)| (e.from, e.to))
+            .collect();
+        for &(from, to) in &stale {
+            graph.retract_edge(from, to, Origin::Sql);
+        }
+        (current.len(), stale.len(), unparsed)
+    }
+
+    /// Reads the view definitions of every SQL source and applies them ([`Lineage::apply_views`]).
+    pub async fn reload_views(&self, agent: &Agent) {
+        for (name, source) in &agent.sources {
+            let kind = source.kind();
+            match source.view_definitions().await {
+                Ok(views) => {
+                    let (edges, withdrawn, unparsed) = self.apply_views(name, kind, &views, agent.clock.now());
+                    tracing::info!(source = %name, views = views.len(), edges, withdrawn, unparsed, "view lineage loaded");
+                }
+                Err(e) => tracing::error!(source = %name, error = %e, "cannot read view definitions"),
+            }
+        }
+    }
+
+    fn apply_stored(&self, stored: &LoadedLineage) {
+        let mut graph = self.graph_mut();
+        // Store id → graph node: ids are dense (an autoincrement), so a vector indexed by id.
+        let max_id = stored.nodes.iter().map(|(id, _)| *id).max().unwrap_or(0).max(0) as usize;
+        let mut by_id: Vec<Option<NodeId>> = vec![None; max_id + 1];
+        for (id, n) in &stored.nodes {
             let mut asset = if n.kind == "job" {
                 openlineage::job_asset(&n.namespace, &n.name, n.owner.clone())
             } else {
                 openlineage::dataset_asset(&n.namespace, &n.name, n.owner.clone(), &self.rules)
             };
             asset.column_lineage = n.column_lineage.clone().map(Box::new);
-            if let Err(e) = graph.upsert(asset, Origin::OpenLineage) {
-                tracing::error!(error = %e, "cannot load stored lineage");
-                return;
+            match graph.upsert(asset, Origin::OpenLineage) {
+                Ok(node) => {
+                    if let Some(slot) = usize::try_from(*id).ok().and_then(|i| by_id.get_mut(i)) {
+                        *slot = Some(node);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load stored lineage");
+                    return;
+                }
             }
         }
-        // Consecutive edges often share their upstream key: look it up once.
-        let mut last_from: Option<(&str, Option<NodeId>)> = None;
+        let node = |id: i64| usize::try_from(id).ok().and_then(|i| by_id.get(i).copied().flatten());
         for e in &stored.edges {
-            let from = match last_from {
-                Some((key, node)) if key == e.from => node,
-                _ => {
-                    let node = graph.find(&e.from);
-                    last_from = Some((&e.from, node));
-                    node
-                }
-            };
-            let (Some(from), Some(to)) = (from, graph.find(&e.to)) else { continue };
-            let job = e.job.as_deref().and_then(|j| graph.find(j));
-            let _ = graph.add_edge_via(from, to, Origin::OpenLineage, e.seen_at, job);
+            let (Some(from), Some(to)) = (node(e.from), node(e.to)) else { continue };
+            let job = e.job.and_then(node);
+            let seen = DateTime::from_timestamp_millis(e.seen_ms).unwrap_or_default();
+            let _ = graph.add_edge_via(from, to, Origin::OpenLineage, seen, job);
         }
         for (key, run) in &stored.runs {
             if let Some(node) = graph.find(key) {
@@ -333,6 +460,27 @@ impl Lineage {
         }
     }
 
+    /// Retention: forgets learned lineage not seen since `now - retention` — edges and runs in the
+    /// store (and nodes nothing refers to any more), and the OpenLineage origin of older edges in
+    /// the live graph (an edge dbt or a check file also reports stays, with those origins only).
+    /// The store's counts come back.
+    pub async fn prune(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+        retention: std::time::Duration,
+    ) -> Result<LineagePruned, StoreError> {
+        let cutoff = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| now.checked_sub_signed(r))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let withdrawn = self.graph_mut().retract_stale(Origin::OpenLineage, cutoff);
+        if withdrawn > 0 {
+            tracing::info!(withdrawn, "withdrew OpenLineage edges older than lineage.retention from the graph");
+        }
+        store.prune_lineage(cutoff).await
+    }
+
     /// The node of a telltale asset (or a key, or an alias).
     pub fn resolve(&self, text: &str) -> Option<NodeId> {
         self.graph().resolve(text)
@@ -395,10 +543,24 @@ fn declared_table(graph: &mut LineageGraph, asset: &AssetId, check: Option<&Asse
     graph.upsert(node, Origin::Declared)
 }
 
-/// Reloads the manifest when it changes and saves learned lineage, every
-/// `lineage.reload_interval`, until `shutdown` (then saves once more).
+/// The node of a telltale asset found in a view definition: the existing one, else a new node of
+/// `kind` (origin `sql`, the lowest: it never overrides what other sources say).
+fn sql_node(graph: &mut LineageGraph, asset: &AssetId, kind: AssetKind) -> Result<NodeId, GraphError> {
+    if let Some(node) = graph.find_asset(asset) {
+        return Ok(node);
+    }
+    let mut node =
+        CatalogAsset::new(asset.to_string(), asset.as_str().rsplit('.').next().unwrap_or_default().to_string(), kind);
+    node.asset_id = Some(asset.clone());
+    graph.upsert(node, Origin::Sql)
+}
+
+/// Reloads the manifest, its run results and declared lineage when their files change, saves
+/// learned lineage, and prunes it past `lineage.retention`, every `lineage.reload_interval`, until
+/// `shutdown` (then saves once more).
 pub async fn run_lineage(agent: Arc<Agent>, shutdown: CancellationToken) {
     let every = agent.config.lineage.reload_interval;
+    let mut pruned_at: Option<DateTime<Utc>> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -410,8 +572,28 @@ pub async fn run_lineage(agent: Arc<Agent>, shutdown: CancellationToken) {
         if let Err(e) = agent.lineage.reload_run_results() {
             tracing::error!(error = %e, "cannot reload dbt run results");
         }
+        if let Err(e) = agent.lineage.reload_declared(&agent.config, agent.clock.now()) {
+            tracing::error!(error = %e, "cannot reload declared lineage from the check files; keeping the previous one");
+        }
         if let Err(e) = agent.lineage.flush(&agent.store).await {
             tracing::error!(error = %e, "cannot save learned lineage; retrying later");
+        }
+        let now = agent.clock.now();
+        if pruned_at.is_none_or(|at| now - at >= chrono::Duration::hours(1)) {
+            pruned_at = Some(now);
+            if agent.config.lineage.sql_views {
+                agent.lineage.reload_views(&agent).await;
+            }
+            match agent.lineage.prune(&agent.store, now, agent.config.lineage.retention).await {
+                Ok(p) if p.total() > 0 => tracing::info!(
+                    edges = p.edges,
+                    runs = p.runs,
+                    nodes = p.nodes,
+                    "pruned learned lineage older than lineage.retention"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot prune learned lineage"),
+            }
         }
     }
     if let Err(e) = agent.lineage.flush(&agent.store).await {
@@ -589,6 +771,87 @@ impl ImpactReport {
             out.push('\n');
         }
         out
+    }
+}
+
+// ------------------------------------------------------------------------ breaking changes --
+
+/// Who a breaking column change (removed or retyped) hurts: the `telltale check --state` gate
+/// (from two dbt manifests) and the live schema monitor (from the lineage graph) say it the same
+/// way, and both only warn when nothing reads the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependents {
+    /// Direct readers (`model fct_orders`, `dashboard Revenue board`), most important first.
+    pub readers: Vec<String>,
+    /// Everything downstream.
+    pub downstream: usize,
+    /// Exposures (dashboards, ML models, applications…) among them, most important first.
+    pub exposures: Vec<String>,
+}
+
+impl Dependents {
+    /// `read by 2 (model a, model b), 5 downstream in all, including dashboard x`, or `nothing
+    /// downstream reads it`.
+    pub fn describe(&self) -> String {
+        if self.readers.is_empty() {
+            return "nothing downstream reads it".into();
+        }
+        let mut text = format!(
+            "read by {} ({}), {} downstream in all",
+            self.readers.len(),
+            self.readers.join(", "),
+            self.downstream
+        );
+        if !self.exposures.is_empty() {
+            text.push_str(&format!(", including {}", self.exposures.join(", ")));
+        }
+        text
+    }
+
+    /// A breaking change nobody reads is a warning, not a failure.
+    pub fn is_advisory(&self) -> bool {
+        self.readers.is_empty()
+    }
+}
+
+impl Lineage {
+    /// The dependents of a telltale asset in the live graph (`depth` hops for the downstream
+    /// count and exposures); `None` when the graph does not know the asset (then nobody can say
+    /// whether something reads it).
+    pub fn dependents(&self, asset: &AssetId, depth: u32) -> Option<Dependents> {
+        let graph = self.graph();
+        let node = graph.find_asset(asset)?;
+        // A table by its telltale asset, a consumer (dashboard, ML model…) by its name.
+        let name = |n: NodeId| {
+            let a = graph.asset(n);
+            let text = match &a.asset_id {
+                Some(id) => id.to_string(),
+                None if !a.name.is_empty() => a.name.clone(),
+                None => a.key.clone(),
+            };
+            format!("{} {text}", a.kind)
+        };
+        let direct = graph.blast_radius(node, Some(1));
+        let all = graph.blast_radius(node, Some(depth));
+        Some(Dependents {
+            readers: direct.assets.iter().map(|r| name(r.node)).collect(),
+            downstream: all.total,
+            exposures: all
+                .assets
+                .iter()
+                .filter(|r| graph.asset(r.node).kind.is_exposure())
+                .map(|r| name(r.node))
+                .collect(),
+        })
+    }
+
+    /// Names the lineage dependents of a failing live schema result with breaking changes (as
+    /// `telltale check --state` does for manifests) and makes it a warning when nothing
+    /// downstream reads the table. A table the graph does not know is left as it is.
+    pub fn annotate_breaking(&self, outcome: &mut crate::runtime::CheckOutcome, depth: u32) {
+        let Some(dependents) = self.dependents(&outcome.asset, depth) else { return };
+        outcome.message = format!("{}; {}", outcome.message, dependents.describe());
+        outcome.advisory = dependents.is_advisory();
     }
 }
 

@@ -29,7 +29,8 @@ pub use detection::{class_of, noun};
 pub use incidents::{Channel, IncidentActionError, build_channels, run_dispatcher};
 pub use jobs::{ChangeInference, infer_change};
 pub use lineage::{
-    ImpactReport, IncidentLineage, Lineage, LoadStats, Symptom, UpstreamHealth, UpstreamIncident, run_lineage,
+    DeclaredReload, Dependents, ImpactReport, IncidentLineage, Lineage, LoadStats, Symptom, UpstreamHealth,
+    UpstreamIncident, run_lineage,
 };
 pub use scheduler::run_scheduler;
 

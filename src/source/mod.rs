@@ -187,7 +187,18 @@ pub trait Source: Send + Sync {
     ) -> Result<(Option<f64>, Option<f64>), SourceError>;
     /// A user's query returning one number.
     async fn custom_metric(&self, sql: &str) -> Result<Option<f64>, SourceError>;
+    /// The SQL definitions of the views in the catalog (for lineage); none for engines without views.
+    async fn view_definitions(&self) -> Result<Vec<ViewDefinition>, SourceError> {
+        Ok(Vec::new())
+    }
     async fn close(&self);
+}
+
+/// A view and the SQL that defines it, as the catalog prints it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewDefinition {
+    pub view: TableRef,
+    pub sql: String,
 }
 
 pub type SharedSource = Arc<dyn Source>;
@@ -413,6 +424,31 @@ impl Source for SqlSource {
             );
         }
         Ok(tables)
+    }
+
+    async fn view_definitions(&self) -> Result<Vec<ViewDefinition>, SourceError> {
+        let statement = match self.dialect.0 {
+            SourceKind::Postgres => {
+                "SELECT schemaname::text, viewname::text, definition FROM pg_views \
+                 WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            }
+            SourceKind::Mysql => {
+                "SELECT CAST(table_schema AS CHAR), CAST(table_name AS CHAR), CAST(view_definition AS CHAR) \
+                 FROM information_schema.views \
+                 WHERE table_schema NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema') ORDER BY 1, 2"
+            }
+            SourceKind::Sqlite => "SELECT 'main', name, sql FROM sqlite_master WHERE type = 'view' ORDER BY 2",
+            _ => return Ok(Vec::new()),
+        };
+        let rows = self.query_text(QueryInfo::other("views"), statement.to_string()).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let mut r = r.into_iter();
+                let (schema, name, sql) = (r.next()??, r.next()??, r.next()??);
+                Some(ViewDefinition { view: TableRef::new(&schema, &name), sql })
+            })
+            .collect())
     }
 
     async fn profile(&self, request: &ProfileRequest) -> Result<ProfileResult, SourceError> {

@@ -38,7 +38,7 @@ pub struct OutboxEntry {
     pub event: String,
     #[serde(skip)]
     pub notification: Option<Notification>,
-    /// `pending`, `delivered`, `gave_up`.
+    /// `pending`, `delivered`, `gave_up`, `cancelled` (superseded before it was sent).
     pub status: String,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
@@ -340,6 +340,19 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Cancels the notifications of an incident still waiting to be sent (root-cause grouping
+    /// folded the incident into another); returns how many.
+    pub async fn cancel_pending_notifications(&self, incident_id: &str, reason: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET status = 'cancelled', last_error = $2 WHERE incident_id = $1 AND status = 'pending'",
+        )
+        .bind(incident_id.to_string())
+        .bind(reason.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     pub async fn mark_gave_up(&self, id: &str, attempts: u32, error: &str) -> Result<(), StoreError> {

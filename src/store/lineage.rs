@@ -1,9 +1,13 @@
 //! Lineage learned from OpenLineage events, in the store: datasets and jobs (by their OpenLineage
-//! keys), `input → job → output` edges with the time they were last seen, and the last run of the
-//! job writing each node. dbt manifests and check files are re-read at start, so only what
-//! OpenLineage taught is kept here; a restart loads it back into the graph.
+//! keys, each with an integer id), `input → job → output` edges between node ids with the time they
+//! were last seen, and the last run of the job writing each node. dbt manifests and check files
+//! are re-read at start, so only what OpenLineage taught is kept here; a restart loads it back into
+//! the graph ([`Store::load_lineage`]), and [`Store::prune_lineage`] forgets what was not seen for
+//! `lineage.retention`.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Backend, INSERT_CHUNK, Store, StoreError, from_ms, ms, placeholders};
@@ -51,24 +55,56 @@ impl LineageBatch {
     }
 }
 
-/// Joins an edge's keys when loading; an edge whose key holds it is not saved.
-const KEY_SEPARATOR: char = '\u{1f}';
+/// A stored edge as a load reads it: node ids of [`LoadedLineage::nodes`], no strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadedEdge {
+    pub from: i64,
+    pub to: i64,
+    pub job: Option<i64>,
+    /// Unix milliseconds.
+    pub seen_ms: i64,
+}
+
+/// Everything a load reads: nodes with their store ids, edges between those ids, runs by key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadedLineage {
+    pub nodes: Vec<(i64, StoredNode)>,
+    pub edges: Vec<LoadedEdge>,
+    pub runs: Vec<(String, JobRun)>,
+}
+
+/// What [`Store::prune_lineage`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LineagePruned {
+    pub edges: u64,
+    pub runs: u64,
+    pub nodes: u64,
+}
+
+impl LineagePruned {
+    pub fn total(&self) -> u64 {
+        self.edges + self.runs + self.nodes
+    }
+}
 
 impl Store {
     /// Upserts learned lineage in one transaction: an edge keeps its newest `seen_at`, a node
-    /// keeps an owner or column lineage a later batch does not repeat.
+    /// keeps an owner or column lineage a later batch does not repeat. Edges refer to nodes by id:
+    /// the batch's nodes are upserted first (their ids come back), ids of other keys are looked up,
+    /// and an edge whose key has no node row is skipped.
     pub async fn save_lineage(&self, batch: &LineageBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let backend = self.backend;
         let mut tx = self.pool.begin().await?;
+        let mut ids: HashMap<String, i64> = HashMap::with_capacity(batch.nodes.len());
         for chunk in batch.nodes.chunks(INSERT_CHUNK / 7) {
             let sql = format!(
                 "INSERT INTO lineage_nodes (node_key, kind, namespace, name, owner, column_lineage, updated_at) VALUES {} \
                  ON CONFLICT (node_key) DO UPDATE SET owner = COALESCE(excluded.owner, lineage_nodes.owner), \
                  column_lineage = COALESCE(excluded.column_lineage, lineage_nodes.column_lineage), \
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at RETURNING id, node_key",
                 placeholders(backend, chunk.len(), 7)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -82,30 +118,56 @@ impl Store {
                     .bind(n.column_lineage.as_ref().and_then(|c| serde_json::to_string(c).ok()))
                     .bind(ms(n.updated_at));
             }
-            q.execute(&mut *tx).await?;
+            for row in q.fetch_all(&mut *tx).await? {
+                ids.insert(row.try_get(1)?, row.try_get(0)?);
+            }
         }
-        let clean = |k: &str| !k.contains(KEY_SEPARATOR);
-        let edges: Vec<&StoredEdge> = batch
+        let mut unknown: Vec<&str> = batch
             .edges
             .iter()
-            .filter(|e| clean(&e.from) && clean(&e.to) && e.job.as_deref().is_none_or(clean))
+            .flat_map(|e| [Some(e.from.as_str()), Some(e.to.as_str()), e.job.as_deref()])
+            .flatten()
+            .filter(|k| !ids.contains_key(*k))
             .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        for chunk in unknown.chunks(INSERT_CHUNK) {
+            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT id, node_key FROM lineage_nodes WHERE node_key IN ({list})");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for key in chunk {
+                q = q.bind(key.to_string());
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                ids.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+        }
+        let mut edges = Vec::with_capacity(batch.edges.len());
+        for e in &batch.edges {
+            let job = match &e.job {
+                Some(j) => ids.get(j).copied(),
+                None => None,
+            };
+            if let (Some(&from), Some(&to)) = (ids.get(&e.from), ids.get(&e.to)) {
+                edges.push((from, to, job, ms(e.seen_at)));
+            }
+        }
         if edges.len() < batch.edges.len() {
             tracing::warn!(
                 skipped = batch.edges.len() - edges.len(),
-                "lineage edges with U+001F in a key are not saved"
+                "lineage edges whose nodes are not stored are not saved"
             );
         }
         for chunk in edges.chunks(INSERT_CHUNK / 4) {
             let sql = format!(
-                "INSERT INTO lineage_edges (from_key, to_key, job_key, seen_at) VALUES {} \
-                 ON CONFLICT (from_key, to_key) DO UPDATE SET job_key = COALESCE(excluded.job_key, lineage_edges.job_key), \
+                "INSERT INTO lineage_edges (from_id, to_id, job_id, seen_at) VALUES {} \
+                 ON CONFLICT (from_id, to_id) DO UPDATE SET job_id = COALESCE(excluded.job_id, lineage_edges.job_id), \
                  seen_at = CASE WHEN excluded.seen_at > lineage_edges.seen_at THEN excluded.seen_at ELSE lineage_edges.seen_at END",
                 placeholders(backend, chunk.len(), 4)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for e in chunk {
-                q = q.bind(e.from.clone()).bind(e.to.clone()).bind(e.job.clone()).bind(ms(e.seen_at));
+            for &(from, to, job, seen) in chunk {
+                q = q.bind(from).bind(to).bind(job).bind(seen);
             }
             q.execute(&mut *tx).await?;
         }
@@ -132,67 +194,67 @@ impl Store {
         Ok(())
     }
 
-    /// Everything OpenLineage taught, to rebuild the graph at start.
-    pub async fn load_lineage(&self) -> Result<LineageBatch, StoreError> {
+    /// Everything OpenLineage taught, to rebuild the graph at start. Nodes, edges and runs are
+    /// read at the same time on separate connections; edges are four integers each.
+    pub async fn load_lineage(&self) -> Result<LoadedLineage, StoreError> {
+        let (nodes, edges, runs) = tokio::try_join!(self.load_nodes(), self.load_edges(), self.load_runs())?;
+        Ok(LoadedLineage { nodes, edges, runs })
+    }
+
+    async fn load_nodes(&self) -> Result<Vec<(i64, StoredNode)>, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("lineage {what}"));
-        let mut batch = LineageBatch::default();
         let rows = sqlx::query(
-            "SELECT node_key, kind, namespace, name, owner, column_lineage, updated_at FROM lineage_nodes ORDER BY node_key",
+            "SELECT id, node_key, kind, namespace, name, owner, column_lineage, updated_at FROM lineage_nodes ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
-        batch.nodes.reserve(rows.len());
+        let mut nodes = Vec::with_capacity(rows.len());
         for r in &rows {
-            let owner: Option<String> = r.try_get(4)?;
-            let columns: Option<String> = r.try_get(5)?;
-            batch.nodes.push(StoredNode {
-                key: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                namespace: r.try_get(2)?,
-                name: r.try_get(3)?,
-                owner: owner.map(|o| serde_json::from_str(&o)).transpose().map_err(|_| corrupt("owner"))?,
-                column_lineage: columns
-                    .map(|c| serde_json::from_str(&c))
-                    .transpose()
-                    .map_err(|_| corrupt("column lineage"))?,
-                updated_at: from_ms(r.try_get(6)?),
+            let owner: Option<String> = r.try_get(5)?;
+            let columns: Option<String> = r.try_get(6)?;
+            nodes.push((
+                r.try_get(0)?,
+                StoredNode {
+                    key: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    namespace: r.try_get(3)?,
+                    name: r.try_get(4)?,
+                    owner: owner.map(|o| serde_json::from_str(&o)).transpose().map_err(|_| corrupt("owner"))?,
+                    column_lineage: columns
+                        .map(|c| serde_json::from_str(&c))
+                        .transpose()
+                        .map_err(|_| corrupt("column lineage"))?,
+                    updated_at: from_ms(r.try_get(7)?),
+                },
+            ));
+        }
+        Ok(nodes)
+    }
+
+    async fn load_edges(&self) -> Result<Vec<LoadedEdge>, StoreError> {
+        let rows =
+            sqlx::query("SELECT from_id, to_id, job_id, seen_at FROM lineage_edges").fetch_all(&self.pool).await?;
+        let mut edges = Vec::with_capacity(rows.len());
+        for r in &rows {
+            edges.push(LoadedEdge {
+                from: r.try_get(0)?,
+                to: r.try_get(1)?,
+                job: r.try_get(2)?,
+                seen_ms: r.try_get(3)?,
             });
         }
-        drop(rows);
-        // One text value per edge (keys joined by U+001F, which `save_lineage` keeps out of keys):
-        // decoding values is most of a load's cost, and this decodes a quarter as many.
-        let edges_sql = match self.backend {
-            Backend::Sqlite => {
-                "SELECT from_key || char(31) || to_key || char(31) || COALESCE(job_key, '') || char(31) || seen_at FROM lineage_edges"
-            }
-            Backend::Postgres => {
-                "SELECT from_key || chr(31) || to_key || chr(31) || COALESCE(job_key, '') || chr(31) || seen_at::text FROM lineage_edges"
-            }
-        };
-        let rows = sqlx::query(edges_sql).fetch_all(&self.pool).await?;
-        batch.edges.reserve(rows.len());
-        for r in &rows {
-            let packed: String = r.try_get(0)?;
-            let mut parts = packed.split(KEY_SEPARATOR);
-            let (Some(from), Some(to), Some(job), Some(seen), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Err(corrupt("edge"));
-            };
-            batch.edges.push(StoredEdge {
-                from: from.to_string(),
-                to: to.to_string(),
-                job: Some(job).filter(|j| !j.is_empty()).map(str::to_string),
-                seen_at: from_ms(seen.parse().map_err(|_| corrupt("edge time"))?),
-            });
-        }
-        drop(rows);
+        Ok(edges)
+    }
+
+    async fn load_runs(&self) -> Result<Vec<(String, JobRun)>, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("lineage {what}"));
         let rows = sqlx::query("SELECT node_key, job, run_id, state, at, message FROM lineage_runs")
             .fetch_all(&self.pool)
             .await?;
+        let mut runs = Vec::with_capacity(rows.len());
         for r in &rows {
             let state: String = r.try_get(3)?;
-            batch.runs.push((
+            runs.push((
                 r.try_get(0)?,
                 JobRun {
                     job: r.try_get(1)?,
@@ -203,6 +265,41 @@ impl Store {
                 },
             ));
         }
-        Ok(batch)
+        Ok(runs)
+    }
+
+    /// Retention of learned lineage: deletes edges last seen before `before`, runs that ended
+    /// before it, then nodes updated before it that no edge or run refers to any more.
+    pub async fn prune_lineage(&self, before: DateTime<Utc>) -> Result<LineagePruned, StoreError> {
+        let cutoff = ms(before);
+        let mut tx = self.pool.begin().await?;
+        let edges = sqlx::query("DELETE FROM lineage_edges WHERE seen_at < $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let runs =
+            sqlx::query("DELETE FROM lineage_runs WHERE at < $1").bind(cutoff).execute(&mut *tx).await?.rows_affected();
+        // Nodes nothing refers to any more. PostgreSQL plans NOT EXISTS as hash anti-joins; SQLite
+        // evaluates an uncorrelated NOT IN once into a temporary index (edges have no index on
+        // `to_id` or `job_id` for a correlated subquery to use).
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "DELETE FROM lineage_nodes n WHERE n.updated_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM lineage_edges e WHERE e.from_id = n.id) \
+                 AND NOT EXISTS (SELECT 1 FROM lineage_edges e WHERE e.to_id = n.id) \
+                 AND NOT EXISTS (SELECT 1 FROM lineage_edges e WHERE e.job_id = n.id) \
+                 AND NOT EXISTS (SELECT 1 FROM lineage_runs r WHERE r.node_key = n.node_key)"
+            }
+            Backend::Sqlite => {
+                "DELETE FROM lineage_nodes WHERE updated_at < $1 \
+                 AND id NOT IN (SELECT from_id FROM lineage_edges UNION SELECT to_id FROM lineage_edges \
+                 UNION SELECT job_id FROM lineage_edges WHERE job_id IS NOT NULL) \
+                 AND node_key NOT IN (SELECT node_key FROM lineage_runs)"
+            }
+        };
+        let nodes = sqlx::query(sql).bind(cutoff).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(LineagePruned { edges, runs, nodes })
     }
 }

@@ -19,7 +19,7 @@ mod incidents;
 mod lineage;
 
 pub use incidents::{IncidentEvent, IncidentFilter, OutboxEntry};
-pub use lineage::{LineageBatch, StoredEdge, StoredNode};
+pub use lineage::{LineageBatch, LineagePruned, LoadedEdge, LoadedLineage, StoredEdge, StoredNode};
 
 use crate::measure::{AssetId, Column, Measurement, MetricKind, SchemaChange};
 use crate::secret::redact_url;

@@ -253,7 +253,10 @@ async fn the_ingest_endpoint_refuses_what_it_must_and_bounds_big_events() {
             "`eventTime` must be an RFC 3339 date-time with a time zone, got \"yesterday\"",
         ),
         (serde_json::to_vec(&bad_input).unwrap(), "missing required field `inputs[1].name`"),
-        (b"[1, 2]".to_vec(), "`(body)` must be an object, got an array of 2"),
+        (
+            b"[1, 2]".to_vec(),
+            "the body is a JSON array of 2 items, but `POST /api/v1/lineage` takes one event (a JSON object); send several events to `POST /api/v1/lineage/batch`",
+        ),
         (b"{\"eventTime\": \"2026-08-20T09:00:00Z\"}".to_vec(), "the body is not an OpenLineage event"),
     ];
     for (body, expected) in cases {
@@ -691,5 +694,622 @@ async fn the_dbt_manifest_is_reloaded_when_it_changes() {
     assert!(graph_has_orders);
     stop.cancel();
     watcher.await.unwrap();
+    agent.close().await;
+}
+
+// ------------------------------------------------------------------ store: ids, migration, retention --
+
+/// A fresh store of each kind: a SQLite file, and a database on the test PostgreSQL.
+async fn stores(hint: &str) -> Vec<(String, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![(format!("sqlite://{}/store.db", dir.path().display()), dir)];
+    if let Some(url) = postgres_db(hint).await {
+        urls.push((url, tempfile::tempdir().unwrap()));
+    }
+    urls
+}
+
+fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    text.parse().unwrap()
+}
+
+fn stored_node(key: &str, kind: &str, updated: &str) -> telltale::store::StoredNode {
+    let (namespace, name) = key.trim_start_matches("job:").split_once('/').unwrap();
+    telltale::store::StoredNode {
+        key: key.into(),
+        kind: kind.into(),
+        namespace: namespace.into(),
+        name: name.into(),
+        owner: None,
+        column_lineage: None,
+        updated_at: at(updated),
+    }
+}
+
+fn stored_edge(from: &str, to: &str, job: Option<&str>, seen: &str) -> telltale::store::StoredEdge {
+    telltale::store::StoredEdge { from: from.into(), to: to.into(), job: job.map(String::from), seen_at: at(seen) }
+}
+
+/// The keys of the loaded edges (ids resolved through the loaded nodes), sorted.
+fn loaded_edges(loaded: &telltale::store::LoadedLineage) -> Vec<(String, String, Option<String>, i64)> {
+    let key = |id: i64| loaded.nodes.iter().find(|(i, _)| *i == id).map(|(_, n)| n.key.clone()).expect("edge id");
+    let mut edges: Vec<_> = loaded.edges.iter().map(|e| (key(e.from), key(e.to), e.job.map(key), e.seen_ms)).collect();
+    edges.sort();
+    edges
+}
+
+#[tokio::test]
+async fn learned_lineage_is_stored_by_node_id_and_pruned_past_its_retention_on_sqlite_and_postgres() {
+    let all = stores("lineage_ids").await;
+    if in_ci() {
+        assert_eq!(all.len(), 2, "CI=true needs the test PostgreSQL");
+    }
+    for (url, _dir) in &all {
+        let store = telltale::store::Store::open(url).await.unwrap();
+        let (raw, orders, job) = ("pg://h:5432/db.public.raw", "pg://h:5432/db.public.orders", "job:airflow/load");
+        let old = "pg://h:5432/db.public.old";
+        let run = telltale::catalog::JobRun {
+            job: "airflow/load".into(),
+            run_id: "r1".into(),
+            state: telltale::catalog::RunState::Fail,
+            at: at("2026-08-20T09:00:00Z"),
+            message: Some("boom".into()),
+        };
+        let batch = telltale::store::LineageBatch {
+            nodes: vec![
+                stored_node(raw, "dataset", "2026-08-20T09:00:00Z"),
+                stored_node(orders, "dataset", "2026-08-20T09:00:00Z"),
+                stored_node(job, "job", "2026-08-20T09:00:00Z"),
+                stored_node(old, "dataset", "2026-01-01T00:00:00Z"),
+            ],
+            edges: vec![
+                stored_edge(raw, job, Some(job), "2026-08-20T09:00:00Z"),
+                stored_edge(job, orders, Some(job), "2026-08-20T09:00:00Z"),
+                stored_edge(old, job, Some(job), "2026-01-01T00:00:00Z"),
+            ],
+            runs: vec![(orders.to_string(), run.clone())],
+        };
+        store.save_lineage(&batch).await.unwrap();
+        // A later batch names nodes it does not carry (saved before: looked up by key), and an
+        // older sighting never moves an edge's time back.
+        let later = telltale::store::LineageBatch {
+            edges: vec![
+                stored_edge(raw, job, None, "2026-08-21T09:00:00Z"),
+                stored_edge(job, orders, Some(job), "2026-08-19T09:00:00Z"),
+                stored_edge("pg://h:5432/db.public.unknown", job, None, "2026-08-21T09:00:00Z"),
+            ],
+            ..Default::default()
+        };
+        store.save_lineage(&later).await.unwrap();
+        let loaded = store.load_lineage().await.unwrap();
+        assert_eq!(loaded.nodes.len(), 4, "{url}");
+        let ms = |t: &str| at(t).timestamp_millis();
+        assert_eq!(
+            loaded_edges(&loaded),
+            vec![
+                (job.to_string(), orders.to_string(), Some(job.to_string()), ms("2026-08-20T09:00:00Z")),
+                (old.to_string(), job.to_string(), Some(job.to_string()), ms("2026-01-01T00:00:00Z")),
+                (raw.to_string(), job.to_string(), Some(job.to_string()), ms("2026-08-21T09:00:00Z")),
+            ],
+            "{url}: the edge to an unknown node is not saved"
+        );
+        assert_eq!(loaded.runs, vec![(orders.to_string(), run)]);
+
+        // The agent's graph loads it, then retention (90 days before 2026-08-21) forgets the old
+        // edge in the graph and in the store, with the node nothing refers to any more.
+        let config = format!(
+            "version: 1\nstore: \"{url}\"\nsources:\n  wh:\n    kind: postgres\n    url: \"postgres://u@h:5432/db\"\n"
+        );
+        let config = telltale::config::Config::parse(std::path::Path::new("t.yaml"), &config, |_| None).unwrap();
+        assert_eq!(config.lineage.retention, Duration::from_secs(90 * 86_400), "the documented default");
+        let lineage = telltale::runtime::Lineage::new(&config);
+        let stats =
+            lineage.load(&telltale::check::CheckSet::default(), &store, at("2026-08-21T10:00:00Z")).await.unwrap();
+        assert_eq!((stats.stored_nodes, stats.stored_edges), (4, 3));
+        assert_eq!(lineage.graph().edge_count(), 3);
+        let pruned = lineage.prune(&store, at("2026-08-21T10:00:00Z"), config.lineage.retention).await.unwrap();
+        assert_eq!(pruned, telltale::store::LineagePruned { edges: 1, runs: 0, nodes: 1 }, "{url}");
+        assert_eq!(lineage.graph().edge_count(), 2, "the graph forgot the old edge too");
+        let loaded = store.load_lineage().await.unwrap();
+        assert_eq!(loaded.nodes.len(), 3);
+        assert_eq!(loaded.edges.len(), 2);
+        // A year later everything learned is gone, run included.
+        let pruned = lineage.prune(&store, at("2027-09-01T00:00:00Z"), config.lineage.retention).await.unwrap();
+        assert_eq!(pruned, telltale::store::LineagePruned { edges: 2, runs: 1, nodes: 3 }, "{url}");
+        assert_eq!(lineage.graph().edge_count(), 0);
+        assert_eq!(store.load_lineage().await.unwrap(), telltale::store::LoadedLineage::default());
+        store.close().await;
+    }
+}
+
+/// Applies migrations 0001–0004 only (copies of the committed files), as a store written before
+/// integer node ids was.
+async fn migrate_to_0004(url: &str, backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("{}/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.as_str() < "0005" {
+            std::fs::copy(&path, dir.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    let statements = [
+        "INSERT INTO lineage_nodes VALUES ('ns/a', 'dataset', 'ns', 'a', NULL, NULL, 1), \
+         ('ns/b', 'dataset', 'ns', 'b', '{\"name\":\"team\"}', NULL, 2), ('job:ns/j', 'job', 'ns', 'j', NULL, NULL, 3)",
+        "INSERT INTO lineage_edges VALUES ('ns/a', 'job:ns/j', 'job:ns/j', 10), ('job:ns/j', 'ns/b', 'job:ns/j', 20), \
+         ('ns/gone', 'ns/b', NULL, 30)",
+        "INSERT INTO lineage_runs VALUES ('ns/b', 'ns/j', 'r', 'COMPLETE', 40, NULL)",
+    ];
+    if backend == "sqlite" {
+        let options = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for s in statements {
+            sqlx::Executor::execute(&pool, s).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for s in statements {
+            sqlx::Executor::execute(&pool, s).await.unwrap();
+        }
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn migration_0005_carries_lineage_stored_by_key_over_to_node_ids() {
+    for (url, _dir) in stores("lineage_migrate").await {
+        let backend = if url.starts_with("sqlite") { "sqlite" } else { "postgres" };
+        migrate_to_0004(&url, backend).await;
+        let store = telltale::store::Store::open(&url).await.unwrap();
+        let loaded = store.load_lineage().await.unwrap();
+        let keys: Vec<&str> = loaded.nodes.iter().map(|(_, n)| n.key.as_str()).collect();
+        assert_eq!(keys, vec!["job:ns/j", "ns/a", "ns/b"], "{backend}");
+        assert_eq!(loaded.nodes[2].1.owner.as_ref().and_then(|o| o.name.as_deref()), Some("team"));
+        assert_eq!(
+            loaded_edges(&loaded),
+            vec![
+                ("job:ns/j".into(), "ns/b".into(), Some("job:ns/j".into()), 20),
+                ("ns/a".into(), "job:ns/j".into(), Some("job:ns/j".into()), 10),
+            ],
+            "{backend}: the edge from a key with no node row could never load and is dropped"
+        );
+        assert_eq!(loaded.runs.len(), 1);
+        // New rows get new ids after the carried-over ones.
+        let batch = telltale::store::LineageBatch {
+            nodes: vec![stored_node("ns/c", "dataset", "2026-08-20T09:00:00Z")],
+            edges: vec![stored_edge("ns/b", "ns/c", None, "2026-08-20T09:00:00Z")],
+            ..Default::default()
+        };
+        store.save_lineage(&batch).await.unwrap();
+        let loaded = store.load_lineage().await.unwrap();
+        assert_eq!(loaded.nodes.len(), 4);
+        assert_eq!(loaded.nodes.iter().map(|(id, _)| *id).max(), Some(4), "{backend}");
+        assert_eq!(loaded.edges.len(), 3);
+        store.close().await;
+    }
+}
+
+// ------------------------------------------------------------------------- declared lineage reload --
+
+const DECLARED_V1: &str = r#"version: 1
+assets:
+  - source: wh
+    table: public.orders
+    upstream: [wh.public.raw_orders]
+    downstream:
+      - wh.analytics.revenue
+      - name: Orders board
+        kind: dashboard
+        owner: ops@shop.example
+        url: https://bi.example.com/d/orders
+    monitors:
+      freshness: {max_age: 1h}
+"#;
+
+const DECLARED_V2: &str = r#"version: 1
+assets:
+  - source: wh
+    table: public.orders
+    upstream: [wh.public.raw_orders]
+    downstream:
+      - wh.analytics.margin
+    monitors:
+      freshness: {max_age: 1h}
+"#;
+
+#[tokio::test]
+async fn declared_lineage_is_reloaded_when_check_files_change_and_undeclared_edges_go() {
+    let ws = Workspace::new(
+        &config_with_source("postgres", "postgres://u@h/db", "lineage:\n  reload_interval: 1s\n"),
+        &[("orders.yaml", DECLARED_V1)],
+    );
+    let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    let declared = |agent: &Agent| {
+        let graph = agent.lineage.graph();
+        let mut edges: Vec<String> = graph
+            .edges()
+            .filter(|(_, e)| e.last_seen(telltale::catalog::Origin::Declared).is_some())
+            .map(|(_, e)| format!("{} -> {}", graph.asset(e.from).key, graph.asset(e.to).key))
+            .collect();
+        edges.sort();
+        edges
+    };
+    let v1 = vec![
+        "wh.public.orders -> declared.dashboard.Orders board",
+        "wh.public.orders -> wh.analytics.revenue",
+        "wh.public.raw_orders -> wh.public.orders",
+    ];
+    assert_eq!(declared(&agent), v1);
+    assert_eq!(agent.lineage.reload_declared(&agent.config, agent.clock.now()), Ok(None), "unchanged: not re-read");
+
+    // An OpenLineage job also reads orders and writes revenue (orders → job → revenue): those
+    // edges stay when the declared orders → revenue goes.
+    let event = json!({
+        "eventType": "COMPLETE", "eventTime": "2026-08-20T09:00:00Z", "producer": "https://x",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "0191c9a2-7f3e-7a10-9b1d-3c2f5e6a7b8c"}, "job": {"namespace": "airflow", "name": "revenue"},
+        "inputs": [{"namespace": "postgres://h:5432", "name": "db.public.orders"}],
+        "outputs": [{"namespace": "postgres://h:5432", "name": "db.analytics.revenue"}]
+    });
+    let event = telltale::catalog::openlineage::parse_event(event.to_string().as_bytes()).unwrap();
+    agent.lineage.ingest(&event, agent.clock.now()).unwrap();
+
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(telltale::runtime::run_lineage(Arc::clone(&agent), stop.clone()));
+    // A check file with a mistake: logged, the declared lineage stays as it was.
+    std::fs::write(ws.path().join("checks/orders.yaml"), DECLARED_V1.replace("kind: dashboard", "kind: dashbord"))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(declared(&agent), v1, "a broken check file keeps the previous declared lineage");
+    let error = telltale::runtime::Lineage::new(&agent.config);
+    std::fs::write(ws.path().join("checks/orders.yaml"), "version: 1\nassets: 7\n").unwrap();
+    let message = error.reload_declared(&agent.config, agent.clock.now()).unwrap_err();
+    assert!(message.contains("checks/orders.yaml:2:"), "file and line: {message}");
+
+    // The dashboard and the revenue table are no longer declared, margin is: at the next tick
+    // the graph follows.
+    std::fs::write(ws.path().join("checks/orders.yaml"), DECLARED_V2).unwrap();
+    let v2 = vec!["wh.public.orders -> wh.analytics.margin", "wh.public.raw_orders -> wh.public.orders"];
+    let reloaded = eventually(Duration::from_secs(10), || async { (declared(&agent) == v2).then_some(()) }).await;
+    assert!(reloaded.is_some(), "declared lineage reloaded: {:?}", declared(&agent));
+    {
+        let graph = agent.lineage.graph();
+        let orders = graph.find_asset(&"wh.public.orders".parse().unwrap()).unwrap();
+        let revenue = graph.find_asset(&"wh.analytics.revenue".parse().unwrap()).unwrap();
+        assert!(graph.edge_between(orders, revenue).is_none(), "the declared edge is gone");
+        let job = graph.find("job:airflow/revenue").unwrap();
+        let edge = graph.edge_between(orders, job).expect("OpenLineage's orders → job edge stays");
+        assert_eq!(edge.origins().collect::<Vec<_>>(), vec![telltale::catalog::Origin::OpenLineage]);
+        let board = graph.find("declared.dashboard.Orders board").unwrap();
+        assert_eq!(graph.parents(board).count(), 0, "the dashboard is no longer downstream");
+    }
+    let impact = agent.lineage.impact("wh.public.orders", None, None).unwrap();
+    assert_eq!(impact.total, 2, "margin, and revenue through the job: {impact:#?}");
+    // A new check file declaring more is picked up too.
+    std::fs::write(
+        ws.path().join("checks/more.yaml"),
+        "version: 1\nassets:\n  - source: wh\n    table: analytics.margin\n    downstream: [wh.analytics.board_feed]\n    monitors:\n      freshness: {max_age: 1h}\n",
+    )
+    .unwrap();
+    let added = eventually(Duration::from_secs(10), || async { (declared(&agent).len() == 3).then_some(()) }).await;
+    assert!(added.is_some(), "{:?}", declared(&agent));
+    stop.cancel();
+    watcher.await.unwrap();
+    agent.close().await;
+}
+
+// --------------------------------------------------- root cause opened after its downstream symptoms --
+
+const SIBLINGS: &str = r#"version: 1
+assets:
+  - source: wh
+    table: public.raw
+    tier: 1
+    downstream: [wh.public.a, wh.public.b]
+    monitors:
+      freshness: {timestamp_column: at, max_age: 1h}
+  - source: wh
+    table: public.a
+    tier: 2
+    monitors:
+      freshness: {timestamp_column: at, max_age: 1h}
+  - source: wh
+    table: public.b
+    tier: 2
+    monitors:
+      freshness: {timestamp_column: at, max_age: 1h}
+"#;
+
+#[tokio::test]
+async fn an_upstream_incident_opened_later_absorbs_open_downstream_incidents_without_paging_twice() {
+    let url = require!(postgres_db("absorb").await);
+    pg_exec(
+        &url,
+        &[
+            "CREATE TABLE raw (id serial, at timestamptz)",
+            "CREATE TABLE a (id serial, at timestamptz)",
+            "CREATE TABLE b (id serial, at timestamptz)",
+            "INSERT INTO raw (at) VALUES (now() - interval '10 minutes')",
+            "INSERT INTO a (at) VALUES (now() - interval '10 minutes')",
+            "INSERT INTO b (at) VALUES (now() - interval '10 minutes')",
+        ],
+    )
+    .await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_string("ok")).mount(&server).await;
+    let extra = format!(
+        "channels:\n  team:\n    kind: slack\n    webhook_url: {}/slack\nroutes:\n  - channels: [team]\n",
+        server.uri()
+    );
+    let ws = Workspace::new(&config_with_source("postgres", &url, &extra), &[("siblings.yaml", SIBLINGS)]);
+    let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    let token = CancellationToken::new();
+    let run = |table: &'static str| {
+        let agent = Arc::clone(&agent);
+        let token = token.clone();
+        async move {
+            let outcomes = agent.asset_job(&format!("wh.public.{table}").parse().unwrap(), &token).await;
+            agent.process_outcomes(&outcomes).await;
+        }
+    };
+    let dispatch = || {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(telltale::runtime::run_dispatcher(
+            Arc::clone(&agent),
+            telltale::runtime::build_channels(&agent.config.alerting),
+            stop.clone(),
+        ));
+        (stop, task)
+    };
+    for table in ["raw", "a", "b"] {
+        run(table).await;
+    }
+    assert!(agent.store.incidents(&IncidentFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+
+    // `a` goes stale first and pages (delivered).
+    pg_exec(&url, &["UPDATE a SET at = now() - interval '2 hours'"]).await;
+    let (stop, task) = dispatch();
+    run("a").await;
+    let first = eventually(Duration::from_secs(10), || async {
+        let b = bodies(&server, "/slack").await;
+        (b.len() == 1).then_some(b)
+    })
+    .await
+    .expect("a's page");
+    assert!(first[0]["text"].as_str().unwrap().contains("wh.public.a"), "{:#}", first[0]);
+    stop.cancel();
+    task.await.unwrap();
+    // `b` goes stale next; its page is still waiting in the outbox (no dispatcher).
+    pg_exec(&url, &["UPDATE b SET at = now() - interval '2 hours'"]).await;
+    run("b").await;
+    let open = agent.store.active_incidents().await.unwrap();
+    assert_eq!(open.len(), 2, "{open:#?}");
+    let (inc_a, inc_b) = (open[0].clone(), open[1].clone());
+    assert_eq!((inc_a.asset.as_str(), inc_b.asset.as_str()), ("wh.public.a", "wh.public.b"));
+
+    // Then the root cause: raw stopped loading. Its incident absorbs both.
+    pg_exec(&url, &["UPDATE raw SET at = now() - interval '3 hours'"]).await;
+    run("raw").await;
+    let open = agent.store.active_incidents().await.unwrap();
+    assert_eq!(open.len(), 1, "one incident per root cause: {open:#?}");
+    let root = &open[0];
+    assert_eq!(root.asset, "wh.public.raw");
+    assert_eq!(root.member_keys, vec!["wh.public.raw/freshness", "wh.public.a/freshness", "wh.public.b/freshness"]);
+    assert!(root.explanation.contains("symptom downstream: wh.public.a freshness"), "{}", root.explanation);
+    let events = agent.store.incident_events(&root.id).await.unwrap();
+    let symptoms: Vec<&str> =
+        events.iter().filter(|e| e.kind == "symptom").filter_map(|e| e.detail.as_deref()).collect();
+    assert_eq!(symptoms.len(), 2, "{events:#?}");
+    assert!(
+        symptoms[0].starts_with(&format!("wh.public.a/freshness: incident {} (opened ", inc_a.id))
+            && symptoms[0].ends_with("grouped under this root cause (downstream: wh.public.raw → wh.public.a)"),
+        "{symptoms:?}"
+    );
+    for (old, delivered) in [(&inc_a, 1), (&inc_b, 0)] {
+        let now = agent.store.incident(&old.id).await.unwrap().unwrap();
+        assert_eq!(now.status, telltale::incident::IncidentStatus::Resolved);
+        assert_eq!(now.resolved_by.as_deref(), Some(format!("telltale (symptom of {})", root.id).as_str()));
+        let grouped = agent.store.incident_events(&old.id).await.unwrap();
+        let grouped = grouped.iter().find(|e| e.kind == "grouped").expect("a grouped event");
+        assert!(
+            grouped.detail.as_deref().unwrap().ends_with(&format!("{delivered} already-sent page(s) resolved")),
+            "{grouped:?}"
+        );
+    }
+    let outbox = |id: &str| {
+        let agent = Arc::clone(&agent);
+        let id = id.to_string();
+        async move {
+            agent
+                .store
+                .notifications(Some(&id))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| format!("{} {}", n.event, n.status))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(outbox(&inc_a.id).await, vec!["triggered delivered", "resolved pending"], "a's page is closed");
+    assert_eq!(outbox(&inc_b.id).await, vec!["triggered cancelled"], "b never pages");
+    assert_eq!(outbox(&root.id).await, vec!["triggered pending"]);
+
+    // Delivered: the root's page, and a's page resolved as grouped; b's page is never sent.
+    let (stop, task) = dispatch();
+    let all = eventually(Duration::from_secs(10), || async {
+        let b = bodies(&server, "/slack").await;
+        (b.len() == 3).then_some(b)
+    })
+    .await
+    .expect("two more Slack messages");
+    let texts: Vec<String> = all.iter().map(|b| b.to_string()).collect();
+    assert!(
+        texts[1..].iter().any(|t| t.contains("wh.public.raw") && t.contains("symptom downstream: wh.public.b")),
+        "{texts:#?}"
+    );
+    assert!(texts[1..].iter().any(|t| t.contains("Resolved (grouped under its upstream root cause)")), "{texts:#?}");
+    // Still stale downstream: symptoms of the root, no new incident, no page.
+    run("a").await;
+    run("b").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(bodies(&server, "/slack").await.len(), 3);
+    assert_eq!(agent.store.active_incidents().await.unwrap().len(), 1);
+    stop.cancel();
+    task.await.unwrap();
+    agent.close().await;
+}
+
+// ------------------------------------------------------------ live breaking schema changes and lineage --
+
+const SCHEMA_CHECKS: &str = r#"version: 1
+assets:
+  - source: wh
+    table: public.orders
+    downstream:
+      - wh.public.revenue
+      - name: Revenue board
+        kind: dashboard
+        owner: finance@shop.example
+    monitors:
+      schema: true
+  - source: wh
+    table: public.archive
+    upstream: [wh.public.landing]
+    monitors:
+      schema: true
+  - source: wh
+    table: public.scratch
+    monitors:
+      schema: true
+"#;
+
+#[tokio::test]
+async fn a_live_breaking_schema_change_names_its_lineage_dependents_and_only_warns_when_none() {
+    let url = require!(postgres_db("live_schema").await);
+    pg_exec(
+        &url,
+        &[
+            "CREATE TABLE orders (id int, amount int, note text)",
+            "CREATE TABLE archive (day date, amount int)",
+            "CREATE TABLE scratch (id int, junk text)",
+        ],
+    )
+    .await;
+    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("schema.yaml", SCHEMA_CHECKS)]);
+    let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    let token = CancellationToken::new();
+    let first = agent.metadata_job("wh", &token).await;
+    assert!(first.iter().filter(|o| o.monitor == "schema").all(|o| o.status == telltale::runtime::Status::Pass));
+    pg_exec(
+        &url,
+        &[
+            "ALTER TABLE orders DROP COLUMN note",
+            "ALTER TABLE orders ALTER COLUMN amount TYPE bigint",
+            "ALTER TABLE archive DROP COLUMN amount",
+            "ALTER TABLE scratch DROP COLUMN junk",
+        ],
+    )
+    .await;
+    let outcomes = agent.metadata_job("wh", &token).await;
+    let schema = |table: &str| {
+        outcomes.iter().find(|o| o.monitor == "schema" && o.asset.as_str() == format!("wh.public.{table}")).unwrap()
+    };
+    // Read by a table and a dashboard: fails, naming them.
+    let orders = schema("orders");
+    assert_eq!(orders.status, telltale::runtime::Status::Fail);
+    assert!(!orders.advisory && !orders.is_warning());
+    assert_eq!(
+        orders.message,
+        "schema changed: column `amount` changed type from integer to bigint; column `note` removed (was text); \
+         read by 2 (dashboard Revenue board, table wh.public.revenue), 2 downstream in all, including dashboard Revenue board"
+    );
+    // In the lineage graph with nothing downstream: a warning.
+    let archive = schema("archive");
+    assert_eq!(archive.status, telltale::runtime::Status::Fail);
+    assert!(archive.advisory && archive.is_warning(), "{archive:?}");
+    assert_eq!(archive.message, "schema changed: column `amount` removed (was integer); nothing downstream reads it");
+    // Not in the lineage graph: nobody can say who reads it, so it fails as before.
+    let scratch = schema("scratch");
+    assert_eq!(scratch.message, "schema changed: column `junk` removed (was text)");
+    assert!(!scratch.advisory);
+
+    // The incidents say the same; the warning opens at SEV-4.
+    agent.process_outcomes(&outcomes).await;
+    let incidents = agent.store.active_incidents().await.unwrap();
+    let of = |asset: &str| incidents.iter().find(|i| i.asset == asset).unwrap_or_else(|| panic!("{incidents:#?}"));
+    assert!(of("wh.public.orders").explanation.contains("read by 2 (dashboard Revenue board"));
+    assert_eq!(of("wh.public.archive").severity, 4);
+    assert_ne!(of("wh.public.scratch").severity, 4);
+    agent.close().await;
+}
+
+// ------------------------------------------------------------------------------- lineage from views --
+
+#[tokio::test]
+async fn view_definitions_on_postgres_and_mariadb_become_lineage() {
+    let pg = require!(postgres_db("views").await);
+    let my = require!(crate::common::mysql_db("views").await);
+    pg_exec(
+        &pg,
+        &[
+            "CREATE SCHEMA crm",
+            "CREATE TABLE orders (id int, customer_id int, amount numeric)",
+            "CREATE TABLE crm.customers (id int, name text)",
+            "CREATE VIEW big_orders AS WITH big AS (SELECT * FROM orders WHERE amount > 100) \
+             SELECT big.id, c.name FROM big JOIN crm.customers c ON c.id = big.customer_id",
+            "CREATE VIEW crm.names AS SELECT name FROM crm.customers",
+        ],
+    )
+    .await;
+    let database = my.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    crate::common::mysql_exec(
+        &my,
+        &[
+            "CREATE TABLE payments (id int, order_id int, amount decimal(12,2))",
+            "CREATE VIEW paid AS SELECT p.order_id, sum(p.amount) AS paid FROM payments p GROUP BY p.order_id",
+        ],
+    )
+    .await;
+    let config = format!(
+        "version: 1\nstore: sqlite://state/telltale.db\nsources:\n  wh:\n    kind: postgres\n    url: \"{pg}\"\n  my:\n    kind: mysql\n    url: \"{my}\"\nlineage:\n  sql_views: true\nchecks: [checks/]\n"
+    );
+    let ws = Workspace::new(&config, &[]);
+    let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    assert!(agent.config.lineage.sql_views);
+    agent.lineage.reload_views(&agent).await;
+    let parents = |asset: &str| {
+        let graph = agent.lineage.graph();
+        let Some(node) = graph.find_asset(&asset.parse().unwrap()) else { return Vec::new() };
+        let mut p: Vec<String> = graph.parents(node).map(|n| graph.asset(n).display_name().to_string()).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(parents("wh.public.big_orders"), ["wh.crm.customers", "wh.public.orders"], "the CTE is not a table");
+    assert_eq!(parents("wh.crm.names"), ["wh.crm.customers"]);
+    assert_eq!(parents(&format!("my.{database}.paid")), [format!("my.{database}.payments")]);
+    {
+        let graph = agent.lineage.graph();
+        let view = graph.find_asset(&"wh.public.big_orders".parse().unwrap()).unwrap();
+        assert_eq!(graph.asset(view).kind, telltale::catalog::AssetKind::View);
+        let orders = graph.find_asset(&"wh.public.orders".parse().unwrap()).unwrap();
+        let edge = graph.edge_between(orders, view).unwrap();
+        assert_eq!(edge.origins().collect::<Vec<_>>(), [telltale::catalog::Origin::Sql]);
+    }
+    let impact = agent.lineage.impact("wh.crm.customers", None, None).unwrap();
+    assert_eq!(impact.total, 2, "{impact:#?}");
+
+    // A view redefined: the next reload follows.
+    pg_exec(
+        &pg,
+        &["CREATE OR REPLACE VIEW big_orders AS SELECT id, 'n/a'::text AS name FROM orders WHERE amount > 100"],
+    )
+    .await;
+    agent.lineage.reload_views(&agent).await;
+    assert_eq!(parents("wh.public.big_orders"), ["wh.public.orders"], "customers no longer feeds it");
     agent.close().await;
 }
