@@ -431,6 +431,7 @@ pub async fn serve(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     // Traced here, around the finished router, so every route is covered whatever its order.
+    tokio::spawn(crate::telemetry::metrics::refresh_loop(state.agent.clone(), shutdown.clone()));
     let app = router(state).layer(axum::middleware::from_fn(crate::telemetry::http::trace_requests));
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

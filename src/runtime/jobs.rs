@@ -809,6 +809,7 @@ fn observe_metadata(
         && !volume.is_some_and(|v| v.exact)
     {
         out.push(Measurement::new(asset, MetricKind::RowCount, rows, now, METADATA));
+        crate::telemetry::metrics::global().observe_rows(asset, rows, meta.row_count_exact);
         if let Some(v) = volume {
             let what = if meta.row_count_exact { "row count" } else { "row count (catalog estimate)" };
             outcomes

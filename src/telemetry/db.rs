@@ -91,17 +91,18 @@ impl<'a> QueryInfo<'a> {
 
 /// A CLIENT span for one query; enter it (or instrument the future) around the round trip.
 pub fn query_span(target: &DbTarget, query: &QueryInfo<'_>, sql: &str) -> tracing::Span {
-    let summary = query.summary();
+    // Field values (the sanitized text included) are only computed when the span is enabled, so
+    // without traces a query pays for no string building.
     let span = tracing::info_span!(
         "db query",
-        otel.name = %summary,
+        otel.name = Empty,
         otel.kind = "client",
         otel.status_code = Empty,
         db.system.name = target.system,
         db.namespace = %target.namespace,
         db.collection.name = Empty,
         db.operation.name = query.operation,
-        db.query.summary = %summary,
+        db.query.summary = Empty,
         db.query.text = %sanitize(sql),
         db.response.returned_rows = Empty,
         server.address = Empty,
@@ -109,6 +110,12 @@ pub fn query_span(target: &DbTarget, query: &QueryInfo<'_>, sql: &str) -> tracin
         error.type = Empty,
         telltale.source = %target.source,
     );
+    if span.is_disabled() {
+        return span;
+    }
+    let summary = query.summary();
+    span.record("otel.name", summary.as_str());
+    span.record("db.query.summary", summary.as_str());
     if let Some(c) = query.collection {
         span.record("db.collection.name", c);
     }

@@ -5,7 +5,7 @@
 //! [`trace_requests`] is router-wide middleware: any route added to `api::router` is traced
 //! without further wiring. Probes and `/metrics` are not traced (they would drown real work).
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use opentelemetry::propagation::{Extractor, Injector};
@@ -130,16 +130,18 @@ pub fn record_response(span: &tracing::Span, status: Option<u16>, error_type: Op
     }
 }
 
-/// `GET /metrics`: the exposition, with incident gauges fresh from the store. OpenMetrics when the
-/// scraper accepts it (Prometheus does), else the classic text format 0.0.4.
-pub async fn metrics(State(state): State<crate::api::ApiState>, headers: axum::http::HeaderMap) -> Response {
-    super::metrics::refresh_from_store(&state.agent).await;
+/// `GET /metrics`: the in-memory exposition, OpenMetrics when the scraper accepts it (Prometheus
+/// does), else the classic text format 0.0.4. No store query on this path: the incident-derived
+/// gauges are kept current by [`super::metrics::refresh_loop`], which the scrape wakes for next
+/// time.
+pub async fn metrics(headers: axum::http::HeaderMap) -> Response {
     let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let (content_type, body) = if accept.contains("application/openmetrics-text") {
         ("application/openmetrics-text; version=1.0.0; charset=utf-8", super::metrics::global().encode())
     } else {
         ("text/plain; version=0.0.4; charset=utf-8", super::metrics::global().encode_text())
     };
+    super::metrics::request_refresh();
     ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 

@@ -85,7 +85,9 @@ definitions! {
     ASSET_FRESHNESS_LAG = "telltale_asset_freshness_lag_seconds", Kind::Gauge, ["source", "asset"], HEALTH,
         "Seconds between the asset's last change and the measurement.";
     ASSET_ROWS = "telltale_asset_rows", Kind::Gauge, ["source", "asset"], HEALTH,
-        "Rows in the asset (exact count, or the catalog's estimate from metadata scans).";
+        "Rows in the asset, known exactly: `count(*)` of a check with `volume: {exact: true}`, or a catalog whose figure is exact (SQLite, Delta/Iceberg/Parquet metadata).";
+    ASSET_ROWS_ESTIMATE = "telltale_asset_rows_estimate", Kind::Gauge, ["source", "asset"], HEALTH,
+        "Rows in the asset as the engine's catalog estimates them in metadata scans (PostgreSQL `reltuples`, MySQL `TABLE_ROWS`). An asset has this or `telltale_asset_rows`, never both: the latest kind of figure wins; `telltale_asset_rows or telltale_asset_rows_estimate` is the best known count.";
     ASSET_ROWS_ADDED = "telltale_asset_rows_added", Kind::Gauge, ["source", "asset"], HEALTH,
         "Rows added in the latest measured interval (timestamp bucket, or row-count delta between polls).";
     COLUMN_NULL_RATIO = "telltale_column_null_ratio", Kind::Gauge, ["source", "asset", "column"], HEALTH,
@@ -154,23 +156,102 @@ impl MetricConstructor<Histogram> for Buckets {
     }
 }
 
-/// The series of one gauge, keyed by label values (in the definition's label order).
+/// The series of one gauge, each kept as its finished exposition line.
 ///
-/// Gauges are the bulk of the exposition (about 25 series per watched asset), so they are kept
-/// here and written directly instead of through prometheus-client's per-sample `dyn Write`
-/// encoder: rendering 10,000 assets stays within the scrape budget (docs/benchmarks.md,
-/// "Telemetry"). The format is the same in OpenMetrics and the classic text format.
+/// Gauges are the bulk of the exposition (about 28 series per watched asset), so a series is
+/// rendered once, when its value is set: the line `name{labels} value\n` is rewritten in place
+/// (only the value part) and a scrape copies the lines one after the other, without formatting,
+/// escaping, hashing or allocating anything but the output buffer (docs/benchmarks.md,
+/// "Telemetry"). The format is the same in OpenMetrics and the classic text format. Lines keep
+/// the order in which their series first appeared.
 #[derive(Default)]
-struct GaugeSeries(std::sync::RwLock<HashMap<Vec<String>, f64>>);
+struct GaugeSeries(std::sync::RwLock<GaugeLines>);
+
+#[derive(Default)]
+struct GaugeLines {
+    /// The label block (`{a="x",b="y"}`, empty without labels) → its line in `lines`.
+    index: HashMap<Box<str>, usize>,
+    lines: Vec<GaugeLine>,
+}
+
+struct GaugeLine {
+    /// `name{labels} value\n`.
+    text: String,
+    /// Where the value starts (after `name{labels} `).
+    value_at: usize,
+}
+
+impl GaugeLine {
+    fn labels<'a>(&'a self, name: &str) -> &'a str {
+        &self.text[name.len()..self.value_at - 1]
+    }
+}
 
 impl GaugeSeries {
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Vec<String>, f64>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, GaugeLines> {
         self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, def: &MetricDef, values: &[&str], value: f64) {
+        let key = label_block(def, values);
+        let mut series = self.write();
+        if let Some(&i) = series.index.get(key.as_str()) {
+            let line = &mut series.lines[i];
+            line.text.truncate(line.value_at);
+            push_value(&mut line.text, value);
+            line.text.push('\n');
+            return;
+        }
+        let mut text = String::with_capacity(def.name.len() + key.len() + 24);
+        text.push_str(def.name);
+        text.push_str(&key);
+        text.push(' ');
+        let value_at = text.len();
+        push_value(&mut text, value);
+        text.push('\n');
+        let i = series.lines.len();
+        series.lines.push(GaugeLine { text, value_at });
+        series.index.insert(key.into_boxed_str(), i);
+    }
+
+    fn remove(&self, def: &MetricDef, values: &[&str]) {
+        let key = label_block(def, values);
+        let mut series = self.write();
+        let Some(i) = series.index.remove(key.as_str()) else { return };
+        series.lines.swap_remove(i);
+        if i < series.lines.len() {
+            // The last line moved into the hole.
+            let moved: Box<str> = series.lines[i].labels(def.name).into();
+            series.index.insert(moved, i);
+        }
+    }
+
+    fn clear(&self) {
+        let mut series = self.write();
+        series.index.clear();
+        series.lines.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).lines.len()
+    }
+
+    /// The current value of one series (tests and callers that must compare).
+    fn get(&self, def: &MetricDef, values: &[&str]) -> Option<f64> {
+        let key = label_block(def, values);
+        let series = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let line = &series.lines[*series.index.get(key.as_str())?];
+        let value = line.text[line.value_at..].trim_end();
+        match value {
+            "+Inf" => Some(f64::INFINITY),
+            "-Inf" => Some(f64::NEG_INFINITY),
+            v => v.parse().ok(),
+        }
     }
 
     fn encode(&self, def: &MetricDef, out: &mut String) {
         let series = self.0.read().unwrap_or_else(|e| e.into_inner());
-        if series.is_empty() {
+        if series.lines.is_empty() {
             return;
         }
         out.push_str("# HELP ");
@@ -180,26 +261,32 @@ impl GaugeSeries {
         out.push_str("\n# TYPE ");
         out.push_str(def.name);
         out.push_str(" gauge\n");
-        for (values, value) in series.iter() {
-            out.push_str(def.name);
-            if !values.is_empty() {
-                out.push('{');
-                for (i, (name, v)) in def.labels.iter().zip(values).enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(name);
-                    out.push_str("=\"");
-                    push_escaped(out, v);
-                    out.push('"');
-                }
-                out.push('}');
-            }
-            out.push(' ');
-            push_value(out, *value);
-            out.push('\n');
+        for line in &series.lines {
+            out.push_str(&line.text);
         }
     }
+}
+
+/// `{name="value",...}` for a definition's labels (empty when it has none).
+fn label_block(def: &MetricDef, values: &[&str]) -> String {
+    debug_assert_eq!(def.labels.len(), values.len(), "label values of {}", def.name);
+    if def.labels.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::with_capacity(8 + def.labels.iter().zip(values).map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+    out.push('{');
+    for (i, (name, v)) in def.labels.iter().zip(values).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        push_escaped(&mut out, v);
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 /// A label value with `\\`, `"` and newlines escaped (the same rule in both text formats).
@@ -301,10 +388,8 @@ impl Metrics {
     }
 
     pub fn set(&self, def: &MetricDef, values: &[&str], value: f64) {
-        debug_assert_eq!(def.labels.len(), values.len(), "label values of {}", def.name);
         if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
-            let key: Vec<String> = values.iter().map(|v| (*v).to_string()).collect();
-            g.write().insert(key, value);
+            g.set(def, values, value);
         }
     }
 
@@ -323,27 +408,37 @@ impl Metrics {
     /// Drops every series of a gauge (before re-setting the ones that still apply).
     pub fn clear(&self, def: &MetricDef) {
         if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
-            g.write().clear();
+            g.clear();
         }
     }
 
     /// Removes one series of a gauge.
     pub fn remove(&self, def: &MetricDef, values: &[&str]) {
         if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
-            let key: Vec<String> = values.iter().map(|v| (*v).to_string()).collect();
-            g.write().remove(&key);
+            g.remove(def, values);
+        }
+    }
+
+    /// The value of one gauge series, if it is exposed.
+    pub fn gauge(&self, def: &MetricDef, values: &[&str]) -> Option<f64> {
+        match self.handles.get(def.name) {
+            Some(Handle::Gauge(g)) => g.get(def, values),
+            _ => None,
+        }
+    }
+
+    /// How many series a gauge exposes.
+    pub fn gauge_series(&self, def: &MetricDef) -> usize {
+        match self.handles.get(def.name) {
+            Some(Handle::Gauge(g)) => g.len(),
+            _ => 0,
         }
     }
 
     /// The OpenMetrics text exposition (ends with `# EOF`): gauges in definition order, then
     /// the counters and histograms encoded by prometheus-client.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(self.size_hint.load(std::sync::atomic::Ordering::Relaxed));
-        for def in DEFINITIONS {
-            if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
-                g.encode(def, &mut out);
-            }
-        }
+        let mut out = self.encode_gauges();
         // Writing into a String cannot fail; the registry ends with `# EOF`.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         self.size_hint.store(out.len() + out.len() / 8, std::sync::atomic::Ordering::Relaxed);
@@ -351,11 +446,13 @@ impl Metrics {
     }
 
     /// The classic Prometheus text format (0.0.4) of the same registry, for scrapers and tools
-    /// that do not speak OpenMetrics (`promtool check metrics`, older agents): counter families
-    /// are named with their `_total`, and `# EOF`/`# UNIT` lines are dropped.
+    /// that do not speak OpenMetrics (`promtool check metrics`, older agents): the gauge lines are
+    /// the same; in the (small) prometheus-client part, counter families are named with their
+    /// `_total`, and `# EOF`/`# UNIT` lines are dropped.
     pub fn encode_text(&self) -> String {
-        let open_metrics = self.encode();
-        let mut out = String::with_capacity(open_metrics.len());
+        let mut out = self.encode_gauges();
+        let mut open_metrics = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut open_metrics, &self.registry);
         for line in open_metrics.lines() {
             if line == "# EOF" || line.starts_with("# UNIT ") {
                 continue;
@@ -377,6 +474,17 @@ impl Metrics {
         out
     }
 
+    /// Every gauge's lines, in definition order, into a buffer sized after the last scrape.
+    fn encode_gauges(&self) -> String {
+        let mut out = String::with_capacity(self.size_hint.load(std::sync::atomic::Ordering::Relaxed));
+        for def in DEFINITIONS {
+            if let Some(Handle::Gauge(g)) = self.handles.get(def.name) {
+                g.encode(def, &mut out);
+            }
+        }
+        out
+    }
+
     /// Data-health gauges from freshly taken measurements.
     pub fn observe_measurements(&self, measurements: &[Measurement]) {
         for m in measurements {
@@ -385,7 +493,10 @@ impl Metrics {
             match m.kind {
                 MetricKind::LastModified => self.set(&ASSET_LAST_UPDATE, &table, m.value),
                 MetricKind::FreshnessLag => self.set(&ASSET_FRESHNESS_LAG, &table, m.value),
-                MetricKind::RowCount if m.column.is_empty() => self.set(&ASSET_ROWS, &table, m.value),
+                // Metadata scans report whether the catalog's figure is exact (`observe_rows`).
+                MetricKind::RowCount if m.column.is_empty() && m.check != "metadata" => {
+                    self.observe_rows(&m.asset, m.value, true);
+                }
                 MetricKind::RowsAdded if m.column.is_empty() => self.set(&ASSET_ROWS_ADDED, &table, m.value),
                 MetricKind::NullRate => self.set(&COLUMN_NULL_RATIO, &[source, &asset, &m.column], m.value),
                 MetricKind::SchemaChanges if m.value > 0.0 => self.inc(&ASSET_SCHEMA_CHANGES, &table, m.value),
@@ -395,6 +506,19 @@ impl Metrics {
                 self.set(&MONITOR_VALUE, &[source, &asset, m.kind.as_str(), &m.column], m.value);
             }
         }
+    }
+
+    /// The row count of an asset: exact (`count(*)`, or an exact catalog figure) into
+    /// [`ASSET_ROWS`], a catalog estimate into [`ASSET_ROWS_ESTIMATE`]. Each asset keeps only the
+    /// series of its latest figure, so an exact count is never shadowed by an older estimate and a
+    /// check that stops counting exactly does not leave a frozen exact count behind.
+    pub fn observe_rows(&self, asset: &crate::measure::AssetId, rows: f64, exact: bool) {
+        let name = asset.to_string();
+        let table = [asset.source(), name.as_str()];
+        let (keep, drop) =
+            if exact { (&ASSET_ROWS, &ASSET_ROWS_ESTIMATE) } else { (&ASSET_ROWS_ESTIMATE, &ASSET_ROWS) };
+        self.set(keep, &table, rows);
+        self.remove(drop, &table);
     }
 
     /// Verdicts (expected band, score, anomaly flag) and outcome counts of one finished run.
@@ -465,8 +589,43 @@ pub async fn timed_store<T>(operation: &str, work: impl std::future::Future<Outp
 /// The window over which downtime and SLO budgets are exposed.
 const DOWNTIME_WINDOW_DAYS: i64 = 30;
 
+/// Bumped whenever the store-derived gauges may be out of date: a scrape was served, an incident
+/// changed, a notification was delivered. Every [`refresh_loop`] wakes on it.
+static STALE: LazyLock<tokio::sync::watch::Sender<u64>> = LazyLock::new(|| tokio::sync::watch::channel(0).0);
+
+/// How long a refresher waits after a wake-up before reading the store, so that a burst (the
+/// incident changes of one run, a scrape right after) costs one refresh.
+const REFRESH_COALESCE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Asks the running refreshers to re-read the incident-derived gauges and the outbox depth.
+/// Never waits.
+pub fn request_refresh() {
+    STALE.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// Keeps the incident-derived gauges (open incidents, status, downtime, SLO budget, asset info)
+/// and the outbox depth current, off the scrape path: one refresh at start, then one after each
+/// [`request_refresh`] (coalesced), until `shutdown`. `GET /metrics` only copies memory and
+/// requests a refresh, so values are at most one scrape interval old (incident changes are
+/// picked up within [`REFRESH_COALESCE`] plus one store read).
+pub async fn refresh_loop(agent: std::sync::Arc<crate::runtime::Agent>, shutdown: tokio_util::sync::CancellationToken) {
+    let mut stale = STALE.subscribe();
+    loop {
+        stale.borrow_and_update();
+        refresh_from_store(&agent).await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = stale.changed() => if changed.is_err() { return },
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(REFRESH_COALESCE) => {}
+        }
+    }
+}
+
 /// Refreshes the incident-derived gauges and the outbox depth from the store (one incident
-/// query and one count), just before an exposition.
+/// query and one count). Runs in [`refresh_loop`], never on the scrape path.
 pub async fn refresh_from_store(agent: &crate::runtime::Agent) {
     let metrics = global();
     let now = agent.clock.now();
@@ -598,6 +757,90 @@ mod tests {
         assert!(text.contains("telltale_check_runs_total{task=\"asset\",outcome=\"pass\"} 1"));
         assert!(text.contains("telltale_build_info{version=\""));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn gauge_lines_are_rewritten_in_place_and_removed_without_losing_others() {
+        let m = Metrics::new();
+        let series = |asset: &str| ["wh", asset, "row_count", ""].map(str::to_string);
+        for (i, asset) in ["wh.a", "wh.b", "wh.c"].iter().enumerate() {
+            let s = series(asset);
+            m.set(&MONITOR_VALUE, &s.each_ref().map(String::as_str), i as f64);
+        }
+        let b = series("wh.b");
+        let b = b.each_ref().map(String::as_str);
+        m.set(&MONITOR_VALUE, &b, 0.25);
+        m.set(&MONITOR_VALUE, &b, 1e6);
+        assert_eq!(m.gauge(&MONITOR_VALUE, &b), Some(1e6));
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "telltale_monitor_value{source=\"wh\",asset=\"wh.b\",monitor=\"row_count\",column=\"\"} 1000000\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("asset=\"wh.b\"").count(), 1, "one line per series");
+        // Removing the first series moves the last one into its place; both stay reachable.
+        let a = series("wh.a");
+        m.remove(&MONITOR_VALUE, &a.each_ref().map(String::as_str));
+        assert_eq!(m.gauge_series(&MONITOR_VALUE), 2);
+        let c = series("wh.c");
+        let c = c.each_ref().map(String::as_str);
+        m.set(&MONITOR_VALUE, &c, f64::NAN);
+        m.remove(&MONITOR_VALUE, &b);
+        assert_eq!(m.gauge_series(&MONITOR_VALUE), 1);
+        assert!(m.gauge(&MONITOR_VALUE, &c).is_some_and(f64::is_nan));
+        let text = m.encode();
+        assert!(text.contains("asset=\"wh.c\",monitor=\"row_count\",column=\"\"} NaN\n"), "{text}");
+        assert!(!text.contains("wh.a") && !text.contains("wh.b"));
+        // Label values are escaped once, when the series appears.
+        m.set(&COLUMN_NULL_RATIO, &["wh", "wh.t", "we\"ird\\col\n"], 0.5);
+        assert!(m.encode().contains("column=\"we\\\"ird\\\\col\\n\"} 0.5\n"));
+        m.clear(&MONITOR_VALUE);
+        assert_eq!(m.gauge_series(&MONITOR_VALUE), 0);
+        assert!(!m.encode().contains("# TYPE telltale_monitor_value"), "empty families are not exposed");
+    }
+
+    #[test]
+    fn an_asset_has_either_an_exact_row_count_or_an_estimate() {
+        let m = Metrics::new();
+        let asset: crate::measure::AssetId = "wh.public.orders".parse().unwrap();
+        let table = ["wh", "wh.public.orders"];
+        m.observe_rows(&asset, 990.0, false);
+        assert_eq!(m.gauge(&ASSET_ROWS_ESTIMATE, &table), Some(990.0));
+        assert_eq!(m.gauge(&ASSET_ROWS, &table), None);
+        // An exact count (a check with `volume: {exact: true}`) replaces the estimate.
+        let now = chrono::Utc::now();
+        m.observe_measurements(&[Measurement::new(&asset, MetricKind::RowCount, 1000.0, now, "checks/a.yaml:3")]);
+        assert_eq!(m.gauge(&ASSET_ROWS, &table), Some(1000.0));
+        assert_eq!(m.gauge(&ASSET_ROWS_ESTIMATE, &table), None);
+        // A metadata scan's measurement does not touch the exact series by itself: the scan
+        // reports whether its figure is exact through `observe_rows`.
+        m.observe_measurements(&[Measurement::new(&asset, MetricKind::RowCount, 980.0, now, "metadata")]);
+        assert_eq!(m.gauge(&ASSET_ROWS, &table), Some(1000.0));
+        m.observe_rows(&asset, 1010.0, true);
+        assert_eq!(m.gauge(&ASSET_ROWS, &table), Some(1010.0));
+        assert_eq!(m.gauge(&ASSET_ROWS_ESTIMATE, &table), None);
+        // A check that stops counting exactly: the estimate takes over, no frozen exact count.
+        m.observe_rows(&asset, 1020.0, false);
+        assert_eq!(m.gauge(&ASSET_ROWS, &table), None);
+        assert_eq!(m.gauge(&ASSET_ROWS_ESTIMATE, &table), Some(1020.0));
+        // Every series keeps its latest value under `telltale_monitor_value` too.
+        assert_eq!(m.gauge(&MONITOR_VALUE, &["wh", "wh.public.orders", "row_count", ""]), Some(980.0));
+    }
+
+    #[test]
+    fn the_text_format_has_the_same_gauges_and_renames_counter_families() {
+        let m = Metrics::new();
+        m.set(&ASSET_ROWS, &["wh", "wh.t"], 5.0);
+        m.inc(&CHECK_RUNS, &["asset", "pass"], 2.0);
+        let (open, text) = (m.encode(), m.encode_text());
+        assert!(open.contains("# TYPE telltale_check_runs counter\n"));
+        assert!(text.contains("# TYPE telltale_check_runs_total counter\n"), "{text}");
+        assert!(text.contains("telltale_check_runs_total{task=\"asset\",outcome=\"pass\"} 2"), "{text}");
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
+        let gauges = |s: &str| s.lines().take_while(|l| !l.contains("telltale_check_")).collect::<Vec<_>>().join("\n");
+        assert_eq!(gauges(&open), gauges(&text));
     }
 
     #[test]

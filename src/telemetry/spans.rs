@@ -101,6 +101,7 @@ pub fn incident_update(asset: &str) -> tracing::Span {
 /// Counts one incident change; the ones a person would care about also become span events.
 pub fn incident_changed(change: &'static str, incident_id: &str, title: &str) {
     global().inc(&metrics::INCIDENT_CHANGES, &[change], 1.0);
+    metrics::request_refresh();
     if change != "updated" {
         tracing::info!(incident = incident_id, change, "incident {change}: {title}");
     }
@@ -130,4 +131,5 @@ pub fn delivered(span: &tracing::Span, channel: &str, outcome: &str, started: In
     let m = global();
     m.inc(&metrics::ALERT_DELIVERIES, &[channel, outcome], 1.0);
     m.observe(&metrics::ALERT_DELIVERY_DURATION, &[channel], started.elapsed().as_secs_f64());
+    metrics::request_refresh();
 }

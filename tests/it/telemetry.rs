@@ -244,6 +244,10 @@ async fn prometheus_scrapes_data_health_from_the_compose_configuration() {
     .await;
     assert!((nulls - 0.1).abs() < 1e-9, "email null ratio {nulls}");
     assert_eq!(prom_value(prom_port, "telltale_asset_rows{asset=\"warehouse.shop.customers\"}").await, 2000.0);
+    // customers is counted exactly (`volume: {exact: true}`): its catalog estimate is not exposed
+    // beside the count; orders and payments are not counted, so they never get an exact series.
+    assert!(prom_query(prom_port, "telltale_asset_rows_estimate{asset=\"warehouse.shop.customers\"}").await.is_empty());
+    assert!(prom_query(prom_port, "telltale_asset_rows{asset!=\"warehouse.shop.customers\"}").await.is_empty());
     // The newest order was created 3 minutes before the data was loaded.
     let lag =
         prom_value(prom_port, "time() - telltale_asset_last_update_timestamp_seconds{asset=\"warehouse.shop.orders\"}")
