@@ -211,6 +211,27 @@ pub fn profile_query(
     filter: Option<&str>,
     sample_percent: Option<f64>,
 ) -> Result<ProfileQuery, SourceError> {
+    profile_query_with(dialect, table, columns, filter, sample_percent, false)
+}
+
+/// [`profile_query`], with distinct counts estimated (HyperLogLog, `approx_distinct`) instead of
+/// exact when `approx_distinct` is set: lake sources ask for it on large scans, where exact
+/// counts would hold every distinct value in memory.
+pub fn profile_query_with(
+    dialect: Dialect,
+    table: &TableRef,
+    columns: &[ColumnRequest],
+    filter: Option<&str>,
+    sample_percent: Option<f64>,
+    approx_distinct: bool,
+) -> Result<ProfileQuery, SourceError> {
+    let distinct = |col: &str| {
+        if approx_distinct && dialect.0.is_lake() {
+            format!("approx_distinct({col})")
+        } else {
+            format!("count(DISTINCT {col})")
+        }
+    };
     let mut select = vec![dialect.text("count(*)")];
     let mut outputs = Vec::new();
     let mut skipped = Vec::new();
@@ -259,16 +280,13 @@ pub fn profile_query(
                     )
                 }
                 MetricKind::NullCount => format!("count(*) - count({col})"),
-                MetricKind::DistinctCount => format!("count(DISTINCT {col})"),
+                MetricKind::DistinctCount => distinct(&col),
                 MetricKind::DistinctRatio => {
-                    format!(
-                        "CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END",
-                        dialect.float(&format!("count(DISTINCT {col})"))
-                    )
+                    format!("CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END", dialect.float(&distinct(&col)))
                 }
                 MetricKind::Uniqueness => format!(
                     "CASE WHEN count({col}) = 0 THEN NULL ELSE {} / count({col}) END",
-                    dialect.float(&format!("count(DISTINCT {col})"))
+                    dialect.float(&distinct(&col))
                 ),
                 MetricKind::Min | MetricKind::Max => {
                     let f = if metric == MetricKind::Min { "min" } else { "max" };

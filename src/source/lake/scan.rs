@@ -26,7 +26,9 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::ObjectMeta;
 
@@ -38,6 +40,8 @@ use crate::config::FileFormat;
 pub(crate) struct FileTable {
     store_url: ObjectStoreUrl,
     file_schema: SchemaRef,
+    /// Names inside the data files (Delta column mapping), in `file_schema` order.
+    physical_names: Option<Vec<String>>,
     partition_fields: Vec<FieldRef>,
     schema: SchemaRef,
     format: FileFormat,
@@ -70,6 +74,7 @@ impl FileTable {
         Ok(FileTable {
             store_url,
             file_schema: view.file_schema.clone(),
+            physical_names: view.physical_names.clone(),
             partition_fields: view.partition_fields.clone(),
             schema,
             format: view.format,
@@ -129,9 +134,20 @@ impl TableProvider for FileTable {
             }
             files = kept;
         }
-        let table_schema = TableSchema::builder(self.file_schema.clone())
-            .with_table_partition_cols(self.partition_fields.clone())
-            .build();
+        // Under column mapping the files are read by their physical names, renamed below.
+        let file_schema = match &self.physical_names {
+            Some(names) => Arc::new(Schema::new(
+                self.file_schema
+                    .fields()
+                    .iter()
+                    .zip(names)
+                    .map(|(f, name)| Arc::new(f.as_ref().clone().with_name(name)))
+                    .collect::<Vec<FieldRef>>(),
+            )),
+            None => self.file_schema.clone(),
+        };
+        let table_schema =
+            TableSchema::builder(file_schema).with_table_partition_cols(self.partition_fields.clone()).build();
         let source: Arc<dyn FileSource> = match self.format {
             FileFormat::Parquet => Arc::new(ParquetSource::new(table_schema)),
             FileFormat::Csv => Arc::new(
@@ -156,7 +172,23 @@ impl TableProvider for FileTable {
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
-        Ok(DataSourceExec::from_data_source(config))
+        let exec: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        if self.physical_names.is_none() || exec.schema().fields().is_empty() {
+            return Ok(exec);
+        }
+        // Physical → logical names, column for column (the projection is the same on both sides).
+        let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let renames: Vec<ProjectionExpr> = exec
+            .schema()
+            .fields()
+            .iter()
+            .zip(&wanted)
+            .enumerate()
+            .map(|(i, (field, &logical))| {
+                ProjectionExpr::new(Arc::new(PhysicalColumn::new(field.name(), i)), self.schema.field(logical).name())
+            })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(renames, exec)?))
     }
 }
 
