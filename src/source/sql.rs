@@ -204,6 +204,9 @@ pub struct ProfileQuery {
 }
 
 /// Builds the one aggregate query that computes every requested metric of every column.
+/// The aggregate lake profiles read `p50` and `p95` from (registered by `source::lake`).
+pub const LAKE_QUANTILES: &str = "telltale_quantiles";
+
 pub fn profile_query(
     dialect: Dialect,
     table: &TableRef,
@@ -320,8 +323,10 @@ pub fn profile_query_with(
                     }
                     let q = if metric == MetricKind::P50 { "0.5" } else { "0.95" };
                     if dialect.0.is_lake() {
-                        // DataFusion: a t-digest in the same pass (exact quantiles would sort).
-                        format!("approx_percentile_cont({q}) WITHIN GROUP (ORDER BY {})", dialect.float(&col))
+                        // DataFusion: one t-digest per column in the same pass, for both
+                        // percentiles (exact quantiles would sort); see `source::lake::quantiles`.
+                        let field = if metric == MetricKind::P50 { "p50" } else { "p95" };
+                        format!("get_field({LAKE_QUANTILES}({}), '{field}')", dialect.float(&col))
                     } else {
                         format!("percentile_cont({q}) WITHIN GROUP (ORDER BY {col})")
                     }
@@ -513,7 +518,7 @@ mod tests {
             Some(10.0),
         )
         .unwrap();
-        insta::assert_snapshot!(q.sql, @r#"SELECT CAST(count(*) AS VARCHAR), CAST(approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST("amount" AS DOUBLE)) AS VARCHAR), CAST(CAST(stddev_samp("amount") AS DOUBLE) AS VARCHAR), CAST(CASE WHEN count(*) = 0 THEN NULL ELSE CAST(count(*) - count("amount") AS DOUBLE) / count(*) END AS VARCHAR) FROM "main"."events""#);
+        insta::assert_snapshot!(q.sql, @r#"SELECT CAST(count(*) AS VARCHAR), CAST(get_field(telltale_quantiles(CAST("amount" AS DOUBLE)), 'p50') AS VARCHAR), CAST(CAST(stddev_samp("amount") AS DOUBLE) AS VARCHAR), CAST(CASE WHEN count(*) = 0 THEN NULL ELSE CAST(count(*) - count("amount") AS DOUBLE) / count(*) END AS VARCHAR) FROM "main"."events""#);
     }
 
     #[test]

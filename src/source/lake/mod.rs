@@ -13,6 +13,7 @@
 mod delta;
 mod files;
 mod iceberg;
+mod quantiles;
 mod scan;
 mod store;
 

@@ -198,7 +198,9 @@ pub(crate) fn session(runtime: &Arc<RuntimeEnv>, threads: usize) -> SessionConte
         .with_target_partitions(threads.max(1))
         .with_information_schema(false)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true);
-    SessionContext::new_with_config_rt(config, runtime.clone())
+    let ctx = SessionContext::new_with_config_rt(config, runtime.clone());
+    ctx.register_udaf(super::quantiles::udaf());
+    ctx
 }
 
 /// Registers `provider` as `schema.name` (creating the schema).
