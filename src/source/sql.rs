@@ -522,6 +522,21 @@ mod tests {
     }
 
     #[test]
+    fn large_lake_profiles_estimate_distinct_counts() {
+        let columns = [ColumnRequest {
+            column: col("user", "Utf8"),
+            metrics: vec![MetricKind::DistinctCount, MetricKind::Uniqueness],
+            accepted_values: None,
+        }];
+        let table = TableRef::new("main", "events");
+        let q = profile_query_with(Dialect(SourceKind::Files), &table, &columns, None, None, true).unwrap();
+        insta::assert_snapshot!(q.sql, @r#"SELECT CAST(count(*) AS VARCHAR), CAST(approx_distinct("user") AS VARCHAR), CAST(CASE WHEN count("user") = 0 THEN NULL ELSE CAST(approx_distinct("user") AS DOUBLE) / count("user") END AS VARCHAR) FROM "main"."events""#);
+        // Warehouses count exactly whatever the flag says.
+        let q = profile_query_with(Dialect(SourceKind::Postgres), &table, &columns, None, None, true).unwrap();
+        assert!(q.sql.contains("count(DISTINCT \"user\")") && !q.sql.contains("approx"), "{}", q.sql);
+    }
+
+    #[test]
     fn custom_sql_loses_its_trailing_semicolon() {
         assert_eq!(custom_metric_query(Dialect(SourceKind::Sqlite), "select 1; "), "SELECT CAST((select 1) AS TEXT)");
     }
