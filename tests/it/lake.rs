@@ -756,6 +756,7 @@ async fn an_s3_server_that_goes_away_during_a_scan_fails_that_asset_within_the_t
             .expect("the run hung");
     let elapsed = started.elapsed();
     signal(&moto.child, "-CONT");
+    eprintln!("server stopped mid-scan: the run took {elapsed:?}");
     let error = failed_on_big(&outcomes);
     assert_eq!(error.error_class.map(|c| c.as_str()), Some("timeout"), "{error:?}");
     assert!(error.message.contains("8s") || error.message.contains("timed out"), "{}", error.message);
@@ -780,6 +781,7 @@ async fn an_s3_server_that_goes_away_during_a_scan_fails_that_asset_within_the_t
             .await
             .expect("the run hung");
     let elapsed = started.elapsed();
+    eprintln!("server killed mid-scan: the run took {elapsed:?}");
     let error = failed_on_big(&outcomes);
     // The runtime retries an unreachable source within the run: the last attempt, refused while
     // re-listing the table, is what the outcome reports.
