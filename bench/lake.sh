@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Lake benchmarks, each side by side with DuckDB in the same run (see docs/benchmarks.md).
 #
-#   bench/lake.sh [--rows N] [--files N] [--only profile|metadata]
+#   bench/lake.sh [--rows N] [--files N] [--only profile|metadata] [--data DIR]
+#
+# --data DIR keeps the generated datasets in DIR and reuses them on the next run (they take a
+# minute or two to write); without it they live in the temp dir removed on exit.
 #
 # 1. profile: a Parquet dataset of N rows (default 10,000,000) x 20 columns (8 bigint, 6 double,
 #    4 text, 2 timestamps; 8 files written by DuckDB). `telltale measure` with a check asking for
@@ -20,13 +23,15 @@ set -euo pipefail
 ROWS=10000000
 FILES=10000
 ONLY=""
+DATA=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --rows) ROWS="$2"; shift 2 ;;
         --files) FILES="$2"; shift 2 ;;
         --only) ONLY="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-        *) die "unknown argument $1 (expected --rows N, --files N, --only profile|metadata)" ;;
+        --data) DATA="$2"; shift 2 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) die "unknown argument $1 (expected --rows N, --files N, --only profile|metadata, --data DIR)" ;;
     esac
 done
 
@@ -43,13 +48,22 @@ fi
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/telltale-lake-bench.XXXXXX")"
 cleanup() { [ "${BENCH_KEEP_TMP:-0}" = "1" ] || rm -rf "$TMP"; }
 trap cleanup EXIT
+if [ -n "$DATA" ]; then
+    mkdir -p "$DATA"
+    DATA="$(cd "$DATA" && pwd)"
+else
+    DATA="$TMP/data"
+fi
+WIDE="$DATA/wide-$ROWS"
+MANY="$DATA/many-$FILES"
 
 row() { printf '%-58s %10s %12s %6s\n' "$@"; }
 
 if [ -z "$ONLY" ] || [ "$ONLY" = "profile" ]; then
+    if [ ! -f "$WIDE/.complete" ]; then
     log "profile: writing $ROWS rows x 20 columns of Parquet with DuckDB"
-    mkdir -p "$TMP/lake/wide"
-    "$PY" - "$TMP/lake/wide" "$ROWS" <<'EOF'
+    rm -rf "$WIDE" && mkdir -p "$WIDE/lake/wide"
+    "$PY" - "$WIDE/lake/wide" "$ROWS" <<'EOF'
 import sys, duckdb
 out, rows = sys.argv[1], int(sys.argv[2])
 con = duckdb.connect()
@@ -68,13 +82,15 @@ COPY (
 ) TO '{out}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 1000000, PER_THREAD_OUTPUT false, FILE_SIZE_BYTES '64MB')
 """)
 EOF
+    touch "$WIDE/.complete"
+    fi
     cat >"$TMP/telltale.yaml" <<EOF
 version: 1
 store: sqlite://$TMP/state/t.db
 sources:
   bench:
     kind: files
-    url: $TMP/lake
+    url: $WIDE/lake
     statement_timeout: 30m
     memory_limit: 2GiB
 checks: [$TMP/checks]
@@ -103,24 +119,25 @@ EOF
 import duckdb
 con = duckdb.connect()
 con.execute("SET threads = 2")
-rows = con.execute("SUMMARIZE SELECT * FROM read_parquet('$TMP/lake/wide/*.parquet')").fetchall()
+rows = con.execute("SUMMARIZE SELECT * FROM read_parquet('$WIDE/lake/wide/*.parquet')").fetchall()
 assert len(rows) == 20, rows
 EOF
     measure duckdb-summarize -- "$PY" "$TMP/summarize.py"
     D_WALL="$WALL_S" D_RSS="$RSS_MB" D_RC="$RC"
     echo
-    echo "Profile of $ROWS rows x 20 columns of Parquet ($(du -sh "$TMP/lake/wide" | cut -f1))"
+    echo "Profile of $ROWS rows x 20 columns of Parquet ($(du -sh "$WIDE/lake/wide" | cut -f1), $(find "$WIDE/lake/wide" -name '*.parquet' | wc -l) files; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
     row "" "wall (s)" "peak RSS MB" "exit"
     row "telltale measure (one DataFusion query, $T_VALUES values)" "$T_WALL" "$T_RSS" "$T_RC"
     row "DuckDB SUMMARIZE (2 threads)" "$D_WALL" "$D_RSS" "$D_RC"
     echo "telltale / DuckDB wall: $(ratio "$T_WALL" "$D_WALL")x (target <= 1.5x), memory: $(ratio "$T_RSS" "$D_RSS")x"
-    rm -rf "$TMP/lake/wide" "$TMP/state" "$TMP/checks"
+    rm -rf "$TMP/state" "$TMP/checks"
 fi
 
 if [ -z "$ONLY" ] || [ "$ONLY" = "metadata" ]; then
+    if [ ! -f "$MANY/.complete" ]; then
     log "metadata: writing $FILES Parquet files (100 rows each, 100 day= partitions)"
-    mkdir -p "$TMP/lake2/many"
-    "$PY" - "$TMP/lake2/many" "$FILES" <<'EOF'
+    rm -rf "$MANY" && mkdir -p "$MANY/lake/many"
+    "$PY" - "$MANY/lake/many" "$FILES" <<'EOF'
 import sys, os, datetime, pyarrow as pa, pyarrow.parquet as pq
 out, files = sys.argv[1], int(sys.argv[2])
 for f in range(files):
@@ -133,13 +150,15 @@ for f in range(files):
         "ts": pa.array([datetime.datetime(2024, 1, 1) + datetime.timedelta(seconds=base + i) for i in range(100)], pa.timestamp("us")),
     }), f"{d}/part-{f}.parquet")
 EOF
+    touch "$MANY/.complete"
+    fi
     cat >"$TMP/telltale.yaml" <<EOF
 version: 1
 store: sqlite://$TMP/state2/t.db
 sources:
   bench:
     kind: files
-    url: $TMP/lake2
+    url: $MANY/lake
 checks: [$TMP/checks2]
 EOF
     mkdir -p "$TMP/checks2"
@@ -154,7 +173,7 @@ EOF
 import duckdb
 con = duckdb.connect()
 con.execute("SET threads = 2")
-print(con.execute("SELECT count(*), max(ts) FROM read_parquet('$TMP/lake2/many/*/*.parquet')").fetchall())
+print(con.execute("SELECT count(*), max(ts) FROM read_parquet('$MANY/lake/many/*/*.parquet')").fetchall())
 EOF
     log "metadata: DuckDB full scan count(*), max(ts)"
     measure duckdb-count -- "$PY" "$TMP/count.py"

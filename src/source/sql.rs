@@ -204,6 +204,9 @@ pub struct ProfileQuery {
 }
 
 /// Builds the one aggregate query that computes every requested metric of every column.
+/// The aggregate lake profiles read `p50` and `p95` from (registered by `source::lake`).
+pub const LAKE_QUANTILES: &str = "telltale_quantiles";
+
 pub fn profile_query(
     dialect: Dialect,
     table: &TableRef,
@@ -211,6 +214,27 @@ pub fn profile_query(
     filter: Option<&str>,
     sample_percent: Option<f64>,
 ) -> Result<ProfileQuery, SourceError> {
+    profile_query_with(dialect, table, columns, filter, sample_percent, false)
+}
+
+/// [`profile_query`], with distinct counts estimated (HyperLogLog, `approx_distinct`) instead of
+/// exact when `approx_distinct` is set: lake sources ask for it on large scans, where exact
+/// counts would hold every distinct value in memory.
+pub fn profile_query_with(
+    dialect: Dialect,
+    table: &TableRef,
+    columns: &[ColumnRequest],
+    filter: Option<&str>,
+    sample_percent: Option<f64>,
+    approx_distinct: bool,
+) -> Result<ProfileQuery, SourceError> {
+    let distinct = |col: &str| {
+        if approx_distinct && dialect.0.is_lake() {
+            format!("approx_distinct({col})")
+        } else {
+            format!("count(DISTINCT {col})")
+        }
+    };
     let mut select = vec![dialect.text("count(*)")];
     let mut outputs = Vec::new();
     let mut skipped = Vec::new();
@@ -259,16 +283,13 @@ pub fn profile_query(
                     )
                 }
                 MetricKind::NullCount => format!("count(*) - count({col})"),
-                MetricKind::DistinctCount => format!("count(DISTINCT {col})"),
+                MetricKind::DistinctCount => distinct(&col),
                 MetricKind::DistinctRatio => {
-                    format!(
-                        "CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END",
-                        dialect.float(&format!("count(DISTINCT {col})"))
-                    )
+                    format!("CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END", dialect.float(&distinct(&col)))
                 }
                 MetricKind::Uniqueness => format!(
                     "CASE WHEN count({col}) = 0 THEN NULL ELSE {} / count({col}) END",
-                    dialect.float(&format!("count(DISTINCT {col})"))
+                    dialect.float(&distinct(&col))
                 ),
                 MetricKind::Min | MetricKind::Max => {
                     let f = if metric == MetricKind::Min { "min" } else { "max" };
@@ -302,8 +323,10 @@ pub fn profile_query(
                     }
                     let q = if metric == MetricKind::P50 { "0.5" } else { "0.95" };
                     if dialect.0.is_lake() {
-                        // DataFusion: a t-digest in the same pass (exact quantiles would sort).
-                        format!("approx_percentile_cont({q}) WITHIN GROUP (ORDER BY {})", dialect.float(&col))
+                        // DataFusion: one t-digest per column in the same pass, for both
+                        // percentiles (exact quantiles would sort); see `source::lake::quantiles`.
+                        let field = if metric == MetricKind::P50 { "p50" } else { "p95" };
+                        format!("get_field({LAKE_QUANTILES}({}), '{field}')", dialect.float(&col))
                     } else {
                         format!("percentile_cont({q}) WITHIN GROUP (ORDER BY {col})")
                     }
@@ -495,7 +518,22 @@ mod tests {
             Some(10.0),
         )
         .unwrap();
-        insta::assert_snapshot!(q.sql, @r#"SELECT CAST(count(*) AS VARCHAR), CAST(approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY CAST("amount" AS DOUBLE)) AS VARCHAR), CAST(CAST(stddev_samp("amount") AS DOUBLE) AS VARCHAR), CAST(CASE WHEN count(*) = 0 THEN NULL ELSE CAST(count(*) - count("amount") AS DOUBLE) / count(*) END AS VARCHAR) FROM "main"."events""#);
+        insta::assert_snapshot!(q.sql, @r#"SELECT CAST(count(*) AS VARCHAR), CAST(get_field(telltale_quantiles(CAST("amount" AS DOUBLE)), 'p50') AS VARCHAR), CAST(CAST(stddev_samp("amount") AS DOUBLE) AS VARCHAR), CAST(CASE WHEN count(*) = 0 THEN NULL ELSE CAST(count(*) - count("amount") AS DOUBLE) / count(*) END AS VARCHAR) FROM "main"."events""#);
+    }
+
+    #[test]
+    fn large_lake_profiles_estimate_distinct_counts() {
+        let columns = [ColumnRequest {
+            column: col("user", "Utf8"),
+            metrics: vec![MetricKind::DistinctCount, MetricKind::Uniqueness],
+            accepted_values: None,
+        }];
+        let table = TableRef::new("main", "events");
+        let q = profile_query_with(Dialect(SourceKind::Files), &table, &columns, None, None, true).unwrap();
+        insta::assert_snapshot!(q.sql, @r#"SELECT CAST(count(*) AS VARCHAR), CAST(approx_distinct("user") AS VARCHAR), CAST(CASE WHEN count("user") = 0 THEN NULL ELSE CAST(approx_distinct("user") AS DOUBLE) / count("user") END AS VARCHAR) FROM "main"."events""#);
+        // Warehouses count exactly whatever the flag says.
+        let q = profile_query_with(Dialect(SourceKind::Postgres), &table, &columns, None, None, true).unwrap();
+        assert!(q.sql.contains("count(DISTINCT \"user\")") && !q.sql.contains("approx"), "{}", q.sql);
     }
 
     #[test]

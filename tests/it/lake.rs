@@ -278,6 +278,148 @@ import os\nos.remove('tables/broken/_delta_log/00000000000000000001.json')\n"
     assert_eq!(tables[0].columns.len(), 3);
 }
 
+/// Delta tables as readers meet them after months of writes: checkpoints (with commits after them,
+/// and a compaction checkpointed before the first poll), column mapping (`name`: files hold
+/// `col-<uuid>` columns, partition values are keyed by physical names), and a V2 checkpoint with a
+/// sidecar. delta-rs writes only classic checkpoints, so the V2 one is made from the real
+/// checkpoint of a table it wrote: its `add` rows moved to `_delta_log/_sidecars/<uuid>.parquet`
+/// and a `n.checkpoint.<uuid>.json` naming it, as the protocol lays V2 checkpoints out.
+#[tokio::test]
+async fn delta_checkpoints_v2_sidecars_and_column_mapping_are_read() {
+    let Some(python) = tool("TELLTALE_LAKE_PYTHON") else { return };
+    let checks = r#"version: 1
+assets:
+  - source: dl
+    table: mapped
+    monitors:
+      volume: {}
+      schema: {}
+      freshness: {timestamp_column: day}
+      columns:
+        "Amount Col": [mean, null_rate, max]
+        id: [max]
+  - source: dl
+    table: compacted
+    monitors:
+      volume: {}
+      freshness: {}
+      columns:
+        amount: [mean]
+  - source: dl
+    table: v2
+    monitors:
+      volume: {}
+      columns:
+        amount: [mean, max]
+"#;
+    let ws = Workspace::new(
+        "version: 1\nstore: sqlite://state/t.db\nsources:\n  dl:\n    kind: delta\n    url: tables\nchecks: [checks/]\n",
+        &[("dl.yaml", checks)],
+    );
+    py(
+        &python,
+        ws.path(),
+        &format!(
+            r#"{DELTA_PRELUDE}
+import json, os, time, uuid, pyarrow.parquet as pq, pyarrow.compute as pc
+def mapped(ids, day):
+    return pa.table({{"id": pa.array(ids, pa.int64()), "Amount Col": pa.array([float(i) for i in ids]), "day": pa.array([day] * len(ids))}})
+write_deltalake("tables/mapped", mapped([1, 2, 3], "2024-05-01"), partition_by=["day"], configuration={{"delta.columnMapping.mode": "name"}})
+write_deltalake("tables/mapped", mapped([4, 5], "2024-05-02"), mode="append")
+DeltaTable("tables/mapped").create_checkpoint()
+write_deltalake("tables/mapped", mapped([6], "2024-05-03"), mode="append")
+
+write_deltalake("tables/compacted", rows([1, 2, 3]))
+write_deltalake("tables/compacted", rows([4, 5]), mode="append")
+time.sleep(1.2)
+dt = DeltaTable("tables/compacted")
+dt.optimize.compact()
+dt.create_checkpoint()
+commit = lambda v: [json.loads(l) for l in open("tables/compacted/_delta_log/%020d.json" % v)]
+append_ms = [a["commitInfo"]["timestamp"] for a in commit(1) if "commitInfo" in a][0]
+assert [a["commitInfo"]["operation"] for a in commit(2) if "commitInfo" in a] == ["OPTIMIZE"]
+open("append_ms", "w").write(str(append_ms))
+
+write_deltalake("tables/v2", rows([1, 2, 3, 4]))
+write_deltalake("tables/v2", rows([5, 6, 7]), mode="append")
+DeltaTable("tables/v2").create_checkpoint()
+write_deltalake("tables/v2", rows([8]), mode="append")
+log = "tables/v2/_delta_log"
+classic = pq.read_table(f"{{log}}/00000000000000000001.checkpoint.parquet")
+adds = classic.filter(pc.is_valid(classic["add"])).select(["add"])
+assert adds.num_rows == 2
+os.makedirs(f"{{log}}/_sidecars")
+sidecar = f"{{uuid.uuid4()}}.parquet"
+pq.write_table(adds, f"{{log}}/_sidecars/{{sidecar}}")
+first = [l.strip() for l in open(f"{{log}}/00000000000000000000.json")]
+with open(f"{{log}}/00000000000000000001.checkpoint.{{uuid.uuid4()}}.json", "w") as f:
+    f.write(json.dumps({{"checkpointMetadata": {{"version": 1}}}}) + "\n")
+    for l in first:
+        if '"protocol"' in l or '"metaData"' in l:
+            f.write(l + "\n")
+    f.write(json.dumps({{"sidecar": {{"path": sidecar, "sizeInBytes": os.path.getsize(f"{{log}}/_sidecars/{{sidecar}}"), "modificationTime": 0}}}}) + "\n")
+for name in ["00000000000000000000.json", "00000000000000000001.json", "00000000000000000001.checkpoint.parquet", "_last_checkpoint"]:
+    os.remove(f"{{log}}/{{name}}")
+"#
+        ),
+    );
+    let clock = Arc::new(ManualClock::new("2024-05-04T00:00:00Z".parse().unwrap()));
+    let agent = ws.agent(clock.clone() as SharedClock).await;
+    let outcomes = agent.run_once(&CancellationToken::new()).await;
+    let errors: Vec<_> = outcomes.iter().filter(|o| o.status == Status::Error).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // Column mapping: logical names in the schema and the checks, values read from `col-<uuid>`
+    // columns (a reader matching by logical name would see only nulls), partition values keyed by
+    // physical names; the append after the checkpoint is counted.
+    let mapped = "dl.main.mapped";
+    assert_eq!(find(&outcomes, mapped, "volume", None).value, Some(6.0));
+    assert_eq!(find(&outcomes, mapped, "column", Some("Amount Col.mean")).value, Some(3.5));
+    assert_eq!(find(&outcomes, mapped, "column", Some("Amount Col.null_rate")).value, Some(0.0));
+    assert_eq!(find(&outcomes, mapped, "column", Some("Amount Col.max")).value, Some(6.0));
+    assert_eq!(find(&outcomes, mapped, "column", Some("id.max")).value, Some(6.0));
+    assert_eq!(find(&outcomes, mapped, "freshness", None).value, Some(86_400.0), "newest day= is 2024-05-03");
+    let config = telltale::config::Config::load(&ws.config_path()).unwrap();
+    let source = telltale::source::connect(config.source("dl").unwrap()).unwrap();
+    let scope = telltale::source::Scope {
+        tables: [telltale::measure::TableRef::new("main", "mapped")].into(),
+        ..Default::default()
+    };
+    let tables = source.scan_metadata(&scope).await.unwrap();
+    let names: Vec<&str> = tables[0].columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["id", "Amount Col", "day"]);
+
+    // A first read that starts at a checkpoint written right after an OPTIMIZE: the checkpoint
+    // alone would make the compaction look like fresh data; the commits kept before it say the
+    // last data change was the append.
+    let compacted = "dl.main.compacted";
+    assert_eq!(find(&outcomes, compacted, "volume", None).value, Some(5.0));
+    assert_eq!(find(&outcomes, compacted, "column", Some("amount.mean")).value, Some(3.0));
+    let append_ms: i64 = std::fs::read_to_string(ws.path().join("append_ms")).unwrap().trim().parse().unwrap();
+    assert_eq!(latest(&agent, compacted, MetricKind::LastModified).await, Some((append_ms / 1000) as f64));
+
+    // V2 checkpoint + sidecar, then a commit after it; the commits before it are gone.
+    let v2 = "dl.main.v2";
+    assert_eq!(find(&outcomes, v2, "volume", None).value, Some(8.0));
+    assert_eq!(find(&outcomes, v2, "column", Some("amount.mean")).value, Some(4.5));
+    assert_eq!(find(&outcomes, v2, "column", Some("amount.max")).value, Some(8.0));
+
+    // Incremental after the checkpoint: one more append to the mapped table.
+    py(
+        &python,
+        ws.path(),
+        &format!(
+            "{DELTA_PRELUDE}\nwrite_deltalake('tables/mapped', pa.table({{'id': pa.array([7], pa.int64()), 'Amount Col': [7.0], 'day': ['2024-05-04']}}), mode='append')\n"
+        ),
+    );
+    clock.advance(Duration::from_secs(3600));
+    let outcomes = agent.run_once(&CancellationToken::new()).await;
+    assert_eq!(find(&outcomes, mapped, "volume", None).value, Some(7.0));
+    assert_eq!(latest(&agent, mapped, MetricKind::RowsAdded).await, Some(1.0));
+    assert_eq!(find(&outcomes, mapped, "column", Some("Amount Col.mean")).value, Some(4.0));
+    agent.close().await;
+}
+
 const ICEBERG_PRELUDE: &str = r#"
 import os, pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
@@ -358,6 +500,24 @@ lost = cat.create_table('shop.lost', schema=rows([1]).schema)\nlost.append(rows(
     let outcomes = agent.run_once(&CancellationToken::new()).await;
     assert_eq!(find(&outcomes, orders, "volume", None).value, Some(2.0));
     assert_eq!(find(&outcomes, orders, "column", Some("amount.mean")).value, Some(15.0));
+
+    // A row-level delete: pyiceberg 0.12 writes it copy-on-write (a rewritten data file, no
+    // delete file), so both the snapshot summary and the profile see the row gone.
+    py(
+        &python,
+        ws.path(),
+        &format!(
+            "{ICEBERG_PRELUDE}
+t = cat.load_table('shop.orders')
+t.delete('id = 10')
+assert all(m.content == 0 for m in cat.load_table('shop.orders').current_snapshot().manifests(t.io))
+"
+        ),
+    );
+    clock.advance(std::time::Duration::from_secs(600));
+    let outcomes = agent.run_once(&CancellationToken::new()).await;
+    assert_eq!(find(&outcomes, orders, "volume", None).value, Some(1.0));
+    assert_eq!(find(&outcomes, orders, "column", Some("amount.mean")).value, Some(20.0));
     agent.close().await;
 }
 
@@ -445,5 +605,196 @@ for h in range(24):\n    for i in range(100):\n        buf = io.BytesIO()\n     
     assert_eq!(down.error_class.map(|c| c.as_str()), Some("unreachable"), "{down:?}");
     assert!(down.message.contains("s3://lake/raw"), "{}", down.message);
     assert!(started.elapsed() < Duration::from_secs(30), "bounded retries, took {:?}", started.elapsed());
+    agent.close().await;
+}
+
+/// A TCP pass-through in front of `moto_server`: it counts the response bytes it forwards (so the
+/// test knows a data scan is under way) and can pace them (so the scan lasts long enough to stop
+/// the server in the middle of it). When the server closes or resets a connection, the client's
+/// side is closed too, as if it had talked to the server directly.
+struct Pipe {
+    endpoint: String,
+    upstream: Arc<std::sync::atomic::AtomicU16>,
+    down_bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes per second forwarded towards telltale; 0: as fast as possible.
+    pace: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Pipe {
+    async fn start(upstream_port: u16) -> Pipe {
+        use std::sync::atomic::Ordering::Relaxed;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let pipe = Pipe {
+            endpoint,
+            upstream: Arc::new(upstream_port.into()),
+            down_bytes: Arc::new(0.into()),
+            pace: Arc::new(0.into()),
+        };
+        let (upstream, down_bytes, pace) = (pipe.upstream.clone(), pipe.down_bytes.clone(), pipe.pace.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (port, down_bytes, pace) = (upstream.load(Relaxed), down_bytes.clone(), pace.clone());
+                tokio::spawn(async move {
+                    // No server: the client's connection is dropped, like a refused one.
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let requests = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                        let _ = server_write.shutdown().await;
+                    });
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n) = server_read.read(&mut buf).await {
+                        if n == 0 || client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        down_bytes.fetch_add(n as u64, Relaxed);
+                        let rate = pace.load(Relaxed);
+                        if rate > 0 {
+                            tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+                        }
+                    }
+                    requests.abort();
+                });
+            }
+        });
+        pipe
+    }
+
+    fn bytes(&self) -> u64 {
+        self.down_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until `more` response bytes have passed since `from`.
+    async fn wait_for(&self, from: u64, more: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.bytes() < from + more {
+            assert!(std::time::Instant::now() < deadline, "no data scan started ({} bytes)", self.bytes() - from);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn moto_port(moto: &Moto) -> u16 {
+    moto.endpoint.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill {sig}");
+}
+
+/// Big Parquet files (random doubles: incompressible, 16 MB each) and a small table on S3.
+fn upload_s3_tables(python: &str, endpoint: &str) {
+    py(
+        python,
+        Path::new("."),
+        &format!(
+            "import io, boto3, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq\n\
+s3 = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')\n\
+s3.create_bucket(Bucket='lake')\n\
+for i in range(3):\n    buf = io.BytesIO()\n    pq.write_table(pa.table({{'x': pc.random(2_000_000, initializer=i)}}), buf, compression='none', row_group_size=250_000)\n    s3.put_object(Bucket='lake', Key=f'raw/big/part-{{i}}.parquet', Body=buf.getvalue())\n\
+buf = io.BytesIO()\npq.write_table(pa.table({{'v': [1, 2, 3]}}), buf)\ns3.put_object(Bucket='lake', Key='raw/small/a.parquet', Body=buf.getvalue())\n"
+        ),
+    );
+}
+
+/// The storage server stops answering, then dies, in the middle of a profile that is reading
+/// large files: the scan ends within the source's timeouts with a clear error on that asset, the
+/// other assets of the run are measured, and the next run after the server is back succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_server_that_goes_away_during_a_scan_fails_that_asset_within_the_timeouts() {
+    let Some(python) = tool("TELLTALE_LAKE_PYTHON") else { return };
+    let Some(moto_binary) = tool("TELLTALE_MOTO_SERVER") else { return };
+    let mut moto = Moto::start(&moto_binary);
+    let pipe = Pipe::start(moto_port(&moto)).await;
+    upload_s3_tables(&python, &moto.endpoint);
+    let config = format!(
+        "version: 1\nstore: sqlite://state/t.db\nsources:\n  s3lake:\n    kind: files\n    url: s3://lake/raw\n    statement_timeout: 8s\n    connect_timeout: 1s\n    s3:\n      endpoint: {}\n      region: us-east-1\n      access_key_id: k\n      secret_access_key: s\n      path_style: true\n      allow_http: true\n  local:\n    kind: files\n    url: lake\nchecks: [checks/]\n",
+        pipe.endpoint
+    );
+    let checks = "version: 1\nassets:\n  - source: s3lake\n    table: big\n    monitors:\n      volume: {}\n      columns:\n        x: [max, null_rate]\n  - source: local\n    table: orders\n    monitors:\n      volume: {}\n      columns:\n        n: [max]\n";
+    let ws = Workspace::new(&config, &[("s3.yaml", checks)]);
+    py(
+        &python,
+        ws.path(),
+        "import os, pyarrow as pa, pyarrow.parquet as pq\nos.makedirs('lake/orders')\npq.write_table(pa.table({'n': [1, 2, 3, 4]}), 'lake/orders/a.parquet')\n",
+    );
+    let agent = ws.agent(Arc::new(ManualClock::new(chrono::Utc::now())) as SharedClock).await;
+    let (big, local) = ("s3lake.main.big", "local.main.orders");
+    let healthy = |outcomes: &[CheckOutcome]| {
+        let errors: Vec<_> = outcomes.iter().filter(|o| o.status == Status::Error).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(find(outcomes, big, "volume", None).value, Some(6_000_000.0));
+        assert_eq!(find(outcomes, big, "column", Some("x.null_rate")).value, Some(0.0));
+        assert_eq!(find(outcomes, local, "column", Some("n.max")).value, Some(4.0));
+    };
+    healthy(&agent.run_once(&CancellationToken::new()).await);
+    let failed_on_big = |outcomes: &[CheckOutcome]| -> CheckOutcome {
+        assert_eq!(find(outcomes, local, "volume", None).value, Some(4.0), "the other source is measured");
+        assert_eq!(find(outcomes, local, "column", Some("n.max")).value, Some(4.0));
+        let errors: Vec<&CheckOutcome> = outcomes.iter().filter(|o| o.status == Status::Error).collect();
+        assert!(errors.iter().all(|o| o.asset.as_str() == big), "{errors:#?}");
+        (*errors.first().unwrap_or_else(|| panic!("no error for {big}: {outcomes:#?}"))).clone()
+    };
+
+    // 1. The server hangs (SIGSTOP) while the profile reads: nothing answers, connections stay
+    //    open. The statement timeout (8 s) ends the scan; no retry outlives it.
+    pipe.pace.store(16 << 20, std::sync::atomic::Ordering::Relaxed);
+    let before = pipe.bytes();
+    let started = std::time::Instant::now();
+    let token = CancellationToken::new();
+    let stop = async {
+        pipe.wait_for(before, 4 << 20).await;
+        signal(&moto.child, "-STOP");
+    };
+    let (outcomes, ()) =
+        tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(agent.run_once(&token), stop) })
+            .await
+            .expect("the run hung");
+    let elapsed = started.elapsed();
+    signal(&moto.child, "-CONT");
+    eprintln!("server stopped mid-scan: the run took {elapsed:?}");
+    let error = failed_on_big(&outcomes);
+    assert_eq!(error.error_class.map(|c| c.as_str()), Some("timeout"), "{error:?}");
+    assert!(error.message.contains("8s") || error.message.contains("timed out"), "{}", error.message);
+    assert!(elapsed < Duration::from_secs(25), "bounded by the 8 s statement timeout, took {elapsed:?}");
+
+    // The same server is back: the next run measures everything.
+    pipe.pace.store(0, std::sync::atomic::Ordering::Relaxed);
+    healthy(&agent.run_once(&CancellationToken::new()).await);
+
+    // 2. The server dies (SIGKILL) in the middle of reading the files: a truncated response,
+    //    then refused connections. The asset fails as unreachable, quickly, naming the file.
+    pipe.pace.store(16 << 20, std::sync::atomic::Ordering::Relaxed);
+    let before = pipe.bytes();
+    let started = std::time::Instant::now();
+    let kill = async {
+        pipe.wait_for(before, 4 << 20).await;
+        let _ = moto.child.kill();
+        let _ = moto.child.wait();
+    };
+    let (outcomes, ()) =
+        tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(agent.run_once(&token), kill) })
+            .await
+            .expect("the run hung");
+    let elapsed = started.elapsed();
+    eprintln!("server killed mid-scan: the run took {elapsed:?}");
+    let error = failed_on_big(&outcomes);
+    // The runtime retries an unreachable source within the run: the last attempt, refused while
+    // re-listing the table, is what the outcome reports.
+    assert_eq!(error.error_class.map(|c| c.as_str()), Some("unreachable"), "{error:?}");
+    assert!(error.message.contains("s3://lake/raw/big"), "{}", error.message);
+    assert!(elapsed < Duration::from_secs(25), "took {elapsed:?}");
+
+    // A new server (moto keeps objects in memory: the data is written again) behind the same
+    // endpoint: the same agent recovers without a restart.
+    pipe.pace.store(0, std::sync::atomic::Ordering::Relaxed);
+    let moto2 = Moto::start(&moto_binary);
+    pipe.upstream.store(moto_port(&moto2), std::sync::atomic::Ordering::Relaxed);
+    upload_s3_tables(&python, &moto2.endpoint);
+    healthy(&agent.run_once(&CancellationToken::new()).await);
     agent.close().await;
 }

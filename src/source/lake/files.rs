@@ -60,18 +60,19 @@ pub(super) async fn handles(
     only: Option<&TableRef>,
 ) -> Result<Vec<Handle>, SourceError> {
     check_root(source_name, root).await?;
-    let prefix = match only {
+    let listed = match only {
         Some(t) if t.schema != SCHEMA => return Ok(Vec::new()),
-        Some(t) => root.child(&t.name).path,
-        None => root.path.clone(),
+        Some(t) => root.child(&t.name),
+        None => root.clone(),
     };
+    let prefix = listed.path.clone();
     let objects: Vec<ObjectMeta> = root
         .store
         .store
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|e| store::store_error(source_name, &format!("listing {}", root.display()), e))?;
+        .map_err(|e| store::store_error(source_name, &format!("listing {}", listed.display()), e))?;
     let mut by_table: std::collections::BTreeMap<String, Vec<ObjectMeta>> = Default::default();
     let root_parts = root.path.parts().count();
     for o in objects {
@@ -241,6 +242,7 @@ async fn load_in(
         rows: Some(rows as f64),
         last_modified: newest,
         signature: format!("{}:{}:{}", data.len(), total_size, newest.map_or(0, |t| t.timestamp_millis())),
+        physical_names: None,
         unsupported_scan: None,
     })
 }

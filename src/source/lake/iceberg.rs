@@ -203,6 +203,7 @@ pub(super) async fn load(
         rows,
         last_modified: last_data.and_then(DateTime::from_timestamp_millis),
         signature: format!("snapshot:{}", current_id.unwrap_or(-1)),
+        physical_names: None,
         unsupported_scan: unsupported,
     })
 }

@@ -13,6 +13,7 @@
 mod delta;
 mod files;
 mod iceberg;
+mod quantiles;
 mod scan;
 mod store;
 
@@ -37,6 +38,10 @@ use super::{
 use crate::config::{FileFormat, LakeOptions, SourceConfig, SourceKind};
 use crate::measure::{Column, TableRef};
 use store::{Location, Store, Stores};
+
+/// Profiles reading more rows than this estimate distinct counts (HyperLogLog, ~1% error)
+/// instead of counting them exactly.
+pub(crate) const EXACT_DISTINCT_MAX_ROWS: u64 = 1_000_000;
 
 /// Tables read at once during a metadata scan.
 const LOAD_CONCURRENCY: usize = 8;
@@ -69,6 +74,9 @@ pub(crate) struct TableView {
     pub rows: Option<f64>,
     pub last_modified: Option<DateTime<Utc>>,
     pub signature: String,
+    /// The names `file_schema`'s fields have inside the data files, when they differ from the
+    /// table's (Delta column mapping); in `file_schema` order.
+    pub physical_names: Option<Vec<String>>,
     /// Why the data files cannot be scanned (metadata still measures the table).
     pub unsupported_scan: Option<String>,
 }
@@ -349,19 +357,22 @@ impl Source for LakeSource {
 
     async fn profile(&self, request: &ProfileRequest) -> Result<ProfileResult, SourceError> {
         let view = self.deadline(self.view(&request.table)).await?;
-        let query = sql::profile_query(
-            Dialect(self.kind),
-            &request.table,
-            &request.columns,
-            request.filter.as_deref(),
-            request.sample_percent,
-        )?;
         let seen = if self.options.profile_new_files_only {
             self.profiled.lock().unwrap_or_else(|e| e.into_inner()).get(&request.table).cloned()
         } else {
             None
         };
         let files = choose_files(&view, request.sample_percent, seen.as_ref());
+        // Exact distinct counts hold every value in memory: above this many rows, HyperLogLog.
+        let rows_read: u64 = files.iter().map(|&i| view.files[i].rows.unwrap_or(u64::MAX)).fold(0, u64::saturating_add);
+        let query = sql::profile_query_with(
+            Dialect(self.kind),
+            &request.table,
+            &request.columns,
+            request.filter.as_deref(),
+            request.sample_percent,
+            rows_read > EXACT_DISTINCT_MAX_ROWS,
+        )?;
         let ctx = self.session_with(&[(view.clone(), files.clone())])?;
         let rows = self.run(ctx, format!("profile of {}", request.table), query.sql.clone()).await?;
         if self.options.profile_new_files_only {
@@ -492,6 +503,7 @@ mod tests {
             rows: Some(n as f64),
             last_modified: None,
             signature: String::new(),
+            physical_names: None,
             unsupported_scan: None,
         }
     }

@@ -26,7 +26,9 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::ObjectMeta;
 
@@ -38,6 +40,8 @@ use crate::config::FileFormat;
 pub(crate) struct FileTable {
     store_url: ObjectStoreUrl,
     file_schema: SchemaRef,
+    /// Names inside the data files (Delta column mapping), in `file_schema` order.
+    physical_names: Option<Vec<String>>,
     partition_fields: Vec<FieldRef>,
     schema: SchemaRef,
     format: FileFormat,
@@ -70,6 +74,7 @@ impl FileTable {
         Ok(FileTable {
             store_url,
             file_schema: view.file_schema.clone(),
+            physical_names: view.physical_names.clone(),
             partition_fields: view.partition_fields.clone(),
             schema,
             format: view.format,
@@ -129,9 +134,20 @@ impl TableProvider for FileTable {
             }
             files = kept;
         }
-        let table_schema = TableSchema::builder(self.file_schema.clone())
-            .with_table_partition_cols(self.partition_fields.clone())
-            .build();
+        // Under column mapping the files are read by their physical names, renamed below.
+        let file_schema = match &self.physical_names {
+            Some(names) => Arc::new(Schema::new(
+                self.file_schema
+                    .fields()
+                    .iter()
+                    .zip(names)
+                    .map(|(f, name)| Arc::new(f.as_ref().clone().with_name(name)))
+                    .collect::<Vec<FieldRef>>(),
+            )),
+            None => self.file_schema.clone(),
+        };
+        let table_schema =
+            TableSchema::builder(file_schema).with_table_partition_cols(self.partition_fields.clone()).build();
         let source: Arc<dyn FileSource> = match self.format {
             FileFormat::Parquet => Arc::new(ParquetSource::new(table_schema)),
             FileFormat::Csv => Arc::new(
@@ -140,24 +156,84 @@ impl TableProvider for FileTable {
             ),
             FileFormat::Ndjson => Arc::new(JsonSource::new(table_schema)),
         };
-        // Spread files over the session's partitions, biggest first, for an even load.
         let groups_wanted = state.config().target_partitions().max(1);
-        files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
-        let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..groups_wanted).map(|_| (0, Vec::new())).collect();
-        for f in files {
-            let smallest = groups.iter_mut().min_by_key(|g| g.0).expect("at least one group");
-            smallest.0 += f.object_meta.size;
-            smallest.1.push(f);
-        }
-        let groups: Vec<FileGroup> =
-            groups.into_iter().filter(|g| !g.1.is_empty()).map(|g| FileGroup::new(g.1)).collect();
+        let groups = if self.format == FileFormat::Parquet {
+            byte_range_groups(files, groups_wanted)
+        } else {
+            whole_file_groups(files, groups_wanted)
+        };
         let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
-        Ok(DataSourceExec::from_data_source(config))
+        let exec: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        if self.physical_names.is_none() || exec.schema().fields().is_empty() {
+            return Ok(exec);
+        }
+        // Physical → logical names, column for column (the projection is the same on both sides).
+        let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let renames: Vec<ProjectionExpr> = exec
+            .schema()
+            .fields()
+            .iter()
+            .zip(&wanted)
+            .enumerate()
+            .map(|(i, (field, &logical))| {
+                ProjectionExpr::new(Arc::new(PhysicalColumn::new(field.name(), i)), self.schema.field(logical).name())
+            })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(renames, exec)?))
     }
+}
+
+/// Parquet files cut into `groups` runs of equal bytes (a file may be split between two runs:
+/// each reader takes the row groups whose middle falls in its byte range), so every partition of
+/// the scan does the same work however many files there are and however big they are.
+fn byte_range_groups(files: Vec<PartitionedFile>, groups: usize) -> Vec<FileGroup> {
+    let total: u64 = files.iter().map(|f| f.object_meta.size).sum();
+    if total < MIN_SPLIT_BYTES || groups == 1 {
+        return whole_file_groups(files, groups);
+    }
+    let per_group = total.div_ceil(groups as u64);
+    let mut out: Vec<Vec<PartitionedFile>> = vec![Vec::new()];
+    let mut filled = 0_u64;
+    for file in files {
+        let size = file.object_meta.size;
+        let mut start = 0_u64;
+        while start < size {
+            let take = (per_group - filled).min(size - start);
+            let piece = if start == 0 && take == size {
+                file.clone()
+            } else {
+                file.clone().with_range(start as i64, (start + take) as i64)
+            };
+            out.last_mut().expect("one group").push(piece);
+            filled += take;
+            start += take;
+            if filled >= per_group && out.len() < groups {
+                out.push(Vec::new());
+                filled = 0;
+            }
+        }
+    }
+    out.into_iter().filter(|g| !g.is_empty()).map(FileGroup::new).collect()
+}
+
+/// Below this many bytes a table is not worth splitting inside files.
+const MIN_SPLIT_BYTES: u64 = 8 << 20;
+
+/// Whole files spread over `groups` partitions, biggest first, for an even load (CSV and NDJSON
+/// files, whose headers and lines are not cut).
+fn whole_file_groups(mut files: Vec<PartitionedFile>, groups: usize) -> Vec<FileGroup> {
+    files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
+    let mut out: Vec<(u64, Vec<PartitionedFile>)> = (0..groups.max(1)).map(|_| (0, Vec::new())).collect();
+    for f in files {
+        let smallest = out.iter_mut().min_by_key(|g| g.0).expect("at least one group");
+        smallest.0 += f.object_meta.size;
+        smallest.1.push(f);
+    }
+    out.into_iter().filter(|g| !g.1.is_empty()).map(|g| FileGroup::new(g.1)).collect()
 }
 
 /// A session for one query, on the source's runtime (memory pool, object stores).
@@ -166,7 +242,9 @@ pub(crate) fn session(runtime: &Arc<RuntimeEnv>, threads: usize) -> SessionConte
         .with_target_partitions(threads.max(1))
         .with_information_schema(false)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true);
-    SessionContext::new_with_config_rt(config, runtime.clone())
+    let ctx = SessionContext::new_with_config_rt(config, runtime.clone());
+    ctx.register_udaf(super::quantiles::udaf());
+    ctx
 }
 
 /// Registers `provider` as `schema.name` (creating the schema).
@@ -211,5 +289,34 @@ pub(crate) fn partition_value(field: &Field, raw: Option<&str>) -> ScalarValue {
         None => ScalarValue::try_from(field.data_type()).unwrap_or(ScalarValue::Null),
         Some(v) => ScalarValue::try_from_string(v.to_string(), field.data_type())
             .unwrap_or_else(|_| ScalarValue::try_from(field.data_type()).unwrap_or(ScalarValue::Null)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, size: u64) -> PartitionedFile {
+        PartitionedFile::new(name.to_string(), size)
+    }
+
+    fn bytes(group: &FileGroup) -> u64 {
+        group.iter().map(|f| f.range.as_ref().map_or(f.object_meta.size, |r| (r.end - r.start) as u64)).sum()
+    }
+
+    #[test]
+    fn parquet_scans_split_bytes_evenly_across_partitions() {
+        let mb = 1 << 20;
+        let files: Vec<PartitionedFile> = (0..5).map(|i| file(&format!("f{i}"), 10 * mb)).collect();
+        let groups = byte_range_groups(files, 2);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(bytes(&groups[0]), 25 * mb);
+        assert_eq!(bytes(&groups[1]), 25 * mb);
+        // The middle file is cut in two ranges, one per partition.
+        let last = &groups[0].files()[2];
+        assert_eq!(last.range.as_ref().map(|r| (r.start, r.end)), Some((0, 5 * mb as i64)));
+        // Small tables keep whole files.
+        let small = byte_range_groups(vec![file("a", 100), file("b", 50)], 2);
+        assert!(small.iter().all(|g| g.iter().all(|f| f.range.is_none())));
     }
 }
