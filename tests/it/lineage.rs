@@ -822,6 +822,56 @@ async fn learned_lineage_is_stored_by_node_id_and_pruned_past_its_retention_on_s
     }
 }
 
+#[tokio::test]
+async fn a_learned_graph_wider_than_one_packed_read_loads_back_whole_on_sqlite_and_postgres() {
+    // 20,000 nodes span several of SQLite's packed edge reads (8,192 source ids each); every
+    // other edge has no job, and the newest sighting of each edge is the one kept.
+    let all = stores("lineage_wide").await;
+    if in_ci() {
+        assert_eq!(all.len(), 2, "CI=true needs the test PostgreSQL");
+    }
+    let n = 20_000usize;
+    let keys: Vec<String> = (0..n).map(|i| format!("pg://h:5432/db.public.t{i}")).collect();
+    let job = "job:airflow/load";
+    let mut nodes: Vec<_> = keys.iter().map(|k| stored_node(k, "dataset", "2026-08-20T09:00:00Z")).collect();
+    nodes.push(stored_node(job, "job", "2026-08-20T09:00:00Z"));
+    let mut expected = std::collections::BTreeSet::new();
+    let mut edges = Vec::new();
+    for i in 0..n {
+        for to in [(i + 1) % n, (i * 7_919 + 13) % n] {
+            if to == i || !expected.insert((i, to)) {
+                continue;
+            }
+            let with_job = i % 3 != 0;
+            edges.push(stored_edge(&keys[i], &keys[to], with_job.then_some(job), "2026-08-20T09:00:00Z"));
+        }
+    }
+    for (url, _dir) in &all {
+        let store = telltale::store::Store::open(url).await.unwrap();
+        store
+            .save_lineage(&telltale::store::LineageBatch { nodes: nodes.clone(), edges: edges.clone(), runs: vec![] })
+            .await
+            .unwrap();
+        let loaded = store.load_lineage().await.unwrap();
+        assert_eq!(loaded.nodes.len(), n + 1, "{url}");
+        let key: std::collections::HashMap<i64, &str> =
+            loaded.nodes.iter().map(|(id, node)| (*id, node.key.as_str())).collect();
+        let mut got: Vec<(String, String, Option<String>, i64)> = loaded
+            .edges
+            .iter()
+            .map(|e| (key[&e.from].to_owned(), key[&e.to].to_owned(), e.job.map(|j| key[&j].to_owned()), e.seen_ms))
+            .collect();
+        got.sort();
+        let mut want: Vec<_> =
+            edges.iter().map(|e| (e.from.clone(), e.to.clone(), e.job.clone(), e.seen_at.timestamp_millis())).collect();
+        want.sort();
+        assert_eq!(got.len(), want.len(), "{url}");
+        assert!(got == want, "{url}: the loaded edges differ from the saved ones");
+        assert!(got.iter().any(|e| e.2.is_none()) && got.iter().any(|e| e.2.is_some()));
+        store.close().await;
+    }
+}
+
 /// Applies migrations 0001–0004 only (copies of the committed files), as a store written before
 /// integer node ids was.
 async fn migrate_to_0004(url: &str, backend: &str) {
