@@ -313,6 +313,53 @@ impl Agent {
         Ok((absorbed, queued))
     }
 
+    /// A page that went out while root-cause grouping cancelled it (its incident became a
+    /// symptom mid-send): recorded as delivered, and followed by a `resolved` notification on the
+    /// same channel saying so, so that the page does not stay open. Runs under the incident lock,
+    /// so it never races the grouping, which queues that notification itself for pages it sees
+    /// delivered.
+    async fn delivered_after_cancel(
+        &self,
+        entry: &OutboxEntry,
+        now: DateTime<Utc>,
+        attempts: u32,
+        remote_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _guard = self.incident_lock.lock().await;
+        if !self.store.mark_delivered_after_cancel(&entry.id, now, attempts, remote_id).await? {
+            return Ok(());
+        }
+        if entry.event != NotificationEvent::Triggered.as_str() {
+            return Ok(());
+        }
+        let Some(mut incident) = self.store.incident(&entry.incident_id).await? else { return Ok(()) };
+        if incident.status != crate::incident::IncidentStatus::Resolved {
+            return Ok(());
+        }
+        let mut events = vec![IncidentEvent {
+            incident_id: incident.id.clone(),
+            at: now,
+            kind: "notified".into(),
+            actor: Some("telltale".into()),
+            note: None,
+            detail: Some(format!(
+                "the page to `{}` went out while this incident was being grouped under its root cause; \
+                 a resolved notification follows it",
+                entry.channel
+            )),
+        }];
+        let mut outbox = self.queue(&mut incident, NotificationEvent::Resolved, now, &mut events);
+        outbox.retain(|(_, channel)| *channel == entry.channel);
+        tracing::warn!(
+            incident = incident.id,
+            channel = entry.channel,
+            "a page was delivered while its incident was grouped under a root cause; resolving it"
+        );
+        self.store.save_incidents(&[&incident], &events, &outbox).await?;
+        self.outbox_ready.notify_one();
+        Ok(())
+    }
+
     /// A failed (or aborted) last run of the job writing the incident's asset goes into its
     /// explanation: the likely cause of a freshness or volume problem.
     fn note_failed_run(&self, incident: &mut Incident) {
@@ -609,7 +656,11 @@ async fn deliver(agent: &Agent, channel: &Channel, policy: &crate::alert::retry:
                 event = entry.event,
                 "notification delivered"
             );
-            agent.store.mark_delivered(&entry.id, now, attempts, delivery.remote_id.as_deref()).await
+            let remote_id = delivery.remote_id.as_deref();
+            match agent.store.mark_delivered(&entry.id, now, attempts, remote_id).await {
+                Ok(false) => agent.delivered_after_cancel(entry, now, attempts, remote_id).await,
+                other => other.map(drop),
+            }
         }
         Err(error) => match policy.next_delay(attempts, &error, entry.created_at, now) {
             Some(delay) => {

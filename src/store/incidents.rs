@@ -306,15 +306,19 @@ impl Store {
         Ok(n as usize)
     }
 
+    /// Records a delivery of a pending entry. Returns `false` when the entry was no longer
+    /// pending: root-cause grouping cancelled it while it was being sent (see
+    /// [`Store::mark_delivered_after_cancel`]).
     pub async fn mark_delivered(
         &self,
         id: &str,
         at: DateTime<Utc>,
         attempts: u32,
         remote_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = $3, remote_id = $4, last_error = NULL WHERE id = $1",
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = $3, remote_id = $4, last_error = NULL \
+             WHERE id = $1 AND status = 'pending'",
         )
         .bind(id.to_string())
         .bind(ms(at))
@@ -322,7 +326,31 @@ impl Store {
         .bind(remote_id.map(String::from))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that an entry cancelled while it was in flight was delivered all the same (the
+    /// channel has the page): status `delivered`, the cancel reason kept in `last_error`. Returns
+    /// whether the entry was in that state, so the caller can follow the page with `resolved`.
+    pub async fn mark_delivered_after_cancel(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        attempts: u32,
+        remote_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = $3, remote_id = $4, \
+             last_error = 'delivered while being cancelled: ' || COALESCE(last_error, '') \
+             WHERE id = $1 AND status = 'cancelled'",
+        )
+        .bind(id.to_string())
+        .bind(ms(at))
+        .bind(i64::from(attempts))
+        .bind(remote_id.map(String::from))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn mark_retry(
@@ -332,7 +360,7 @@ impl Store {
         next_at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1")
+        sqlx::query("UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1 AND status = 'pending'")
             .bind(id.to_string())
             .bind(i64::from(attempts))
             .bind(ms(next_at))
@@ -356,12 +384,14 @@ impl Store {
     }
 
     pub async fn mark_gave_up(&self, id: &str, attempts: u32, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET status = 'gave_up', attempts = $2, last_error = $3 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(i64::from(attempts))
-            .bind(error.to_string())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'gave_up', attempts = $2, last_error = $3 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id.to_string())
+        .bind(i64::from(attempts))
+        .bind(error.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -1214,6 +1214,116 @@ async fn an_upstream_incident_opened_later_absorbs_open_downstream_incidents_wit
     agent.close().await;
 }
 
+#[tokio::test]
+async fn a_page_in_flight_when_its_incident_is_grouped_is_followed_by_a_resolved_notification() {
+    let url = require!(postgres_db("absorb_in_flight").await);
+    pg_exec(
+        &url,
+        &[
+            "CREATE TABLE raw (id serial, at timestamptz)",
+            "CREATE TABLE a (id serial, at timestamptz)",
+            "CREATE TABLE b (id serial, at timestamptz)",
+            "INSERT INTO raw (at) VALUES (now() - interval '10 minutes')",
+            "INSERT INTO a (at) VALUES (now() - interval '10 minutes')",
+            "INSERT INTO b (at) VALUES (now() - interval '10 minutes')",
+        ],
+    )
+    .await;
+    // Slack answers after 3 s: long enough for the root cause to be found mid-send.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok").set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    let extra = format!(
+        "channels:\n  team:\n    kind: slack\n    webhook_url: {}/slack\nroutes:\n  - channels: [team]\n",
+        server.uri()
+    );
+    let ws = Workspace::new(&config_with_source("postgres", &url, &extra), &[("siblings.yaml", SIBLINGS)]);
+    let agent = ws.agent(Arc::new(telltale::clock::SystemClock) as SharedClock).await;
+    let token = CancellationToken::new();
+    let run = |table: &'static str| {
+        let agent = Arc::clone(&agent);
+        let token = token.clone();
+        async move {
+            let outcomes = agent.asset_job(&format!("wh.public.{table}").parse().unwrap(), &token).await;
+            agent.process_outcomes(&outcomes).await;
+        }
+    };
+    for table in ["raw", "a"] {
+        run(table).await;
+    }
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(telltale::runtime::run_dispatcher(
+        Arc::clone(&agent),
+        telltale::runtime::build_channels(&agent.config.alerting),
+        stop.clone(),
+    ));
+
+    // `a` goes stale and its page is on the wire…
+    pg_exec(&url, &["UPDATE a SET at = now() - interval '2 hours'"]).await;
+    run("a").await;
+    let inc_a = agent.store.active_incidents().await.unwrap().remove(0);
+    eventually(Duration::from_secs(10), || async {
+        (server.received_requests().await.unwrap_or_default().len() == 1).then_some(())
+    })
+    .await
+    .expect("a's page sent");
+    // …when the root cause is found: a becomes its symptom while the page is in flight.
+    pg_exec(&url, &["UPDATE raw SET at = now() - interval '3 hours'"]).await;
+    run("raw").await;
+    let grouped = agent.store.incident_events(&inc_a.id).await.unwrap();
+    let grouped = grouped.iter().find(|e| e.kind == "grouped").expect("a grouped event");
+    assert!(
+        grouped
+            .detail
+            .as_deref()
+            .unwrap()
+            .ends_with("1 pending notification(s) cancelled, 0 already-sent page(s) resolved"),
+        "the page was still pending when grouped: {grouped:?}"
+    );
+
+    // The page did go out, so a resolved notification follows it on the same channel.
+    let outbox = || {
+        let agent = Arc::clone(&agent);
+        let id = inc_a.id.clone();
+        async move {
+            let entries = agent.store.notifications(Some(&id)).await.unwrap();
+            entries.into_iter().map(|n| format!("{} {}", n.event, n.status)).collect::<Vec<_>>()
+        }
+    };
+    let settled = eventually(Duration::from_secs(20), || async {
+        let now = outbox().await;
+        (now == ["triggered delivered", "resolved delivered"]).then_some(now)
+    })
+    .await;
+    assert!(settled.is_some(), "a's page is closed: {:?}", outbox().await);
+    let texts: Vec<String> = bodies(&server, "/slack").await.iter().map(|b| b.to_string()).collect();
+    assert_eq!(texts.len(), 3, "a's page, the root's page, a's resolve: {texts:#?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("wh.public.a") && t.contains("Resolved (grouped under its upstream root cause)")),
+        "{texts:#?}"
+    );
+    let entries = agent.store.notifications(Some(&inc_a.id)).await.unwrap();
+    assert!(
+        entries[0].last_error.as_deref().unwrap_or("").starts_with("delivered while being cancelled: symptom of"),
+        "{:?}",
+        entries[0]
+    );
+    let events = agent.store.incident_events(&inc_a.id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "notified" && e.detail.as_deref().unwrap_or("").contains("went out while"))
+    );
+    // Nothing pages twice: one resolve only, after the dispatcher has had time for more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(bodies(&server, "/slack").await.len(), 3);
+    stop.cancel();
+    task.await.unwrap();
+    agent.close().await;
+}
+
 // ------------------------------------------------------------ live breaking schema changes and lineage --
 
 const SCHEMA_CHECKS: &str = r#"version: 1
