@@ -311,7 +311,9 @@ impl SqlSource {
     async fn query_text(&self, query: QueryInfo<'_>, sql: String) -> Result<TextRows, SourceError> {
         let span = crate::telemetry::db::query_span(&self.target, &query, &sql);
         let started = std::time::Instant::now();
-        let result = tracing::Instrument::instrument(self.query_text_untraced(sql), span.clone()).await;
+        // The span is held, not entered: a query has no child spans, and entering on every poll
+        // of the driver's future cost more than the span itself (docs/telemetry.md).
+        let result = self.query_text_untraced(sql).await;
         let (rows, error) = match &result {
             Ok(rows) => (Some(rows.len()), None),
             Err(e) => (None, Some(e.class().as_str())),

@@ -162,23 +162,25 @@ const MAX_QUERY_TEXT: usize = 4096;
 /// that no value from a user's `where` filter or custom SQL reaches a trace. Quoted identifiers
 /// (`"name"`, `` `name` ``) are kept.
 pub fn sanitize(sql: &str) -> String {
-    let chars: Vec<char> = sql.chars().collect();
-    let mut out = String::with_capacity(sql.len().min(MAX_QUERY_TEXT));
+    // Byte by byte: every character that matters here is ASCII, and the bytes of any other UTF-8
+    // character are copied as they are.
+    let b = sql.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len().min(MAX_QUERY_TEXT));
     let mut i = 0;
     let mut last_space = true;
-    while i < chars.len() && out.len() < MAX_QUERY_TEXT {
-        let c = chars[i];
+    while i < b.len() && out.len() < MAX_QUERY_TEXT {
+        let c = b[i];
         match c {
-            '\'' => {
+            b'\'' => {
                 // A string literal; '' inside is an escaped quote.
                 i += 1;
-                while i < chars.len() {
-                    if chars[i] == '\\' {
+                while i < b.len() {
+                    if b[i] == b'\\' {
                         i += 2;
                         continue;
                     }
-                    if chars[i] == '\'' {
-                        if chars.get(i + 1) == Some(&'\'') {
+                    if b[i] == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
                             i += 2;
                             continue;
                         }
@@ -186,54 +188,49 @@ pub fn sanitize(sql: &str) -> String {
                     }
                     i += 1;
                 }
-                out.push('?');
+                out.push(b'?');
                 last_space = false;
                 i += 1;
             }
-            '"' | '`' => {
+            b'"' | b'`' => {
                 let close = c;
-                out.push(c);
-                i += 1;
-                while i < chars.len() && chars[i] != close {
-                    out.push(chars[i]);
-                    i += 1;
-                }
-                if i < chars.len() {
+                let body = b[i + 1..].iter().position(|&x| x == close).map_or(b.len(), |p| i + 1 + p);
+                out.extend_from_slice(&b[i..body]);
+                if body < b.len() {
                     out.push(close);
                 }
                 last_space = false;
-                i += 1;
+                i = body + 1;
             }
-            '-' if chars.get(i + 1) == Some(&'-') => {
+            b'-' if b.get(i + 1) == Some(&b'-') => {
                 // A comment may carry anything; drop it.
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
+                i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p);
             }
-            '$' if chars.get(i + 1) == Some(&'$') => {
+            b'$' if b.get(i + 1) == Some(&b'$') => {
                 // PostgreSQL dollar quoting.
-                let end = (i + 2..chars.len().saturating_sub(1)).find(|&j| chars[j] == '$' && chars[j + 1] == '$');
-                out.push('?');
+                let end = (i + 2..b.len().saturating_sub(1)).find(|&j| b[j] == b'$' && b[j + 1] == b'$');
+                out.push(b'?');
                 last_space = false;
-                i = end.map_or(chars.len(), |j| j + 2);
+                i = end.map_or(b.len(), |j| j + 2);
             }
             d if d.is_ascii_digit() => {
-                let prev = out.chars().last();
-                let in_identifier = prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '$');
+                // Non-ASCII bytes belong to identifiers' letters.
+                let in_identifier =
+                    out.last().is_some_and(|&p| p.is_ascii_alphanumeric() || p == b'_' || p == b'$' || p >= 0x80);
                 if in_identifier {
                     out.push(d);
                     i += 1;
                 } else {
-                    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
                         i += 1;
                     }
-                    out.push('?');
+                    out.push(b'?');
                 }
                 last_space = false;
             }
-            w if w.is_whitespace() => {
+            w if w.is_ascii_whitespace() => {
                 if !last_space {
-                    out.push(' ');
+                    out.push(b' ');
                     last_space = true;
                 }
                 i += 1;
@@ -245,7 +242,19 @@ pub fn sanitize(sql: &str) -> String {
             }
         }
     }
-    out.trim_end().to_string()
+    while out.last() == Some(&b' ') {
+        out.pop();
+    }
+    // Cut only between characters: a multi-byte character cut by the length limit is dropped.
+    match String::from_utf8(out) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +271,22 @@ mod tests {
         );
         assert_eq!(sanitize("SELECT $$x$$, col2, `weird 'name`"), "SELECT ?, col2, `weird 'name`");
         assert_eq!(sanitize("SELECT 'it\\'s'"), "SELECT ?");
+    }
+
+    #[test]
+    fn sanitizing_keeps_other_characters_whole() {
+        // Letters outside ASCII stay, digits after them are part of the identifier, literals go.
+        assert_eq!(
+            sanitize("SELECT  größe2, \"straße\" FROM t WHERE name = 'Zoë' AND n\t=\n3"),
+            "SELECT größe2, \"straße\" FROM t WHERE name = ? AND n = ?"
+        );
+        assert_eq!(sanitize("SELECT \"unterminated"), "SELECT \"unterminated");
+        assert_eq!(sanitize("SELECT 1 -- no newline"), "SELECT ?");
+        // The length limit never cuts a character in two.
+        let long = format!("SELECT {}", "é".repeat(MAX_QUERY_TEXT));
+        let cut = sanitize(&long);
+        assert!(cut.len() <= MAX_QUERY_TEXT && cut.len() >= MAX_QUERY_TEXT - 1, "{}", cut.len());
+        assert!(cut.starts_with("SELECT éé") && cut.ends_with('é'));
     }
 
     fn source(kind: SourceKind, url: &str) -> SourceConfig {

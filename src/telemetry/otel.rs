@@ -170,7 +170,9 @@ pub fn init(logging: Logging, file: &TelemetryConfig) -> Telemetry {
 
 /// The `tracing` → OpenTelemetry layer for `tracer`, filtered to telltale's spans. Per-span
 /// extras that cost time on every span and say little here (busy/idle timing, thread, source
-/// location, target) are off.
+/// location, target) are off, and so is activating the OpenTelemetry context on every enter of
+/// a span (every poll of an instrumented future): telltale reads a span's context explicitly
+/// where it propagates it (`telemetry::http::inject`), and parents come from the span tree.
 pub fn layer<S>(tracer: opentelemetry_sdk::trace::SdkTracer) -> impl Layer<S> + Send + Sync
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
@@ -181,6 +183,7 @@ where
         .with_threads(false)
         .with_location(false)
         .with_target(false)
+        .with_context_activation(false)
         .with_filter(trace_filter())
 }
 
