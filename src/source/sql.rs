@@ -217,6 +217,14 @@ pub fn profile_query(
     profile_query_with(dialect, table, columns, filter, sample_percent, false)
 }
 
+/// A floating-point type as lake tables name it (Arrow `Float64`, Delta/Iceberg `double`, …).
+fn is_float_type(data_type: &str) -> bool {
+    matches!(
+        data_type.to_ascii_lowercase().as_str(),
+        "float16" | "float32" | "float64" | "halffloat" | "float" | "double" | "real"
+    )
+}
+
 /// [`profile_query`], with distinct counts estimated (HyperLogLog, `approx_distinct`) instead of
 /// exact when `approx_distinct` is set: lake sources ask for it on large scans, where exact
 /// counts would hold every distinct value in memory.
@@ -228,9 +236,16 @@ pub fn profile_query_with(
     sample_percent: Option<f64>,
     approx_distinct: bool,
 ) -> Result<ProfileQuery, SourceError> {
-    let distinct = |col: &str| {
+    let distinct = |col: &str, data_type: &str| {
         if approx_distinct && dialect.0.is_lake() {
-            format!("approx_distinct({col})")
+            // DataFusion's HyperLogLog takes integers, decimals, times, text and binary, not
+            // floating point: a float is counted through its shortest round-trip text, which is
+            // distinct exactly when the value is.
+            if is_float_type(data_type) {
+                format!("approx_distinct(CAST({col} AS VARCHAR))")
+            } else {
+                format!("approx_distinct({col})")
+            }
         } else {
             format!("count(DISTINCT {col})")
         }
@@ -283,13 +298,16 @@ pub fn profile_query_with(
                     )
                 }
                 MetricKind::NullCount => format!("count(*) - count({col})"),
-                MetricKind::DistinctCount => distinct(&col),
+                MetricKind::DistinctCount => distinct(&col, &req.column.data_type),
                 MetricKind::DistinctRatio => {
-                    format!("CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END", dialect.float(&distinct(&col)))
+                    format!(
+                        "CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END",
+                        dialect.float(&distinct(&col, &req.column.data_type))
+                    )
                 }
                 MetricKind::Uniqueness => format!(
                     "CASE WHEN count({col}) = 0 THEN NULL ELSE {} / count({col}) END",
-                    dialect.float(&distinct(&col))
+                    dialect.float(&distinct(&col, &req.column.data_type))
                 ),
                 MetricKind::Min | MetricKind::Max => {
                     let f = if metric == MetricKind::Min { "min" } else { "max" };

@@ -154,6 +154,66 @@ for d in sorted(glob.glob('lake/orders/date=*')):\n    files = sorted(glob.glob(
 }
 
 #[tokio::test]
+async fn a_profile_over_a_million_rows_estimates_distinct_counts_of_every_column_type() {
+    // Above 1,000,000 profiled rows distinct counts are HyperLogLog estimates; DataFusion's
+    // estimator takes no floating point, so a double column must still be counted.
+    let Some(python) = tool("TELLTALE_LAKE_PYTHON") else { return };
+    let checks = r#"version: 1
+assets:
+  - source: lake
+    table: big
+    monitors:
+      columns:
+        price: [distinct_count, mean, p50]
+        qty: [distinct_count]
+        sku: [distinct_count, max_length]
+        ts: [distinct_count, max]
+"#;
+    let ws = Workspace::new(
+        "version: 1\nstore: sqlite://state/t.db\nsources:\n  lake:\n    kind: files\n    url: lake\n    include: [\"main.*\"]\nchecks: [checks/]\n",
+        &[("big.yaml", checks)],
+    );
+    py(
+        &python,
+        ws.path(),
+        "import os, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq\n\
+os.makedirs('lake/big', exist_ok=True)\n\
+n = 1_200_000\n\
+i = pa.array(range(n), pa.int64())\n\
+price = pc.divide(pc.cast(pc.bit_wise_and(i, 262143), pa.float64()), 4.0)\n\
+qty = pc.bit_wise_and(i, 1023)\n\
+sku = pc.binary_join_element_wise('sku-', pc.cast(pc.bit_wise_and(i, 65535), pa.string()), '')\n\
+ts = pc.cast(pc.multiply(pc.bit_wise_and(i, 4095), 1_000_000), pa.timestamp('us'))\n\
+t = pa.table({'price': price, 'qty': qty, 'sku': sku, 'ts': ts})\n\
+pq.write_table(t.slice(0, 600_000), 'lake/big/a.parquet')\n\
+pq.write_table(t.slice(600_000), 'lake/big/b.parquet')\n",
+    );
+    let clock = Arc::new(ManualClock::new("2024-05-03T00:00:00Z".parse().unwrap()));
+    let agent = ws.agent(clock as SharedClock).await;
+    let outcomes = agent.run_once(&CancellationToken::new()).await;
+    let errors: Vec<_> = outcomes.iter().filter(|o| o.status == Status::Error).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let big = "lake.main.big";
+    // Distinct values: price 262,144 (quarter steps), qty 1,024, sku 65,536, ts 4,096.
+    for (subject, exact) in [
+        ("price.distinct_count", 262_144.0),
+        ("qty.distinct_count", 1_024.0),
+        ("sku.distinct_count", 65_536.0),
+        ("ts.distinct_count", 4_096.0),
+    ] {
+        let got = find(&outcomes, big, "column", Some(subject)).value.unwrap();
+        assert!((got / exact - 1.0).abs() < 0.03, "{subject}: estimate {got} for {exact} distinct values");
+    }
+    let mean = find(&outcomes, big, "column", Some("price.mean")).value.unwrap();
+    // Four whole cycles of 0..262,143 quarters and one of 0..151,423: (4 × 2^18 × 32,767.875 +
+    // 151,424 × 18,927.875) / 1,200,000.
+    let want = (4.0 * 262_144.0 * 32_767.875 + 151_424.0 * 18_927.875) / 1_200_000.0;
+    assert!((mean - want).abs() < 1e-6 * want, "price mean {mean}, expected {want}");
+    assert_eq!(find(&outcomes, big, "column", Some("sku.max_length")).value, Some(9.0));
+    agent.close().await;
+}
+
+#[tokio::test]
 async fn a_truncated_parquet_file_fails_its_table_only() {
     let Some(python) = tool("TELLTALE_LAKE_PYTHON") else { return };
     let checks = "version: 1\nassets:\n  - source: lake\n    table: good\n    monitors:\n      volume: {}\n  - source: lake\n    table: bad\n    monitors:\n      volume: {}\n";
