@@ -21,7 +21,7 @@ use super::calibration::Calibrator;
 use super::format;
 use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
-use super::stats::{MAD_TO_SIGMA, SortedWindow, median_in_place, theil_sen};
+use super::stats::{MAD_TO_SIGMA, SortedWindow, median_in_place, median_of, median_of_sorted, theil_sen};
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
 /// Seasonal structure a candidate model uses.
@@ -132,18 +132,30 @@ impl Params {
     }
 }
 
-/// Last few de-levelled values seen in one seasonal slot.
+/// Last few de-levelled values seen in one seasonal slot, in arrival order and sorted (in
+/// `f64::total_cmp` order), so that its median costs nothing.
 #[derive(Debug, Clone, Default)]
 struct Slot {
     values: VecDeque<f64>,
+    sorted: Vec<f64>,
 }
 
 impl Slot {
     fn push(&mut self, value: f64, capacity: usize) {
-        if self.values.len() == capacity {
-            self.values.pop_front();
+        if self.values.len() == capacity
+            && let Some(oldest) = self.values.pop_front()
+        {
+            let index = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
+            self.sorted.remove(index);
         }
         self.values.push_back(value);
+        let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+        self.sorted.insert(index, value);
+    }
+
+    /// The median, exactly as [`median_in_place`] computes it.
+    fn median(&self) -> Option<f64> {
+        median_of_sorted(&self.sorted)
     }
 }
 
@@ -152,13 +164,7 @@ fn slot_deviation(slot: &Slot, value: f64) -> Option<f64> {
     if slot.values.len() < 2 {
         return None;
     }
-    // Slots hold at most a few weeks of values: a stack buffer, no allocation.
-    let mut buffer = [0.0; 32];
-    let count = slot.values.len().min(buffer.len());
-    for (target, source) in buffer.iter_mut().zip(slot.values.iter().rev()) {
-        *target = *source;
-    }
-    median_in_place(&mut buffer[..count]).map(|m| (value - m).abs())
+    slot.median().map(|m| (value - m).abs())
 }
 
 /// Past standardised residuals the calibration rests on (a few weeks of hourly points).
@@ -525,22 +531,28 @@ impl SeasonalModel {
         let day_noise = self.slot_noise(&self.day_noise);
         let mut values: Vec<f64> = Vec::with_capacity(3 * self.params.day_capacity);
         for index in 0..n {
-            values.clear();
-            for offset in neighbours {
-                values.extend(self.day[(index + offset) % n].values.iter().copied());
-            }
-            let count = values.len();
-            self.day_factors[index] = match median_in_place(&mut values) {
+            let (median, count) = if neighbours.len() == 1 {
+                // One slot: its kept-sorted median.
+                let slot = &self.day[index];
+                (slot.median(), slot.values.len())
+            } else {
+                values.clear();
+                for offset in neighbours {
+                    values.extend(self.day[(index + offset) % n].values.iter().copied());
+                }
+                let count = values.len();
+                (median_in_place(&mut values), count)
+            };
+            self.day_factors[index] = match median {
                 Some(m) => m * shrinkage(m, day_noise, count),
                 None => 0.0,
             };
         }
         let week_noise = if self.week_noise.len() >= 5 { self.week_noise.median() } else { day_noise };
         for weekday in 0..7 {
-            values.clear();
-            values.extend(self.week[weekday].values.iter().copied());
-            let count = values.len();
-            self.week_offsets[weekday] = match median_in_place(&mut values) {
+            let slot = &self.week[weekday];
+            let count = slot.values.len();
+            self.week_offsets[weekday] = match slot.median() {
                 Some(m) => m * shrinkage(m, week_noise, count),
                 None => 0.0,
             };
@@ -652,8 +664,11 @@ impl SeasonalModel {
     /// Typical absolute size of recent values (continuous series): keeps the scale floor
     /// meaningful for series that hover around zero.
     fn recent_magnitude(&self) -> f64 {
-        let mut values: Vec<f64> = self.recent.iter().map(|&(_, v, _)| v.abs()).collect();
-        median_in_place(&mut values).unwrap_or(0.0)
+        if self.log_scale {
+            // Counts' scale floor is Poisson noise: the magnitude is not used.
+            return 0.0;
+        }
+        median_of(self.recent.iter().map(|&(_, v, _)| v.abs())).unwrap_or(0.0)
     }
 
     fn degrees_of_freedom(&self) -> f64 {
@@ -1085,10 +1100,10 @@ impl SeasonalModel {
             };
             mode * 3 + reach
         };
-        let mut order: Vec<usize> = (0..self.candidates.len()).collect();
-        order.sort_by_key(|&i| complexity(&self.candidates[i]));
+        // Candidates are created in order of complexity (modes, then reaches).
+        debug_assert!(self.candidates.windows(2).all(|w| complexity(&w[0]) < complexity(&w[1])));
         let mut best: Option<(usize, f64)> = None;
-        for index in order {
+        for index in 0..self.candidates.len() {
             let Some(error) = self.candidates[index].typical_error() else {
                 continue;
             };
@@ -1124,21 +1139,20 @@ impl SeasonalModel {
         let blocks = 8;
         let size = n / blocks;
         let mode = self.candidates[self.active].mode;
-        let mut xs = Vec::with_capacity(blocks);
-        let mut ys = Vec::with_capacity(blocks);
+        let (mut xs, mut ys) = ([0.0; 8], [0.0; 8]);
+        let mut found = 0;
         for block in 0..blocks {
-            let mut values: Vec<f64> = Vec::with_capacity(size);
-            let mut times: Vec<f64> = Vec::with_capacity(size);
-            for &(timestamp, observed, factors) in self.recent.iter().skip(block * size).take(size) {
-                values.push(observed - Self::factor_for(&factors, mode));
-                times.push(timestamp as f64);
-            }
-            if let (Some(y), Some(x)) = (median_in_place(&mut values), median_in_place(&mut times)) {
-                xs.push(x);
-                ys.push(y);
+            let points = || self.recent.iter().skip(block * size).take(size);
+            let y = median_of(points().map(|&(_, observed, factors)| observed - Self::factor_for(&factors, mode)));
+            let x = median_of(points().map(|&(timestamp, _, _)| timestamp as f64));
+            if let (Some(y), Some(x)) = (y, x) {
+                xs[found] = x;
+                ys[found] = y;
+                found += 1;
             }
         }
-        let slope = theil_sen(&xs, &ys).unwrap_or(0.0);
+        let (xs, ys) = (&xs[..found], &ys[..found]);
+        let slope = theil_sen(xs, ys).unwrap_or(0.0);
         let span = xs.last().zip(xs.first()).map_or(0.0, |(l, f)| l - f);
         let noise = self.candidates[self.active].residuals.median().unwrap_or(0.0) * MAD_TO_SIGMA;
         // Consistent direction across blocks and drift above twice the noise.

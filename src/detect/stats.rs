@@ -150,24 +150,67 @@ pub(crate) fn median_in_place(values: &mut [f64]) -> Option<f64> {
     }
 }
 
+/// Median of a slice sorted in `f64::total_cmp` order, exactly as [`median_in_place`]
+/// computes it: the middle value, or the mean of the two middle values.
+pub(crate) fn median_of_sorted(sorted: &[f64]) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let mid = sorted.len() / 2;
+    let upper = sorted[mid];
+    if sorted.len() % 2 == 1 { Some(upper) } else { Some((sorted[mid - 1] + upper) / 2.0) }
+}
+
+/// Values a stack buffer holds before the small-slice helpers fall back to the heap.
+const STACK_VALUES: usize = 64;
+
+/// Run `f` on a scratch copy of `values` (on the stack when it is small).
+fn with_copy<R>(values: impl ExactSizeIterator<Item = f64>, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    let len = values.len();
+    if len <= STACK_VALUES {
+        let mut buffer = [0.0; STACK_VALUES];
+        for (target, value) in buffer.iter_mut().zip(values) {
+            *target = value;
+        }
+        f(&mut buffer[..len])
+    } else {
+        let mut copy: Vec<f64> = values.collect();
+        f(&mut copy)
+    }
+}
+
 /// Median of a slice without touching it.
 pub(crate) fn median(values: &[f64]) -> Option<f64> {
-    let mut copy = values.to_vec();
-    median_in_place(&mut copy)
+    with_copy(values.iter().copied(), |copy| median_in_place(copy))
+}
+
+/// Median of the values an iterator yields (without an allocation when they are few).
+pub(crate) fn median_of(values: impl ExactSizeIterator<Item = f64>) -> Option<f64> {
+    with_copy(values, |copy| median_in_place(copy))
 }
 
 /// Theil–Sen slope: the median of all pairwise slopes (robust to 29 % outliers).
 pub(crate) fn theil_sen(xs: &[f64], ys: &[f64]) -> Option<f64> {
-    let mut slopes = Vec::with_capacity(xs.len() * xs.len().saturating_sub(1) / 2);
+    let pairs = xs.len() * xs.len().saturating_sub(1) / 2;
+    let mut stack = [0.0; STACK_VALUES];
+    let mut heap = Vec::new();
+    let slopes: &mut [f64] = if pairs <= STACK_VALUES {
+        &mut stack
+    } else {
+        heap.resize(pairs, 0.0);
+        &mut heap
+    };
+    let mut count = 0;
     for i in 0..xs.len() {
         for j in (i + 1)..xs.len() {
             let dx = xs[j] - xs[i];
             if dx != 0.0 {
-                slopes.push((ys[j] - ys[i]) / dx);
+                slopes[count] = (ys[j] - ys[i]) / dx;
+                count += 1;
             }
         }
     }
-    median_in_place(&mut slopes)
+    median_in_place(&mut slopes[..count])
 }
 
 /// Upper tail of the standard normal, P(Z > z).
@@ -212,11 +255,39 @@ pub(crate) fn student_t_neg_log10_sf(t: f64, dof: f64) -> f64 {
     }
 }
 
+/// Student-t quantiles already computed on this thread, by (p, dof) bits: every series asks
+/// for the same few (its sensitivity's rate at 2 to 59 degrees of freedom while its history
+/// is short), and each costs an inverse incomplete beta function.
+type QuantileMemo = std::collections::HashMap<(u64, u64), f64>;
+
+thread_local! {
+    static STUDENT_T_QUANTILES: std::cell::RefCell<QuantileMemo> = std::cell::RefCell::new(QuantileMemo::new());
+}
+
+/// Entries the memo keeps before it starts over (numeric sensitivities could vary freely).
+const STUDENT_T_MEMO_LIMIT: usize = 4_096;
+
 /// t such that P(T > t) = p for Student's t with `dof` degrees of freedom.
 pub(crate) fn student_t_upper_quantile(p: f64, dof: f64) -> f64 {
     if dof >= 60.0 {
         return normal_upper_quantile(p);
     }
+    let key = (p.to_bits(), dof.to_bits());
+    if let Some(known) = STUDENT_T_QUANTILES.with(|memo| memo.borrow().get(&key).copied()) {
+        return known;
+    }
+    let quantile = student_t_upper_quantile_uncached(p, dof);
+    STUDENT_T_QUANTILES.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.len() >= STUDENT_T_MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(key, quantile);
+    });
+    quantile
+}
+
+fn student_t_upper_quantile_uncached(p: f64, dof: f64) -> f64 {
     match StudentsT::new(0.0, 1.0, dof) {
         Ok(dist) => dist.inverse_cdf(1.0 - p.clamp(1e-15, 0.5)),
         Err(_) => normal_upper_quantile(p),
