@@ -293,6 +293,17 @@ struct Previous {
     z: f64,
 }
 
+/// Medians of one block of the trend's window (see `update_trend`), kept for the next update.
+#[derive(Debug, Clone, Copy)]
+struct TrendBlock {
+    /// Timestamps of the block's first and last point.
+    first: i64,
+    last: i64,
+    mode: Mode,
+    x: f64,
+    y: f64,
+}
+
 /// Share of a bucket's shortfall (or excess) that its neighbour's excess (or shortfall) must
 /// make up for the two to be judged together.
 const CARRY_MIN_SHARE: f64 = 0.5;
@@ -350,6 +361,8 @@ pub struct SeasonalModel {
     /// Typical absolute size of recent values, refreshed now and then (scale floor).
     magnitude: f64,
     trend: f64,
+    /// Block medians of the last trend update.
+    trend_blocks: [Option<TrendBlock>; 8],
     trained: usize,
     /// Weekdays and hour-of-day slots that have been learned at least once.
     weekdays_seen: [u32; 7],
@@ -458,6 +471,7 @@ impl SeasonalModel {
             recent: VecDeque::with_capacity(params.long_window),
             magnitude: 0.0,
             trend: 0.0,
+            trend_blocks: [None; 8],
             trained: 0,
             weekdays_seen: [0; 7],
             exceedance: 0.0,
@@ -1140,25 +1154,45 @@ impl SeasonalModel {
         let size = n / blocks;
         let mode = self.candidates[self.active].mode;
         let (mut xs, mut ys) = ([0.0; 8], [0.0; 8]);
+        let mut blocks_now = [None; 8];
         let mut found = 0;
         for block in 0..blocks {
-            let points = || self.recent.iter().skip(block * size).take(size);
-            let y = median_of(points().map(|&(_, observed, factors)| observed - Self::factor_for(&factors, mode)));
-            let x = median_of(points().map(|&(timestamp, _, _)| timestamp as f64));
-            if let (Some(y), Some(x)) = (y, x) {
+            // `recent` slides by one block between two updates: the blocks that were already
+            // there (the same points, in the same mode) keep their medians.
+            let (first, last) = (self.recent[block * size].0, self.recent[block * size + size - 1].0);
+            let known =
+                self.trend_blocks.iter().flatten().find(|b| b.first == first && b.last == last && b.mode == mode);
+            let medians = match known {
+                Some(known) => Some((known.x, known.y)),
+                None => {
+                    let points = || self.recent.iter().skip(block * size).take(size);
+                    let y =
+                        median_of(points().map(|&(_, observed, factors)| observed - Self::factor_for(&factors, mode)));
+                    let x = median_of(points().map(|&(timestamp, _, _)| timestamp as f64));
+                    x.zip(y)
+                }
+            };
+            if let Some((x, y)) = medians {
                 xs[found] = x;
                 ys[found] = y;
+                blocks_now[found] = Some(TrendBlock { first, last, mode, x, y });
                 found += 1;
             }
         }
+        self.trend_blocks = blocks_now;
         let (xs, ys) = (&xs[..found], &ys[..found]);
+        // Consistent direction across blocks and drift above twice the noise (the slope is
+        // only needed for a consistent direction).
+        let rising = ys.windows(2).filter(|w| w[1] > w[0]).count();
+        let consistent = rising >= ys.len() - 2 || rising <= 1;
+        if !consistent {
+            self.trend = 0.0;
+            return;
+        }
         let slope = theil_sen(xs, ys).unwrap_or(0.0);
         let span = xs.last().zip(xs.first()).map_or(0.0, |(l, f)| l - f);
         let noise = self.candidates[self.active].residuals.median().unwrap_or(0.0) * MAD_TO_SIGMA;
-        // Consistent direction across blocks and drift above twice the noise.
-        let rising = ys.windows(2).filter(|w| w[1] > w[0]).count();
-        let consistent = rising >= ys.len() - 2 || rising <= 1;
-        self.trend = if consistent && (slope * span).abs() > 2.0 * noise { slope } else { 0.0 };
+        self.trend = if (slope * span).abs() > 2.0 * noise { slope } else { 0.0 };
     }
 
     /// Describe a judgement in one sentence.

@@ -161,21 +161,26 @@ pub(crate) fn median_of_sorted(sorted: &[f64]) -> Option<f64> {
     if sorted.len() % 2 == 1 { Some(upper) } else { Some((sorted[mid - 1] + upper) / 2.0) }
 }
 
-/// Values a stack buffer holds before the small-slice helpers fall back to the heap.
-const STACK_VALUES: usize = 64;
-
 /// Run `f` on a scratch copy of `values` (on the stack when it is small).
 fn with_copy<R>(values: impl ExactSizeIterator<Item = f64>, f: impl FnOnce(&mut [f64]) -> R) -> R {
-    let len = values.len();
-    if len <= STACK_VALUES {
-        let mut buffer = [0.0; STACK_VALUES];
+    fn on_stack<const N: usize, R>(
+        values: impl Iterator<Item = f64>,
+        len: usize,
+        f: impl FnOnce(&mut [f64]) -> R,
+    ) -> R {
+        let mut buffer = [0.0; N];
         for (target, value) in buffer.iter_mut().zip(values) {
             *target = value;
         }
         f(&mut buffer[..len])
-    } else {
-        let mut copy: Vec<f64> = values.collect();
-        f(&mut copy)
+    }
+    match values.len() {
+        len @ 0..=8 => on_stack::<8, R>(values, len, f),
+        len @ 9..=64 => on_stack::<64, R>(values, len, f),
+        _ => {
+            let mut copy: Vec<f64> = values.collect();
+            f(&mut copy)
+        }
     }
 }
 
@@ -192,9 +197,9 @@ pub(crate) fn median_of(values: impl ExactSizeIterator<Item = f64>) -> Option<f6
 /// Theil–Sen slope: the median of all pairwise slopes (robust to 29 % outliers).
 pub(crate) fn theil_sen(xs: &[f64], ys: &[f64]) -> Option<f64> {
     let pairs = xs.len() * xs.len().saturating_sub(1) / 2;
-    let mut stack = [0.0; STACK_VALUES];
+    let mut stack = [0.0; 32];
     let mut heap = Vec::new();
-    let slopes: &mut [f64] = if pairs <= STACK_VALUES {
+    let slopes: &mut [f64] = if pairs <= stack.len() {
         &mut stack
     } else {
         heap.resize(pairs, 0.0);
