@@ -76,12 +76,48 @@ pub(crate) fn write_approx(out: &mut String, value: f64) {
         write_grouped(out, magnitude.round() as u64);
         return;
     }
-    let decimals = (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize;
+    let exponent = magnitude.log10().floor() as i32;
+    if (-10..=2).contains(&exponent) {
+        // Three significant digits: `magnitude` is within a few ulps of `digits / 10^decimals`,
+        // so these digits are exactly what `{magnitude:.decimals$}` prints, without the
+        // general float formatting machinery.
+        let decimals = (2 - exponent) as usize;
+        let digits = (magnitude * 10f64.powi(2 - exponent)).round() as u64;
+        write_fixed(out, digits, decimals);
+        return;
+    }
+    let decimals = (2 - exponent).clamp(0, 12) as usize;
     let start = out.len();
     let _ = write!(out, "{magnitude:.decimals$}");
     if out[start..].contains('.') {
         let trimmed = out.trim_end_matches('0').trim_end_matches('.').len();
         out.truncate(trimmed);
+    }
+}
+
+/// Append `digits / 10^decimals` (`decimals >= 1`) without trailing zeros after the point:
+/// `(123, 4)` is "0.0123", `(100, 1)` is "10".
+fn write_fixed(out: &mut String, mut digits: u64, mut decimals: usize) {
+    while decimals > 0 && digits % 10 == 0 {
+        digits /= 10;
+        decimals -= 1;
+    }
+    // At most 20 integer digits, a point and 13 decimals.
+    let mut buffer = [b'0'; 40];
+    let mut end = buffer.len();
+    let mut written = 0;
+    while digits > 0 || written <= decimals {
+        if written == decimals && decimals > 0 {
+            end -= 1;
+            buffer[end] = b'.';
+        }
+        end -= 1;
+        buffer[end] = b'0' + (digits % 10) as u8;
+        digits /= 10;
+        written += 1;
+    }
+    for &byte in &buffer[end..] {
+        out.push(char::from(byte));
     }
 }
 
@@ -150,6 +186,34 @@ mod tests {
         assert_eq!(approx(12.34), "12.3");
         assert_eq!(number(-3.0), "-3");
         assert_eq!(percent(0.1), "10 %");
+    }
+
+    #[test]
+    fn approximations_match_the_general_float_formatting() {
+        // The reference: `{:.decimals$}` with trailing zeros trimmed.
+        let reference = |value: f64| {
+            let rounded = round_significant(value, 3);
+            let magnitude = rounded.abs();
+            let decimals = (2 - magnitude.log10().floor() as i32).clamp(0, 12) as usize;
+            let text = format!("{magnitude:.decimals$}");
+            let text =
+                if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+            if rounded < 0.0 { format!("-{text}") } else { text }
+        };
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..200_000 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let mantissa = (state >> 11) as f64 / (1u64 << 53) as f64;
+            let exponent = ((state >> 3) % 28) as i32 - 14;
+            let value = (mantissa * 10.0 + 0.5) * 10f64.powi(exponent) * if state & 1 == 0 { 1.0 } else { -1.0 };
+            if round_significant(value, 3).abs() >= 100.0 {
+                continue;
+            }
+            assert_eq!(approx(value), reference(value), "{value:e}");
+        }
+        for value in [0.001, 0.00999, 9.995, 99.95, 1e-10, 1.23e-11, 0.5, 1.0, 10.0, 0.1, 0.105] {
+            assert_eq!(approx(value), reference(value), "{value:e}");
+        }
     }
 
     #[test]
