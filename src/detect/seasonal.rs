@@ -621,7 +621,11 @@ impl SeasonalModel {
     /// uncertainty. Any other count gets a factor of 1.5, which leaves a tenfold change an
     /// anomaly.
     fn scale_at(&self, forecast: f64, timestamp: i64, value: f64) -> f64 {
-        let scale = self.scale(forecast);
+        self.widened_scale(self.scale(forecast), timestamp, value)
+    }
+
+    /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed.
+    fn widened_scale(&self, scale: f64, timestamp: i64, value: f64) -> f64 {
         if !self.novel(timestamp, scale) {
             return scale;
         }
@@ -756,7 +760,8 @@ impl SeasonalModel {
         let score = if judged_residual == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         let mut low = self.untransform(forecast - threshold * scale);
         let plain_high = self.untransform(forecast + threshold * scale);
-        let mut high = self.untransform(forecast + backlog + threshold * scale);
+        let mut high =
+            if backlog == 0.0 { plain_high } else { self.untransform(forecast + backlog + threshold * scale) };
         if self.min_change > 0.0 {
             let margin = forecast_value.abs() * self.min_change;
             low = low.min(forecast_value - margin);
@@ -866,11 +871,12 @@ impl SeasonalModel {
         }
         self.previous = None;
         if let Some(forecast) = active_forecast {
-            let scale = self.scale_at(forecast, timestamp, value);
+            let plain_scale = self.scale(forecast);
+            let scale = self.widened_scale(plain_scale, timestamp, value);
             let z = (observed - forecast) / scale;
             self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
             // The calibrator measures the model's misfit, learning period included.
-            let raw_z = (observed - forecast) / self.scale(forecast);
+            let raw_z = (observed - forecast) / plain_scale;
             // Anomalies must not define the normal tail (a day-long outage would blunt the
             // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
             // count as exceedances without dragging the tail's scale, unless exceedances have
