@@ -2,7 +2,7 @@
 //! open tools, on generated warehouses (see `telltale::detect::scenario` and `::scoring`).
 //!
 //! Usage: `detection [--seeds 101-105] [--tables 200] [--days 60] [--budget 2] [--no-speed] [--breakdown]
-//! [--fingerprint] [--callgrind count|continuous]`
+//! [--fingerprint] [--callgrind count|continuous|freshness|proportion]`
 //!
 //! Tune on seeds 1-5 (`--seeds 1-5`), report on the held-out seeds 101-105 (the default).
 //! Prints markdown tables: recall per incident type (default setting, severe incidents only,
@@ -12,7 +12,7 @@
 //! telltale's false alerts and misses come from: per monitor and kind of table (schedule,
 //! zero-heavy counts, business hours). `--fingerprint` prints a hash of every judged point of
 //! telltale (time, score, alert) per seed: a speed change must leave it unchanged.
-//! `--callgrind count|continuous` only replays ten 2 000-point series of the speed table's
+//! `--callgrind CLASS` only replays ten 2 000-point series of the speed table's
 //! warehouse once each, for instruction counts (`bench/detection-callgrind.sh`).
 
 use std::time::Instant;
@@ -71,7 +71,9 @@ fn parse_args() -> Result<Args, String> {
                 args.callgrind = Some(match value()?.as_str() {
                     "count" => MetricClass::Count,
                     "continuous" => MetricClass::Continuous,
-                    _ => return Err("--callgrind needs count or continuous".to_string()),
+                    "freshness" => MetricClass::Freshness,
+                    "proportion" => MetricClass::Proportion,
+                    _ => return Err("--callgrind needs count, continuous, freshness or proportion".to_string()),
                 })
             }
             other => return Err(format!("unknown argument {other}")),
@@ -255,14 +257,22 @@ fn speed_tables() -> Vec<scenario::Table> {
     scenario::generate(&ScenarioConfig { tables: 120, days: 84, seed: 9, incidents_per_table: 1.0 })
 }
 
-/// One replay of each of the first ten 2 000-point hourly series of `class` (row counts or
-/// means) of the speed table's warehouse: the work `bench/detection-callgrind.sh` counts.
+/// One replay of each of the first ten 2 000-point series of `class` of the speed table's
+/// warehouse: the work `bench/detection-callgrind.sh` counts.
 fn callgrind_run(class: MetricClass) {
     let tables = speed_tables();
     let settings = Settings::default();
     let mut replayed = 0;
-    for table in tables.iter().filter(|t| t.schedule == Schedule::Hourly) {
-        let points = if class == MetricClass::Count { &table.volume } else { &table.mean };
+    // As in the speed table: hourly tables' row counts and means, any table's freshness polls
+    // and null counts.
+    let hourly = matches!(class, MetricClass::Count | MetricClass::Continuous);
+    for table in tables.iter().filter(|t| !hourly || t.schedule == Schedule::Hourly) {
+        let points = match class {
+            MetricClass::Count => &table.volume,
+            MetricClass::Continuous => &table.mean,
+            MetricClass::Freshness => &table.freshness,
+            MetricClass::Proportion => &table.nulls,
+        };
         if points.len() < 2_000 || replayed == 10 {
             continue;
         }

@@ -151,24 +151,40 @@ pub(crate) fn range(low: f64, high: f64) -> String {
 
 /// Format a proportion as a percentage with up to three significant digits.
 pub(crate) fn percent(rate: f64) -> String {
-    format!("{} %", approx(rate * 100.0))
+    let mut out = String::new();
+    write_percent(&mut out, rate);
+    out
+}
+
+/// Append a proportion as a percentage with up to three significant digits.
+pub(crate) fn write_percent(out: &mut String, rate: f64) {
+    write_approx(out, rate * 100.0);
+    out.push_str(" %");
 }
 
 /// Format a duration in seconds as "2 d 4 h", "3 h 05 min", "45 min" or "30 s".
 pub(crate) fn duration(seconds: i64) -> String {
-    let sign = if seconds < 0 { "-" } else { "" };
+    let mut out = String::new();
+    write_duration(&mut out, seconds);
+    out
+}
+
+/// Append a duration in seconds as "2 d 4 h", "3 h 05 min", "45 min" or "30 s".
+pub(crate) fn write_duration(out: &mut String, seconds: i64) {
+    if seconds < 0 {
+        out.push('-');
+    }
     let seconds = seconds.unsigned_abs();
     let (days, hours, minutes) = (seconds / 86_400, (seconds % 86_400) / 3_600, (seconds % 3_600) / 60);
-    let text = if days > 0 {
-        if hours > 0 { format!("{days} d {hours} h") } else { format!("{days} d") }
+    let _ = if days > 0 {
+        if hours > 0 { write!(out, "{days} d {hours} h") } else { write!(out, "{days} d") }
     } else if hours > 0 {
-        format!("{hours} h {minutes:02} min")
+        write!(out, "{hours} h {minutes:02} min")
     } else if minutes > 0 {
-        format!("{minutes} min")
+        write!(out, "{minutes} min")
     } else {
-        format!("{seconds} s")
+        write!(out, "{seconds} s")
     };
-    format!("{sign}{text}")
 }
 
 #[cfg(test)]
