@@ -73,7 +73,17 @@ pub(crate) fn write_instant(out: &mut String, local_seconds: i64) {
     use std::fmt::Write as _;
     let (y, m, d) = civil_from_days(local_seconds.div_euclid(DAY));
     out.push_str(&weekday_name(weekday(local_seconds))[..3]);
-    let _ = write!(out, " {y:04}-{m:02}-{d:02} ");
+    out.push(' ');
+    if (1_000..10_000).contains(&y) {
+        super::format::write_plain(out, y as u64);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    out.push('-');
+    super::format::write_two_digits(out, u64::from(m));
+    out.push('-');
+    super::format::write_two_digits(out, u64::from(d));
+    out.push(' ');
     write_clock_time(out, second_of_day(local_seconds));
 }
 
@@ -89,6 +99,17 @@ mod tests {
         assert_eq!(weekday(monday), 0);
         assert_eq!(civil_from_days(monday / DAY), (2024, 3, 4));
         assert_eq!(describe_instant(monday + 9 * HOUR), "Mon 2024-03-04 09:00");
+        for local in (-40_000_000_000_i64..300_000_000_000).step_by(999_999_937) {
+            let (y, m, d) = civil_from_days(local.div_euclid(DAY));
+            let second = second_of_day(local);
+            let expected = format!(
+                "{} {y:04}-{m:02}-{d:02} {:02}:{:02}",
+                &weekday_name(weekday(local))[..3],
+                second / HOUR,
+                (second % HOUR) / MINUTE
+            );
+            assert_eq!(describe_instant(local), expected);
+        }
         assert_eq!(weekday(-1), 2, "the second before the epoch is a Wednesday");
     }
 }

@@ -176,15 +176,49 @@ pub(crate) fn write_duration(out: &mut String, seconds: i64) {
     }
     let seconds = seconds.unsigned_abs();
     let (days, hours, minutes) = (seconds / 86_400, (seconds % 86_400) / 3_600, (seconds % 3_600) / 60);
-    let _ = if days > 0 {
-        if hours > 0 { write!(out, "{days} d {hours} h") } else { write!(out, "{days} d") }
+    if days > 0 {
+        write_plain(out, days);
+        out.push_str(" d");
+        if hours > 0 {
+            out.push(' ');
+            write_plain(out, hours);
+            out.push_str(" h");
+        }
     } else if hours > 0 {
-        write!(out, "{hours} h {minutes:02} min")
+        write_plain(out, hours);
+        out.push_str(" h ");
+        write_two_digits(out, minutes);
+        out.push_str(" min");
     } else if minutes > 0 {
-        write!(out, "{minutes} min")
+        write_plain(out, minutes);
+        out.push_str(" min");
     } else {
-        write!(out, "{seconds} s")
-    };
+        write_plain(out, seconds);
+        out.push_str(" s");
+    }
+}
+
+/// Append the digits of `value` (no grouping), as `{value}` prints them.
+pub(crate) fn write_plain(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (value % 10) as u8;
+        len += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for index in (0..len).rev() {
+        out.push(char::from(digits[index]));
+    }
+}
+
+/// Append `value` (below 100) with two digits, as `{value:02}` prints it.
+pub(crate) fn write_two_digits(out: &mut String, value: u64) {
+    out.push(char::from(b'0' + (value / 10 % 10) as u8));
+    out.push(char::from(b'0' + (value % 10) as u8));
 }
 
 #[cfg(test)]
@@ -229,6 +263,25 @@ mod tests {
         }
         for value in [0.001, 0.00999, 9.995, 99.95, 1e-10, 1.23e-11, 0.5, 1.0, 10.0, 0.1, 0.105] {
             assert_eq!(approx(value), reference(value), "{value:e}");
+        }
+    }
+
+    #[test]
+    fn durations_match_the_general_formatting() {
+        for seconds in (-200_000..200_000).step_by(7).chain([0, 59, 60, 3_599, 3_600, 86_399, 86_400, 1 << 40]) {
+            let sign = if seconds < 0 { "-" } else { "" };
+            let s = i64::unsigned_abs(seconds);
+            let (days, hours, minutes) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+            let text = if days > 0 {
+                if hours > 0 { format!("{days} d {hours} h") } else { format!("{days} d") }
+            } else if hours > 0 {
+                format!("{hours} h {minutes:02} min")
+            } else if minutes > 0 {
+                format!("{minutes} min")
+            } else {
+                format!("{s} s")
+            };
+            assert_eq!(duration(seconds), format!("{sign}{text}"));
         }
     }
 
