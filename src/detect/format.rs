@@ -98,7 +98,7 @@ pub(crate) fn write_approx(out: &mut String, value: f64) {
 /// Append `digits / 10^decimals` (`decimals >= 1`) without trailing zeros after the point:
 /// `(123, 4)` is "0.0123", `(100, 1)` is "10".
 fn write_fixed(out: &mut String, mut digits: u64, mut decimals: usize) {
-    while decimals > 0 && digits % 10 == 0 {
+    while decimals > 0 && digits.is_multiple_of(10) {
         digits /= 10;
         decimals -= 1;
     }

@@ -186,12 +186,12 @@ fn with_copy<R>(values: impl ExactSizeIterator<Item = f64>, f: impl FnOnce(&mut 
 
 /// Median of a slice without touching it.
 pub(crate) fn median(values: &[f64]) -> Option<f64> {
-    with_copy(values.iter().copied(), |copy| median_in_place(copy))
+    with_copy(values.iter().copied(), median_in_place)
 }
 
 /// Median of the values an iterator yields (without an allocation when they are few).
 pub(crate) fn median_of(values: impl ExactSizeIterator<Item = f64>) -> Option<f64> {
-    with_copy(values, |copy| median_in_place(copy))
+    with_copy(values, median_in_place)
 }
 
 /// Theil–Sen slope: the median of all pairwise slopes (robust to 29 % outliers).
