@@ -92,8 +92,17 @@ impl SortedWindow {
         self.sorted.iter().map(|&key| from_order_key(key))
     }
 
+    /// The type-7 median, `quantile(0.5)` with the same arithmetic: its position
+    /// `(len - 1) / 2` is an integer or half one, found without float conversions.
     pub(crate) fn median(&self) -> Option<f64> {
-        self.quantile(0.5)
+        let len = self.sorted.len();
+        if len == 0 {
+            return None;
+        }
+        let (low, high) = ((len - 1) / 2, len / 2);
+        let fraction = if low == high { 0.0 } else { 0.5 };
+        let (low_value, high_value) = (from_order_key(self.sorted[low]), from_order_key(self.sorted[high]));
+        Some(low_value + fraction * (high_value - low_value))
     }
 
     /// Linear-interpolated quantile (type 7) of the window.
