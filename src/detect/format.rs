@@ -286,6 +286,34 @@ mod tests {
     }
 
     #[test]
+    fn grouped_digits_match_a_plain_grouping() {
+        let reference = |value: u64| {
+            let plain = value.to_string();
+            let mut out = String::new();
+            for (index, digit) in plain.chars().enumerate() {
+                if index > 0 && (plain.len() - index) % 3 == 0 {
+                    out.push(THIN_SPACE);
+                }
+                out.push(digit);
+            }
+            out
+        };
+        let mut value = 1_u64;
+        for step in 0..2_000_u64 {
+            for candidate in [value, value - 1, value + step, step] {
+                let mut out = String::new();
+                write_grouped(&mut out, candidate);
+                assert_eq!(out, reference(candidate));
+            }
+            value = value.wrapping_mul(3).wrapping_add(step) % 10_000_000_000_000_000_000;
+            value = value.max(1);
+        }
+        let mut out = String::new();
+        write_grouped(&mut out, u64::MAX);
+        assert_eq!(out, reference(u64::MAX));
+    }
+
+    #[test]
     fn durations_read_naturally() {
         assert_eq!(duration(30), "30 s");
         assert_eq!(duration(45 * 60), "45 min");
