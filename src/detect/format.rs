@@ -291,7 +291,7 @@ mod tests {
             let plain = value.to_string();
             let mut out = String::new();
             for (index, digit) in plain.chars().enumerate() {
-                if index > 0 && (plain.len() - index) % 3 == 0 {
+                if index > 0 && (plain.len() - index).is_multiple_of(3) {
                     out.push(THIN_SPACE);
                 }
                 out.push(digit);
