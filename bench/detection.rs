@@ -1,7 +1,8 @@
 //! Labelled-scenario benchmark of telltale's detectors against the z-score peer of today's
 //! open tools, on generated warehouses (see `telltale::detect::scenario` and `::scoring`).
 //!
-//! Usage: `detection [--seeds 101-105] [--tables 200] [--days 60] [--budget 2] [--no-speed] [--breakdown]`
+//! Usage: `detection [--seeds 101-105] [--tables 200] [--days 60] [--budget 2] [--no-speed] [--breakdown]
+//! [--fingerprint] [--callgrind count|continuous|freshness|proportion]`
 //!
 //! Tune on seeds 1-5 (`--seeds 1-5`), report on the held-out seeds 101-105 (the default).
 //! Prints markdown tables: recall per incident type (default setting, severe incidents only,
@@ -9,7 +10,10 @@
 //! table-days outside and inside benign windows, detection delay in buckets, recall at the
 //! false-alarm budget (the ranking number), and a speed section. `--breakdown` adds where
 //! telltale's false alerts and misses come from: per monitor and kind of table (schedule,
-//! zero-heavy counts, business hours).
+//! zero-heavy counts, business hours). `--fingerprint` prints a hash of every judged point of
+//! telltale (time, score, alert) per seed: a speed change must leave it unchanged.
+//! `--callgrind CLASS` only replays ten 2 000-point series of the speed table's
+//! warehouse once each, for instruction counts (`bench/detection-callgrind.sh`).
 
 use std::time::Instant;
 
@@ -24,6 +28,8 @@ struct Args {
     budget: f64,
     speed: bool,
     breakdown: bool,
+    fingerprint: bool,
+    callgrind: Option<MetricClass>,
 }
 
 fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
@@ -40,8 +46,16 @@ fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args =
-        Args { seeds: (101..=105).collect(), tables: 200, days: 60, budget: 2.0, speed: true, breakdown: false };
+    let mut args = Args {
+        seeds: (101..=105).collect(),
+        tables: 200,
+        days: 60,
+        budget: 2.0,
+        speed: true,
+        breakdown: false,
+        fingerprint: false,
+        callgrind: None,
+    };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
         let mut value = || iter.next().ok_or(format!("{flag} needs a value"));
@@ -52,6 +66,16 @@ fn parse_args() -> Result<Args, String> {
             "--budget" => args.budget = value()?.parse().map_err(|_| "bad --budget")?,
             "--no-speed" => args.speed = false,
             "--breakdown" => args.breakdown = true,
+            "--fingerprint" => args.fingerprint = true,
+            "--callgrind" => {
+                args.callgrind = Some(match value()?.as_str() {
+                    "count" => MetricClass::Count,
+                    "continuous" => MetricClass::Continuous,
+                    "freshness" => MetricClass::Freshness,
+                    "proportion" => MetricClass::Proportion,
+                    _ => return Err("--callgrind needs count, continuous, freshness or proportion".to_string()),
+                })
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -228,10 +252,61 @@ fn print_breakdown(evaluated: &[Evaluated], kinds: &[String]) {
     }
 }
 
+/// The speed table's warehouse (seed 9, 84 days, so that hourly series have 2 000 points).
+fn speed_tables() -> Vec<scenario::Table> {
+    scenario::generate(&ScenarioConfig { tables: 120, days: 84, seed: 9, incidents_per_table: 1.0 })
+}
+
+/// One replay of each of the first ten 2 000-point series of `class` of the speed table's
+/// warehouse: the work `bench/detection-callgrind.sh` counts.
+fn callgrind_run(class: MetricClass) {
+    let tables = speed_tables();
+    let settings = Settings::default();
+    let mut replayed = 0;
+    // As in the speed table: hourly tables' row counts and means, any table's freshness polls
+    // and null counts.
+    let hourly = matches!(class, MetricClass::Count | MetricClass::Continuous);
+    for table in tables.iter().filter(|t| !hourly || t.schedule == Schedule::Hourly) {
+        let points = match class {
+            MetricClass::Count => &table.volume,
+            MetricClass::Continuous => &table.mean,
+            MetricClass::Freshness => &table.freshness,
+            MetricClass::Proportion => &table.nulls,
+        };
+        if points.len() < 2_000 || replayed == 10 {
+            continue;
+        }
+        let verdicts = replay(class, &settings, &points[..2_000]);
+        std::hint::black_box(&verdicts);
+        replayed += 1;
+    }
+    println!("replayed {replayed} series of 2 000 {class:?} points");
+}
+
+/// FNV-1a over every judged point of telltale's monitor runs (time, score bits, alert).
+fn fingerprint(evaluated: &[Evaluated]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    let mut eat = |bytes: &[u8]| {
+        for &byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for table in evaluated {
+        for run in &table.telltale {
+            for point in &run.points {
+                eat(&point.at.to_le_bytes());
+                eat(&point.score.to_bits().to_le_bytes());
+                eat(&[u8::from(point.alert)]);
+            }
+        }
+    }
+    hash
+}
+
 /// Replay timing on 2 000-point series: hourly row counts, a continuous metric, freshness
 /// polls and null rates.
 fn speed() {
-    let tables = scenario::generate(&ScenarioConfig { tables: 120, days: 84, seed: 9, incidents_per_table: 1.0 });
+    let tables = speed_tables();
     let mut series: Vec<(MetricClass, Vec<Point>)> = Vec::new();
     for table in tables.iter().filter(|t| t.schedule == Schedule::Hourly) {
         series.push((MetricClass::Count, table.volume[..2_000].to_vec()));
@@ -281,13 +356,19 @@ fn speed() {
 
 fn main() -> Result<(), String> {
     let args = parse_args()?;
+    if let Some(class) = args.callgrind {
+        callgrind_run(class);
+        return Ok(());
+    }
     let settings = Settings::default();
     let started = Instant::now();
     let mut evaluated: Vec<Evaluated> = Vec::new();
     let mut kinds: Vec<String> = Vec::new();
     let mut points = 0usize;
     let mut telltale_seconds = 0.0;
+    let mut fingerprints = Vec::new();
     for &seed in &args.seeds {
+        let first = evaluated.len();
         let config = ScenarioConfig { tables: args.tables, days: args.days, ..ScenarioConfig::standard(seed) };
         let tables = scenario::generate(&config);
         for table in &tables {
@@ -299,6 +380,10 @@ fn main() -> Result<(), String> {
             evaluated.push(Evaluated { labels: scoring::Labels::of(table), telltale, zscore });
             kinds.push(table_kind(table));
         }
+        fingerprints.push(format!("{seed}:{:016x}", fingerprint(&evaluated[first..])));
+    }
+    if args.fingerprint {
+        println!("fingerprint of telltale's judged points per seed: {}", fingerprints.join(" "));
     }
     let report = scoring::score(&evaluated, args.budget);
     println!(

@@ -46,12 +46,6 @@ pub(crate) fn write_clock_time(out: &mut String, second_of_day: i64) {
     }
 }
 
-/// "09:00" for a second of the day.
-pub(crate) fn clock_time(second_of_day: i64) -> String {
-    let second_of_day = second_of_day.rem_euclid(DAY);
-    format!("{:02}:{:02}", second_of_day / HOUR, (second_of_day % HOUR) / MINUTE)
-}
-
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
 pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -67,13 +61,30 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// "Mon 2024-03-04 09:00" for a local time.
+#[cfg(test)]
 pub(crate) fn describe_instant(local_seconds: i64) -> String {
+    let mut out = String::new();
+    write_instant(&mut out, local_seconds);
+    out
+}
+
+/// Append "Mon 2024-03-04 09:00" for a local time.
+pub(crate) fn write_instant(out: &mut String, local_seconds: i64) {
+    use std::fmt::Write as _;
     let (y, m, d) = civil_from_days(local_seconds.div_euclid(DAY));
-    format!(
-        "{} {y:04}-{m:02}-{d:02} {}",
-        &weekday_name(weekday(local_seconds))[..3],
-        clock_time(second_of_day(local_seconds))
-    )
+    out.push_str(&weekday_name(weekday(local_seconds))[..3]);
+    out.push(' ');
+    if (1_000..10_000).contains(&y) {
+        super::format::write_plain(out, y as u64);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    out.push('-');
+    super::format::write_two_digits(out, u64::from(m));
+    out.push('-');
+    super::format::write_two_digits(out, u64::from(d));
+    out.push(' ');
+    write_clock_time(out, second_of_day(local_seconds));
 }
 
 #[cfg(test)]
@@ -88,6 +99,17 @@ mod tests {
         assert_eq!(weekday(monday), 0);
         assert_eq!(civil_from_days(monday / DAY), (2024, 3, 4));
         assert_eq!(describe_instant(monday + 9 * HOUR), "Mon 2024-03-04 09:00");
+        for local in (-40_000_000_000_i64..300_000_000_000).step_by(999_999_937) {
+            let (y, m, d) = civil_from_days(local.div_euclid(DAY));
+            let second = second_of_day(local);
+            let expected = format!(
+                "{} {y:04}-{m:02}-{d:02} {:02}:{:02}",
+                &weekday_name(weekday(local))[..3],
+                second / HOUR,
+                (second % HOUR) / MINUTE
+            );
+            assert_eq!(describe_instant(local), expected);
+        }
         assert_eq!(weekday(-1), 2, "the second before the epoch is a Wednesday");
     }
 }

@@ -158,19 +158,17 @@ impl Calibrator {
         if n >= MIN_FOR_TAIL {
             let start_rank = ((1.0 - TAIL_SHARE) * n as f64).floor() as usize;
             if let Some(start) = self.residuals.quantile(start_rank as f64 / (n - 1) as f64) {
-                let excesses: Vec<f64> = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).collect();
-                let mean_excess = excesses.iter().sum::<f64>() / excesses.len().max(1) as f64;
+                let excesses = n.saturating_sub(start_rank + 1);
+                let mean_excess = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).sum::<f64>()
+                    / excesses.max(1) as f64;
                 // A degenerate tail (many identical residuals) keeps the parametric reference.
                 if mean_excess > 1e-9 && start > 0.0 {
                     // A light tail from few excesses is not trusted beyond half the normal
                     // tail's mean excess (about 1/start), so bounded noise cannot make the
                     // model hypersensitive.
                     let floor = 0.5 / start.max(1.0);
-                    self.tail = Some(Tail {
-                        start,
-                        mean_excess: mean_excess.max(floor),
-                        share: excesses.len() as f64 / n as f64,
-                    });
+                    self.tail =
+                        Some(Tail { start, mean_excess: mean_excess.max(floor), share: excesses as f64 / n as f64 });
                 }
             }
         }

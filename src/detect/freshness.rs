@@ -6,6 +6,8 @@
 //! weekend). Anything else falls back to quantiles of the inter-update gaps. Lateness is
 //! always evaluated against a `now` passed in, never against a clock.
 
+use std::fmt::Write as _;
+
 use super::Point;
 use super::calendar::{self, DAY, HOUR};
 use super::format;
@@ -281,21 +283,22 @@ impl Cadence {
             _ => (threshold_score * overdue as f64 / allowance as f64).max(0.0),
         };
         let late = now > due.late_after;
-        let schedule = self.describe();
-        let explanation = if late {
-            format!(
-                "last update {} ago, {} late: expected by {} ({schedule})",
-                format::duration(age),
-                format::duration(overdue),
-                calendar::describe_instant(due.late_after + self.utc_offset())
-            )
+        // One buffer, no intermediate strings: this runs at every poll.
+        let mut explanation = String::with_capacity(112);
+        explanation.push_str("last update ");
+        format::write_duration(&mut explanation, age);
+        if late {
+            explanation.push_str(" ago, ");
+            format::write_duration(&mut explanation, overdue);
+            explanation.push_str(" late: expected by ");
+            calendar::write_instant(&mut explanation, due.late_after + self.utc_offset());
         } else {
-            format!(
-                "last update {} ago, next expected {} ({schedule})",
-                format::duration(age),
-                calendar::describe_instant(due.expected_at + self.utc_offset())
-            )
-        };
+            explanation.push_str(" ago, next expected ");
+            calendar::write_instant(&mut explanation, due.expected_at + self.utc_offset());
+        }
+        explanation.push_str(" (");
+        self.write_description(&mut explanation);
+        explanation.push(')');
         FreshnessVerdict { late, due: Some(due), overdue, score, explanation }
     }
 
@@ -310,26 +313,39 @@ impl Cadence {
 
     /// "daily at 09:00 on weekdays", "every 1 h 00 min".
     pub fn describe(&self) -> String {
+        let mut out = String::new();
+        self.write_description(&mut out);
+        out
+    }
+
+    /// Append [`describe`](Self::describe)'s text.
+    fn write_description(&self, out: &mut String) {
         match self {
-            Cadence::Unknown => "cadence unknown".to_string(),
+            Cadence::Unknown => out.push_str("cadence unknown"),
             Cadence::Daily { time_of_day, weekdays, .. } => {
-                let days = match weekdays {
-                    [true, true, true, true, true, true, true] => String::new(),
-                    [true, true, true, true, true, false, false] => " on weekdays".to_string(),
+                out.push_str("daily load at ");
+                calendar::write_clock_time(out, *time_of_day);
+                match weekdays {
+                    [true, true, true, true, true, true, true] => {}
+                    [true, true, true, true, true, false, false] => out.push_str(" on weekdays"),
                     _ => {
-                        let names: Vec<&str> =
-                            (0..7).filter(|d| weekdays[*d]).map(|d| &calendar::weekday_name(d)[..3]).collect();
-                        format!(" on {}", names.join(", "))
+                        out.push_str(" on ");
+                        for (index, day) in (0..7).filter(|d| weekdays[*d]).enumerate() {
+                            if index > 0 {
+                                out.push_str(", ");
+                            }
+                            out.push_str(&calendar::weekday_name(day)[..3]);
+                        }
                     }
-                };
-                format!("daily load at {}{days}", calendar::clock_time(*time_of_day))
+                }
             }
             Cadence::Interval { interval, .. } => {
-                format!("updated every {}", format::duration(*interval))
+                out.push_str("updated every ");
+                format::write_duration(out, *interval);
             }
             Cadence::Sparse { hourly, .. } => {
                 let mean = hourly.iter().sum::<f64>() / hourly.len().max(1) as f64;
-                format!("updated at random, in {:.0} % of hours", mean * 100.0)
+                let _ = write!(out, "updated at random, in {:.0} % of hours", mean * 100.0);
             }
         }
     }

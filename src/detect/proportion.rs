@@ -251,23 +251,33 @@ impl ProportionModel {
     }
 
     pub(crate) fn explain(&self, noun: &str, point: &Point, judgement: &Judgement) -> String {
+        // One buffer, no intermediate strings: this runs at every batch.
         let counts = Self::counts_of(point);
         let expected = judgement.expected;
-        let range = if expected.low <= 0.0 {
-            format!("≤ {}", format::percent(expected.high))
+        let mut out = String::with_capacity(96);
+        out.push_str(noun);
+        out.push(' ');
+        format::write_percent(&mut out, point.value);
+        if point.counts.is_some() {
+            out.push_str(" (");
+            format::write_number(&mut out, counts.count as f64);
+            out.push_str(" of ");
+            format::write_number(&mut out, counts.total as f64);
+            out.push_str(" rows)");
+        }
+        out.push_str(", expected ");
+        if expected.low <= 0.0 {
+            out.push_str("≤ ");
+            format::write_percent(&mut out, expected.high);
         } else {
-            format!("{}–{}", format::percent(expected.low), format::percent(expected.high))
-        };
-        let rows = if point.counts.is_some() {
-            format!(" ({} of {} rows)", format::number(counts.count as f64), format::number(counts.total as f64))
-        } else {
-            String::new()
-        };
-        format!(
-            "{noun} {}{rows}, expected {range} for {} rows",
-            format::percent(point.value),
-            format::number(counts.total as f64)
-        )
+            format::write_percent(&mut out, expected.low);
+            out.push('–');
+            format::write_percent(&mut out, expected.high);
+        }
+        out.push_str(" for ");
+        format::write_number(&mut out, counts.total as f64);
+        out.push_str(" rows");
+        out
     }
 }
 

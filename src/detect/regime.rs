@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::stats::{MAD_TO_SIGMA, median};
+use super::stats::{MAD_TO_SIGMA, median_of};
 
 /// Clip standardised residuals before they enter the CUSUM, so one wild point cannot trip it.
 const Z_CLIP: f64 = 6.0;
@@ -100,14 +100,12 @@ impl LevelShiftDetector {
         if statistic.abs() < self.threshold || self.recent.len() < self.stable_points {
             return None;
         }
-        let values: Vec<f64> = self.recent.iter().copied().collect();
-        let new_level = median(&values)?;
-        let deviations: Vec<f64> = values.iter().map(|v| (v - new_level).abs()).collect();
-        let spread = median(&deviations)? * MAD_TO_SIGMA;
+        let new_level = median_of(self.recent.iter().copied())?;
+        let spread = median_of(self.recent.iter().map(|v| (v - new_level).abs()))? * MAD_TO_SIGMA;
         let moved = (new_level - level) * statistic.signum();
         // Every recent point on the new side, the new level well away from the old one and
         // about as tight as the usual noise: a stable shift, not a burst of noise.
-        let all_on_new_side = values.iter().all(|v| (v - level) * statistic.signum() > scale);
+        let all_on_new_side = self.recent.iter().all(|v| (v - level) * statistic.signum() > scale);
         if moved > 3.0 * scale && spread <= 2.0 * scale && all_on_new_side {
             let points = self.recent.len();
             self.reset();

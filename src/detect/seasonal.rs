@@ -21,7 +21,7 @@ use super::calibration::Calibrator;
 use super::format;
 use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
-use super::stats::{MAD_TO_SIGMA, SortedWindow, median_in_place, theil_sen};
+use super::stats::{MAD_TO_SIGMA, SortedWindow, median_in_place, median_of, median_of_sorted, theil_sen};
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
 /// Seasonal structure a candidate model uses.
@@ -132,18 +132,30 @@ impl Params {
     }
 }
 
-/// Last few de-levelled values seen in one seasonal slot.
+/// Last few de-levelled values seen in one seasonal slot, in arrival order and sorted (in
+/// `f64::total_cmp` order), so that its median costs nothing.
 #[derive(Debug, Clone, Default)]
 struct Slot {
     values: VecDeque<f64>,
+    sorted: Vec<f64>,
 }
 
 impl Slot {
     fn push(&mut self, value: f64, capacity: usize) {
-        if self.values.len() == capacity {
-            self.values.pop_front();
+        if self.values.len() == capacity
+            && let Some(oldest) = self.values.pop_front()
+        {
+            let index = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
+            self.sorted.remove(index);
         }
         self.values.push_back(value);
+        let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+        self.sorted.insert(index, value);
+    }
+
+    /// The median, exactly as [`median_in_place`] computes it.
+    fn median(&self) -> Option<f64> {
+        median_of_sorted(&self.sorted)
     }
 }
 
@@ -152,13 +164,7 @@ fn slot_deviation(slot: &Slot, value: f64) -> Option<f64> {
     if slot.values.len() < 2 {
         return None;
     }
-    // Slots hold at most a few weeks of values: a stack buffer, no allocation.
-    let mut buffer = [0.0; 32];
-    let count = slot.values.len().min(buffer.len());
-    for (target, source) in buffer.iter_mut().zip(slot.values.iter().rev()) {
-        *target = *source;
-    }
-    median_in_place(&mut buffer[..count]).map(|m| (value - m).abs())
+    slot.median().map(|m| (value - m).abs())
 }
 
 /// Past standardised residuals the calibration rests on (a few weeks of hourly points).
@@ -287,6 +293,17 @@ struct Previous {
     z: f64,
 }
 
+/// Medians of one block of the trend's window (see `update_trend`), kept for the next update.
+#[derive(Debug, Clone, Copy)]
+struct TrendBlock {
+    /// Timestamps of the block's first and last point.
+    first: i64,
+    last: i64,
+    mode: Mode,
+    x: f64,
+    y: f64,
+}
+
 /// Share of a bucket's shortfall (or excess) that its neighbour's excess (or shortfall) must
 /// make up for the two to be judged together.
 const CARRY_MIN_SHARE: f64 = 0.5;
@@ -344,6 +361,8 @@ pub struct SeasonalModel {
     /// Typical absolute size of recent values, refreshed now and then (scale floor).
     magnitude: f64,
     trend: f64,
+    /// Block medians of the last trend update.
+    trend_blocks: [Option<TrendBlock>; 8],
     trained: usize,
     /// Weekdays and hour-of-day slots that have been learned at least once.
     weekdays_seen: [u32; 7],
@@ -452,6 +471,7 @@ impl SeasonalModel {
             recent: VecDeque::with_capacity(params.long_window),
             magnitude: 0.0,
             trend: 0.0,
+            trend_blocks: [None; 8],
             trained: 0,
             weekdays_seen: [0; 7],
             exceedance: 0.0,
@@ -525,22 +545,28 @@ impl SeasonalModel {
         let day_noise = self.slot_noise(&self.day_noise);
         let mut values: Vec<f64> = Vec::with_capacity(3 * self.params.day_capacity);
         for index in 0..n {
-            values.clear();
-            for offset in neighbours {
-                values.extend(self.day[(index + offset) % n].values.iter().copied());
-            }
-            let count = values.len();
-            self.day_factors[index] = match median_in_place(&mut values) {
+            let (median, count) = if neighbours.len() == 1 {
+                // One slot: its kept-sorted median.
+                let slot = &self.day[index];
+                (slot.median(), slot.values.len())
+            } else {
+                values.clear();
+                for offset in neighbours {
+                    values.extend(self.day[(index + offset) % n].values.iter().copied());
+                }
+                let count = values.len();
+                (median_in_place(&mut values), count)
+            };
+            self.day_factors[index] = match median {
                 Some(m) => m * shrinkage(m, day_noise, count),
                 None => 0.0,
             };
         }
         let week_noise = if self.week_noise.len() >= 5 { self.week_noise.median() } else { day_noise };
         for weekday in 0..7 {
-            values.clear();
-            values.extend(self.week[weekday].values.iter().copied());
-            let count = values.len();
-            self.week_offsets[weekday] = match median_in_place(&mut values) {
+            let slot = &self.week[weekday];
+            let count = slot.values.len();
+            self.week_offsets[weekday] = match slot.median() {
                 Some(m) => m * shrinkage(m, week_noise, count),
                 None => 0.0,
             };
@@ -595,7 +621,11 @@ impl SeasonalModel {
     /// uncertainty. Any other count gets a factor of 1.5, which leaves a tenfold change an
     /// anomaly.
     fn scale_at(&self, forecast: f64, timestamp: i64, value: f64) -> f64 {
-        let scale = self.scale(forecast);
+        self.widened_scale(self.scale(forecast), timestamp, value)
+    }
+
+    /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed.
+    fn widened_scale(&self, scale: f64, timestamp: i64, value: f64) -> f64 {
         if !self.novel(timestamp, scale) {
             return scale;
         }
@@ -652,8 +682,11 @@ impl SeasonalModel {
     /// Typical absolute size of recent values (continuous series): keeps the scale floor
     /// meaningful for series that hover around zero.
     fn recent_magnitude(&self) -> f64 {
-        let mut values: Vec<f64> = self.recent.iter().map(|&(_, v, _)| v.abs()).collect();
-        median_in_place(&mut values).unwrap_or(0.0)
+        if self.log_scale {
+            // Counts' scale floor is Poisson noise: the magnitude is not used.
+            return 0.0;
+        }
+        median_of(self.recent.iter().map(|&(_, v, _)| v.abs())).unwrap_or(0.0)
     }
 
     fn degrees_of_freedom(&self) -> f64 {
@@ -727,7 +760,8 @@ impl SeasonalModel {
         let score = if judged_residual == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         let mut low = self.untransform(forecast - threshold * scale);
         let plain_high = self.untransform(forecast + threshold * scale);
-        let mut high = self.untransform(forecast + backlog + threshold * scale);
+        let mut high =
+            if backlog == 0.0 { plain_high } else { self.untransform(forecast + backlog + threshold * scale) };
         if self.min_change > 0.0 {
             let margin = forecast_value.abs() * self.min_change;
             low = low.min(forecast_value - margin);
@@ -837,11 +871,12 @@ impl SeasonalModel {
         }
         self.previous = None;
         if let Some(forecast) = active_forecast {
-            let scale = self.scale_at(forecast, timestamp, value);
+            let plain_scale = self.scale(forecast);
+            let scale = self.widened_scale(plain_scale, timestamp, value);
             let z = (observed - forecast) / scale;
             self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
             // The calibrator measures the model's misfit, learning period included.
-            let raw_z = (observed - forecast) / self.scale(forecast);
+            let raw_z = (observed - forecast) / plain_scale;
             // Anomalies must not define the normal tail (a day-long outage would blunt the
             // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
             // count as exceedances without dragging the tail's scale, unless exceedances have
@@ -1085,10 +1120,10 @@ impl SeasonalModel {
             };
             mode * 3 + reach
         };
-        let mut order: Vec<usize> = (0..self.candidates.len()).collect();
-        order.sort_by_key(|&i| complexity(&self.candidates[i]));
+        // Candidates are created in order of complexity (modes, then reaches).
+        debug_assert!(self.candidates.windows(2).all(|w| complexity(&w[0]) < complexity(&w[1])));
         let mut best: Option<(usize, f64)> = None;
-        for index in order {
+        for index in 0..self.candidates.len() {
             let Some(error) = self.candidates[index].typical_error() else {
                 continue;
             };
@@ -1124,27 +1159,46 @@ impl SeasonalModel {
         let blocks = 8;
         let size = n / blocks;
         let mode = self.candidates[self.active].mode;
-        let mut xs = Vec::with_capacity(blocks);
-        let mut ys = Vec::with_capacity(blocks);
+        let (mut xs, mut ys) = ([0.0; 8], [0.0; 8]);
+        let mut blocks_now = [None; 8];
+        let mut found = 0;
         for block in 0..blocks {
-            let mut values: Vec<f64> = Vec::with_capacity(size);
-            let mut times: Vec<f64> = Vec::with_capacity(size);
-            for &(timestamp, observed, factors) in self.recent.iter().skip(block * size).take(size) {
-                values.push(observed - Self::factor_for(&factors, mode));
-                times.push(timestamp as f64);
-            }
-            if let (Some(y), Some(x)) = (median_in_place(&mut values), median_in_place(&mut times)) {
-                xs.push(x);
-                ys.push(y);
+            // `recent` slides by one block between two updates: the blocks that were already
+            // there (the same points, in the same mode) keep their medians.
+            let (first, last) = (self.recent[block * size].0, self.recent[block * size + size - 1].0);
+            let known =
+                self.trend_blocks.iter().flatten().find(|b| b.first == first && b.last == last && b.mode == mode);
+            let medians = match known {
+                Some(known) => Some((known.x, known.y)),
+                None => {
+                    let points = || self.recent.iter().skip(block * size).take(size);
+                    let y =
+                        median_of(points().map(|&(_, observed, factors)| observed - Self::factor_for(&factors, mode)));
+                    let x = median_of(points().map(|&(timestamp, _, _)| timestamp as f64));
+                    x.zip(y)
+                }
+            };
+            if let Some((x, y)) = medians {
+                xs[found] = x;
+                ys[found] = y;
+                blocks_now[found] = Some(TrendBlock { first, last, mode, x, y });
+                found += 1;
             }
         }
-        let slope = theil_sen(&xs, &ys).unwrap_or(0.0);
-        let span = xs.last().zip(xs.first()).map_or(0.0, |(l, f)| l - f);
-        let noise = self.candidates[self.active].residuals.median().unwrap_or(0.0) * MAD_TO_SIGMA;
-        // Consistent direction across blocks and drift above twice the noise.
+        self.trend_blocks = blocks_now;
+        let (xs, ys) = (&xs[..found], &ys[..found]);
+        // Consistent direction across blocks and drift above twice the noise (the slope is
+        // only needed for a consistent direction).
         let rising = ys.windows(2).filter(|w| w[1] > w[0]).count();
         let consistent = rising >= ys.len() - 2 || rising <= 1;
-        self.trend = if consistent && (slope * span).abs() > 2.0 * noise { slope } else { 0.0 };
+        if !consistent {
+            self.trend = 0.0;
+            return;
+        }
+        let slope = theil_sen(xs, ys).unwrap_or(0.0);
+        let span = xs.last().zip(xs.first()).map_or(0.0, |(l, f)| l - f);
+        let noise = self.candidates[self.active].residuals.median().unwrap_or(0.0) * MAD_TO_SIGMA;
+        self.trend = if (slope * span).abs() > 2.0 * noise { slope } else { 0.0 };
     }
 
     /// Describe a judgement in one sentence.

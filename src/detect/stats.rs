@@ -1,27 +1,42 @@
 //! Small robust-statistics toolbox: a rolling sorted window (medians and quantiles in
 //! O(window) per update without re-sorting), Theil–Sen slopes and tail probabilities.
 
-use std::collections::VecDeque;
-
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::function::erf::{erfc, erfc_inv};
 
 /// Consistency constant that turns a median absolute deviation into a normal sigma.
 pub(crate) const MAD_TO_SIGMA: f64 = 1.4826;
 
-/// The last `capacity` values, kept both in arrival order and sorted, so that medians and
-/// quantiles cost a binary search and a `memmove` per update instead of a sort.
+/// Key of `value` whose integer order is [`f64::total_cmp`]'s order (the same transform).
+#[inline]
+fn order_key(value: f64) -> i64 {
+    let bits = value.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// Inverse of [`order_key`] (the transform is its own inverse: it keeps the sign bit).
+#[inline]
+fn from_order_key(key: i64) -> f64 {
+    f64::from_bits((key ^ ((((key >> 63) as u64) >> 1) as i64)) as u64)
+}
+
+/// The last `capacity` values, kept both in arrival order (a ring) and sorted, so that
+/// medians and quantiles cost a binary search and a `memmove` per update instead of a sort.
+/// Sorted values are kept as [`order_key`]s: integer comparisons in the binary searches, in
+/// exactly the order of `f64::total_cmp`.
 #[derive(Debug, Clone)]
 pub(crate) struct SortedWindow {
-    order: VecDeque<f64>,
-    sorted: Vec<f64>,
+    /// Arrival order as a ring: the oldest value is at `head` once the ring is full.
+    order: Vec<i64>,
+    head: usize,
+    sorted: Vec<i64>,
     capacity: usize,
 }
 
 impl SortedWindow {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self { order: VecDeque::with_capacity(capacity), sorted: Vec::with_capacity(capacity), capacity }
+        Self { order: Vec::with_capacity(capacity), head: 0, sorted: Vec::with_capacity(capacity), capacity }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -34,6 +49,7 @@ impl SortedWindow {
 
     pub(crate) fn clear(&mut self) {
         self.order.clear();
+        self.head = 0;
         self.sorted.clear();
     }
 
@@ -42,52 +58,80 @@ impl SortedWindow {
         if !value.is_finite() {
             return;
         }
-        if self.order.len() == self.capacity
-            && let Some(oldest) = self.order.pop_front()
-        {
+        let key = order_key(value);
+        if self.order.len() == self.capacity {
+            let oldest = std::mem::replace(&mut self.order[self.head], key);
+            self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
             // Replace the oldest value in place and shift only the values between its slot
             // and the new value's slot: one short move instead of a removal and an insertion.
-            let old = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
-            let new = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+            let old = self.sorted.partition_point(|&x| x < oldest);
+            let new = self.sorted.partition_point(|&x| x < key);
             if new > old {
                 self.sorted.copy_within(old + 1..new, old);
-                self.sorted[new - 1] = value;
+                self.sorted[new - 1] = key;
             } else {
                 self.sorted.copy_within(new..old, new + 1);
-                self.sorted[new] = value;
+                self.sorted[new] = key;
             }
-            self.order.push_back(value);
             return;
         }
-        self.order.push_back(value);
-        let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
-        self.sorted.insert(index, value);
+        self.order.push(key);
+        let index = self.sorted.partition_point(|&x| x < key);
+        self.sorted.insert(index, key);
     }
 
     /// Values in arrival order, oldest first.
     #[cfg(test)]
-    pub(crate) fn iter_in_order(&self) -> impl DoubleEndedIterator<Item = f64> + '_ {
-        self.order.iter().copied()
+    pub(crate) fn iter_in_order(&self) -> impl Iterator<Item = f64> + '_ {
+        let (newer, older) = self.order.split_at(if self.order.len() == self.capacity { self.head } else { 0 });
+        older.iter().chain(newer).map(|&key| from_order_key(key))
     }
 
     /// Values in ascending order.
     pub(crate) fn iter_sorted(&self) -> impl Iterator<Item = f64> + '_ {
-        self.sorted.iter().copied()
+        self.sorted.iter().map(|&key| from_order_key(key))
     }
 
+    /// The type-7 median, `quantile(0.5)` with the same arithmetic: its position
+    /// `(len - 1) / 2` is an integer or half one, found without float conversions.
     pub(crate) fn median(&self) -> Option<f64> {
-        self.quantile(0.5)
+        let len = self.sorted.len();
+        if len == 0 {
+            return None;
+        }
+        let (low, high) = ((len - 1) / 2, len / 2);
+        let fraction = if low == high { 0.0 } else { 0.5 };
+        let (low_value, high_value) = (from_order_key(self.sorted[low]), from_order_key(self.sorted[high]));
+        Some(low_value + fraction * (high_value - low_value))
     }
 
     /// Linear-interpolated quantile (type 7) of the window.
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
-        quantile_sorted(&self.sorted, q)
+        if self.sorted.is_empty() {
+            return None;
+        }
+        let (low, high, fraction) = quantile_position(self.sorted.len(), q);
+        let (low_value, high_value) = (from_order_key(self.sorted[low]), from_order_key(self.sorted[high]));
+        Some(low_value + fraction * (high_value - low_value))
     }
 
     /// Number of values `>= value`.
     pub(crate) fn count_at_least(&self, value: f64) -> usize {
-        self.sorted.len() - self.sorted.partition_point(|x| *x < value)
+        // `x < value` as floats: in key order, below the key of `value`, where zero counts
+        // as -0.0 (so that -0.0 is not below 0.0).
+        let key = order_key(if value == 0.0 { -0.0 } else { value });
+        self.sorted.len() - self.sorted.partition_point(|&x| x < key)
     }
+}
+
+/// Ranks below and above the type-7 quantile `q` of `len` sorted values and the weight of the
+/// upper one: `floor` and `ceil` of `h = (len - 1) q` by integer conversion (`h >= 0`).
+#[inline]
+fn quantile_position(len: usize, q: f64) -> (usize, usize, f64) {
+    let h = (len - 1) as f64 * q.clamp(0.0, 1.0);
+    let low = h as usize;
+    let high = if (low as f64) < h { low + 1 } else { low };
+    (low, high, h - low as f64)
 }
 
 /// Type-7 quantile of an already sorted slice.
@@ -95,10 +139,8 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let low = h.floor() as usize;
-    let high = h.ceil() as usize;
-    Some(sorted[low] + (h - low as f64) * (sorted[high] - sorted[low]))
+    let (low, high, fraction) = quantile_position(sorted.len(), q);
+    Some(sorted[low] + fraction * (sorted[high] - sorted[low]))
 }
 
 /// Median of a slice (reorders it).
@@ -117,24 +159,72 @@ pub(crate) fn median_in_place(values: &mut [f64]) -> Option<f64> {
     }
 }
 
+/// Median of a slice sorted in `f64::total_cmp` order, exactly as [`median_in_place`]
+/// computes it: the middle value, or the mean of the two middle values.
+pub(crate) fn median_of_sorted(sorted: &[f64]) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let mid = sorted.len() / 2;
+    let upper = sorted[mid];
+    if sorted.len() % 2 == 1 { Some(upper) } else { Some((sorted[mid - 1] + upper) / 2.0) }
+}
+
+/// Run `f` on a scratch copy of `values` (on the stack when it is small).
+fn with_copy<R>(values: impl ExactSizeIterator<Item = f64>, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    fn on_stack<const N: usize, R>(
+        values: impl Iterator<Item = f64>,
+        len: usize,
+        f: impl FnOnce(&mut [f64]) -> R,
+    ) -> R {
+        let mut buffer = [0.0; N];
+        for (target, value) in buffer.iter_mut().zip(values) {
+            *target = value;
+        }
+        f(&mut buffer[..len])
+    }
+    match values.len() {
+        len @ 0..=8 => on_stack::<8, R>(values, len, f),
+        len @ 9..=64 => on_stack::<64, R>(values, len, f),
+        _ => {
+            let mut copy: Vec<f64> = values.collect();
+            f(&mut copy)
+        }
+    }
+}
+
 /// Median of a slice without touching it.
 pub(crate) fn median(values: &[f64]) -> Option<f64> {
-    let mut copy = values.to_vec();
-    median_in_place(&mut copy)
+    with_copy(values.iter().copied(), median_in_place)
+}
+
+/// Median of the values an iterator yields (without an allocation when they are few).
+pub(crate) fn median_of(values: impl ExactSizeIterator<Item = f64>) -> Option<f64> {
+    with_copy(values, median_in_place)
 }
 
 /// Theil–Sen slope: the median of all pairwise slopes (robust to 29 % outliers).
 pub(crate) fn theil_sen(xs: &[f64], ys: &[f64]) -> Option<f64> {
-    let mut slopes = Vec::with_capacity(xs.len() * xs.len().saturating_sub(1) / 2);
+    let pairs = xs.len() * xs.len().saturating_sub(1) / 2;
+    let mut stack = [0.0; 32];
+    let mut heap = Vec::new();
+    let slopes: &mut [f64] = if pairs <= stack.len() {
+        &mut stack
+    } else {
+        heap.resize(pairs, 0.0);
+        &mut heap
+    };
+    let mut count = 0;
     for i in 0..xs.len() {
         for j in (i + 1)..xs.len() {
             let dx = xs[j] - xs[i];
             if dx != 0.0 {
-                slopes.push((ys[j] - ys[i]) / dx);
+                slopes[count] = (ys[j] - ys[i]) / dx;
+                count += 1;
             }
         }
     }
-    median_in_place(&mut slopes)
+    median_in_place(&mut slopes[..count])
 }
 
 /// Upper tail of the standard normal, P(Z > z).
@@ -179,11 +269,39 @@ pub(crate) fn student_t_neg_log10_sf(t: f64, dof: f64) -> f64 {
     }
 }
 
+/// Student-t quantiles already computed on this thread, by (p, dof) bits: every series asks
+/// for the same few (its sensitivity's rate at 2 to 59 degrees of freedom while its history
+/// is short), and each costs an inverse incomplete beta function.
+type QuantileMemo = std::collections::HashMap<(u64, u64), f64>;
+
+thread_local! {
+    static STUDENT_T_QUANTILES: std::cell::RefCell<QuantileMemo> = std::cell::RefCell::new(QuantileMemo::new());
+}
+
+/// Entries the memo keeps before it starts over (numeric sensitivities could vary freely).
+const STUDENT_T_MEMO_LIMIT: usize = 4_096;
+
 /// t such that P(T > t) = p for Student's t with `dof` degrees of freedom.
 pub(crate) fn student_t_upper_quantile(p: f64, dof: f64) -> f64 {
     if dof >= 60.0 {
         return normal_upper_quantile(p);
     }
+    let key = (p.to_bits(), dof.to_bits());
+    if let Some(known) = STUDENT_T_QUANTILES.with(|memo| memo.borrow().get(&key).copied()) {
+        return known;
+    }
+    let quantile = student_t_upper_quantile_uncached(p, dof);
+    STUDENT_T_QUANTILES.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.len() >= STUDENT_T_MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(key, quantile);
+    });
+    quantile
+}
+
+fn student_t_upper_quantile_uncached(p: f64, dof: f64) -> f64 {
     match StudentsT::new(0.0, 1.0, dof) {
         Ok(dist) => dist.inverse_cdf(1.0 - p.clamp(1e-15, 0.5)),
         Err(_) => normal_upper_quantile(p),
