@@ -8,14 +8,17 @@
 #
 #   cargo build --release --example telemetry && bench/telemetry-callgrind.sh
 #   TABLES=100 N1=1 N2=5 bench/telemetry-callgrind.sh
+#   ARGS="--postgres postgres://u@127.0.0.1:5432/db" bench/telemetry-callgrind.sh   # tables on PostgreSQL
 set -eu
 BIN=${BIN:-target/release/examples/telemetry}
 TABLES=${TABLES:-100}
 N1=${N1:-1}
 N2=${N2:-5}
+ARGS=${ARGS:-}
 
 count() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN" --tables "$TABLES" --mode "$1" --runs "$2" 2>&1 \
+    # shellcheck disable=SC2086  # ARGS is split into words on purpose
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN" --tables "$TABLES" --mode "$1" --runs "$2" $ARGS 2>&1 \
         | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' | tail -n 1
 }
 

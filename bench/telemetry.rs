@@ -34,7 +34,8 @@
 //!    configuration. Reported: medians, the median of
 //!    the paired wall differences B−A with a distribution-free 95% interval, the CPU difference
 //!    of the sums, and the spans received.
-//!    `--mode a|b` runs one configuration alone (for `bench/telemetry-callgrind.sh`, which counts
+//!    `--postgres URL` checks the same tables on a PostgreSQL server instead (a warehouse's round
+//!    trips). `--mode a|b` runs one configuration alone (for `bench/telemetry-callgrind.sh`, which counts
 //!    instructions under valgrind: repeatable on a loaded machine).
 
 use std::fmt::Write as _;
@@ -79,6 +80,10 @@ struct Args {
     /// `a` (no traces) or `b` (OTLP exporter): run that configuration alone, `--runs` times.
     #[arg(long)]
     mode: Option<String>,
+    /// Tracing: check tables on this PostgreSQL server (`postgres://…`; tables `tbench<N>` are
+    /// created, refilled and left there) instead of an in-process SQLite file.
+    #[arg(long)]
+    postgres: Option<String>,
     /// Internal: run the OTLP collector, print its endpoint, count spans until stdin closes.
     #[arg(long, hide = true)]
     collector: bool,
@@ -491,6 +496,48 @@ fn workspace(dir: &Path, tables: usize) -> Result<()> {
     Ok(())
 }
 
+/// The tracing workspace over a PostgreSQL server: the same tables, rows and checks as
+/// [`workspace`], so the check run pays a network round trip per query as against a warehouse.
+fn postgres_workspace(dir: &Path, tables: usize, url: &str) -> Result<()> {
+    std::fs::create_dir_all(dir.join("checks"))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(url).await.context("connect to --postgres")?;
+        for t in 0..tables {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS tbench{t}"))).execute(&pool).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE TABLE tbench{t} (id serial PRIMARY KEY, customer_id integer, amount float8, created_at timestamptz)"
+            )))
+            .execute(&pool)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO tbench{t} (customer_id, amount, created_at) \
+                 SELECT CASE WHEN i % 50 = 0 THEN NULL ELSE i END, i * 1.5, now() - i * interval '1 minute' \
+                 FROM generate_series(1, 1000) AS i"
+            )))
+            .execute(&pool)
+            .await?;
+        }
+        sqlx::query("ANALYZE").execute(&pool).await?;
+        pool.close().await;
+        anyhow::Ok(())
+    })?;
+    std::fs::write(
+        dir.join("telltale.yaml"),
+        format!(
+            "version: 1\nstore: sqlite://state/telltale.db\nsources:\n  wh:\n    kind: postgres\n    url: \"{url}\"\n    include: [\"public.tbench*\"]\nchecks: [checks/]\n"
+        ),
+    )?;
+    let mut checks = String::from("version: 1\nassets:\n");
+    for t in 0..tables {
+        checks.push_str(&format!(
+            "  - source: wh\n    table: public.tbench{t}\n    monitors:\n      freshness: {{timestamp_column: created_at, max_age: 1d}}\n      volume: {{exact: true, row_count: {{min: 1}}}}\n      columns:\n        customer_id: {{null_rate: {{max: 0.5}}}}\n        amount: {{null_rate: {{max: 0.5}}}}\n"
+        ));
+    }
+    std::fs::write(dir.join("checks/bench.yaml"), checks)?;
+    Ok(())
+}
+
 /// Child process: the OTLP/gRPC collector. Prints its endpoint, then counts the spans it
 /// receives until stdin closes, and prints the count.
 fn collector() -> Result<()> {
@@ -554,9 +601,12 @@ struct Traced {
 }
 
 impl Traced {
-    fn new(tables: usize) -> Result<Traced> {
+    fn new(tables: usize, postgres: Option<&str>) -> Result<Traced> {
         let dir = tempfile::tempdir()?;
-        workspace(dir.path(), tables)?;
+        match postgres {
+            Some(url) => postgres_workspace(dir.path(), tables, url)?,
+            None => workspace(dir.path(), tables)?,
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let agent = rt.block_on(async {
             let config = Config::load(&dir.path().join("telltale.yaml")).context("config")?;
@@ -602,7 +652,7 @@ fn tracing_overhead(args: &Args) -> Result<()> {
         "== tracing overhead per check run: {} tables, {} interleaved runs per configuration ==",
         args.tables, args.runs
     );
-    let traced = Traced::new(args.tables)?;
+    let traced = Traced::new(args.tables, args.postgres.as_deref())?;
     let collector = Collector::start()?;
     let telemetry = traced.pipeline(&collector.endpoint)?;
     let tracer = telemetry.tracer().context("tracer")?;
@@ -667,7 +717,7 @@ fn tracing_overhead(args: &Args) -> Result<()> {
 /// One configuration alone, for instruction counting (`bench/telemetry-callgrind.sh`): 2 warm-up
 /// runs, then `--runs` runs.
 fn single_mode(args: &Args, mode: &str) -> Result<()> {
-    let traced = Traced::new(args.tables)?;
+    let traced = Traced::new(args.tables, args.postgres.as_deref())?;
     let (dispatch, telemetry, collector) = match mode {
         "a" => (tracing::Dispatch::new(tracing_subscriber::registry().with(fmt_layer())), None, None),
         "b" => {
