@@ -55,6 +55,18 @@ pub enum Cadence {
         active_hours: Vec<bool>,
         /// Offset of local time from UTC.
         utc_offset: i64,
+        /// For an hourly cadence that skips hours now and then: the chance that each hour of
+        /// the day passes without an update (empty for any other cadence). A silence is late
+        /// once the product of its active hours' chances falls below the rate per slot, so
+        /// the quiet evening hours of a daily rhythm weigh little and inactive ones nothing.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skip_chances: Vec<f64>,
+        /// `-log10` of the rate per slot at which a run of skipped hours is late.
+        #[serde(default)]
+        skip_late_score: f64,
+        /// How long after its slot an update still counts as on time.
+        #[serde(default)]
+        on_time: i64,
     },
     /// Updates at random moments, as on a zero-heavy table where some hours bring rows and
     /// most do not: each hour of the week has its own chance of an update, and the table is
@@ -179,6 +191,9 @@ impl Cadence {
         // rows): runs of `m` missed slots have a chance of about `q^m`, so the table is late
         // once that is improbable at the sensitivity's rate per slot. This replaces the
         // exponential tail, which mistakes skipped slots for long gaps.
+        let mut skip_chances = Vec::new();
+        let mut skip_late_score = 0.0;
+        let mut slot_on_time = on_time;
         let mut tolerance = match missed_slots(&gaps, interval, updates.len()) {
             Some(missed) => {
                 // The on-time spread from each gap's distance to its nearest slot: a skipped
@@ -188,6 +203,11 @@ impl Cadence {
                 let on_time = small_sample_tolerance(spread, jitter, updates.len()).max((interval * 0.25) as i64);
                 let per_slot = (settings.sensitivity.false_alarm_rate() * interval / DAY as f64).min(0.5);
                 let runs = per_slot.ln() / missed.ln();
+                if updates.len() >= SHORT_HISTORY_UPDATES && (HOURLY_SKIPS.0..=HOURLY_SKIPS.1).contains(&interval) {
+                    skip_chances = hourly_skip_chances(&updates, &active_hours, offset, missed);
+                    skip_late_score = -per_slot.log10();
+                    slot_on_time = on_time;
+                }
                 on_time.max(on_time + ((runs - 1.0) * interval) as i64)
             }
             None => on_time.max(tail as i64),
@@ -197,7 +217,15 @@ impl Cadence {
             // a table that is updated at random: until then one missed update is allowed.
             tolerance = tolerance.max(interval.round() as i64);
         }
-        Cadence::Interval { interval: interval.round() as i64, tolerance, active_hours, utc_offset: offset }
+        Cadence::Interval {
+            interval: interval.round() as i64,
+            tolerance,
+            active_hours,
+            utc_offset: offset,
+            skip_chances,
+            skip_late_score,
+            on_time: slot_on_time,
+        }
     }
 
     /// When the update after `last_update` is due.
@@ -220,7 +248,15 @@ impl Cadence {
                 }
                 None
             }
-            Cadence::Interval { interval, tolerance, active_hours, utc_offset } => {
+            Cadence::Interval {
+                interval,
+                tolerance,
+                active_hours,
+                utc_offset,
+                skip_chances,
+                skip_late_score,
+                on_time,
+            } => {
                 let mut expected_at = last_update + interval;
                 let mut paused = false;
                 // Skip hours that never see updates: the next one comes at the start of the
@@ -238,7 +274,14 @@ impl Cadence {
                     // After a pause the first update comes within the first active hour.
                     expected_at += (*interval).min(HOUR);
                 }
-                Some(Due { expected_at, late_after: expected_at + tolerance })
+                let late_after = if skip_chances.is_empty() {
+                    expected_at + tolerance
+                } else {
+                    let skipped =
+                        SkipRun { interval: *interval, active_hours, chances: skip_chances, offset: *utc_offset };
+                    skipped.late_after(last_update, *on_time, *skip_late_score).max(expected_at + on_time)
+                };
+                Some(Due { expected_at, late_after })
             }
             Cadence::Sparse { hourly, late_score, utc_offset } => {
                 // Usually within the median silence; late once the silence is improbable.
@@ -531,6 +574,77 @@ fn missed_slots(gaps: &[f64], interval: f64, updates: usize) -> Option<f64> {
     (missed >= 2.0 || slots < MISSED_SLOT_EVIDENCE).then(|| (missed + 1.0) / (slots + 1.0))
 }
 
+/// Intervals (seconds) of the cadences whose skipped slots are judged per hour of the day.
+const HOURLY_SKIPS: (f64, f64) = (45.0 * 60.0, 75.0 * 60.0);
+/// Weight, in observed hours, of the overall chance of a skipped slot in an hour's chance.
+const SKIP_HOUR_PRIOR: f64 = 4.0;
+
+/// The chance that each hour of the day passes without an update, for an hourly cadence:
+/// counted over the active hours (see [`activity`]) between consecutive updates, runs of more
+/// than [`MAX_SKIPPED_SLOTS`] silent active hours left out as outages, and shrunk towards the
+/// overall chance `missed` of a skipped slot with a weight of [`SKIP_HOUR_PRIOR`] hours.
+/// Silent hours on both sides of an inactive stretch count: the evening edge of a daily rhythm
+/// goes quiet more often than the day.
+fn hourly_skip_chances(updates: &[i64], active_hours: &[bool], offset: i64, missed: f64) -> Vec<f64> {
+    let mut observed = [0.0f64; 24];
+    let mut empty = [0.0f64; 24];
+    let week_hour = |hour: i64| (calendar::second_of_week(hour * HOUR) / HOUR) as usize % 168;
+    if let Some(first) = updates.first() {
+        observed[(first + offset).div_euclid(HOUR).rem_euclid(24) as usize] += 1.0;
+    }
+    for pair in updates.windows(2) {
+        let (from, to) = ((pair[0] + offset).div_euclid(HOUR), (pair[1] + offset).div_euclid(HOUR));
+        if to <= from {
+            continue;
+        }
+        observed[to.rem_euclid(24) as usize] += 1.0;
+        if to - from > SPARSE_HORIZON_HOURS as i64 {
+            continue;
+        }
+        let silent = (from + 1..to).filter(|hour| active_hours[week_hour(*hour)]).count();
+        if silent as f64 <= MAX_SKIPPED_SLOTS {
+            for hour in (from + 1..to).filter(|hour| active_hours[week_hour(*hour)]) {
+                observed[hour.rem_euclid(24) as usize] += 1.0;
+                empty[hour.rem_euclid(24) as usize] += 1.0;
+            }
+        }
+    }
+    (0..24).map(|hour| (empty[hour] + SKIP_HOUR_PRIOR * missed) / (observed[hour] + SKIP_HOUR_PRIOR)).collect()
+}
+
+/// A run of skipped slots of an hourly cadence, judged by the chances of its hours.
+struct SkipRun<'a> {
+    interval: i64,
+    active_hours: &'a [bool],
+    chances: &'a [f64],
+    offset: i64,
+}
+
+impl SkipRun<'_> {
+    /// The moment after `last_update` at which the run of skipped slots (each judged missed
+    /// `on_time` after it) has a probability below `10^-target`; slots in inactive hours do
+    /// not count.
+    fn late_after(&self, last_update: i64, on_time: i64, target: f64) -> i64 {
+        let interval = self.interval.max(1);
+        let mut score = 0.0;
+        let mut slot = last_update;
+        for _ in 0..SPARSE_HORIZON_HOURS * 2 {
+            slot += interval;
+            let week_hour = (calendar::second_of_week(slot + self.offset) / HOUR) as usize % 168;
+            if !self.active_hours[week_hour] {
+                continue;
+            }
+            let per_slot = -self.chances[week_hour % 24].clamp(1e-6, 1.0).log10();
+            if score + per_slot >= target {
+                let fraction = (target - score) / per_slot;
+                return slot + on_time - ((1.0 - fraction) * interval as f64).round() as i64;
+            }
+            score += per_slot;
+        }
+        slot + on_time
+    }
+}
+
 /// Late tolerance from the spread of past deviations, widened honestly while few updates
 /// were seen.
 fn small_sample_tolerance(spread: f64, worst: f64, updates: usize) -> i64 {
@@ -774,6 +888,35 @@ mod tests {
         let strict =
             Cadence::learn(&(0..240).map(|h| MONDAY + h * HOUR + 600).collect::<Vec<_>>(), &Settings::default());
         assert!(strict.is_late(last, last + 2 * HOUR), "{strict:?}");
+    }
+
+    #[test]
+    fn a_quiet_evening_of_an_hourly_table_that_skips_hours_is_not_late_but_a_quiet_day_is() {
+        // Three weeks of updates from 08:00 to 17:00, an hour skipped now and then, and in
+        // the evening hours 18:00–20:00 on about half of the days; nothing at night.
+        let mut updates = Vec::new();
+        for day in 0..21 {
+            for hour in 8..=20 {
+                let skipped = if hour <= 17 { (day * 7 + hour) % 19 == 0 } else { (day + hour) % 2 == 0 };
+                if !skipped {
+                    updates.push(MONDAY + day * DAY + hour * HOUR + 300);
+                }
+            }
+        }
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Interval { skip_chances, .. } = &cadence else {
+            panic!("expected an interval cadence, got {cadence:?}");
+        };
+        assert_eq!(skip_chances.len(), 24, "{cadence:?}");
+        assert!(skip_chances[19] > 3.0 * skip_chances[12], "{skip_chances:?}");
+        let day22 = MONDAY + 21 * DAY;
+        // Last update 17:05: an evening without rows is normal, so is the night after it.
+        let evening = day22 + 17 * HOUR + 300;
+        assert!(!cadence.is_late(evening, day22 + 23 * HOUR + 30 * 60), "{cadence:?}");
+        assert!(!cadence.is_late(evening, day22 + DAY + 8 * HOUR + 30 * 60), "{cadence:?}");
+        // Last update 08:05: five silent hours of the day are not.
+        let morning = day22 + 8 * HOUR + 300;
+        assert!(cadence.is_late(morning, day22 + 14 * HOUR), "{cadence:?}");
     }
 
     #[test]
