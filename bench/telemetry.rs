@@ -479,17 +479,21 @@ fn workspace(dir: &Path, tables: usize) -> Result<()> {
         pool.close().await;
         anyhow::Ok(())
     })?;
+    let source = format!("kind: sqlite\n    url: sqlite://{}", db.display());
+    write_config(dir, &source, tables, "t")
+}
+
+/// `telltale.yaml` with the source `wh` (`source`: its settings, indented for the block) and
+/// one check per table `<prefix><N>`: freshness, exact row count, two column null rates.
+fn write_config(dir: &Path, source: &str, tables: usize, prefix: &str) -> Result<()> {
     std::fs::write(
         dir.join("telltale.yaml"),
-        format!(
-            "version: 1\nstore: sqlite://state/telltale.db\nsources:\n  wh:\n    kind: sqlite\n    url: sqlite://{}\nchecks: [checks/]\n",
-            db.display()
-        ),
+        format!("version: 1\nstore: sqlite://state/telltale.db\nsources:\n  wh:\n    {source}\nchecks: [checks/]\n"),
     )?;
     let mut checks = String::from("version: 1\nassets:\n");
     for t in 0..tables {
         checks.push_str(&format!(
-            "  - source: wh\n    table: t{t}\n    monitors:\n      freshness: {{timestamp_column: created_at, max_age: 1d}}\n      volume: {{exact: true, row_count: {{min: 1}}}}\n      columns:\n        customer_id: {{null_rate: {{max: 0.5}}}}\n        amount: {{null_rate: {{max: 0.5}}}}\n"
+            "  - source: wh\n    table: {prefix}{t}\n    monitors:\n      freshness: {{timestamp_column: created_at, max_age: 1d}}\n      volume: {{exact: true, row_count: {{min: 1}}}}\n      columns:\n        customer_id: {{null_rate: {{max: 0.5}}}}\n        amount: {{null_rate: {{max: 0.5}}}}\n"
         ));
     }
     std::fs::write(dir.join("checks/bench.yaml"), checks)?;
@@ -522,20 +526,8 @@ fn postgres_workspace(dir: &Path, tables: usize, url: &str) -> Result<()> {
         pool.close().await;
         anyhow::Ok(())
     })?;
-    std::fs::write(
-        dir.join("telltale.yaml"),
-        format!(
-            "version: 1\nstore: sqlite://state/telltale.db\nsources:\n  wh:\n    kind: postgres\n    url: \"{url}\"\n    include: [\"public.tbench*\"]\nchecks: [checks/]\n"
-        ),
-    )?;
-    let mut checks = String::from("version: 1\nassets:\n");
-    for t in 0..tables {
-        checks.push_str(&format!(
-            "  - source: wh\n    table: public.tbench{t}\n    monitors:\n      freshness: {{timestamp_column: created_at, max_age: 1d}}\n      volume: {{exact: true, row_count: {{min: 1}}}}\n      columns:\n        customer_id: {{null_rate: {{max: 0.5}}}}\n        amount: {{null_rate: {{max: 0.5}}}}\n"
-        ));
-    }
-    std::fs::write(dir.join("checks/bench.yaml"), checks)?;
-    Ok(())
+    let source = format!("kind: postgres\n    url: \"{url}\"\n    include: [\"public.tbench*\"]");
+    write_config(dir, &source, tables, "public.tbench")
 }
 
 /// Child process: the OTLP/gRPC collector. Prints its endpoint, then counts the spans it

@@ -9,7 +9,12 @@ pub(crate) const THIN_SPACE: char = '\u{202f}';
 use std::fmt::Write as _;
 
 /// Append the digits of `value` grouped by threes.
-fn write_grouped(out: &mut String, mut value: u64) {
+fn write_grouped(out: &mut String, value: u64) {
+    write_digits(out, value, Some(THIN_SPACE));
+}
+
+/// Append the digits of `value`, with `separator` between groups of three when given.
+fn write_digits(out: &mut String, mut value: u64, separator: Option<char>) {
     let mut digits = [0u8; 20];
     let mut len = 0;
     loop {
@@ -21,9 +26,9 @@ fn write_grouped(out: &mut String, mut value: u64) {
         }
     }
     for index in (0..len).rev() {
-        out.push(digits[index] as char);
-        if index > 0 && index % 3 == 0 {
-            out.push(THIN_SPACE);
+        out.push(char::from(digits[index]));
+        if let Some(separator) = separator.filter(|_| index > 0 && index % 3 == 0) {
+            out.push(separator);
         }
     }
 }
@@ -199,20 +204,8 @@ pub(crate) fn write_duration(out: &mut String, seconds: i64) {
 }
 
 /// Append the digits of `value` (no grouping), as `{value}` prints them.
-pub(crate) fn write_plain(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (value % 10) as u8;
-        len += 1;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    for index in (0..len).rev() {
-        out.push(char::from(digits[index]));
-    }
+pub(crate) fn write_plain(out: &mut String, value: u64) {
+    write_digits(out, value, None);
 }
 
 /// Append `value` (below 100) with two digits, as `{value:02}` prints it.

@@ -316,17 +316,7 @@ impl Store {
         attempts: u32,
         remote_id: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = $3, remote_id = $4, last_error = NULL \
-             WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id.to_string())
-        .bind(ms(at))
-        .bind(i64::from(attempts))
-        .bind(remote_id.map(String::from))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.record_delivery(id, at, attempts, remote_id, "pending", "NULL").await
     }
 
     /// Records that an entry cancelled while it was in flight was delivered all the same (the
@@ -339,15 +329,30 @@ impl Store {
         attempts: u32,
         remote_id: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let note = "'delivered while being cancelled: ' || COALESCE(last_error, '')";
+        self.record_delivery(id, at, attempts, remote_id, "cancelled", note).await
+    }
+
+    /// Marks entry `id` delivered if its status is `from`; `last_error` becomes the SQL
+    /// expression `last_error` (a constant of this module). Returns whether a row changed.
+    async fn record_delivery(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        attempts: u32,
+        remote_id: Option<&str>,
+        from: &str,
+        last_error: &'static str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(format!(
             "UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = $3, remote_id = $4, \
-             last_error = 'delivered while being cancelled: ' || COALESCE(last_error, '') \
-             WHERE id = $1 AND status = 'cancelled'",
-        )
+             last_error = {last_error} WHERE id = $1 AND status = $5"
+        )))
         .bind(id.to_string())
         .bind(ms(at))
         .bind(i64::from(attempts))
         .bind(remote_id.map(String::from))
+        .bind(from.to_string())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -1075,21 +1075,20 @@ assets:
       freshness: {timestamp_column: at, max_age: 1h}
 "#;
 
+/// `raw` and its two downstream siblings `a` and `b` (see `SIBLINGS`), each freshly loaded.
+const RAW_A_B: &[&str] = &[
+    "CREATE TABLE raw (id serial, at timestamptz)",
+    "CREATE TABLE a (id serial, at timestamptz)",
+    "CREATE TABLE b (id serial, at timestamptz)",
+    "INSERT INTO raw (at) VALUES (now() - interval '10 minutes')",
+    "INSERT INTO a (at) VALUES (now() - interval '10 minutes')",
+    "INSERT INTO b (at) VALUES (now() - interval '10 minutes')",
+];
+
 #[tokio::test]
 async fn an_upstream_incident_opened_later_absorbs_open_downstream_incidents_without_paging_twice() {
     let url = require!(postgres_db("absorb").await);
-    pg_exec(
-        &url,
-        &[
-            "CREATE TABLE raw (id serial, at timestamptz)",
-            "CREATE TABLE a (id serial, at timestamptz)",
-            "CREATE TABLE b (id serial, at timestamptz)",
-            "INSERT INTO raw (at) VALUES (now() - interval '10 minutes')",
-            "INSERT INTO a (at) VALUES (now() - interval '10 minutes')",
-            "INSERT INTO b (at) VALUES (now() - interval '10 minutes')",
-        ],
-    )
-    .await;
+    pg_exec(&url, RAW_A_B).await;
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_string("ok")).mount(&server).await;
     let extra = format!(
@@ -1217,18 +1216,7 @@ async fn an_upstream_incident_opened_later_absorbs_open_downstream_incidents_wit
 #[tokio::test]
 async fn a_page_in_flight_when_its_incident_is_grouped_is_followed_by_a_resolved_notification() {
     let url = require!(postgres_db("absorb_in_flight").await);
-    pg_exec(
-        &url,
-        &[
-            "CREATE TABLE raw (id serial, at timestamptz)",
-            "CREATE TABLE a (id serial, at timestamptz)",
-            "CREATE TABLE b (id serial, at timestamptz)",
-            "INSERT INTO raw (at) VALUES (now() - interval '10 minutes')",
-            "INSERT INTO a (at) VALUES (now() - interval '10 minutes')",
-            "INSERT INTO b (at) VALUES (now() - interval '10 minutes')",
-        ],
-    )
-    .await;
+    pg_exec(&url, RAW_A_B).await;
     // Slack answers after 3 s: long enough for the root cause to be found mid-send.
     let server = MockServer::start().await;
     Mock::given(method("POST"))
