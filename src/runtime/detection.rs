@@ -78,7 +78,7 @@ impl Agent {
     ) {
         let Some(check) = check else { return };
         let span = crate::telemetry::spans::detection(&check.asset);
-        tracing::Instrument::instrument(self.apply_detection_untraced(check, measurements, outcomes), span.clone())
+        crate::telemetry::spans::in_span(span.clone(), self.apply_detection_untraced(check, measurements, outcomes))
             .await;
         let judged: Vec<_> = outcomes.iter().filter_map(|o| o.verdict.as_ref()).collect();
         span.record("judged", judged.len() as u64);
@@ -137,7 +137,7 @@ impl Agent {
         if !records.is_empty()
             && let Err(e) = self.store.record_verdicts(&records).await
         {
-            tracing::error!(asset = %check.asset, error = %e, "cannot save verdicts");
+            tracing::error!(parent: crate::telemetry::spans::parent(), asset = %check.asset, error = %e, "cannot save verdicts");
         }
     }
 

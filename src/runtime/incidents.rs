@@ -47,7 +47,7 @@ impl Agent {
         let _guard = self.incident_lock.lock().await;
         for (_, asset, list) in ordered {
             let span = crate::telemetry::spans::incident_update(&asset);
-            if let Err(e) = tracing::Instrument::instrument(self.process_asset(&asset, &list), span).await {
+            if let Err(e) = crate::telemetry::spans::in_span(span, self.process_asset(&asset, &list)).await {
                 tracing::error!(asset, error = %e, "cannot update incidents");
             }
         }
@@ -140,7 +140,7 @@ impl Agent {
         }
         let mut changed: Vec<&Incident> = incidents.iter().filter(|i| !before.contains(i)).collect();
         changed.extend(absorbed.iter());
-        tracing::Span::current().record("notifications", outbox.len() as u64);
+        crate::telemetry::spans::current().record("notifications", outbox.len() as u64);
         if changed.is_empty() && events.is_empty() && outbox.is_empty() {
             return Ok(());
         }
@@ -351,6 +351,7 @@ impl Agent {
         let mut outbox = self.queue(&mut incident, NotificationEvent::Resolved, now, &mut events);
         outbox.retain(|(_, channel)| *channel == entry.channel);
         tracing::warn!(
+            parent: crate::telemetry::spans::parent(),
             incident = incident.id,
             channel = entry.channel,
             "a page was delivered while its incident was grouped under a root cause; resolving it"

@@ -109,12 +109,12 @@ impl Agent {
     async fn record(&self, measurements: &[Measurement]) {
         crate::telemetry::metrics::global().observe_measurements(measurements);
         if let Err(e) = crate::telemetry::metrics::timed_store("record", self.store.record(measurements)).await {
-            tracing::error!(error = %e, count = measurements.len(), "cannot save measurements");
+            tracing::error!(parent: crate::telemetry::spans::parent(), error = %e, count = measurements.len(), "cannot save measurements");
         }
     }
 
     async fn record_failure(&self, asset: &AssetId, check: &str, error: &SourceError) -> CheckOutcome {
-        tracing::warn!(asset = %asset, check, class = error.class().as_str(), error = %error, "measurement failed");
+        tracing::warn!(parent: crate::telemetry::spans::parent(), asset = %asset, check, class = error.class().as_str(), error = %error, "measurement failed");
         let record = ErrorRecord {
             asset: asset.clone(),
             check: check.to_string(),
@@ -123,7 +123,7 @@ impl Agent {
             occurred_at: self.clock.now(),
         };
         if let Err(e) = self.store.record_error(&record).await {
-            tracing::error!(error = %e, "cannot save measurement error");
+            tracing::error!(parent: crate::telemetry::spans::parent(), error = %e, "cannot save measurement error");
         }
         let mut o = outcome(self.check_for(asset), asset, "source");
         o.status = Status::Error;
@@ -197,7 +197,7 @@ impl Agent {
                     outcomes.push(self.record_failure(&asset, METADATA, &e).await);
                 }
                 if outcomes.is_empty() {
-                    tracing::warn!(source, error = %e, "metadata scan failed");
+                    tracing::warn!(parent: crate::telemetry::spans::parent(), source, error = %e, "metadata scan failed");
                     outcomes.push(CheckOutcome {
                         asset: AssetId::new(source, &crate::measure::TableRef::new("*", "*")),
                         monitor: "source".into(),
@@ -220,7 +220,7 @@ impl Agent {
         let (states, schemas) = match (self.store.asset_states(source).await, self.store.latest_schemas(source).await) {
             (Ok(states), Ok(schemas)) => (states, schemas),
             (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(source, error = %e, "cannot read asset state from the store");
+                tracing::error!(parent: crate::telemetry::spans::parent(), source, error = %e, "cannot read asset state from the store");
                 return Vec::new();
             }
         };
@@ -292,9 +292,9 @@ impl Agent {
         crate::telemetry::metrics::global().observe_measurements(&batch.measurements);
         if let Err(e) = crate::telemetry::metrics::timed_store("save_metadata", self.store.save_metadata(&batch)).await
         {
-            tracing::error!(source, error = %e, "cannot save the metadata scan");
+            tracing::error!(parent: crate::telemetry::spans::parent(), source, error = %e, "cannot save the metadata scan");
         }
-        tracing::info!(source, tables = tables.len(), watched = watched.len(), "metadata scan done");
+        tracing::info!(parent: crate::telemetry::spans::parent(), source, tables = tables.len(), watched = watched.len(), "metadata scan done");
         outcomes
     }
 
@@ -697,7 +697,7 @@ impl Agent {
             let latest = match self.store.latest(&check.asset).await {
                 Ok(l) => l,
                 Err(e) => {
-                    tracing::error!(asset = %check.asset, error = %e, "cannot read the latest measurements");
+                    tracing::error!(parent: crate::telemetry::spans::parent(), asset = %check.asset, error = %e, "cannot read the latest measurements");
                     continue;
                 }
             };
@@ -744,7 +744,7 @@ impl Agent {
                 record.alert = true;
                 record.explanation = o.message.clone();
                 records.push(record);
-                tracing::warn!(asset = %check.asset, "{}", o.message);
+                tracing::warn!(parent: crate::telemetry::spans::parent(), asset = %check.asset, "{}", o.message);
             }
             outcomes.push(o);
         }

@@ -82,50 +82,55 @@ impl<'a> QueryInfo<'a> {
 
     /// `db.query.summary`: `SELECT public.orders`, or `SELECT catalog` for catalog scans.
     pub fn summary(&self) -> String {
-        match self.collection {
-            Some(c) => format!("{} {c}", self.operation),
-            None => format!("{} {}", self.operation, self.kind),
+        Summary(self).to_string()
+    }
+}
+
+/// `db.query.summary`: the operation and the table (or the query's kind), written only when a
+/// span records it.
+struct Summary<'q, 'a>(&'q QueryInfo<'a>);
+
+impl std::fmt::Display for Summary<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.collection {
+            Some(c) => write!(f, "{} {c}", self.0.operation),
+            None => write!(f, "{} {}", self.0.operation, self.0.kind),
         }
     }
 }
 
-/// A CLIENT span for one query; enter it (or instrument the future) around the round trip.
+/// `db.query.text`: the sanitized query, computed only when a span records it.
+struct Sanitized<'a>(&'a str);
+
+impl std::fmt::Display for Sanitized<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&sanitize(self.0))
+    }
+}
+
+/// A CLIENT span for one query, a child of the current work ([`super::spans::parent`]); hold it
+/// around the round trip and end it with [`finish`].
 pub fn query_span(target: &DbTarget, query: &QueryInfo<'_>, sql: &str) -> tracing::Span {
-    // Field values (the sanitized text included) are only computed when the span is enabled, so
-    // without traces a query pays for no string building.
-    let span = tracing::info_span!(
+    // Every known field is given at creation (one visit of the fields instead of a `record` call
+    // each), and the computed ones are `Display` wrappers: without traces they are never written.
+    tracing::info_span!(
+        parent: super::spans::parent(),
         "db query",
-        otel.name = Empty,
+        otel.name = %Summary(query),
         otel.kind = "client",
         otel.status_code = Empty,
         db.system.name = target.system,
-        db.namespace = %target.namespace,
-        db.collection.name = Empty,
+        db.namespace = target.namespace.as_str(),
+        db.collection.name = query.collection,
         db.operation.name = query.operation,
-        db.query.summary = Empty,
-        db.query.text = %sanitize(sql),
+        db.query.summary = %Summary(query),
+        db.query.text = %Sanitized(sql),
         db.response.returned_rows = Empty,
-        server.address = Empty,
-        server.port = Empty,
+        server.address = target.server_address.as_deref(),
+        server.port = target.server_port,
         error.type = Empty,
-        telltale.source = %target.source,
-    );
-    if span.is_disabled() {
-        return span;
-    }
-    let summary = query.summary();
-    span.record("otel.name", summary.as_str());
-    span.record("db.query.summary", summary.as_str());
-    if let Some(c) = query.collection {
-        span.record("db.collection.name", c);
-    }
-    if let Some(a) = &target.server_address {
-        span.record("server.address", a.as_str());
-    }
-    if let Some(p) = target.server_port {
-        span.record("server.port", p);
-    }
-    span
+        telltale.source = target.source.as_str(),
+    )
 }
 
 /// Records how a query ended on its span and in `telltale_query_duration_seconds`.
