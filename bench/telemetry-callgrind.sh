@@ -9,6 +9,8 @@
 #   cargo build --release --example telemetry && bench/telemetry-callgrind.sh
 #   TABLES=100 N1=1 N2=5 bench/telemetry-callgrind.sh
 #   ARGS="--postgres postgres://u@127.0.0.1:5432/db" bench/telemetry-callgrind.sh   # tables on PostgreSQL
+#   ARGS="--protocol grpc" bench/telemetry-callgrind.sh   # OTLP/gRPC instead of http/protobuf (the default)
+#   N1=2 N2=12 bench/telemetry-callgrind.sh   # more runs: per-run counts move by ~2% with thread timing
 set -eu
 BIN=${BIN:-target/release/examples/telemetry}
 TABLES=${TABLES:-100}

@@ -27,8 +27,9 @@
 //!    null rates), a SQLite store. `Agent::run_once` (one metadata scan + every asset job: the
 //!    whole check-run path) is timed `--runs` times per configuration, interleaved A/B/A/B on a
 //!    current-thread runtime: (A) the production default without traces (log lines at `warn`),
-//!    (B) the same plus the OpenTelemetry layer exporting every span over OTLP/gRPC through the
-//!    batch processor to a collector (`fake-opentelemetry-collector`) in a **child process**, so
+//!    (B) the same plus the OpenTelemetry layer exporting every span over OTLP (`--protocol http`,
+//!    http/protobuf, telltale's default; or `grpc`) through the batch processor to a collector
+//!    (an axum server decoding the requests, or `fake-opentelemetry-collector`) in a **child process**, so
 //!    the receiving side costs this process nothing. Per run: wall time and the CPU time of every
 //!    thread of the process (`/proc/self/task/*/schedstat`), summed over all runs of a
 //!    configuration. Reported: medians, the median of
@@ -84,6 +85,10 @@ struct Args {
     /// created, refilled and left there) instead of an in-process SQLite file.
     #[arg(long)]
     postgres: Option<String>,
+    /// Tracing: the OTLP protocol of the exporter, `http` (http/protobuf, telltale's default) or
+    /// `grpc`.
+    #[arg(long, default_value = "http")]
+    protocol: String,
     /// Internal: run the OTLP collector, print its endpoint, count spans until stdin closes.
     #[arg(long, hide = true)]
     collector: bool,
@@ -92,7 +97,7 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.collector {
-        return collector();
+        return collector(&args.protocol);
     }
     if let Some(mode) = &args.mode {
         return single_mode(&args, mode);
@@ -530,23 +535,50 @@ fn postgres_workspace(dir: &Path, tables: usize, url: &str) -> Result<()> {
     write_config(dir, &source, tables, "public.tbench")
 }
 
-/// Child process: the OTLP/gRPC collector. Prints its endpoint, then counts the spans it
+/// Child process: the OTLP collector (gRPC: `fake-opentelemetry-collector`; http/protobuf: an
+/// axum server decoding each `POST /v1/traces`). Prints its endpoint, then counts the spans it
 /// receives until stdin closes, and prints the count.
-fn collector() -> Result<()> {
+fn collector(protocol: &str) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let http = protocol == "http";
     rt.block_on(async {
-        let mut collector =
-            fake_opentelemetry_collector::FakeCollectorServer::start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("{}", collector.endpoint());
-        std::io::stdout().flush()?;
         let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&received);
-        tokio::spawn(async move {
-            loop {
-                let n = collector.exported_spans(1, Duration::from_millis(200)).await.len();
-                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
+        if http {
+            use opentelemetry_proto::tonic::collector::trace::v1::{
+                ExportTraceServiceRequest, ExportTraceServiceResponse,
+            };
+            use prost::Message;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            println!("http://{}/v1/traces", listener.local_addr()?);
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let counter = Arc::clone(&counter);
+                    async move {
+                        let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+                            return (axum::http::StatusCode::BAD_REQUEST, Vec::new());
+                        };
+                        let spans: usize =
+                            request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+                        counter.fetch_add(spans, std::sync::atomic::Ordering::Relaxed);
+                        (axum::http::StatusCode::OK, ExportTraceServiceResponse::default().encode_to_vec())
+                    }
+                }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        } else {
+            let mut collector =
+                fake_opentelemetry_collector::FakeCollectorServer::start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", collector.endpoint());
+            tokio::spawn(async move {
+                loop {
+                    let n = collector.exported_spans(1, Duration::from_millis(200)).await.len();
+                    counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        std::io::stdout().flush()?;
         tokio::task::spawn_blocking(|| {
             let mut sink = String::new();
             let _ = std::io::stdin().read_line(&mut sink);
@@ -565,9 +597,10 @@ struct Collector {
 }
 
 impl Collector {
-    fn start() -> Result<Collector> {
+    fn start(protocol: &str) -> Result<Collector> {
         let mut child = std::process::Command::new(std::env::current_exe()?)
             .arg("--collector")
+            .args(["--protocol", protocol])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()?;
@@ -608,10 +641,10 @@ impl Traced {
         Ok(Traced { rt, agent, _dir: dir, shutdown: CancellationToken::new() })
     }
 
-    fn pipeline(&self, endpoint: &str) -> Result<telltale::telemetry::Telemetry> {
+    fn pipeline(&self, endpoint: &str, protocol: &str) -> Result<telltale::telemetry::Telemetry> {
         let settings = TraceSettings {
             endpoint: endpoint.to_string(),
-            protocol: Protocol::Grpc,
+            protocol: if protocol == "http" { Protocol::HttpProtobuf } else { Protocol::Grpc },
             headers: vec![],
             timeout: Duration::from_secs(10),
             sampler: Sampler::AlwaysOn,
@@ -645,8 +678,8 @@ fn tracing_overhead(args: &Args) -> Result<()> {
         args.tables, args.runs
     );
     let traced = Traced::new(args.tables, args.postgres.as_deref())?;
-    let collector = Collector::start()?;
-    let telemetry = traced.pipeline(&collector.endpoint)?;
+    let collector = Collector::start(&args.protocol)?;
+    let telemetry = traced.pipeline(&collector.endpoint, &args.protocol)?;
     let tracer = telemetry.tracer().context("tracer")?;
     let without = tracing::Dispatch::new(tracing_subscriber::registry().with(fmt_layer()));
     let with = tracing::Dispatch::new(
@@ -687,7 +720,9 @@ fn tracing_overhead(args: &Args) -> Result<()> {
     );
     println!("{:<44} {:>12} {:>14}", "", "wall median", "CPU mean");
     println!("{:<44} {:>9.1} ms {:>11.1} ms", "(A) no traces (production default)", ma, ca);
-    println!("{:<44} {:>9.1} ms {:>11.1} ms", "(B) OTLP/gRPC exporter, every span kept", mb, cb);
+    let b_label =
+        format!("(B) OTLP {} exporter, every span kept", if args.protocol == "http" { "http" } else { "gRPC" });
+    println!("{:<44} {:>9.1} ms {:>11.1} ms", b_label, mb, cb);
     println!(
         "paired B-A, wall: median {:+.2} ms = {:+.1}% (95% CI {:+.1}% .. {:+.1}%)",
         dw,
@@ -713,8 +748,8 @@ fn single_mode(args: &Args, mode: &str) -> Result<()> {
     let (dispatch, telemetry, collector) = match mode {
         "a" => (tracing::Dispatch::new(tracing_subscriber::registry().with(fmt_layer())), None, None),
         "b" => {
-            let collector = Collector::start()?;
-            let telemetry = traced.pipeline(&collector.endpoint)?;
+            let collector = Collector::start(&args.protocol)?;
+            let telemetry = traced.pipeline(&collector.endpoint, &args.protocol)?;
             let tracer = telemetry.tracer().context("tracer")?;
             let dispatch = tracing::Dispatch::new(
                 tracing_subscriber::registry().with(fmt_layer()).with(telltale::telemetry::otel::layer(tracer)),
