@@ -563,10 +563,28 @@ impl SeasonalModel {
             };
         }
         let week_noise = if self.week_noise.len() >= 5 { self.week_noise.median() } else { day_noise };
+        let week_level = self.day_medians.median();
         for weekday in 0..7 {
             let slot = &self.week[weekday];
             let count = slot.values.len();
-            self.week_offsets[weekday] = match slot.median() {
+            let mut median = slot.median();
+            // A weekday whose remembered days split evenly between days without rows and days
+            // with rows (the first Thursday of a weekday-only table missed its load, or its
+            // first Saturday received a Friday load a timezone shift pushed over midnight)
+            // follows one of them, not the midpoint of nothing and a full day, which fits
+            // neither: Monday to Friday are presumed load days, the weekend not (as the
+            // freshness cadence presumes for a weekday not seen yet).
+            if self.log_scale
+                && count >= 2
+                && count.is_multiple_of(2)
+                && let Some(level) = week_level
+            {
+                let (empty, full) = (slot.sorted[count / 2 - 1], slot.sorted[count / 2]);
+                if level + empty < std::f64::consts::LN_2 && level + full > 11f64.ln() {
+                    median = Some(if weekday >= 5 { empty } else { full });
+                }
+            }
+            self.week_offsets[weekday] = match median {
                 Some(m) => m * shrinkage(m, week_noise, count),
                 None => 0.0,
             };
@@ -995,12 +1013,14 @@ impl SeasonalModel {
             return;
         };
         // A day without rows on a weekday that brings rows (a missed load, an outage) teaches
-        // no factor: two missed Mondays would otherwise make every Monday expect nothing. The
+        // no factor, from the weekday's second occurrence on: two missed Mondays would
+        // otherwise make every Monday expect nothing, and one missed Monday after a single full
+        // one would make the next Monday expect the midpoint of nothing and a full day. The
         // second such day in a row of that weekday is learned: the rhythm may have changed.
         let weekday = calendar::weekday(day);
         let empty = self.log_scale
             && day_median == 0.0
-            && self.week[weekday].values.len() >= 2
+            && !self.week[weekday].values.is_empty()
             && !self.skipped_empty[weekday]
             && self.day_medians.median().is_some_and(|level| {
                 // Only a weekday that has always brought rows: one whose past days were empty
@@ -1029,7 +1049,14 @@ impl SeasonalModel {
             }
             self.week[weekday].push(offset, 8);
         }
-        self.day_medians.push(day_median);
+        // The weekly level is that of the days that bring rows: the empty weekend of a
+        // weekday-only table, or the days of an outage, would drag it to nothing (a Saturday
+        // measured against a week of a stale source looks like a full day).
+        let without_rows =
+            self.log_scale && day_median == 0.0 && self.day_medians.median().is_some_and(|level| level > 11f64.ln());
+        if !without_rows {
+            self.day_medians.push(day_median);
+        }
         self.refresh_factors();
     }
 

@@ -444,3 +444,22 @@ fn a_daily_table_that_stops_for_days_is_one_outage_and_its_return_does_not_alert
     assert!(verdicts.iter().all(|v| v.event.is_none()), "no level shift to an empty table");
     assert!(!verdicts[38].anomaly && !verdicts[39].anomaly, "{}", verdicts[39].explanation);
 }
+
+/// Daily rows of a weekday-only table: about 50 000 rows Monday to Friday, none at weekends.
+fn weekday_only_days(days: i64, seed: u64) -> Vec<f64> {
+    let mut rng = Noise::new(seed);
+    (0..days).map(|d| if d % 7 >= 5 { 0.0 } else { (50_000.0 * (1.0 + 0.03 * rng.normal())).round() }).collect()
+}
+
+fn daily(values: &[f64]) -> Vec<Point> {
+    values.iter().enumerate().map(|(d, v)| Point::new(MONDAY + d as i64 * DAY, *v)).collect()
+}
+
+#[test]
+fn a_missed_monday_after_one_full_monday_does_not_make_the_next_monday_expect_less() {
+    let mut values = weekday_only_days(35, 3);
+    values[14] = 0.0;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &daily(&values));
+    assert_eq!(alerts(&verdicts), vec![14], "{:#?}", verdicts.iter().filter(|v| v.anomaly).collect::<Vec<_>>());
+    assert!(verdicts[21].explanation.contains("for a Monday"), "{}", verdicts[21].explanation);
+}
