@@ -752,6 +752,8 @@ impl FreshnessModel {
             context: now_check.explanation,
             at: point.timestamp,
             relative_change: None,
+            early_load: false,
+            carried: false,
         })
     }
 

@@ -247,6 +247,8 @@ impl ProportionModel {
             context: String::new(),
             at: point.timestamp,
             relative_change: None,
+            early_load: false,
+            carried: false,
         })
     }
 

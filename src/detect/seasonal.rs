@@ -321,6 +321,11 @@ pub(crate) struct Judgement {
     /// Timestamp of the judged point.
     pub at: i64,
     pub relative_change: Option<f64>,
+    /// A bucket of a sub-daily count holding about its own and the next bucket's rows: the
+    /// next load may have arrived early, so it is judged once the next bucket is known.
+    pub early_load: bool,
+    /// Judged together with the previous bucket (rows crossed the boundary).
+    pub carried: bool,
 }
 
 /// The streaming robust seasonal model for one series.
@@ -826,6 +831,12 @@ impl SeasonalModel {
             }
         }
         let anomaly = outside && big_enough && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
+        let early_load = anomaly
+            && self.log_scale
+            && self.params.step < DAY
+            && carried.is_none()
+            && residual > 0.0
+            && self.early_load(timestamp, value, forecast_value, scale);
         Some(Judgement {
             expected: Expected { low, high, forecast: forecast_value },
             score,
@@ -836,7 +847,20 @@ impl SeasonalModel {
             context,
             at: timestamp,
             relative_change,
+            early_load,
+            carried: carried.is_some(),
         })
+    }
+
+    /// Whether `value` is about this bucket's and the next bucket's forecast together.
+    fn early_load(&self, timestamp: i64, value: f64, forecast_value: f64, scale: f64) -> bool {
+        let next = timestamp + self.params.step;
+        let Some(next_forecast) = self.candidate_forecast(&self.candidates[self.active], &self.factors(next), next)
+        else {
+            return false;
+        };
+        let together = self.transform(value) - self.transform(forecast_value + self.untransform(next_forecast));
+        together.abs() < 2.0 * scale
     }
 
     /// The residual of the previous and this bucket together (model scale) when the previous
