@@ -754,6 +754,7 @@ impl FreshnessModel {
             relative_change: None,
             early_load: false,
             carried: false,
+            mode: None,
         })
     }
 

@@ -249,6 +249,7 @@ impl ProportionModel {
             relative_change: None,
             early_load: false,
             carried: false,
+            mode: None,
         })
     }
 

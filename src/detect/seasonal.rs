@@ -26,7 +26,7 @@ use super::verdict::{Confidence, Deviation, Event, Expected};
 
 /// Seasonal structure a candidate model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Flat,
     Daily,
     Weekly,
@@ -326,6 +326,9 @@ pub(crate) struct Judgement {
     pub early_load: bool,
     /// Judged together with the previous bucket (rows crossed the boundary).
     pub carried: bool,
+    /// Seasonal mode of the model that judged the point (its slot is named in the
+    /// explanation, which is written after the point was learned and may have switched models).
+    pub mode: Option<Mode>,
 }
 
 /// The streaming robust seasonal model for one series.
@@ -728,9 +731,8 @@ impl SeasonalModel {
     }
 
     /// Append " for a Monday 09:00" (the seasonal slot the forecast is for).
-    fn write_context(&self, out: &mut String, timestamp: i64) {
+    fn write_context(&self, out: &mut String, timestamp: i64, mode: Mode) {
         let local = self.local(timestamp);
-        let mode = self.candidates[self.active].mode;
         let day = calendar::weekday_name(calendar::weekday(local));
         let slot_start = |slot: i64| calendar::second_of_day(local) / slot * slot;
         match mode {
@@ -849,6 +851,7 @@ impl SeasonalModel {
             relative_change,
             early_load,
             carried: carried.is_some(),
+            mode: Some(active.mode),
         })
     }
 
@@ -1263,7 +1266,8 @@ impl SeasonalModel {
         }
         text.push_str(", expected ");
         format::write_range(&mut text, expected.low, expected.high);
-        self.write_context(&mut text, judgement.at);
+        let mode = judgement.mode.unwrap_or(self.candidates[self.active].mode);
+        self.write_context(&mut text, judgement.at, mode);
         text.push_str(&judgement.context);
         if judgement.anomaly
             && let Some(change) = judgement.relative_change
