@@ -2,7 +2,7 @@
 //! open tools, on generated warehouses (see `telltale::detect::scenario` and `::scoring`).
 //!
 //! Usage: `detection [--seeds 101-105] [--tables 200] [--days 60] [--budget 2] [--no-speed] [--breakdown]
-//! [--fingerprint] [--callgrind count|continuous|freshness|proportion]`
+//! [--fingerprint] [--dump MONITOR|incidents|trace:TABLE:FIRST_DAY:LAST_DAY] [--callgrind count|continuous|freshness|proportion]`
 //!
 //! Tune on seeds 1-5 (`--seeds 1-5`), report on the held-out seeds 101-105 (the default).
 //! Prints markdown tables: recall per incident type (default setting, severe incidents only,
@@ -12,6 +12,10 @@
 //! telltale's false alerts and misses come from: per monitor and kind of table (schedule,
 //! zero-heavy counts, business hours). `--fingerprint` prints a hash of every judged point of
 //! telltale (time, score, alert) per seed: a speed change must leave it unchanged.
+//! `--dump MONITOR` (volume, freshness, null rate, mean) prints each of telltale's false alerts
+//! of that monitor outside benign windows with its verdict and the points before it;
+//! `--dump incidents` prints every incident with telltale's first matching alert;
+//! `--dump trace:TABLE:FIRST_DAY:LAST_DAY` prints every volume verdict of one table.
 //! `--callgrind CLASS` only replays ten 2 000-point series of the speed table's
 //! warehouse once each, for instruction counts (`bench/detection-callgrind.sh`).
 
@@ -29,6 +33,7 @@ struct Args {
     speed: bool,
     breakdown: bool,
     fingerprint: bool,
+    dump: Option<String>,
     callgrind: Option<MetricClass>,
 }
 
@@ -54,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         speed: true,
         breakdown: false,
         fingerprint: false,
+        dump: None,
         callgrind: None,
     };
     let mut iter = std::env::args().skip(1);
@@ -67,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-speed" => args.speed = false,
             "--breakdown" => args.breakdown = true,
             "--fingerprint" => args.fingerprint = true,
+            "--dump" => args.dump = Some(value()?),
             "--callgrind" => {
                 args.callgrind = Some(match value()?.as_str() {
                     "count" => MetricClass::Count,
@@ -252,6 +259,126 @@ fn print_breakdown(evaluated: &[Evaluated], kinds: &[String]) {
     }
 }
 
+/// "d12 Tue 07h" for an instant of a table's history.
+fn when(table: &scenario::Table, at: i64) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let weekday = DAYS[((at.div_euclid(86_400) + 3) % 7) as usize];
+    format!("d{} {weekday} {:02}h", (at - table.start).div_euclid(86_400), at.rem_euclid(86_400) / 3_600)
+}
+
+/// `--dump MONITOR`: every false alert of telltale outside benign windows of that monitor,
+/// with its verdict and the points before it (diagnostics for tuning).
+fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluated], kinds: &[String], monitor: &str) {
+    let settings = Settings::default();
+    for ((table, run), kind) in tables.iter().zip(evaluated).zip(kinds) {
+        let labels = &run.labels;
+        let grace = labels.bucket + 3_600;
+        if let Some(spec) = monitor.strip_prefix("trace:") {
+            // trace:TABLE:FIRST_DAY:LAST_DAY — every volume verdict of that table in those days.
+            let parts: Vec<&str> = spec.split(':').collect();
+            if parts.len() == 3 && parts[0] == table.name {
+                let (first, last): (i64, i64) = (parts[1].parse().unwrap_or(0), parts[2].parse().unwrap_or(60));
+                let verdicts = replay(MetricClass::Count, &scoring::table_settings(table, &settings), &table.volume);
+                for (point, verdict) in table.volume.iter().zip(&verdicts) {
+                    let day = (point.timestamp - table.start).div_euclid(86_400);
+                    if day >= first && day <= last {
+                        println!(
+                            "trace seed {seed} {} {} score {:.2} alert {}: {}",
+                            table.name,
+                            when(table, point.timestamp),
+                            verdict.score,
+                            verdict.alert,
+                            verdict.explanation
+                        );
+                    }
+                }
+            }
+            continue;
+        }
+        if monitor == "incidents" {
+            for incident in &labels.incidents {
+                let first = run
+                    .telltale
+                    .iter()
+                    .filter(|r| incident.kind.monitors().contains(&r.monitor))
+                    .flat_map(|r| r.points.iter().filter(|p| p.alert).map(|p| p.at))
+                    .filter(|&at| at >= incident.start && at <= incident.end + grace)
+                    .min();
+                println!(
+                    "incident seed {seed} {} ({kind}) {} at {}: {}",
+                    table.name,
+                    incident.kind.name(),
+                    when(table, incident.start),
+                    first.map_or("missed".to_string(), |at| format!("detected {}", when(table, at)))
+                );
+            }
+            continue;
+        }
+        for monitor_run in run.telltale.iter().filter(|r| r.monitor.name() == monitor) {
+            let (class, points, delay) = match monitor_run.monitor {
+                scenario::Monitor::Volume => (MetricClass::Count, &table.volume, table.bucket),
+                scenario::Monitor::Freshness => (MetricClass::Freshness, &table.freshness, 0),
+                scenario::Monitor::NullRate => (MetricClass::Proportion, &table.nulls, table.bucket),
+                scenario::Monitor::Mean => (MetricClass::Continuous, &table.mean, table.bucket),
+                _ => continue,
+            };
+            let false_alerts: Vec<i64> = monitor_run
+                .points
+                .iter()
+                .filter(|p| p.alert)
+                .map(|p| p.at)
+                .filter(|&at| {
+                    !labels.incidents.iter().any(|i| {
+                        i.kind.monitors().contains(&monitor_run.monitor) && at >= i.start && at <= i.end + grace
+                    }) && !labels.benign.iter().any(|w| at >= w.start && at <= w.end + grace)
+                })
+                .collect();
+            if false_alerts.is_empty() {
+                continue;
+            }
+            let verdicts = replay(class, &scoring::table_settings(table, &settings), points);
+            let incidents: Vec<String> = labels
+                .incidents
+                .iter()
+                .map(|i| format!("{} {}..{}", i.kind.name(), when(table, i.start), when(table, i.end)))
+                .collect();
+            let benign: Vec<String> = labels
+                .benign
+                .iter()
+                .map(|w| format!("{:?} {}..{}", w.kind, when(table, w.start), when(table, w.end)))
+                .collect();
+            for at in false_alerts {
+                let Some(index) = points.iter().position(|p| p.timestamp + delay == at) else { continue };
+                let verdict = &verdicts[index];
+                println!(
+                    "\n== seed {seed} {} ({kind}) {monitor} at {} score {:.2}: {}",
+                    table.name,
+                    when(table, points[index].timestamp),
+                    verdict.score,
+                    verdict.explanation
+                );
+                println!("   incidents: {}; benign: {}", incidents.join(", "), benign.join(", "));
+                let context = if table.bucket == 86_400 { 15 } else { 30 };
+                let before: Vec<String> = points[index.saturating_sub(context)..=index]
+                    .iter()
+                    .map(|p| format!("{}={}", when(table, p.timestamp), p.value))
+                    .collect();
+                println!("   before: {}", before.join(" "));
+                if table.bucket != 86_400 {
+                    let same_hour: Vec<String> = points[..index]
+                        .iter()
+                        .rev()
+                        .filter(|p| (points[index].timestamp - p.timestamp) % 86_400 == 0)
+                        .take(14)
+                        .map(|p| format!("{}={}", when(table, p.timestamp), p.value))
+                        .collect();
+                    println!("   same hour: {}", same_hour.join(" "));
+                }
+            }
+        }
+    }
+}
+
 /// The speed table's warehouse (seed 9, 84 days, so that hourly series have 2 000 points).
 fn speed_tables() -> Vec<scenario::Table> {
     scenario::generate(&ScenarioConfig { tables: 120, days: 84, seed: 9, incidents_per_table: 1.0 })
@@ -381,6 +508,9 @@ fn main() -> Result<(), String> {
             kinds.push(table_kind(table));
         }
         fingerprints.push(format!("{seed}:{:016x}", fingerprint(&evaluated[first..])));
+        if let Some(monitor) = &args.dump {
+            dump_false_alerts(seed, &tables, &evaluated[first..], &kinds[first..], monitor);
+        }
     }
     if args.fingerprint {
         println!("fingerprint of telltale's judged points per seed: {}", fingerprints.join(" "));

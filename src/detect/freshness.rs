@@ -752,6 +752,9 @@ impl FreshnessModel {
             context: now_check.explanation,
             at: point.timestamp,
             relative_change: None,
+            early_load: false,
+            carried: false,
+            mode: None,
         })
     }
 

@@ -247,6 +247,9 @@ impl ProportionModel {
             context: String::new(),
             at: point.timestamp,
             relative_change: None,
+            early_load: false,
+            carried: false,
+            mode: None,
         })
     }
 

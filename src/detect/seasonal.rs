@@ -26,7 +26,7 @@ use super::verdict::{Confidence, Deviation, Event, Expected};
 
 /// Seasonal structure a candidate model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Flat,
     Daily,
     Weekly,
@@ -321,6 +321,14 @@ pub(crate) struct Judgement {
     /// Timestamp of the judged point.
     pub at: i64,
     pub relative_change: Option<f64>,
+    /// A bucket of a sub-daily count holding about its own and the next bucket's rows: the
+    /// next load may have arrived early, so it is judged once the next bucket is known.
+    pub early_load: bool,
+    /// Judged together with the previous bucket (rows crossed the boundary).
+    pub carried: bool,
+    /// Seasonal mode of the model that judged the point (its slot is named in the
+    /// explanation, which is written after the point was learned and may have switched models).
+    pub mode: Option<Mode>,
 }
 
 /// The streaming robust seasonal model for one series.
@@ -563,10 +571,28 @@ impl SeasonalModel {
             };
         }
         let week_noise = if self.week_noise.len() >= 5 { self.week_noise.median() } else { day_noise };
+        let week_level = self.day_medians.median();
         for weekday in 0..7 {
             let slot = &self.week[weekday];
             let count = slot.values.len();
-            self.week_offsets[weekday] = match slot.median() {
+            let mut median = slot.median();
+            // A weekday whose remembered days split evenly between days without rows and days
+            // with rows (the first Thursday of a weekday-only table missed its load, or its
+            // first Saturday received a Friday load a timezone shift pushed over midnight)
+            // follows one of them, not the midpoint of nothing and a full day, which fits
+            // neither: Monday to Friday are presumed load days, the weekend not (as the
+            // freshness cadence presumes for a weekday not seen yet).
+            if self.log_scale
+                && count >= 2
+                && count.is_multiple_of(2)
+                && let Some(level) = week_level
+            {
+                let (empty, full) = (slot.sorted[count / 2 - 1], slot.sorted[count / 2]);
+                if level + empty < std::f64::consts::LN_2 && level + full > 11f64.ln() {
+                    median = Some(if weekday >= 5 { empty } else { full });
+                }
+            }
+            self.week_offsets[weekday] = match median {
                 Some(m) => m * shrinkage(m, week_noise, count),
                 None => 0.0,
             };
@@ -705,9 +731,8 @@ impl SeasonalModel {
     }
 
     /// Append " for a Monday 09:00" (the seasonal slot the forecast is for).
-    fn write_context(&self, out: &mut String, timestamp: i64) {
+    fn write_context(&self, out: &mut String, timestamp: i64, mode: Mode) {
         let local = self.local(timestamp);
-        let mode = self.candidates[self.active].mode;
         let day = calendar::weekday_name(calendar::weekday(local));
         let slot_start = |slot: i64| calendar::second_of_day(local) / slot * slot;
         match mode {
@@ -808,6 +833,12 @@ impl SeasonalModel {
             }
         }
         let anomaly = outside && big_enough && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
+        let early_load = anomaly
+            && self.log_scale
+            && self.params.step < DAY
+            && carried.is_none()
+            && residual > 0.0
+            && self.early_load(timestamp, value, forecast_value, scale);
         Some(Judgement {
             expected: Expected { low, high, forecast: forecast_value },
             score,
@@ -818,7 +849,21 @@ impl SeasonalModel {
             context,
             at: timestamp,
             relative_change,
+            early_load,
+            carried: carried.is_some(),
+            mode: Some(active.mode),
         })
+    }
+
+    /// Whether `value` is about this bucket's and the next bucket's forecast together.
+    fn early_load(&self, timestamp: i64, value: f64, forecast_value: f64, scale: f64) -> bool {
+        let next = timestamp + self.params.step;
+        let Some(next_forecast) = self.candidate_forecast(&self.candidates[self.active], &self.factors(next), next)
+        else {
+            return false;
+        };
+        let together = self.transform(value) - self.transform(forecast_value + self.untransform(next_forecast));
+        together.abs() < 2.0 * scale
     }
 
     /// The residual of the previous and this bucket together (model scale) when the previous
@@ -995,12 +1040,14 @@ impl SeasonalModel {
             return;
         };
         // A day without rows on a weekday that brings rows (a missed load, an outage) teaches
-        // no factor: two missed Mondays would otherwise make every Monday expect nothing. The
+        // no factor, from the weekday's second occurrence on: two missed Mondays would
+        // otherwise make every Monday expect nothing, and one missed Monday after a single full
+        // one would make the next Monday expect the midpoint of nothing and a full day. The
         // second such day in a row of that weekday is learned: the rhythm may have changed.
         let weekday = calendar::weekday(day);
         let empty = self.log_scale
             && day_median == 0.0
-            && self.week[weekday].values.len() >= 2
+            && !self.week[weekday].values.is_empty()
             && !self.skipped_empty[weekday]
             && self.day_medians.median().is_some_and(|level| {
                 // Only a weekday that has always brought rows: one whose past days were empty
@@ -1029,7 +1076,14 @@ impl SeasonalModel {
             }
             self.week[weekday].push(offset, 8);
         }
-        self.day_medians.push(day_median);
+        // The weekly level is that of the days that bring rows: the empty weekend of a
+        // weekday-only table, or the days of an outage, would drag it to nothing (a Saturday
+        // measured against a week of a stale source looks like a full day).
+        let without_rows =
+            self.log_scale && day_median == 0.0 && self.day_medians.median().is_some_and(|level| level > 11f64.ln());
+        if !without_rows {
+            self.day_medians.push(day_median);
+        }
         self.refresh_factors();
     }
 
@@ -1212,7 +1266,8 @@ impl SeasonalModel {
         }
         text.push_str(", expected ");
         format::write_range(&mut text, expected.low, expected.high);
-        self.write_context(&mut text, judgement.at);
+        let mode = judgement.mode.unwrap_or(self.candidates[self.active].mode);
+        self.write_context(&mut text, judgement.at, mode);
         text.push_str(&judgement.context);
         if judgement.anomaly
             && let Some(change) = judgement.relative_change

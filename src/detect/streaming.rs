@@ -10,7 +10,7 @@ use super::proportion::ProportionModel;
 use super::seasonal::{Judgement, SeasonalModel};
 use super::settings::{LabelKind, MetricClass, Settings};
 use super::stats::median_in_place;
-use super::verdict::{Event, Status, Verdict};
+use super::verdict::{Deviation, Event, Status, Verdict};
 
 /// Points needed before the first learned verdict; with fewer only hard rules apply.
 pub const COLD_START_POINTS: usize = 5;
@@ -38,6 +38,8 @@ pub struct StreamingDetector {
     history: usize,
     /// Points learned inside the current "expected" label, to re-baseline on.
     expected_run: usize,
+    /// Score of the previous bucket, held because the next load may have arrived early.
+    held: Option<f64>,
 }
 
 impl StreamingDetector {
@@ -59,6 +61,7 @@ impl StreamingDetector {
             last_timestamp: None,
             history: 0,
             expected_run: 0,
+            held: None,
         }
     }
 
@@ -188,6 +191,25 @@ impl StreamingDetector {
         if event.is_some() {
             judgement.event = event;
         }
+        // A bucket with about two buckets' rows may hold the next load, arrived early: it is
+        // judged with the next bucket. If that one is short, the rows crossed the boundary; if
+        // not, the rows came twice (a duplicate load) and the next bucket alerts.
+        let held = self.held.take();
+        let mut note = "";
+        if let Some(score) = held
+            && !judgement.carried
+            && (!judgement.anomaly || judgement.early_load)
+            && label != Some(LabelKind::Expected)
+        {
+            judgement.anomaly = true;
+            judgement.side = Some(Deviation::Above);
+            judgement.score = judgement.score.max(score);
+            note = "; the previous bucket held about two buckets' rows and this one is not short: rows loaded twice";
+        } else if judgement.early_load && label != Some(LabelKind::Expected) {
+            judgement.anomaly = false;
+            self.held = Some(judgement.score);
+            note = "; about the rows of two buckets: the next load may have arrived early, judged with the next bucket";
+        }
         // A level shift is an event, not an alert: a step alerted at its first anomalous point
         // already, and a gradual change that never left the expected range is not worth a page.
         let alert = self.excursions.observe(judgement.anomaly, judgement.side);
@@ -197,10 +219,11 @@ impl StreamingDetector {
             Some(Model::Freshness(m)) => m.explain(&point, &judgement),
             None => String::new(),
         };
-        let explanation = match event {
+        let mut explanation = match event {
             Some(Event::Rebaselined) => format!("{explanation}; marked expected, re-baselined"),
             _ => explanation,
         };
+        explanation.push_str(note);
         Verdict {
             timestamp,
             value: point.value,
