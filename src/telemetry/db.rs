@@ -79,15 +79,10 @@ impl<'a> QueryInfo<'a> {
     pub fn other(kind: &'static str) -> Self {
         QueryInfo { kind, operation: "SELECT", collection: None }
     }
-
-    /// `db.query.summary`: `SELECT public.orders`, or `SELECT catalog` for catalog scans.
-    pub fn summary(&self) -> String {
-        Summary(self).to_string()
-    }
 }
 
-/// `db.query.summary`: the operation and the table (or the query's kind), written only when a
-/// span records it.
+/// `db.query.summary`: the operation and the table (`SELECT public.orders`), or the query's kind
+/// for queries of no one table (`SELECT catalog`); written only when a span records it.
 struct Summary<'q, 'a>(&'q QueryInfo<'a>);
 
 impl std::fmt::Display for Summary<'_, '_> {
