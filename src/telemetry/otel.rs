@@ -1,22 +1,21 @@
-//! The OpenTelemetry trace pipeline: OTLP exporter (gRPC or HTTP/protobuf) behind a batch span
-//! processor on the tokio runtime, the tracer provider with its resource and sampler, and the
+//! The OpenTelemetry trace pipeline: telltale's OTLP exporter (gRPC or HTTP/protobuf,
+//! [`super::otlp`]) behind a batch span processor on the tokio runtime, the tracer provider with its resource and sampler, and the
 //! `tracing` subscriber that feeds it beside the log output.
 //!
 //! Export is fire-and-forget: spans go into the processor's bounded queue (dropped when full) and
 //! are sent in the background with a deadline, so a slow or dead collector never delays a check.
 //! [`Telemetry::shutdown`] flushes what is queued, bounded by the export timeout.
 
-use std::time::Duration;
-
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracerProvider};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use super::config::{Protocol, Sampler, TelemetryConfig, TraceSettings};
+use super::otlp::{OtlpExporter, Transport};
+use super::otlp_grpc::GrpcClient;
 
 /// Why the exporter could not be built (traces stay off; the agent runs on).
 #[derive(Debug, thiserror::Error)]
@@ -66,34 +65,29 @@ impl Telemetry {
 /// Builds the exporter and provider for `settings` and registers it globally (with the W3C
 /// trace-context and baggage propagators). Must run inside the tokio runtime.
 pub fn pipeline(settings: &TraceSettings) -> Result<Telemetry, OtelError> {
-    let exporter = match settings.protocol {
-        Protocol::Grpc => {
-            let mut headers = reqwest::header::HeaderMap::new();
-            for (name, value) in &settings.headers {
-                let key = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| OtelError::Header { name: name.clone() })?;
-                let value = reqwest::header::HeaderValue::from_str(value)
-                    .map_err(|_| OtelError::Header { name: name.clone() })?;
-                headers.insert(key, value);
-            }
-            let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(settings.endpoint.clone())
-                .with_timeout(settings.timeout)
-                .with_metadata(metadata)
-                .build()
-        }
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(settings.endpoint.clone())
-            .with_timeout(settings.timeout)
-            .with_headers(settings.headers.iter().cloned().collect())
-            .with_http_client(ReqwestClient::new(settings.timeout))
-            .build(),
+    let exporter_error = |message: String| OtelError::Exporter { endpoint: settings.endpoint.clone(), message };
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in &settings.headers {
+        let key = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| OtelError::Header { name: name.clone() })?;
+        let value =
+            reqwest::header::HeaderValue::from_str(value).map_err(|_| OtelError::Header { name: name.clone() })?;
+        headers.insert(key, value);
     }
-    .map_err(|e| OtelError::Exporter { endpoint: settings.endpoint.clone(), message: e.to_string() })?;
+    let transport = match settings.protocol {
+        Protocol::Grpc => {
+            let metadata = tonic::metadata::MetadataMap::from_headers(headers);
+            Transport::Grpc(GrpcClient::new(&settings.endpoint, metadata, settings.timeout).map_err(exporter_error)?)
+        }
+        Protocol::HttpProtobuf => {
+            let client = reqwest::Client::builder()
+                .user_agent(concat!("telltale/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| exporter_error(e.to_string()))?;
+            Transport::Http { client, endpoint: settings.endpoint.clone(), headers }
+        }
+    };
+    let exporter = OtlpExporter::new(transport, settings.timeout);
     let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
         exporter,
         opentelemetry_sdk::runtime::Tokio,
@@ -190,44 +184,4 @@ where
 /// Which spans are exported: telltale's own at INFO and above.
 pub fn trace_filter() -> tracing_subscriber::filter::Targets {
     tracing_subscriber::filter::Targets::new().with_target("telltale", tracing::Level::INFO)
-}
-
-/// OTLP/HTTP requests over the reqwest client telltale already uses (rustls), with a deadline.
-#[derive(Debug, Clone)]
-pub struct ReqwestClient {
-    client: reqwest::Client,
-    timeout: Duration,
-}
-
-impl ReqwestClient {
-    pub fn new(timeout: Duration) -> ReqwestClient {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("telltale/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        ReqwestClient { client, timeout }
-    }
-}
-
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for ReqwestClient {
-    async fn send_bytes(
-        &self,
-        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
-    ) -> Result<opentelemetry_http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
-        let (parts, body) = request.into_parts();
-        let mut builder = self.client.request(parts.method, parts.uri.to_string()).timeout(self.timeout).body(body);
-        for (name, value) in &parts.headers {
-            builder = builder.header(name, value);
-        }
-        let response = builder.send().await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await?;
-        let mut out = opentelemetry_http::Response::builder().status(status.as_u16());
-        for (name, value) in &headers {
-            out = out.header(name.as_str(), value.as_bytes());
-        }
-        Ok(out.body(bytes)?)
-    }
 }
