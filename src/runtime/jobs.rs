@@ -669,7 +669,7 @@ impl Agent {
             measurements.retain(|m| m.kind != MetricKind::RowsAdded);
         }
         self.store.record(&measurements).await?;
-        tracing::info!(asset = %asset, buckets, "backfill done");
+        tracing::info!(parent: crate::telemetry::spans::parent(), asset = %asset, buckets, "backfill done");
         Ok(buckets)
     }
 
@@ -751,7 +751,7 @@ impl Agent {
         if !records.is_empty()
             && let Err(e) = self.store.record_verdicts(&records).await
         {
-            tracing::error!(error = %e, "cannot save freshness verdicts");
+            tracing::error!(parent: crate::telemetry::spans::parent(), error = %e, "cannot save freshness verdicts");
         }
         outcomes
     }
@@ -845,7 +845,7 @@ fn observe_metadata(
         ));
     }
     if !changes.is_empty() {
-        tracing::info!(asset = %asset, changes = changes.len(), "schema changed");
+        tracing::info!(parent: crate::telemetry::spans::parent(), asset = %asset, changes = changes.len(), "schema changed");
     }
     if let Some(monitor) = check.and_then(|c| c.schema.as_ref()) {
         let mut o = outcome(check, asset, "schema");

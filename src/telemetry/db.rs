@@ -4,6 +4,8 @@
 //! only after [`sanitize`] replaced every literal with `?`. Each query's latency also goes into
 //! `telltale_query_duration_seconds`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use tracing::field::Empty;
@@ -99,8 +101,29 @@ struct Sanitized<'a>(&'a str);
 
 impl std::fmt::Display for Sanitized<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&sanitize(self.0))
+        f.write_str(&sanitized(self.0))
     }
+}
+
+/// Texts of queries already sanitized: telltale sends the same few queries per table on every
+/// run, and looking one up costs a fraction of sanitizing it again.
+static SANITIZED: LazyLock<Mutex<HashMap<Box<str>, Arc<str>>>> = LazyLock::new(Mutex::default);
+
+/// Queries remembered at most; the memory is emptied when it is full.
+const SANITIZED_KEPT: usize = 4096;
+
+/// [`sanitize`], remembered per query text.
+fn sanitized(sql: &str) -> Arc<str> {
+    let mut kept = SANITIZED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(text) = kept.get(sql) {
+        return text.clone();
+    }
+    let text: Arc<str> = sanitize(sql).into();
+    if kept.len() >= SANITIZED_KEPT {
+        kept.clear();
+    }
+    kept.insert(sql.into(), text.clone());
+    text
 }
 
 /// A CLIENT span for one query, a child of the current work ([`super::spans::parent`]); hold it
@@ -271,6 +294,17 @@ mod tests {
         );
         assert_eq!(sanitize("SELECT $$x$$, col2, `weird 'name`"), "SELECT ?, col2, `weird 'name`");
         assert_eq!(sanitize("SELECT 'it\\'s'"), "SELECT ?");
+    }
+
+    #[test]
+    fn a_remembered_query_text_is_the_same_sanitized_text() {
+        let sql = "SELECT count(*) FROM t WHERE region = 'eu-west' /* remembered */";
+        let first = sanitized(sql);
+        assert_eq!(&*first, sanitize(sql));
+        assert!(Arc::ptr_eq(&first, &sanitized(sql)), "the second lookup reuses the first text");
+        let other = sanitized("SELECT count(*) FROM t WHERE region = 'us-east' /* remembered */");
+        assert_eq!(&*other, &*first, "literals differ, the sanitized texts do not");
+        assert_eq!(Sanitized(sql).to_string(), sanitize(sql));
     }
 
     #[test]
