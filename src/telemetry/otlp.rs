@@ -474,8 +474,12 @@ mod tests {
 
     fn span(i: u64, attributes: Vec<KeyValue>, scope: &InstrumentationScope) -> SpanData {
         let trace_id = TraceId::from_bytes((u128::from(i) * 0x9E37_79B9_7F4A_7C15 + 1).to_be_bytes());
-        let state = if i % 3 == 0 { TraceState::from_key_value([("vendor", "x1")]).unwrap() } else { TraceState::NONE };
-        let flags = if i % 2 == 0 { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        let state = if i.is_multiple_of(3) {
+            TraceState::from_key_value([("vendor", "x1")]).unwrap()
+        } else {
+            TraceState::NONE
+        };
+        let flags = if i.is_multiple_of(2) { TraceFlags::SAMPLED } else { TraceFlags::default() };
         let context = SpanContext::new(trace_id, SpanId::from_bytes((i + 1).to_be_bytes()), flags, false, state);
         let mut events = SpanEvents::default();
         if i % 4 == 1 {
