@@ -501,6 +501,11 @@ impl SeasonalModel {
         self.catch_up_until = self.catch_up_until.max(end + DAY);
     }
 
+    /// The sampling interval the model assumes (seconds).
+    pub(crate) fn step(&self) -> i64 {
+        self.params.step
+    }
+
     /// Points the model has learned from.
     pub fn trained_points(&self) -> usize {
         self.trained

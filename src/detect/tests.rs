@@ -172,6 +172,34 @@ fn a_load_that_crossed_the_bucket_boundary_alerts_once_and_is_explained() {
 }
 
 #[test]
+fn a_double_bucket_is_not_judged_with_a_bucket_after_a_gap_or_an_excluded_range() {
+    let mut rng = Noise::new(5);
+    let mut values: Vec<f64> = (0..24 * 21).map(|_| (5_000.0 * (1.0 + 0.02 * rng.normal())).round()).collect();
+    let at = values.len() - 10;
+    values[at] *= 2.0;
+    let points = hourly(&values);
+    // The two buckets after the double one are missing: the next point is no next bucket.
+    let mut gap = points.clone();
+    gap.drain(at + 1..at + 3);
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &gap);
+    assert!(verdicts[at].explanation.contains("judged with the next bucket"), "{}", verdicts[at].explanation);
+    let after = &verdicts[at + 1];
+    assert_eq!(after.timestamp, points[at + 3].timestamp);
+    assert!(!after.anomaly && !after.alert, "{after:?}");
+    // The two buckets after it are excluded: the same.
+    let settings = Settings {
+        exclude: vec![TimeRange { start: points[at + 1].timestamp, end: points[at + 3].timestamp }],
+        ..Settings::default()
+    };
+    let verdicts = replay(MetricClass::Count, &settings, &points);
+    assert!(verdicts[at + 1..at + 3].iter().all(|v| v.status == Status::Excluded));
+    assert!(!verdicts[at + 3].anomaly && !verdicts[at + 3].alert, "{:?}", verdicts[at + 3]);
+    // Without the gap the next bucket, not short, says the rows came twice.
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &points);
+    assert!(verdicts[at + 1].alert, "{:?}", verdicts[at + 1]);
+}
+
+#[test]
 fn level_shift_alerts_once_then_rebaselines() {
     let mut rng = Noise::new(11);
     let values: Vec<f64> = (0..24 * 20)
