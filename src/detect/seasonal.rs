@@ -925,8 +925,13 @@ impl SeasonalModel {
             let scale = self.widened_scale(plain_scale, timestamp, value);
             let z = (observed - forecast) / scale;
             self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
-            // The calibrator measures the model's misfit, learning period included.
-            let raw_z = (observed - forecast) / plain_scale;
+            // The calibrator measures the model's misfit, learning period included; but an
+            // empty bucket in a slot not learned yet (the first night of a business-hours table,
+            // the first weekend of a weekday-only one) is measured against the widened scale
+            // its judgement used: on the plain scale it is a residual of 50–150 that set the
+            // tail of the calibration for the next 2 000 points, and blinded hourly tables to
+            // tenfold spikes for the rest of their history.
+            let raw_z = (observed - forecast) / if value <= 0.0 { scale } else { plain_scale };
             // Anomalies must not define the normal tail (a day-long outage would blunt the
             // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
             // count as exceedances without dragging the tail's scale, unless exceedances have

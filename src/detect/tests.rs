@@ -353,6 +353,21 @@ fn null_rate_jump_is_flagged_with_many_rows_but_not_one_null_in_ten_rows() {
 }
 
 #[test]
+fn the_first_empty_nights_of_a_business_hours_table_do_not_blind_its_thresholds() {
+    // Rows from 07:00 to 19:00 only: the first nights are slots not learned yet, whose empty
+    // buckets are honestly uncertain and must not calibrate the tails as huge misses.
+    let mut rng = Noise::new(8);
+    let mut values: Vec<f64> = (0..24 * 28)
+        .map(|h| if (7..20).contains(&(h % 24)) { (50_000.0 * (1.0 + 0.03 * rng.normal())).round() } else { 0.0 })
+        .collect();
+    let at = 24 * 25 + 12;
+    values[at] *= 10.0;
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+    assert!(verdicts[at].alert, "{:?}", verdicts[at]);
+    assert_eq!(alerts(&verdicts[24 * 14..]), vec![at - 24 * 14]);
+}
+
+#[test]
 fn freshness_lag_series_flags_a_missed_daily_load() {
     // Polled hourly; the load lands at 06:00 every day; on day 15 it does not come.
     let mut points = Vec::new();
