@@ -190,7 +190,19 @@ impl StreamingDetector {
         if label == Some(LabelKind::Expected) {
             judgement.anomaly = false;
         }
-        let event = if learns { self.learn(&point, label) } else { None };
+        // An anomalous rate is learned at the edge of its expected range: a null spike must
+        // not teach the model that spikes are normal (its between-batch variance would widen
+        // the range for the next 500 batches).
+        let trained = match (&self.model, point.counts) {
+            (Some(Model::Proportion(_)), Some(counts)) if judgement.anomaly && counts.total > 0 => {
+                let total = counts.total as f64;
+                let low = (judgement.expected.low * total).floor();
+                let high = (judgement.expected.high * total).ceil();
+                Point::rate(timestamp, (counts.count as f64).clamp(low, high.max(low)) as u64, counts.total)
+            }
+            _ => point,
+        };
+        let event = if learns { self.learn(&trained, label) } else { None };
         if event.is_some() {
             judgement.event = event;
         }

@@ -353,6 +353,24 @@ fn null_rate_jump_is_flagged_with_many_rows_but_not_one_null_in_ten_rows() {
 }
 
 #[test]
+fn a_null_spike_does_not_teach_the_model_that_spikes_are_normal() {
+    // A daily table without nulls, a +10-point spike on three days, another one a month later.
+    let mut rng = Noise::new(3);
+    let points: Vec<Point> = (0..60)
+        .map(|day| {
+            let rows = (4_000.0 * (1.0 + 0.1 * rng.normal())) as u64;
+            let spike = (20..23).contains(&day) || day == 50;
+            Point::rate(MONDAY + day * DAY, if spike { rows / 10 } else { 0 }, rows)
+        })
+        .collect();
+    let verdicts = replay(MetricClass::Proportion, &Settings::default(), &points);
+    assert_eq!(alerts(&verdicts), vec![20, 50], "{:?}", verdicts[50]);
+    // The clean days after the first spike are still judged against a clean table.
+    let expected = verdicts[49].expected.expect("learned");
+    assert!(expected.high < 0.03, "{expected:?}");
+}
+
+#[test]
 fn the_first_empty_nights_of_a_business_hours_table_do_not_blind_its_thresholds() {
     // Rows from 07:00 to 19:00 only: the first nights are slots not learned yet, whose empty
     // buckets are honestly uncertain and must not calibrate the tails as huge misses.
