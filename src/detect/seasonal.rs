@@ -657,16 +657,47 @@ impl SeasonalModel {
 
     /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed.
     fn widened_scale(&self, scale: f64, timestamp: i64, value: f64) -> f64 {
-        if !self.novel(timestamp, scale) {
+        let novel = self.novel(timestamp, scale);
+        let unmodelled = value > 0.0 && self.unmodelled_week(timestamp, scale);
+        if !(novel || unmodelled) {
             return scale;
         }
-        if value <= 0.0 {
+        if novel && value <= 0.0 {
             return (scale * scale + NOVELTY_LOG_SCALE * NOVELTY_LOG_SCALE).sqrt();
         }
         // However wide the small-sample threshold, an eightfold change stays outside the range.
         let widened = (scale * scale + NOVELTY_LOG_SCALE_NONZERO * NOVELTY_LOG_SCALE_NONZERO).sqrt();
         let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
         widened.min(NOVELTY_MAX_NONZERO_CHANGE.ln() / threshold).max(scale)
+    }
+
+    /// Whether the active model carries yesterday's level into a weekday whose level differs
+    /// (hourly series whose model has no day-of-week factors, before the weekly one is
+    /// selected): the first Monday after a quiet weekend, the Saturday after a busy week. A
+    /// count other than zero there gets the widening of a slot not learned yet.
+    fn unmodelled_week(&self, timestamp: i64, scale: f64) -> bool {
+        if !self.log_scale || self.params.step >= DAY || self.candidates[self.active].mode == Mode::Weekly {
+            return false;
+        }
+        let local = self.local(timestamp);
+        let weekday = calendar::weekday(local);
+        let previous = (weekday + 6) % 7;
+        if self.weekdays_seen[weekday] == 0 || self.weekdays_seen[previous] == 0 {
+            return false;
+        }
+        // Yesterday is folded into the factors when today's first point is learned: at that
+        // first point its offset is measured from the points of the day still open.
+        let open = self.day_run.0.is_some_and(|day| day < calendar::start_of_day(local));
+        let previous_offset = if open {
+            let mut values: Vec<f64> = self.day_run.1.iter().map(|&(_, v)| v).collect();
+            match (median_in_place(&mut values), self.day_medians.median()) {
+                (Some(day), Some(level)) => day - level,
+                _ => self.week_offsets[previous],
+            }
+        } else {
+            self.week_offsets[previous]
+        };
+        (self.week_offsets[weekday] - previous_offset).abs() > 2.0 * scale
     }
 
     /// Whether a count at `timestamp` falls in a weekday or an hour of the day the model has

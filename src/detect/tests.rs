@@ -386,6 +386,26 @@ fn the_first_empty_nights_of_a_business_hours_table_do_not_blind_its_thresholds(
 }
 
 #[test]
+fn the_first_monday_after_a_quiet_weekend_is_not_judged_at_the_weekend_level() {
+    // A generated hourly table (seed 1, table 132) with a quiet weekend: before a weekly model
+    // is chosen, the first Monday 00:00 was forecast at Sunday's level and alerted at 375 %
+    // above it. It gets the widening of a weekday not learned yet; a tenfold bucket still
+    // alerts.
+    let config = scenario::ScenarioConfig { tables: 133, ..scenario::ScenarioConfig::standard(1) };
+    let table = scenario::generate(&config).pop().expect("table 132");
+    assert_eq!(table.name, "t132_hourly");
+    let settings = scoring::table_settings(&table, &Settings::default());
+    let monday = table.volume.iter().position(|p| p.timestamp == table.start + 7 * DAY).expect("d7 00:00");
+    assert!(table.incidents.iter().all(|i| i.start > table.start + 8 * DAY));
+    let verdicts = replay(MetricClass::Count, &settings, &table.volume);
+    assert!(!verdicts[monday].alert, "{:?}", verdicts[monday]);
+    let mut spiked = table.volume.clone();
+    spiked[monday].value *= 10.0;
+    let verdicts = replay(MetricClass::Count, &settings, &spiked);
+    assert!(verdicts[monday].alert, "{:?}", verdicts[monday]);
+}
+
+#[test]
 fn freshness_lag_series_flags_a_missed_daily_load() {
     // Polled hourly; the load lands at 06:00 every day; on day 15 it does not come.
     let mut points = Vec::new();
