@@ -416,6 +416,10 @@ const NOVELTY_LOG_SCALE_NONZERO: f64 = 0.4;
 /// Errors the active candidate of a continuous metric must have made before its residuals
 /// calibrate the tails.
 const CALIBRATION_WARM_UP: usize = 10;
+/// Days a continuous sub-daily metric's hour-of-day slot is judged with an unknown rhythm
+/// allowed, and that rhythm's size as a share of the metric's typical size.
+const RHYTHM_DAYS: u32 = 5;
+const RHYTHM_SHARE: f64 = 0.05;
 
 /// Largest change (a factor) that the widening of an unlearned weekday or hour may hide for a
 /// non-zero count.
@@ -657,6 +661,14 @@ impl SeasonalModel {
 
     /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed.
     fn widened_scale(&self, scale: f64, timestamp: i64, value: f64) -> f64 {
+        if !self.log_scale {
+            // A continuous metric's hour-of-day rhythm is not known before a few days.
+            if self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < RHYTHM_DAYS {
+                let rhythm = RHYTHM_SHARE * self.magnitude;
+                return (scale * scale + rhythm * rhythm).sqrt();
+            }
+            return scale;
+        }
         let novel = self.novel(timestamp, scale);
         let unmodelled = value > 0.0 && self.unmodelled_week(timestamp, scale);
         if !(novel || unmodelled) {
@@ -953,7 +965,9 @@ impl SeasonalModel {
         self.previous = None;
         if let Some(forecast) = active_forecast {
             let plain_scale = self.scale(forecast);
-            let scale = self.widened_scale(plain_scale, timestamp, value);
+            // (A continuous metric's widening for its unknown first rhythm is for judging
+            // only: level shifts are recognised on its plain scale.)
+            let scale = if self.log_scale { self.widened_scale(plain_scale, timestamp, value) } else { plain_scale };
             let z = (observed - forecast) / scale;
             self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
             // The calibrator measures the model's misfit, learning period included; but an
@@ -962,7 +976,7 @@ impl SeasonalModel {
             // its judgement used: on the plain scale it is a residual of 50–150 that set the
             // tail of the calibration for the next 2 000 points, and blinded hourly tables to
             // tenfold spikes for the rest of their history.
-            let raw_z = (observed - forecast) / if value <= 0.0 { scale } else { plain_scale };
+            let raw_z = (observed - forecast) / if self.log_scale && value <= 0.0 { scale } else { plain_scale };
             // Anomalies must not define the normal tail (a day-long outage would blunt the
             // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
             // count as exceedances without dragging the tail's scale, unless exceedances have

@@ -406,6 +406,25 @@ fn the_first_monday_after_a_quiet_weekend_is_not_judged_at_the_weekend_level() {
 }
 
 #[test]
+fn a_continuous_metric_does_not_alert_on_its_daily_rhythm_before_it_is_learned() {
+    // The mean of a generated hourly table (seed 1, table 94) with a daily rhythm: on day 2 at
+    // 07:00 it was 6 % above a range that did not know the rhythm yet. Its first five days are
+    // judged with a rhythm of 5 % of its size allowed; a tenfold value still alerts.
+    let config = scenario::ScenarioConfig { tables: 95, ..scenario::ScenarioConfig::standard(1) };
+    let table = scenario::generate(&config).pop().expect("table 94");
+    assert_eq!(table.name, "t094_hourly");
+    let settings = scoring::table_settings(&table, &Settings::default());
+    let at = table.mean.iter().position(|p| p.timestamp == table.start + 2 * DAY + 7 * HOUR).expect("d2 07:00");
+    assert!(table.incidents.iter().all(|i| i.start > table.start + 3 * DAY));
+    let verdicts = replay(MetricClass::Continuous, &settings, &table.mean);
+    assert!(!verdicts[at].alert, "{:?}", verdicts[at]);
+    let mut spiked = table.mean.clone();
+    spiked[at].value *= 10.0;
+    let verdicts = replay(MetricClass::Continuous, &settings, &spiked);
+    assert!(verdicts[at].alert, "{:?}", verdicts[at]);
+}
+
+#[test]
 fn freshness_lag_series_flags_a_missed_daily_load() {
     // Polled hourly; the load lands at 06:00 every day; on day 15 it does not come.
     let mut points = Vec::new();
