@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use telltale::detect::scenario::{self, IncidentKind, ScenarioConfig, Schedule};
 use telltale::detect::scoring::{self, DetectorReport, Evaluated, Recall, Report};
-use telltale::detect::{MetricClass, Point, Settings, replay};
+use telltale::detect::{MetricClass, Point, Settings, StreamingDetector, Verdict, replay};
 
 struct Args {
     seeds: Vec<u64>,
@@ -276,14 +276,18 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
         if let Some(spec) = monitor.strip_prefix("trace:") {
             // trace:TABLE:FIRST_DAY:LAST_DAY — every volume verdict of that table in those days.
             let parts: Vec<&str> = spec.split(':').collect();
-            if parts.len() == 3 && parts[0] == table.name {
+            if parts.len() >= 3 && parts[0] == table.name {
                 let (first, last): (i64, i64) = (parts[1].parse().unwrap_or(0), parts[2].parse().unwrap_or(60));
-                let verdicts = replay(MetricClass::Count, &scoring::table_settings(table, &settings), &table.volume);
-                for (point, verdict) in table.volume.iter().zip(&verdicts) {
+                let debug = parts.get(3) == Some(&"debug");
+                let mut detector =
+                    StreamingDetector::new(MetricClass::Count, scoring::table_settings(table, &settings));
+                for point in &table.volume {
+                    let state = if debug { detector.debug_state() } else { String::new() };
+                    let verdict = detector.push(*point);
                     let day = (point.timestamp - table.start).div_euclid(86_400);
                     if day >= first && day <= last {
                         println!(
-                            "trace seed {seed} {} {} score {:.2} alert {}: {}",
+                            "trace seed {seed} {} {} score {:.2} alert {}: {} {state}",
                             table.name,
                             when(table, point.timestamp),
                             verdict.score,
@@ -304,13 +308,56 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
                     .flat_map(|r| r.points.iter().filter(|p| p.alert).map(|p| p.at))
                     .filter(|&at| at >= incident.start && at <= incident.end + grace)
                     .min();
+                let peer = run
+                    .zscore
+                    .iter()
+                    .filter(|r| incident.kind.monitors().contains(&r.monitor))
+                    .flat_map(|r| r.points.iter().filter(|p| p.alert).map(|p| p.at))
+                    .any(|at| at >= incident.start && at <= incident.end + grace);
                 println!(
-                    "incident seed {seed} {} ({kind}) {} at {}: {}",
+                    "incident seed {seed} {} ({kind}) {} at {} sev {:.1}: {} (z-score {})",
                     table.name,
                     incident.kind.name(),
                     when(table, incident.start),
-                    first.map_or("missed".to_string(), |at| format!("detected {}", when(table, at)))
+                    incident.severity,
+                    first.map_or("missed".to_string(), |at| format!("detected {}", when(table, at))),
+                    if peer { "detected" } else { "missed" }
                 );
+                if first.is_none() {
+                    // The best-scoring point of each of the incident's monitors in its window.
+                    for monitor_run in run.telltale.iter().filter(|r| incident.kind.monitors().contains(&r.monitor)) {
+                        let (class, points, delay) = match monitor_run.monitor {
+                            scenario::Monitor::Volume => (MetricClass::Count, &table.volume, table.bucket),
+                            scenario::Monitor::Freshness => (MetricClass::Freshness, &table.freshness, 0),
+                            scenario::Monitor::NullRate => (MetricClass::Proportion, &table.nulls, table.bucket),
+                            scenario::Monitor::Mean => (MetricClass::Continuous, &table.mean, table.bucket),
+                            _ => continue,
+                        };
+                        let mut detector = StreamingDetector::new(class, scoring::table_settings(table, &settings));
+                        let mut best: Option<(i64, Verdict, String)> = None;
+                        for point in points {
+                            let state = detector.debug_state();
+                            let verdict = detector.push(*point);
+                            let at = point.timestamp + delay;
+                            if at >= incident.start
+                                && at <= incident.end + grace
+                                && best.as_ref().is_none_or(|(_, b, _)| verdict.score > b.score)
+                            {
+                                best = Some((point.timestamp, verdict, state));
+                            }
+                        }
+                        if let Some((at, verdict, state)) = best {
+                            println!(
+                                "   {} best {} score {:.2} anomaly {}: {} [{state}]",
+                                monitor_run.monitor.name(),
+                                when(table, at),
+                                verdict.score,
+                                verdict.anomaly,
+                                verdict.explanation
+                            );
+                        }
+                    }
+                }
             }
             continue;
         }

@@ -416,6 +416,10 @@ const NOVELTY_LOG_SCALE_NONZERO: f64 = 0.4;
 /// Errors the active candidate of a continuous metric must have made before its residuals
 /// calibrate the tails.
 const CALIBRATION_WARM_UP: usize = 10;
+/// Days a continuous sub-daily metric's hour-of-day slot is judged with an unknown rhythm
+/// allowed, and that rhythm's size as a share of the metric's typical size.
+const RHYTHM_DAYS: u32 = 5;
+const RHYTHM_SHARE: f64 = 0.05;
 
 /// Largest change (a factor) that the widening of an unlearned weekday or hour may hide for a
 /// non-zero count.
@@ -499,6 +503,11 @@ impl SeasonalModel {
     /// may catch up the backlog.
     pub(crate) fn skipped_excluded(&mut self, end: i64) {
         self.catch_up_until = self.catch_up_until.max(end + DAY);
+    }
+
+    /// The sampling interval the model assumes (seconds).
+    pub(crate) fn step(&self) -> i64 {
+        self.params.step
     }
 
     /// Points the model has learned from.
@@ -652,16 +661,55 @@ impl SeasonalModel {
 
     /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed.
     fn widened_scale(&self, scale: f64, timestamp: i64, value: f64) -> f64 {
-        if !self.novel(timestamp, scale) {
+        if !self.log_scale {
+            // A continuous metric's hour-of-day rhythm is not known before a few days.
+            if self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < RHYTHM_DAYS {
+                let rhythm = RHYTHM_SHARE * self.magnitude;
+                return (scale * scale + rhythm * rhythm).sqrt();
+            }
             return scale;
         }
-        if value <= 0.0 {
+        let novel = self.novel(timestamp, scale);
+        let unmodelled = value > 0.0 && self.unmodelled_week(timestamp, scale);
+        if !(novel || unmodelled) {
+            return scale;
+        }
+        if novel && value <= 0.0 {
             return (scale * scale + NOVELTY_LOG_SCALE * NOVELTY_LOG_SCALE).sqrt();
         }
         // However wide the small-sample threshold, an eightfold change stays outside the range.
         let widened = (scale * scale + NOVELTY_LOG_SCALE_NONZERO * NOVELTY_LOG_SCALE_NONZERO).sqrt();
         let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
         widened.min(NOVELTY_MAX_NONZERO_CHANGE.ln() / threshold).max(scale)
+    }
+
+    /// Whether the active model carries yesterday's level into a weekday whose level differs
+    /// (hourly series whose model has no day-of-week factors, before the weekly one is
+    /// selected): the first Monday after a quiet weekend, the Saturday after a busy week. A
+    /// count other than zero there gets the widening of a slot not learned yet.
+    fn unmodelled_week(&self, timestamp: i64, scale: f64) -> bool {
+        if !self.log_scale || self.params.step >= DAY || self.candidates[self.active].mode == Mode::Weekly {
+            return false;
+        }
+        let local = self.local(timestamp);
+        let weekday = calendar::weekday(local);
+        let previous = (weekday + 6) % 7;
+        if self.weekdays_seen[weekday] == 0 || self.weekdays_seen[previous] == 0 {
+            return false;
+        }
+        // Yesterday is folded into the factors when today's first point is learned: at that
+        // first point its offset is measured from the points of the day still open.
+        let open = self.day_run.0.is_some_and(|day| day < calendar::start_of_day(local));
+        let previous_offset = if open {
+            let mut values: Vec<f64> = self.day_run.1.iter().map(|&(_, v)| v).collect();
+            match (median_in_place(&mut values), self.day_medians.median()) {
+                (Some(day), Some(level)) => day - level,
+                _ => self.week_offsets[previous],
+            }
+        } else {
+            self.week_offsets[previous]
+        };
+        (self.week_offsets[weekday] - previous_offset).abs() > 2.0 * scale
     }
 
     /// Whether a count at `timestamp` falls in a weekday or an hour of the day the model has
@@ -917,11 +965,18 @@ impl SeasonalModel {
         self.previous = None;
         if let Some(forecast) = active_forecast {
             let plain_scale = self.scale(forecast);
-            let scale = self.widened_scale(plain_scale, timestamp, value);
+            // (A continuous metric's widening for its unknown first rhythm is for judging
+            // only: level shifts are recognised on its plain scale.)
+            let scale = if self.log_scale { self.widened_scale(plain_scale, timestamp, value) } else { plain_scale };
             let z = (observed - forecast) / scale;
             self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
-            // The calibrator measures the model's misfit, learning period included.
-            let raw_z = (observed - forecast) / plain_scale;
+            // The calibrator measures the model's misfit, learning period included; but an
+            // empty bucket in a slot not learned yet (the first night of a business-hours table,
+            // the first weekend of a weekday-only one) is measured against the widened scale
+            // its judgement used: on the plain scale it is a residual of 50–150 that set the
+            // tail of the calibration for the next 2 000 points, and blinded hourly tables to
+            // tenfold spikes for the rest of their history.
+            let raw_z = (observed - forecast) / if self.log_scale && value <= 0.0 { scale } else { plain_scale };
             // Anomalies must not define the normal tail (a day-long outage would blunt the
             // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
             // count as exceedances without dragging the tail's scale, unless exceedances have

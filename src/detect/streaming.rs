@@ -38,8 +38,9 @@ pub struct StreamingDetector {
     history: usize,
     /// Points learned inside the current "expected" label, to re-baseline on.
     expected_run: usize,
-    /// Score of the previous bucket, held because the next load may have arrived early.
-    held: Option<f64>,
+    /// Score and time of the previous bucket, held because the next load may have arrived
+    /// early; dropped unless the next judged point is the next bucket.
+    held: Option<(f64, i64)>,
 }
 
 impl StreamingDetector {
@@ -127,6 +128,8 @@ impl StreamingDetector {
             );
         }
         if self.settings.is_excluded(timestamp) {
+            // The bucket after a held one is excluded: the held bucket is never judged again.
+            self.held = None;
             if let Some(Model::Seasonal(model)) = self.model.as_mut()
                 && let Some(range) = self.settings.exclude.iter().find(|range| range.contains(timestamp))
             {
@@ -187,16 +190,34 @@ impl StreamingDetector {
         if label == Some(LabelKind::Expected) {
             judgement.anomaly = false;
         }
-        let event = if learns { self.learn(&point, label) } else { None };
+        // An anomalous rate is learned at the edge of its expected range: a null spike must
+        // not teach the model that spikes are normal (its between-batch variance would widen
+        // the range for the next 500 batches).
+        let trained = match (&self.model, point.counts) {
+            (Some(Model::Proportion(_)), Some(counts)) if judgement.anomaly && counts.total > 0 => {
+                let total = counts.total as f64;
+                let low = (judgement.expected.low * total).floor();
+                let high = (judgement.expected.high * total).ceil();
+                Point::rate(timestamp, (counts.count as f64).clamp(low, high.max(low)) as u64, counts.total)
+            }
+            _ => point,
+        };
+        let event = if learns { self.learn(&trained, label) } else { None };
         if event.is_some() {
             judgement.event = event;
         }
         // A bucket with about two buckets' rows may hold the next load, arrived early: it is
         // judged with the next bucket. If that one is short, the rows crossed the boundary; if
         // not, the rows came twice (a duplicate load) and the next bucket alerts.
-        let held = self.held.take();
+        // Only the next bucket can tell an early load from a duplicate: after a gap the held
+        // bucket is dropped.
+        let step = match self.model.as_ref() {
+            Some(Model::Seasonal(m)) => m.step(),
+            _ => 0,
+        };
+        let held = self.held.take().filter(|(_, at)| timestamp > *at && timestamp - *at <= step * 3 / 2);
         let mut note = "";
-        if let Some(score) = held
+        if let Some((score, _)) = held
             && !judgement.carried
             && (!judgement.anomaly || judgement.early_load)
             && label != Some(LabelKind::Expected)
@@ -207,7 +228,7 @@ impl StreamingDetector {
             note = "; the previous bucket held about two buckets' rows and this one is not short: rows loaded twice";
         } else if judgement.early_load && label != Some(LabelKind::Expected) {
             judgement.anomaly = false;
-            self.held = Some(judgement.score);
+            self.held = Some((judgement.score, timestamp));
             note = "; about the rows of two buckets: the next load may have arrived early, judged with the next bucket";
         }
         // A level shift is an event, not an alert: a step alerted at its first anomalous point
