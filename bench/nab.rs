@@ -10,6 +10,8 @@
 //! default sensitivity (a detection is an `alert`), next to the z-score peer baseline. With
 //! `--results DIR` (a NAB `results/<detector>` folder with per-file `anomaly_score` columns)
 //! those published scores are re-scored as a check of the scorer.
+//! With `NAB_DUMP=<dir>` every series' verdicts are written there, one CSV per series
+//! (`timestamp,value,score,side,forecast,low,high,alert`), for analysing where points are lost.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -138,6 +140,7 @@ fn main() -> Result<(), String> {
 
     // telltale: raw calibrated scores with one-per-excursion hygiene for the oracle sweep,
     // and the daemon's own alert flags for the default sensitivity.
+    let dump_dir = std::env::var("NAB_DUMP").ok();
     let started = Instant::now();
     let mut ranked = Vec::new();
     let mut alerts = Vec::new();
@@ -150,10 +153,29 @@ fn main() -> Result<(), String> {
         let mut suppressor = RepeatSuppressor::new(span);
         let mut scores = Vec::with_capacity(dataset.values.len());
         let mut flags = Vec::with_capacity(dataset.values.len());
+        let mut dump = String::new();
         for (&timestamp, &value) in dataset.timestamps.iter().zip(&dataset.values) {
             let verdict = detector.push(Point::new(timestamp, value));
             scores.push(suppressor.filter(verdict.score));
             flags.push(if verdict.alert { 1.0 } else { 0.0 });
+            if dump_dir.is_some() {
+                let sign = match verdict.direction {
+                    Some(telltale::detect::Deviation::Above) => 1,
+                    Some(telltale::detect::Deviation::Below) => -1,
+                    None => 0,
+                };
+                let (f, lo, hi) =
+                    verdict.expected.map_or((f64::NAN, f64::NAN, f64::NAN), |e| (e.forecast, e.low, e.high));
+                dump.push_str(&format!(
+                    "{timestamp},{value},{},{sign},{f},{lo},{hi},{}\n",
+                    verdict.score,
+                    u8::from(verdict.alert)
+                ));
+            }
+        }
+        if let Some(dir) = &dump_dir {
+            let path = PathBuf::from(dir).join(dataset.name.replace('/', "__"));
+            std::fs::write(&path, dump).map_err(|e| e.to_string())?;
         }
         per_series_micros.push((series_started.elapsed().as_secs_f64() * 1e6, dataset.values.len()));
         ranked.push(scores);

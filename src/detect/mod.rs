@@ -17,6 +17,7 @@
 
 pub mod calibration;
 pub mod categorical;
+pub mod change;
 pub mod freshness;
 pub mod hygiene;
 pub mod nab;

@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 
 use super::calendar::{self, DAY, HOUR, WEEK};
 use super::calibration::Calibrator;
+use super::change::{CHANGE_WEIGHT, ChangeDetector};
 use super::format;
 use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
@@ -363,6 +364,10 @@ pub struct SeasonalModel {
     /// Absolute errors of whichever candidate was active, over a long window.
     active_errors: SortedWindow,
     calibrator: Calibrator,
+    /// Continuous metrics: a CUSUM of the calibrated residuals (a change of variance), which
+    /// takes `change_alpha` of the false-alarm budget.
+    change: Option<ChangeDetector>,
+    change_alpha: f64,
     shifts: LevelShiftDetector,
     /// Recent trained points (time, transformed value), for re-baselining and trend.
     recent: VecDeque<(i64, f64, [f64; 3])>,
@@ -456,12 +461,18 @@ impl SeasonalModel {
             candidates.push(Candidate::new(Mode::Weekly, Reach::Short, &params));
         }
         let stable = (params.long_window / 4).clamp(3, 12);
+        // The sensitivity is a false-alarm rate per day of the series: an hourly series is
+        // judged 24 times a day, so each of its points gets a 24th of it.
+        let alpha = settings.sensitivity.false_alarm_rate() * (params.step as f64 / DAY as f64).min(1.0);
+        // Continuous metrics also watch for a change of variance (`change`), which takes its
+        // share of the false-alarm budget.
+        let change = (class == MetricClass::Continuous).then(ChangeDetector::new);
+        let change_weight = if change.is_some() { CHANGE_WEIGHT } else { 0.0 };
         Self {
             class,
             log_scale: class == MetricClass::Count,
-            // The sensitivity is a false-alarm rate per day of the series: an hourly series is
-            // judged 24 times a day, so each of its points gets a 24th of it.
-            alpha: settings.sensitivity.false_alarm_rate() * (params.step as f64 / DAY as f64).min(1.0),
+            // The point's own test keeps the share of the budget the change test leaves.
+            alpha: alpha * (1.0 - change_weight),
             direction: settings.direction_for(class),
             min_change: settings.min_change_for(class),
             seasonality: settings.seasonality,
@@ -479,6 +490,8 @@ impl SeasonalModel {
             active: 0,
             active_errors: SortedWindow::new(512),
             calibrator: Calibrator::new(CALIBRATION_RESIDUALS),
+            change,
+            change_alpha: alpha * change_weight,
             shifts: LevelShiftDetector::new(8.0, stable),
             recent: VecDeque::with_capacity(params.long_window),
             magnitude: 0.0,
@@ -831,6 +844,17 @@ impl SeasonalModel {
         let z = judged_residual / scale;
         let first_rows = self.log_scale && forecast_value < 1.0 && value >= 1.0 && self.novel(timestamp, scale);
         let score = if judged_residual == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
+        // Weighted Bonferroni with the change test: the point is judged at (1 − w)·α on its
+        // own and at w·α on the accumulated evidence of its recent past.
+        let (score, changed) = match &self.change {
+            Some(change) => {
+                let change_score = change.score(score);
+                let weight = self.change_alpha / (self.alpha + self.change_alpha);
+                let fused = (score + (1.0 - weight).log10()).max(change_score + weight.log10()).max(0.0);
+                (fused, change_score >= -self.change_alpha.log10())
+            }
+            None => (score, false),
+        };
         let mut low = self.untransform(forecast - threshold * scale);
         let plain_high = self.untransform(forecast + threshold * scale);
         let mut high =
@@ -855,6 +879,11 @@ impl SeasonalModel {
         let big_enough = relative_change.is_none_or(|change| change.abs() >= self.min_change);
         let mut outside = value < low || value > high;
         let mut context = String::new();
+        if changed && !outside {
+            outside = true;
+            context
+                .push_str("; the recent points stray from the forecast more than usual: the series' behaviour changed");
+        }
         // Rows in an hour or a weekday not learned yet, where the model expects none (the
         // first business hours after a night of empty buckets): the start of a rhythm, not an
         // incident. The size of a first batch of rows cannot be known from empty buckets.
@@ -989,6 +1018,17 @@ impl SeasonalModel {
             // errors (its floor is only 0.1 % of the level): they would fit the tail to the
             // model's infancy and blind it once the tail takes over. Counts have the Poisson
             // floor, which keeps their first residuals meaningful.
+            if self.change.is_some() {
+                let score = if raw_z == 0.0 {
+                    0.0
+                } else {
+                    self.calibrator.neg_log10_p(raw_z.abs(), self.degrees_of_freedom())
+                };
+                let alpha = self.change_alpha;
+                if let Some(change) = self.change.as_mut() {
+                    change.observe(score, alpha);
+                }
+            }
             if self.log_scale || self.candidates[self.active].errors > CALIBRATION_WARM_UP {
                 self.calibrator.observe(raw_z.abs().min(clip));
             }
@@ -1199,6 +1239,9 @@ impl SeasonalModel {
         }
         self.shifts.reset();
         self.trend = 0.0;
+        if let Some(change) = self.change.as_mut() {
+            change.reset();
+        }
     }
 
     /// A candidate whose last `points` errors all stayed within 2.5 scales, if any.
