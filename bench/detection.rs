@@ -268,6 +268,19 @@ fn when(table: &scenario::Table, at: i64) -> String {
 
 /// `--dump MONITOR`: every false alert of telltale outside benign windows of that monitor,
 /// with its verdict and the points before it (diagnostics for tuning).
+/// A monitor's metric class, its series in `table` and the delay from a point's timestamp to
+/// the moment it is judged (a bucket is judged when it closes); `None` for schema and
+/// categorical monitors, which have no replayable series here.
+fn monitor_series(table: &scenario::Table, monitor: scenario::Monitor) -> Option<(MetricClass, &[Point], i64)> {
+    Some(match monitor {
+        scenario::Monitor::Volume => (MetricClass::Count, &table.volume, table.bucket),
+        scenario::Monitor::Freshness => (MetricClass::Freshness, &table.freshness, 0),
+        scenario::Monitor::NullRate => (MetricClass::Proportion, &table.nulls, table.bucket),
+        scenario::Monitor::Mean => (MetricClass::Continuous, &table.mean, table.bucket),
+        _ => return None,
+    })
+}
+
 fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluated], kinds: &[String], monitor: &str) {
     let settings = Settings::default();
     for ((table, run), kind) in tables.iter().zip(evaluated).zip(kinds) {
@@ -326,12 +339,8 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
                 if first.is_none() {
                     // The best-scoring point of each of the incident's monitors in its window.
                     for monitor_run in run.telltale.iter().filter(|r| incident.kind.monitors().contains(&r.monitor)) {
-                        let (class, points, delay) = match monitor_run.monitor {
-                            scenario::Monitor::Volume => (MetricClass::Count, &table.volume, table.bucket),
-                            scenario::Monitor::Freshness => (MetricClass::Freshness, &table.freshness, 0),
-                            scenario::Monitor::NullRate => (MetricClass::Proportion, &table.nulls, table.bucket),
-                            scenario::Monitor::Mean => (MetricClass::Continuous, &table.mean, table.bucket),
-                            _ => continue,
+                        let Some((class, points, delay)) = monitor_series(table, monitor_run.monitor) else {
+                            continue;
                         };
                         let mut detector = StreamingDetector::new(class, scoring::table_settings(table, &settings));
                         let mut best: Option<(i64, Verdict, String)> = None;
@@ -362,13 +371,7 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
             continue;
         }
         for monitor_run in run.telltale.iter().filter(|r| r.monitor.name() == monitor) {
-            let (class, points, delay) = match monitor_run.monitor {
-                scenario::Monitor::Volume => (MetricClass::Count, &table.volume, table.bucket),
-                scenario::Monitor::Freshness => (MetricClass::Freshness, &table.freshness, 0),
-                scenario::Monitor::NullRate => (MetricClass::Proportion, &table.nulls, table.bucket),
-                scenario::Monitor::Mean => (MetricClass::Continuous, &table.mean, table.bucket),
-                _ => continue,
-            };
+            let Some((class, points, delay)) = monitor_series(table, monitor_run.monitor) else { continue };
             let false_alerts: Vec<i64> = monitor_run
                 .points
                 .iter()

@@ -50,10 +50,8 @@ impl GrpcClient {
                 // The codes the OTLP specification calls retryable.
                 use tonic::Code::*;
                 match status.code() {
-                    Cancelled | DeadlineExceeded | Aborted | OutOfRange | Unavailable | DataLoss => {
-                        Attempt::Retry(message, None)
-                    }
-                    ResourceExhausted => Attempt::Retry(message, None),
+                    Cancelled | DeadlineExceeded | ResourceExhausted | Aborted | OutOfRange | Unavailable
+                    | DataLoss => Attempt::Retry(message, None),
                     _ => Attempt::Failed(message),
                 }
             }
