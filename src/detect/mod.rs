@@ -18,6 +18,7 @@
 pub mod calibration;
 pub mod categorical;
 pub mod change;
+pub mod explanation;
 pub mod freshness;
 pub mod hygiene;
 pub mod nab;
@@ -41,6 +42,7 @@ mod golden;
 #[cfg(test)]
 mod tests;
 
+pub use explanation::Explanation;
 pub use settings::{Direction, Label, LabelKind, MetricClass, Seasonality, Sensitivity, Settings, TimeRange};
 pub use streaming::{StreamingDetector, evaluate, replay};
 pub use verdict::{Confidence, Deviation, Event, Expected, Status, Verdict};

@@ -8,11 +8,12 @@
 //! for rates near 0 and 1.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use statrs::function::beta::beta_reg;
 use statrs::function::gamma::ln_gamma;
 
-use super::format;
+use super::explanation::ProportionParts;
 use super::seasonal::Judgement;
 use super::settings::{Direction, MetricClass, Settings};
 use super::verdict::{Confidence, Deviation, Expected};
@@ -253,34 +254,18 @@ impl ProportionModel {
         })
     }
 
-    pub(crate) fn explain(&self, noun: &str, point: &Point, judgement: &Judgement) -> String {
-        // One buffer, no intermediate strings: this runs at every batch.
+    pub(crate) fn explain(&self, noun: &Arc<str>, point: &Point, judgement: &Judgement) -> ProportionParts {
         let counts = Self::counts_of(point);
-        let expected = judgement.expected;
-        let mut out = String::with_capacity(96);
-        out.push_str(noun);
-        out.push(' ');
-        format::write_percent(&mut out, point.value);
-        if point.counts.is_some() {
-            out.push_str(" (");
-            format::write_number(&mut out, counts.count as f64);
-            out.push_str(" of ");
-            format::write_number(&mut out, counts.total as f64);
-            out.push_str(" rows)");
+        ProportionParts {
+            noun: Arc::clone(noun),
+            rate: point.value,
+            counts: point.counts.map(|_| (counts.count, counts.total)),
+            total: counts.total,
+            low: judgement.expected.low,
+            high: judgement.expected.high,
+            rebaselined: false,
+            note: "",
         }
-        out.push_str(", expected ");
-        if expected.low <= 0.0 {
-            out.push_str("≤ ");
-            format::write_percent(&mut out, expected.high);
-        } else {
-            format::write_percent(&mut out, expected.low);
-            out.push('–');
-            format::write_percent(&mut out, expected.high);
-        }
-        out.push_str(" for ");
-        format::write_number(&mut out, counts.total as f64);
-        out.push_str(" rows");
-        out
     }
 }
 

@@ -14,11 +14,12 @@
 //! [`Calibrator`] rescales them to the series' own residual distribution.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
+use std::sync::Arc;
 
 use super::calendar::{self, DAY, HOUR, WEEK};
 use super::calibration::Calibrator;
 use super::change::{CHANGE_WEIGHT, ChangeDetector};
+use super::explanation::SeasonalParts;
 use super::format;
 use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
@@ -792,27 +793,6 @@ impl SeasonalModel {
     }
 
     /// Append " for a Monday 09:00" (the seasonal slot the forecast is for).
-    fn write_context(&self, out: &mut String, timestamp: i64, mode: Mode) {
-        let local = self.local(timestamp);
-        let day = calendar::weekday_name(calendar::weekday(local));
-        let slot_start = |slot: i64| calendar::second_of_day(local) / slot * slot;
-        match mode {
-            Mode::Flat => {}
-            Mode::Daily => {
-                out.push_str(" for ");
-                calendar::write_clock_time(out, slot_start(self.params.day_slot));
-            }
-            Mode::Weekly => {
-                out.push_str(" for a ");
-                out.push_str(day);
-                if self.params.step < DAY {
-                    out.push(' ');
-                    calendar::write_clock_time(out, slot_start(self.params.day_slot.min(HOUR)));
-                }
-            }
-        }
-    }
-
     /// Judge a point against what was learned so far (does not learn from it).
     pub(crate) fn judge(&self, timestamp: i64, value: f64) -> Option<Judgement> {
         let factors = self.factors(timestamp);
@@ -1353,39 +1333,25 @@ impl SeasonalModel {
         self.trend = if (slope * span).abs() > 2.0 * noise { slope } else { 0.0 };
     }
 
-    /// Describe a judgement in one sentence.
-    pub(crate) fn explain(&self, noun: &str, value: f64, judgement: &Judgement) -> String {
-        let expected = &judgement.expected;
-        let mut text = String::with_capacity(96);
-        format::write_number(&mut text, value);
-        if !noun.is_empty() {
-            text.push(' ');
-            text.push_str(noun);
+    /// The numbers of a judgement's sentence, written when the verdict is read (it takes the
+    /// judgement's notes).
+    pub(crate) fn explain(&self, noun: &Arc<str>, value: f64, judgement: &mut Judgement) -> SeasonalParts {
+        SeasonalParts {
+            noun: Arc::clone(noun),
+            value,
+            low: judgement.expected.low,
+            high: judgement.expected.high,
+            mode: judgement.mode.unwrap_or(self.candidates[self.active].mode),
+            local: self.local(judgement.at),
+            step: self.params.step,
+            day_slot: self.params.day_slot,
+            context: std::mem::take(&mut judgement.context),
+            anomaly: judgement.anomaly,
+            relative_change: judgement.relative_change,
+            event: judgement.event,
+            rebaselined: false,
+            note: "",
         }
-        text.push_str(", expected ");
-        format::write_range(&mut text, expected.low, expected.high);
-        let mode = judgement.mode.unwrap_or(self.candidates[self.active].mode);
-        self.write_context(&mut text, judgement.at, mode);
-        text.push_str(&judgement.context);
-        if judgement.anomaly
-            && let Some(change) = judgement.relative_change
-        {
-            let side = if change >= 0.0 { "above" } else { "below" };
-            let percent = (change.abs() * 100.0).round();
-            if (1.0..10_000.0).contains(&percent) {
-                let _ = write!(text, " ({percent} % {side} forecast)");
-            } else {
-                let _ = write!(text, " ({side} forecast)");
-            }
-        }
-        if let Some(Event::LevelShift { from, to }) = judgement.event {
-            text.push_str(&format!(
-                "; level shift from {} to {} recognised, re-baselined",
-                format::approx(from),
-                format::approx(to)
-            ));
-        }
-        text
     }
 
     /// Internal state summary for debugging and tuning.

@@ -3,7 +3,10 @@
 //! ([`replay`]) both go through [`StreamingDetector`], so what a user tunes in replay is what
 //! the agent does.
 
+use std::sync::Arc;
+
 use super::Point;
+use super::explanation::Explanation;
 use super::freshness::FreshnessModel;
 use super::hygiene::ExcursionTracker;
 use super::proportion::ProportionModel;
@@ -30,7 +33,7 @@ enum Model {
 pub struct StreamingDetector {
     class: MetricClass,
     settings: Settings,
-    noun: String,
+    noun: Arc<str>,
     cold: Vec<Point>,
     model: Option<Model>,
     excursions: ExcursionTracker,
@@ -55,7 +58,7 @@ impl StreamingDetector {
         Self {
             class,
             settings,
-            noun: noun.to_string(),
+            noun: Arc::from(noun),
             cold: Vec::with_capacity(COLD_START_POINTS),
             model: None,
             excursions: ExcursionTracker::new(CALM_POINTS_TO_END_EXCURSION),
@@ -68,7 +71,7 @@ impl StreamingDetector {
 
     /// Name the measured quantity in explanations ("rows added", "distinct customers").
     pub fn with_noun(mut self, noun: impl Into<String>) -> Self {
-        self.noun = noun.into();
+        self.noun = Arc::from(noun.into());
         self
     }
 
@@ -119,13 +122,7 @@ impl StreamingDetector {
     pub fn push(&mut self, point: Point) -> Verdict {
         let timestamp = point.timestamp;
         if !point.value.is_finite() {
-            return Verdict::unjudged(
-                timestamp,
-                point.value,
-                Status::Excluded,
-                self.history,
-                "not a number: skipped".to_string(),
-            );
+            return Verdict::unjudged(timestamp, point.value, Status::Excluded, self.history, "not a number: skipped");
         }
         if self.settings.is_excluded(timestamp) {
             // The bucket after a held one is excluded: the held bucket is never judged again.
@@ -140,7 +137,7 @@ impl StreamingDetector {
                 point.value,
                 Status::Excluded,
                 self.history,
-                "inside an excluded time range: not judged, not learned".to_string(),
+                "inside an excluded time range: not judged, not learned",
             );
         }
         let label = self.settings.label_at(timestamp);
@@ -183,7 +180,7 @@ impl StreamingDetector {
                 point.value,
                 Status::ColdStart,
                 self.history,
-                "learning: not enough history for this model yet".to_string(),
+                "learning: not enough history for this model yet",
             );
         };
 
@@ -234,17 +231,29 @@ impl StreamingDetector {
         // A level shift is an event, not an alert: a step alerted at its first anomalous point
         // already, and a gradual change that never left the expected range is not worth a page.
         let alert = self.excursions.observe(judgement.anomaly, judgement.side);
+        // The sentence is written when the verdict is read (`Explanation`): most never are.
+        let rebaselined = matches!(event, Some(Event::Rebaselined));
         let explanation = match self.model.as_ref() {
-            Some(Model::Seasonal(m)) => m.explain(&self.noun, point.value, &judgement),
-            Some(Model::Proportion(m)) => m.explain(&self.noun, &point, &judgement),
-            Some(Model::Freshness(m)) => m.explain(&point, &judgement),
-            None => String::new(),
+            Some(Model::Seasonal(m)) => {
+                let mut parts = m.explain(&self.noun, point.value, &mut judgement);
+                (parts.rebaselined, parts.note) = (rebaselined, note);
+                Explanation::seasonal(parts)
+            }
+            Some(Model::Proportion(m)) => {
+                let mut parts = m.explain(&self.noun, &point, &judgement);
+                (parts.rebaselined, parts.note) = (rebaselined, note);
+                Explanation::proportion(parts)
+            }
+            Some(Model::Freshness(m)) => {
+                let mut text = m.explain(&point, &judgement);
+                if rebaselined {
+                    text.push_str("; marked expected, re-baselined");
+                }
+                text.push_str(note);
+                Explanation::from(text)
+            }
+            None => Explanation::default(),
         };
-        let mut explanation = match event {
-            Some(Event::Rebaselined) => format!("{explanation}; marked expected, re-baselined"),
-            _ => explanation,
-        };
-        explanation.push_str(note);
         Verdict {
             timestamp,
             value: point.value,

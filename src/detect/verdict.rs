@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::explanation::Explanation;
+
 /// Whether the model had learned enough to judge the point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,8 +93,9 @@ pub struct Verdict {
     pub confidence: Confidence,
     /// Points of history the verdict was learned from.
     pub history_points: usize,
-    /// One sentence for humans, e.g. "412 rows added, expected 9 800–11 200 for a Monday 09:00".
-    pub explanation: String,
+    /// One sentence for humans, e.g. "412 rows added, expected 9 800–11 200 for a Monday 09:00"
+    /// (written when first read; serialised as a string).
+    pub explanation: Explanation,
 }
 
 impl Verdict {
@@ -102,7 +105,7 @@ impl Verdict {
         value: f64,
         status: Status,
         history_points: usize,
-        explanation: String,
+        explanation: impl Into<Explanation>,
     ) -> Self {
         Self {
             timestamp,
@@ -116,7 +119,7 @@ impl Verdict {
             event: None,
             confidence: Confidence::Low,
             history_points,
-            explanation,
+            explanation: explanation.into(),
         }
     }
 }

@@ -276,7 +276,7 @@ pub(crate) mod fixtures {
             event: None,
             confidence: Confidence::High,
             history_points: 120,
-            explanation: String::new(),
+            explanation: Default::default(),
         }
     }
 

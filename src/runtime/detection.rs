@@ -299,6 +299,6 @@ pub(crate) fn verdict_record(
         anomaly: v.anomaly,
         alert: v.alert,
         status: serde_json::to_value(v.status).ok().and_then(|s| s.as_str().map(String::from)).unwrap_or_default(),
-        explanation: v.explanation.clone(),
+        explanation: v.explanation.to_string(),
     }
 }

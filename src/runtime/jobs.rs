@@ -736,7 +736,7 @@ impl Agent {
                     event: None,
                     confidence: crate::detect::Confidence::High,
                     history_points: 0,
-                    explanation: o.message.clone(),
+                    explanation: o.message.clone().into(),
                 });
                 let mut record =
                     super::detection::verdict_record(&check.asset, MetricKind::FreshnessLag, "", now, &verdict);
