@@ -25,6 +25,9 @@ const MIN_ABSOLUTE_CHANGE: f64 = 0.005;
 const ROWS_WITHOUT_COUNTS: u64 = 100;
 /// Batches remembered by default.
 const DEFAULT_WINDOW: usize = 500;
+/// A batch whose normal-approximation tail probability exceeds this many times the false-alarm
+/// rate (and 1 %) is scored with it instead of the exact tail sum.
+const UNREMARKABLE_FACTOR: f64 = 1_000.0;
 /// Longest exact tail summation before falling back to a normal approximation (only reached
 /// far from the tails, where precision does not matter).
 const MAX_TERMS: usize = 20_000;
@@ -198,20 +201,26 @@ impl ProportionModel {
         let up_mean = (rate + margin).min(1.0);
         let down_mean = (rate - margin).max(0.0);
         // Exact tails only where they matter: a count on the near side of the mean has a tail
-        // probability above one half, which the normal approximation gives well and cheaply.
+        // probability above one half, which the normal approximation gives well and cheaply,
+        // and so does a count whose approximate tail is a thousand times the false-alarm rate
+        // (at least 1 %: the score of an unremarkable batch, far from any threshold, even where
+        // skewness makes the approximation several times off).
+        let unremarkable = (self.alpha * UNREMARKABLE_FACTOR).clamp(0.01, 0.5);
         let p_up = if self.direction == Direction::Down {
             1.0
         } else if (k as f64) <= n as f64 * up_mean {
             normal_upper(k, n, up_mean, between)
         } else {
-            upper_tail(k, n, up_mean, between)
+            let approximate = normal_upper(k, n, up_mean, between);
+            if approximate > unremarkable { approximate } else { upper_tail(k, n, up_mean, between) }
         };
         let p_down = if down_mean <= 0.0 || self.direction == Direction::Up {
             1.0
         } else if (k as f64) >= n as f64 * down_mean {
             normal_upper(n - k, n, 1.0 - down_mean, between)
         } else {
-            lower_tail(k, n, down_mean, between)
+            let approximate = normal_upper(n - k, n, 1.0 - down_mean, between);
+            if approximate > unremarkable { approximate } else { lower_tail(k, n, down_mean, between) }
         };
         let p = match self.direction {
             Direction::Up => p_up,
