@@ -203,6 +203,10 @@ struct Candidate {
     dormant: bool,
 }
 
+/// A level shift is explained by switching to another candidate only if that candidate's typical
+/// error is at most this many times the active one's (a rhythm it already forecasts, not the
+/// luck of its last few points).
+const EXPLAINING_MAX_ERROR_RATIO: f64 = 2.0;
 /// A candidate whose typical error is this many times the best one's goes dormant.
 const DORMANT_ERROR_RATIO: f64 = 1.5;
 /// Points before any candidate may go dormant (two weeks of hourly points).
@@ -1244,10 +1248,19 @@ impl SeasonalModel {
         }
     }
 
-    /// A candidate whose last `points` errors all stayed within 2.5 scales, if any.
+    /// A candidate whose last `points` errors all stayed within 2.5 scales, if any, among those
+    /// whose typical error is at most [`EXPLAINING_MAX_ERROR_RATIO`] times the active one's: a
+    /// flat short window fits the last hours of a business day as well as the weekly model
+    /// does, and switching to it forecast the empty evening at the daytime level.
     fn candidate_explaining(&self, points: usize, scale: f64) -> Option<usize> {
+        let active_error = self.candidates[self.active].typical_error();
         (0..self.candidates.len())
             .filter(|&i| i != self.active)
+            .filter(|&i| {
+                active_error.is_none_or(|active| {
+                    self.candidates[i].typical_error().is_some_and(|error| error <= EXPLAINING_MAX_ERROR_RATIO * active)
+                })
+            })
             .filter_map(|i| {
                 let worst = self.candidates[i].worst_recent_error(points)?;
                 (worst < 2.5 * scale).then_some((i, worst))
