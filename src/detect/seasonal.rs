@@ -204,6 +204,14 @@ struct Candidate {
     dormant: bool,
 }
 
+/// A level shift is explained by switching to another candidate only if that candidate's typical
+/// error is at most this many times the active one's (a rhythm it already forecasts, not the
+/// luck of its last few points).
+const EXPLAINING_MAX_ERROR_RATIO: f64 = 2.0;
+/// A daily count outside the range of a model without day-of-week factors is not an anomaly
+/// when the weekly candidate of the same reach, whose typical error is at most this many times
+/// the active one's, forecasts it.
+const WEEKLY_EXCUSE_MAX_ERROR_RATIO: f64 = 1.25;
 /// A candidate whose typical error is this many times the best one's goes dormant.
 const DORMANT_ERROR_RATIO: f64 = 1.5;
 /// Points before any candidate may go dormant (two weeks of hourly points).
@@ -826,7 +834,7 @@ impl SeasonalModel {
         let score = if judged_residual == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         // Weighted Bonferroni with the change test: the point is judged at (1 − w)·α on its
         // own and at w·α on the accumulated evidence of its recent past.
-        let (score, changed) = match &self.change {
+        let (mut score, changed) = match &self.change {
             Some(change) => {
                 let change_score = change.score(score);
                 let weight = self.change_alpha / (self.alpha + self.change_alpha);
@@ -889,6 +897,20 @@ impl SeasonalModel {
                 context.push_str(": rows crossed the bucket boundary");
             }
         }
+        // A daily series still judged by a model without day-of-week factors (the weekly model's
+        // first weeks, a copy of the flat one's errors, keep it from ranking 10 % better): a
+        // point its weekly candidate forecasts is not an anomaly (the empty Saturday of a
+        // weekday-only table after a load once landed on a Saturday).
+        if outside
+            && carried.is_none()
+            && let Some(weekly_residual) = self.weekly_residual(timestamp, &factors, observed)
+            && weekly_residual.abs() <= threshold * scale
+        {
+            outside = false;
+            score = score.min(self.calibrator.neg_log10_p(weekly_residual / scale, dof));
+            context.push_str("; within the day-of-week rhythm's forecast");
+            self.write_context(&mut context, timestamp, Mode::Weekly);
+        }
         let anomaly = outside && big_enough && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
         let early_load = anomaly
             && self.log_scale
@@ -910,6 +932,29 @@ impl SeasonalModel {
             carried: carried.is_some(),
             mode: Some(active.mode),
         })
+    }
+
+    /// The residual of a daily count under the weekly candidate of the active one's reach (the
+    /// same level, plus day-of-week factors) when the active model has none, the weekday was
+    /// seen at least twice and that candidate's typical error is at most 1.25 times the active
+    /// one's (`None` otherwise): a weekly candidate that fits worse (a lagging level on a
+    /// growing table) does not excuse a partial load.
+    fn weekly_residual(&self, timestamp: i64, factors: &[f64; 3], observed: f64) -> Option<f64> {
+        let active = &self.candidates[self.active];
+        if !self.log_scale
+            || self.params.step < DAY
+            || active.mode == Mode::Weekly
+            || self.covered(timestamp) < WEEK
+            || self.weekdays_seen[calendar::weekday(self.local(timestamp))] < 2
+        {
+            return None;
+        }
+        let weekly = self.candidates.iter().find(|c| c.mode == Mode::Weekly && c.reach == active.reach)?;
+        if weekly.typical_error()? > WEEKLY_EXCUSE_MAX_ERROR_RATIO * active.typical_error()? {
+            return None;
+        }
+        let forecast = self.candidate_forecast(weekly, factors, timestamp)?;
+        Some(observed - forecast)
     }
 
     /// Whether `value` is about this bucket's and the next bucket's forecast together.
@@ -1224,10 +1269,19 @@ impl SeasonalModel {
         }
     }
 
-    /// A candidate whose last `points` errors all stayed within 2.5 scales, if any.
+    /// A candidate whose last `points` errors all stayed within 2.5 scales, if any, among those
+    /// whose typical error is at most [`EXPLAINING_MAX_ERROR_RATIO`] times the active one's: a
+    /// flat short window fits the last hours of a business day as well as the weekly model
+    /// does, and switching to it forecast the empty evening at the daytime level.
     fn candidate_explaining(&self, points: usize, scale: f64) -> Option<usize> {
+        let active_error = self.candidates[self.active].typical_error();
         (0..self.candidates.len())
             .filter(|&i| i != self.active)
+            .filter(|&i| {
+                active_error.is_none_or(|active| {
+                    self.candidates[i].typical_error().is_some_and(|error| error <= EXPLAINING_MAX_ERROR_RATIO * active)
+                })
+            })
             .filter_map(|i| {
                 let worst = self.candidates[i].worst_recent_error(points)?;
                 (worst < 2.5 * scale).then_some((i, worst))

@@ -406,6 +406,66 @@ fn the_first_monday_after_a_quiet_weekend_is_not_judged_at_the_weekend_level() {
 }
 
 #[test]
+fn a_level_shift_is_not_explained_by_a_candidate_far_worse_than_the_active_one() {
+    // A generated business-hours table (seed 3, table 152): on Sunday of day 20 the weekly
+    // model's level test fired at 17:00 and the flat short window, whose last hours of the
+    // business day fit, was switched to although its typical error was a hundred times the
+    // weekly model's; it forecast 19:00-21:00 at the daytime level (0 rows against
+    // 480-7 320 000). Only a candidate whose typical error is at most twice the active one's
+    // may explain a shift: the evening stays judged on the weekly model, and a missed load at
+    // Sunday 14:00 still alerts.
+    let config = scenario::ScenarioConfig { tables: 153, ..scenario::ScenarioConfig::standard(3) };
+    let table = scenario::generate(&config).pop().expect("table 152");
+    assert_eq!(table.name, "t152_hourly");
+    let settings = scoring::table_settings(&table, &Settings::default());
+    let at = |hour: i64| {
+        table.volume.iter().position(|p| p.timestamp == table.start + 20 * DAY + hour * HOUR).expect("d20 hour")
+    };
+    assert!(table.incidents.iter().all(|i| i.end < table.start + 19 * DAY || i.start > table.start + 21 * DAY));
+    let verdicts = replay(MetricClass::Count, &settings, &table.volume);
+    for hour in 17..24 {
+        let verdict = &verdicts[at(hour)];
+        assert!(!verdict.alert, "{hour}:00 {verdict:?}");
+        assert!(verdict.explanation.contains("for a Sunday"), "{hour}:00 {}", verdict.explanation);
+    }
+    assert_eq!(table.volume[at(19)].value, 0.0);
+    let mut missed = table.volume.clone();
+    missed[at(14)].value = 0.0;
+    let verdicts = replay(MetricClass::Count, &settings, &missed);
+    assert!(verdicts[at(14)].alert, "{:?}", verdicts[at(14)]);
+}
+
+#[test]
+fn a_daily_point_its_weekly_candidate_forecasts_is_not_an_anomaly_under_the_flat_model() {
+    // A generated weekday-only table (seed 1, table 187) whose second Saturday received rows
+    // (a load a timezone shift pushed over midnight): the flat model still ranked best in the
+    // third week and forecast the empty Saturday of day 19 at a weekday's level (0 rows
+    // against 221 000-528 000). The weekly candidate forecasts it empty, so it is not an
+    // anomaly; a missed Thursday load still alerts.
+    let config = scenario::ScenarioConfig { tables: 188, ..scenario::ScenarioConfig::standard(1) };
+    let table = scenario::generate(&config).pop().expect("table 187");
+    assert_eq!(table.name, "t187_weekday-only");
+    let settings = scoring::table_settings(&table, &Settings::default());
+    let at = |day: i64| table.volume.iter().position(|p| p.timestamp == table.start + day * DAY).expect("day");
+    assert!(table.incidents.iter().all(|i| i.end < table.start + 16 * DAY || i.start > table.start + 20 * DAY));
+    let saturday = at(19);
+    assert_eq!(table.volume[saturday].value, 0.0);
+    let verdicts = replay(MetricClass::Count, &settings, &table.volume);
+    assert!(!verdicts[saturday].alert && !verdicts[saturday].anomaly, "{:?}", verdicts[saturday]);
+    assert!(
+        verdicts[saturday].explanation.contains("within the day-of-week rhythm's forecast for a Saturday"),
+        "{}",
+        verdicts[saturday].explanation
+    );
+    let thursday = at(17);
+    assert!(table.volume[thursday].value > 100_000.0);
+    let mut missed = table.volume.clone();
+    missed[thursday].value = 0.0;
+    let verdicts = replay(MetricClass::Count, &settings, &missed);
+    assert!(verdicts[thursday].alert, "{:?}", verdicts[thursday]);
+}
+
+#[test]
 fn a_continuous_metric_does_not_alert_on_its_daily_rhythm_before_it_is_learned() {
     // The mean of a generated hourly table (seed 1, table 94) with a daily rhythm: on day 2 at
     // 07:00 it was 6 % above a range that did not know the rhythm yet. Its first five days are
