@@ -908,8 +908,9 @@ impl SeasonalModel {
         {
             outside = false;
             score = score.min(self.calibrator.neg_log10_p(weekly_residual / scale, dof));
-            context.push_str("; within the day-of-week rhythm's forecast");
-            self.write_context(&mut context, timestamp, Mode::Weekly);
+            // Daily buckets only: the weekly candidate's slot is the weekday.
+            context.push_str("; within the day-of-week rhythm's forecast for a ");
+            context.push_str(calendar::weekday_name(calendar::weekday(self.local(timestamp))));
         }
         let anomaly = outside && big_enough && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
         let early_load = anomaly
