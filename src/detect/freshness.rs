@@ -488,14 +488,18 @@ fn silence_reaching(hourly: &[f64], offset: i64, from: i64, target: f64) -> i64 
     t
 }
 
+/// Quiet hours in a row needed for a pause (inactive hours); a shorter run is skipped slots.
+const MIN_PAUSE_HOURS: usize = 4;
+
 /// Which hours of the day and which weekdays see updates.
 ///
 /// Hours of the day only matter for tables updated about hourly or more often (`frequent`):
 /// an hour is active unless it lay inside the observed history on some days and saw updates
 /// on at most a quarter of them (a late load or a few days of a shifted schedule do not wake
-/// up the night). A weekday is a load day when it saw updates on at least 30 % of its
-/// occurrences; a weekday not covered yet is presumed a load day from Monday to Friday only
-/// (weekday-only loads are common, weekend-only ones are not).
+/// up the night), and only in a run of at least [`MIN_PAUSE_HOURS`] such hours (a quiet hour
+/// between busy ones is a skipped slot, not a pause). A weekday is a load day when it saw
+/// updates on at least 30 % of its occurrences; a weekday not covered yet is presumed a load
+/// day from Monday to Friday only (weekday-only loads are common, weekend-only ones are not).
 fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool; 7]) {
     let (Some(first), Some(last)) = (updates.first(), updates.last()) else {
         return ([true; 24], [true; 7]);
@@ -536,6 +540,24 @@ fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool;
     if frequent {
         for hour in 0..24 {
             hours[hour] = hour_covered[hour] == 0 || hour_days[hour] * 4 > hour_covered[hour];
+        }
+        // A pause is a stretch of quiet hours (a night): a shorter run is skipped slots (the
+        // first day of a zero-heavy table, whose quiet hours lie between busy ones).
+        if let Some(start) = (0..24).find(|h| hours[*h]) {
+            let mut run = 0;
+            for step in 1..=24 {
+                let hour = (start + step) % 24;
+                if !hours[hour] {
+                    run += 1;
+                    continue;
+                }
+                if run < MIN_PAUSE_HOURS {
+                    for back in 1..=run {
+                        hours[(hour + 24 - back) % 24] = true;
+                    }
+                }
+                run = 0;
+            }
         }
     }
     let mut weekdays = [true; 7];

@@ -641,3 +641,41 @@ fn a_missed_monday_after_one_full_monday_does_not_make_the_next_monday_expect_le
     assert_eq!(alerts(&verdicts), vec![14], "{:#?}", verdicts.iter().filter(|v| v.anomaly).collect::<Vec<_>>());
     assert!(verdicts[21].explanation.contains("for a Monday"), "{}", verdicts[21].explanation);
 }
+
+#[test]
+fn a_quiet_hour_between_busy_ones_is_a_skipped_slot_not_a_pause() {
+    // A generated zero-heavy hourly table (seed 1, table 29) updated in ten hours of its first
+    // day, 1:00 to 22:00, quiet in the hours between (13:00, 15:00, 18:00-21:00...). Taking
+    // every quiet hour of that day for a night pause dropped the gaps over them from the
+    // rhythm, so the cadence looked like a steady hourly one and the silence from 22:15 to
+    // 06:00 was late (score 4.3). A pause is a run of four quiet hours or more: the skipped
+    // slots are seen and the night is not late; a day without any update still is.
+    let config = scenario::ScenarioConfig { tables: 30, ..scenario::ScenarioConfig::standard(1) };
+    let table = scenario::generate(&config).pop().expect("table 29");
+    assert_eq!(table.name, "t029_hourly");
+    assert!(table.incidents.iter().all(|i| i.start > table.start + 3 * DAY));
+    let settings = scoring::table_settings(&table, &Settings::default());
+    let day_one = table.start + DAY;
+    let verdicts = replay(MetricClass::Freshness, &settings, &table.freshness);
+    for (point, verdict) in table.freshness.iter().zip(&verdicts) {
+        if point.timestamp >= day_one && point.timestamp <= day_one + 8 * HOUR {
+            assert!(!verdict.alert, "{verdict:?}");
+        }
+    }
+    let last = table
+        .freshness
+        .iter()
+        .filter(|p| p.timestamp < day_one)
+        .map(|p| p.timestamp - p.value.round() as i64)
+        .max()
+        .expect("updates on day 0");
+    let mut stopped = table.freshness.clone();
+    for point in stopped.iter_mut().filter(|p| p.timestamp >= day_one && p.timestamp < day_one + DAY) {
+        point.value = (point.timestamp - last) as f64;
+    }
+    let verdicts = replay(MetricClass::Freshness, &settings, &stopped);
+    assert!(
+        stopped.iter().zip(&verdicts).any(|(p, v)| p.timestamp >= day_one && p.timestamp < day_one + DAY && v.alert),
+        "a day without updates must be late"
+    );
+}
