@@ -28,6 +28,7 @@ pub mod scenario;
 pub mod schema;
 pub mod scoring;
 pub mod seasonal;
+pub mod shape;
 pub mod streaming;
 pub mod zscore;
 

@@ -23,6 +23,7 @@ use super::explanation::SeasonalParts;
 use super::format;
 use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
+use super::shape::{SHAPE_WEIGHT, ShapeDetector};
 use super::stats::{MAD_TO_SIGMA, SortedWindow, median_in_place, median_of, median_of_sorted, theil_sen};
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
@@ -377,6 +378,10 @@ pub struct SeasonalModel {
     /// takes `change_alpha` of the false-alarm budget.
     change: Option<ChangeDetector>,
     change_alpha: f64,
+    /// Continuous metrics: the recent values' distribution against the longer past (a change
+    /// of shape), which takes `shape_alpha` of the false-alarm budget.
+    shape: Option<ShapeDetector>,
+    shape_alpha: f64,
     shifts: LevelShiftDetector,
     /// Recent trained points (time, transformed value), for re-baselining and trend.
     recent: VecDeque<(i64, f64, [f64; 3])>,
@@ -477,11 +482,13 @@ impl SeasonalModel {
         // share of the false-alarm budget.
         let change = (class == MetricClass::Continuous).then(ChangeDetector::new);
         let change_weight = if change.is_some() { CHANGE_WEIGHT } else { 0.0 };
+        let shape = (class == MetricClass::Continuous).then(ShapeDetector::new);
+        let shape_weight = if shape.is_some() { SHAPE_WEIGHT } else { 0.0 };
         Self {
             class,
             log_scale: class == MetricClass::Count,
             // The point's own test keeps the share of the budget the change test leaves.
-            alpha: alpha * (1.0 - change_weight),
+            alpha: alpha * (1.0 - change_weight - shape_weight),
             direction: settings.direction_for(class),
             min_change: settings.min_change_for(class),
             seasonality: settings.seasonality,
@@ -501,6 +508,8 @@ impl SeasonalModel {
             calibrator: Calibrator::new(CALIBRATION_RESIDUALS),
             change,
             change_alpha: alpha * change_weight,
+            shape,
+            shape_alpha: alpha * shape_weight,
             shifts: LevelShiftDetector::new(8.0, stable),
             recent: VecDeque::with_capacity(params.long_window),
             magnitude: 0.0,
@@ -837,9 +846,21 @@ impl SeasonalModel {
         let (mut score, changed) = match &self.change {
             Some(change) => {
                 let change_score = change.score(score);
-                let weight = self.change_alpha / (self.alpha + self.change_alpha);
-                let fused = (score + (1.0 - weight).log10()).max(change_score + weight.log10()).max(0.0);
+                let total = self.alpha + self.change_alpha + self.shape_alpha;
+                let fused = (score + (self.alpha / total).log10())
+                    .max(change_score + (self.change_alpha / total).log10())
+                    .max(0.0);
                 (fused, change_score >= -self.change_alpha.log10())
+            }
+            None => (score, false),
+        };
+        // ... and at its share on the shape of the recent values.
+        let (score, reshaped) = match &self.shape {
+            Some(shape) => {
+                let shape_score = shape.score(value);
+                let total = self.alpha + self.change_alpha + self.shape_alpha;
+                let fused = score.max(shape_score + (self.shape_alpha / total).log10());
+                (fused, shape_score >= -self.shape_alpha.log10())
             }
             None => (score, false),
         };
@@ -871,6 +892,10 @@ impl SeasonalModel {
             outside = true;
             context
                 .push_str("; the recent points stray from the forecast more than usual: the series' behaviour changed");
+        }
+        if reshaped && !outside {
+            outside = true;
+            context.push_str("; the recent values are distributed unlike the series' past: the series' shape changed");
         }
         // Rows in an hour or a weekday not learned yet, where the model expects none (the
         // first business hours after a night of empty buckets): the start of a rhythm, not an
@@ -1054,6 +1079,10 @@ impl SeasonalModel {
                 if let Some(change) = self.change.as_mut() {
                     change.observe(score, alpha);
                 }
+            }
+            let alpha = self.shape_alpha;
+            if let Some(shape) = self.shape.as_mut() {
+                shape.observe(value, alpha);
             }
             if self.log_scale || self.candidates[self.active].errors > CALIBRATION_WARM_UP {
                 self.calibrator.observe(raw_z.abs().min(clip));

@@ -1,0 +1,307 @@
+//! Shape-change detection on a continuous metric's values: the recent window's distribution
+//! against the series' own longer past.
+//!
+//! The seasonal baseline judges each point alone and the variance test ([`super::change`])
+//! accumulates large residuals; neither sees a series whose values settle where they rarely
+//! were (a signal flattening, oscillating between other levels, spiking more densely) while
+//! each point stays within range. This test compares the histogram of the last [`WINDOW`]
+//! values with that of the [`REFERENCE`] values before them, over bins at the reference's
+//! quantiles (so each bin holds about the same share of the past), by the G statistic
+//! `G = 2 Σ oᵢ ln(oᵢ / (w·pᵢ))` (twice `w` times the relative entropy of the recent histogram
+//! to the reference one).
+//!
+//! Recent values overlap and the series' own rhythm (a daily cycle seen through a window of a
+//! few hours) moves `G` all the time, so its chi² law does not hold: like the variance test,
+//! `G` is calibrated on its own past values (clipped once clearly anomalous) with the conformal
+//! bulk and exponential tail of [`Calibrator`], and the baseline fuses its probability with the
+//! point's own and the variance test's by weighted Bonferroni ([`SHAPE_WEIGHT`] of the
+//! false-alarm budget), so one threshold still means one false-alarm rate.
+//!
+//! Bin edges and reference shares are refreshed every [`REFRESH_EVERY`] points; between
+//! refreshes the recent counts are updated in place (one bin in, one bin out), so a point
+//! costs one insertion into the sorted reference, one into the calibrator and a sum over the
+//! bins.
+//!
+//! A level shift does not clear the reference: with a fresh reference of a few hundred values
+//! a drifting series (a temperature) sits above all of it within a window, and on NAB the
+//! default sensitivity's alerts went from 131 to 2 017. The new level is a change of shape
+//! until the reference holds enough of it (the excursion alerts once).
+
+use std::collections::VecDeque;
+
+use super::calibration::Calibrator;
+use super::stats::SortedWindow;
+
+/// Share of the false-alarm budget spent on the shape test.
+pub const SHAPE_WEIGHT: f64 = 0.1;
+/// Recent values whose distribution is tested.
+const WINDOW: usize = 64;
+/// Values before the recent window that form the reference distribution.
+const REFERENCE: usize = 2_000;
+/// Reference values needed before `G` is computed.
+const MIN_REFERENCE: usize = 200;
+/// Bins (at the reference's quantiles).
+const BINS: usize = 10;
+/// Points between refreshes of the bin edges and reference shares.
+const REFRESH_EVERY: usize = 8;
+/// Past values of `G` kept as its reference.
+const STATISTIC_SIZE: usize = 4_000;
+/// Values of `G` observed before its score is used (its tail must reach `w·α`).
+const WARM_UP: usize = 600;
+/// Values of `G` needed before anomalous ones enter its reference clipped.
+const CLIP_AFTER: usize = 100;
+/// Share of past values of `G` at least as large beyond which `G` is judged by that share.
+const TIED_SHARE: f64 = 0.05;
+/// Degrees of freedom passed to the calibrator (its small-sample reference is never used once
+/// warm: see [`WARM_UP`]).
+const DOF: f64 = 1e6;
+
+/// A test of the recent values' distribution against the series' longer past.
+#[derive(Debug, Clone)]
+pub struct ShapeDetector {
+    /// The last [`WINDOW`] values with their bin under the current edges.
+    recent: VecDeque<(f64, u8)>,
+    /// The [`REFERENCE`] values before the recent window.
+    reference: SortedWindow,
+    /// Upper bin edges (a value `v` falls in the first bin whose edge exceeds it).
+    edges: Vec<f64>,
+    /// `ln(w · pᵢ)` of each bin's smoothed reference share.
+    log_expected: Vec<f64>,
+    /// Recent values per bin.
+    counts: Vec<u32>,
+    /// `o ln o` for `o` in `0..=WINDOW`.
+    o_ln_o: Vec<f64>,
+    since_refresh: usize,
+    statistic: Calibrator,
+    observed: usize,
+}
+
+impl Default for ShapeDetector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ShapeDetector {
+    /// A detector with no history.
+    pub fn new() -> Self {
+        Self {
+            recent: VecDeque::with_capacity(WINDOW + 1),
+            reference: SortedWindow::new(REFERENCE),
+            edges: Vec::with_capacity(BINS),
+            log_expected: Vec::with_capacity(BINS),
+            counts: Vec::with_capacity(BINS),
+            o_ln_o: (0..=WINDOW).map(|o| if o == 0 { 0.0 } else { o as f64 * (o as f64).ln() }).collect(),
+            since_refresh: REFRESH_EVERY,
+            statistic: Calibrator::new(STATISTIC_SIZE),
+            observed: 0,
+        }
+    }
+
+    fn bin(&self, value: f64) -> usize {
+        self.edges.partition_point(|&edge| edge <= value)
+    }
+
+    /// Recompute bin edges at the reference's quantiles (ties merged), the reference shares
+    /// and the recent counts.
+    fn refresh(&mut self) {
+        self.since_refresh = 0;
+        self.edges.clear();
+        for k in 1..BINS {
+            if let Some(edge) = self.reference.quantile(k as f64 / BINS as f64)
+                && self.edges.last().is_none_or(|&last| edge > last)
+            {
+                self.edges.push(edge);
+            }
+        }
+        let bins = self.edges.len() + 1;
+        let n = self.reference.len();
+        self.log_expected.clear();
+        let mut above = n;
+        for index in 0..bins {
+            let next = self.edges.get(index).map_or(0, |&edge| self.reference.count_at_least(edge));
+            let share = ((above - next) as f64 + 0.5) / (n as f64 + 0.5 * bins as f64);
+            self.log_expected.push((WINDOW as f64 * share).ln());
+            above = next;
+        }
+        self.counts.clear();
+        self.counts.resize(bins, 0);
+        for index in 0..self.recent.len() {
+            let bin = self.bin(self.recent[index].0);
+            self.recent[index].1 = bin as u8;
+            self.counts[bin] += 1;
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.reference.len() >= MIN_REFERENCE && self.recent.len() == WINDOW && !self.counts.is_empty()
+    }
+
+    /// `G` of the recent window after `value` joins it (the oldest value leaving it).
+    fn statistic_with(&self, value: f64) -> f64 {
+        let entering = self.bin(value);
+        let leaving = self.recent.front().map_or(usize::MAX, |&(_, bin)| usize::from(bin));
+        let mut g = 0.0;
+        for (index, (&count, &log_expected)) in self.counts.iter().zip(&self.log_expected).enumerate() {
+            let o = count as usize + usize::from(index == entering) - usize::from(index == leaving);
+            if o > 0 {
+                g += self.o_ln_o[o] - o as f64 * log_expected;
+            }
+        }
+        2.0 * g
+    }
+
+    /// `-log10` of the calibrated probability, on this series' past, of a `G` at least as
+    /// large as after `value` joins the recent window; 0 while warming up.
+    pub fn score(&self, value: f64) -> f64 {
+        if self.observed < WARM_UP || !self.ready() || !value.is_finite() {
+            return 0.0;
+        }
+        let g = self.statistic_with(value);
+        if g <= 0.0 {
+            return 0.0;
+        }
+        // A drifting series often has its whole window in one bin: `G` then takes the same
+        // largest value again and again (every bin holds a tenth of the reference). When such
+        // ties fill the top of the statistic's past there is no tail to fit, and the
+        // calibrator's small-sample fallback would call them extreme (on NAB's
+        // machine_temperature the default sensitivity alerted 2 432 times): a `G` that 5 % of
+        // the past reached is judged by its share alone.
+        let share = self.statistic.conformal_p_value(g);
+        if share >= TIED_SHARE { -share.log10() } else { self.statistic.neg_log10_p(g, DOF) }
+    }
+
+    /// Learn `value` (after it was judged). Values of `G` beyond 1.5 times the level of
+    /// probability `alpha` enter the statistic's reference clipped, so a long change does not
+    /// teach it that such distances are normal.
+    pub fn observe(&mut self, value: f64, alpha: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        if self.ready() {
+            let g = self.statistic_with(value).max(0.0);
+            let clip = if self.statistic.len() >= CLIP_AFTER {
+                1.5 * self.statistic.threshold(alpha, DOF)
+            } else {
+                f64::INFINITY
+            };
+            self.statistic.observe(g.min(clip));
+            self.observed += 1;
+        }
+        let bin = if self.counts.is_empty() { 0 } else { self.bin(value) };
+        if let Some(count) = self.counts.get_mut(bin) {
+            *count += 1;
+        }
+        self.recent.push_back((value, bin as u8));
+        if self.recent.len() > WINDOW
+            && let Some((oldest, oldest_bin)) = self.recent.pop_front()
+        {
+            if let Some(count) = self.counts.get_mut(usize::from(oldest_bin)) {
+                *count = count.saturating_sub(1);
+            }
+            self.reference.push(oldest);
+        }
+        self.since_refresh += 1;
+        if self.reference.len() >= MIN_REFERENCE && self.since_refresh >= REFRESH_EVERY {
+            self.refresh();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{MetricClass, Point, Settings, StreamingDetector};
+
+    /// Deterministic pseudo-normal noise (sum of uniforms from a small LCG).
+    struct Noise(u64);
+
+    impl Noise {
+        fn next(&mut self) -> f64 {
+            let mut total = 0.0;
+            for _ in 0..12 {
+                self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                total += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
+            }
+            total - 6.0
+        }
+    }
+
+    /// Scores of a detector fed `values` (each scored before it is learned).
+    fn scores(values: &[f64]) -> Vec<f64> {
+        let mut detector = ShapeDetector::new();
+        values
+            .iter()
+            .map(|&value| {
+                let score = detector.score(value);
+                detector.observe(value, 1e-7);
+                score
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stationary_series_stays_calm_and_warms_up_silently() {
+        let mut noise = Noise(5);
+        let values: Vec<f64> = (0..6_000).map(|_| 10.0 + noise.next()).collect();
+        let scores = scores(&values);
+        assert!(scores[..MIN_REFERENCE + WINDOW + WARM_UP].iter().all(|&s| s == 0.0));
+        let max = scores.iter().copied().fold(0.0, f64::max);
+        assert!(max < 5.0, "stationary values reached {max}");
+    }
+
+    #[test]
+    fn values_settling_inside_the_usual_range_are_a_change_of_shape() {
+        // Noise around 10, then a signal alternating between 9.5 and 10.5: the same mean,
+        // every value well inside the usual range, half the spread.
+        let mut noise = Noise(9);
+        let values: Vec<f64> = (0..5_000)
+            .map(|index| {
+                if index < 4_000 {
+                    10.0 + noise.next()
+                } else if index % 2 == 0 {
+                    9.5
+                } else {
+                    10.5
+                }
+            })
+            .collect();
+        let scores = scores(&values);
+        let before = scores[..4_000].iter().copied().fold(0.0, f64::max);
+        let after = scores[4_000..4_000 + WINDOW].iter().copied().fold(0.0, f64::max);
+        assert!(after > before + 3.0 && after >= 6.0, "before {before}, after {after}");
+    }
+
+    #[test]
+    fn the_statistic_is_invariant_to_the_scale_and_offset_of_the_series() {
+        let mut noise = Noise(3);
+        let values: Vec<f64> = (0..3_000).map(|index| noise.next() + if index > 2_500 { 0.8 } else { 0.0 }).collect();
+        let scaled: Vec<f64> = values.iter().map(|v| 1_000.0 * v - 5.0e4).collect();
+        let (a, b) = (scores(&values), scores(&scaled));
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn the_streaming_detector_scores_a_flattened_signal_its_range_would_accept() {
+        // A 5-minute metric with noise sigma 2 around 100 that flattens at 101: no point
+        // leaves the range, the distribution changes.
+        let mut noise = Noise(12);
+        let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
+        let verdicts: Vec<_> = (0..4_500)
+            .map(|index| {
+                let value = if index < 4_000 { 100.0 + 2.0 * noise.next() } else { 101.0 + 0.05 * noise.next() };
+                detector.push(Point::new(1_700_000_000 + index * 300, value))
+            })
+            .collect();
+        assert_eq!(verdicts[..4_000].iter().filter(|v| v.alert).count(), 0, "stationary stretch alerted");
+        // At 5-minute points `medium` asks the shape test for 3.5e-8 (a score of 7.5), which a
+        // window of 64 values reaches only when they leave their usual bins entirely: the
+        // flattened stretch is measured by its score, well above anything the stationary one
+        // reached.
+        let quiet = verdicts[1_000..4_000].iter().map(|v| v.score).fold(0.0, f64::max);
+        let flat = verdicts[4_000..4_000 + WINDOW].iter().map(|v| v.score).fold(0.0, f64::max);
+        assert!(flat > quiet + 1.0 && flat > 4.5, "stationary {quiet}, flattened {flat}");
+    }
+}
