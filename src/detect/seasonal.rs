@@ -843,7 +843,7 @@ impl SeasonalModel {
         let score = if judged_residual == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         // Weighted Bonferroni with the change test: the point is judged at (1 − w)·α on its
         // own and at w·α on the accumulated evidence of its recent past.
-        let (mut score, changed) = match &self.change {
+        let (score, changed) = match &self.change {
             Some(change) => {
                 let change_score = change.score(score);
                 let total = self.alpha + self.change_alpha + self.shape_alpha;
@@ -855,7 +855,7 @@ impl SeasonalModel {
             None => (score, false),
         };
         // ... and at its share on the shape of the recent values.
-        let (score, reshaped) = match &self.shape {
+        let (mut score, reshaped) = match &self.shape {
             Some(shape) => {
                 let shape_score = shape.score(value);
                 let total = self.alpha + self.change_alpha + self.shape_alpha;
@@ -1296,6 +1296,9 @@ impl SeasonalModel {
         self.trend = 0.0;
         if let Some(change) = self.change.as_mut() {
             change.reset();
+        }
+        if let Some(shape) = self.shape.as_mut() {
+            shape.restart();
         }
     }
 

@@ -171,6 +171,20 @@ impl ShapeDetector {
         if share >= TIED_SHARE { -share.log10() } else { self.statistic.neg_log10_p(g, DOF) }
     }
 
+    /// Forget the reference distribution after a recognised level shift or a user's "expected"
+    /// label: the new level is the series' normal now, not a change of shape. The test is
+    /// silent until a new reference and [`WARM_UP`] values of `G` on it were seen (its
+    /// calibration of `G` is kept).
+    pub fn restart(&mut self) {
+        self.recent.clear();
+        self.reference = SortedWindow::new(REFERENCE);
+        self.edges.clear();
+        self.log_expected.clear();
+        self.counts.clear();
+        self.since_refresh = REFRESH_EVERY;
+        self.observed = 0;
+    }
+
     /// Learn `value` (after it was judged). Values of `G` beyond 1.5 times the level of
     /// probability `alpha` enter the statistic's reference clipped, so a long change does not
     /// teach it that such distances are normal.
@@ -303,5 +317,27 @@ mod tests {
         let quiet = verdicts[1_000..4_000].iter().map(|v| v.score).fold(0.0, f64::max);
         let flat = verdicts[4_000..4_000 + WINDOW].iter().map(|v| v.score).fold(0.0, f64::max);
         assert!(flat > quiet + 1.0 && flat > 4.5, "stationary {quiet}, flattened {flat}");
+    }
+
+    #[test]
+    fn a_recognised_level_shift_alerts_once_not_again_as_a_change_of_shape() {
+        // A 5-minute metric around 10 (sigma 0.5) that steps to 20 for good: the baseline
+        // recognises the level shift and re-baselines; the shape test must not then call the
+        // new level a change of shape (it alerted three more times before it restarted).
+        let mut noise = Noise(7);
+        let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
+        let verdicts: Vec<_> = (0..4_000)
+            .map(|index| {
+                let value = 10.0 + 0.5 * noise.next() + if index >= 2_500 { 10.0 } else { 0.0 };
+                detector.push(Point::new(1_700_000_000 + index * 300, value))
+            })
+            .collect();
+        assert!(verdicts[2_500].alert, "the shift itself alerts");
+        assert!(
+            verdicts[2_500..].iter().any(|v| matches!(v.event, Some(crate::detect::Event::LevelShift { .. }))),
+            "the shift is recognised"
+        );
+        let alerts: Vec<usize> = (0..verdicts.len()).filter(|&i| verdicts[i].alert).collect();
+        assert_eq!(alerts, vec![2_500], "one alert for one level shift");
     }
 }
