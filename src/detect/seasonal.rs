@@ -809,7 +809,6 @@ impl SeasonalModel {
         }
     }
 
-    /// Append " for a Monday 09:00" (the seasonal slot the forecast is for).
     /// Judge a point against what was learned so far (does not learn from it).
     pub(crate) fn judge(&self, timestamp: i64, value: f64) -> Option<Judgement> {
         let factors = self.factors(timestamp);
