@@ -30,6 +30,8 @@ pub enum OtelError {
 #[must_use = "call `shutdown` before the process exits so queued spans are sent"]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    /// Failed exports counted by the exporter (see [`flush_warning`]).
+    export_failures: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The export endpoint, for the startup log.
     pub endpoint: Option<String>,
 }
@@ -37,7 +39,7 @@ pub struct Telemetry {
 impl Telemetry {
     /// No exporter (traces off).
     pub fn disabled() -> Telemetry {
-        Telemetry { provider: None, endpoint: None }
+        Telemetry { provider: None, export_failures: Default::default(), endpoint: None }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -53,13 +55,27 @@ impl Telemetry {
     /// async workers so the processor task can still make progress.
     pub async fn shutdown(self) {
         let Some(provider) = self.provider else { return };
+        let before = self.export_failures.load(std::sync::atomic::Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(move || provider.shutdown()).await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("warning: flushing traces failed: {e}"),
-            Err(e) => eprintln!("warning: flushing traces failed: {e}"),
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        let failed_during_flush = self.export_failures.load(std::sync::atomic::Ordering::Relaxed) - before;
+        if let Some(line) = flush_warning(error, failed_during_flush) {
+            eprintln!("{line}");
         }
     }
+}
+
+/// The line to print after a flush at shutdown: none when it succeeded, and none when it failed
+/// because an export failed, which the exporter reported itself (or left silent within a minute
+/// of its last report). A failed export used to print twice: the exporter's warning, then the
+/// same error wrapped by the SDK's shutdown.
+fn flush_warning(error: Option<String>, failed_exports_during_flush: u64) -> Option<String> {
+    let error = error?;
+    (failed_exports_during_flush == 0).then(|| format!("warning: flushing traces failed: {error}"))
 }
 
 /// Builds the exporter and provider for `settings` and registers it globally (with the W3C
@@ -88,6 +104,7 @@ pub fn pipeline(settings: &TraceSettings) -> Result<Telemetry, OtelError> {
         }
     };
     let exporter = OtlpExporter::new(transport, settings.timeout);
+    let export_failures = exporter.failures();
     let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
         exporter,
         opentelemetry_sdk::runtime::Tokio,
@@ -102,7 +119,7 @@ pub fn pipeline(settings: &TraceSettings) -> Result<Telemetry, OtelError> {
         .with_resource(resource)
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
-    Ok(Telemetry { provider: Some(provider), endpoint: Some(settings.endpoint.clone()) })
+    Ok(Telemetry { provider: Some(provider), export_failures, endpoint: Some(settings.endpoint.clone()) })
 }
 
 fn sdk_sampler(sampler: Sampler) -> SdkSampler {
@@ -184,4 +201,22 @@ where
 /// Which spans are exported: telltale's own at INFO and above.
 pub fn trace_filter() -> tracing_subscriber::filter::Targets {
     tracing_subscriber::filter::Targets::new().with_target("telltale", tracing::Level::INFO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flush_warning;
+
+    #[test]
+    fn a_failed_flush_is_reported_once() {
+        assert_eq!(flush_warning(None, 0), None, "a successful flush says nothing");
+        assert_eq!(flush_warning(None, 2), None);
+        // The exporter already printed why the last batch was dropped.
+        assert_eq!(flush_warning(Some("Shutdown errors: [InternalFailure(\"no answer\")]".into()), 1), None);
+        // A failure of the processor itself (no export failed) is still reported.
+        assert_eq!(
+            flush_warning(Some("shutdown timed out".into()), 0).as_deref(),
+            Some("warning: flushing traces failed: shutdown timed out")
+        );
+    }
 }

@@ -349,6 +349,9 @@ pub struct OtlpExporter {
     resource: EncodedResource,
     /// When a failed export was last reported on the log (at most one line a minute).
     last_warning: std::sync::Mutex<Option<Instant>>,
+    /// Failed exports so far (reported or not), shared with [`super::otel::Telemetry`] so that
+    /// a flush at shutdown does not report the same failure a second time.
+    failures: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How one attempt ended.
@@ -367,7 +370,14 @@ impl OtlpExporter {
             timeout,
             resource: EncodedResource::default(),
             last_warning: std::sync::Mutex::new(None),
+            failures: std::sync::Arc::default(),
         }
+    }
+
+    /// The count of failed exports, which stays readable after the exporter moved into the
+    /// batch processor.
+    pub fn failures(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        std::sync::Arc::clone(&self.failures)
     }
 
     async fn attempt(&self, body: &bytes::Bytes, remaining: Duration) -> Attempt {
@@ -408,6 +418,12 @@ impl OtlpExporter {
         }
     }
 
+    /// Report a failed export (at most one line a minute) and count it.
+    fn fail(&self, message: &str) {
+        self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.warn(message);
+    }
+
     fn warn(&self, message: &str) {
         let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
@@ -426,7 +442,7 @@ impl SpanExporter for OtlpExporter {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                self.warn("no answer within the deadline");
+                self.fail("no answer within the deadline");
                 return Err(OTelSdkError::Timeout(self.timeout));
             }
             match self.attempt(&body, remaining).await {
@@ -437,13 +453,13 @@ impl SpanExporter for OtlpExporter {
                     return Ok(());
                 }
                 Attempt::Failed(message) => {
-                    self.warn(&message);
+                    self.fail(&message);
                     return Err(OTelSdkError::InternalFailure(message));
                 }
                 Attempt::Retry(message, asked) => {
                     let wait = asked.unwrap_or(pause).max(pause);
                     if Instant::now() + wait >= deadline {
-                        self.warn(&message);
+                        self.fail(&message);
                         return Err(OTelSdkError::InternalFailure(message));
                     }
                     tokio::time::sleep(wait).await;
@@ -639,6 +655,7 @@ mod tests {
         let (endpoint, bodies) = receiver(vec![503, 429]).await;
         let exporter = http_exporter(endpoint, Duration::from_secs(5));
         exporter.export(batch()).await.expect("delivered on the third attempt");
+        assert_eq!(exporter.failures().load(std::sync::atomic::Ordering::Relaxed), 0, "retries are not failures");
         let bodies = bodies.lock().unwrap().clone();
         assert_eq!(bodies.len(), 3, "two retryable answers, then accepted");
         assert!(bodies.iter().all(|b| *b == bodies[0]), "every attempt carries the same request");
@@ -649,6 +666,7 @@ mod tests {
         let exporter = http_exporter(endpoint, Duration::from_secs(5));
         assert!(exporter.export(batch()).await.is_err(), "a rejected batch is an error");
         assert_eq!(bodies.lock().unwrap().len(), 1, "a 400 is not retried");
+        assert_eq!(exporter.failures().load(std::sync::atomic::Ordering::Relaxed), 1, "the failure is counted");
 
         // Always busy: retries stop at the deadline.
         let (endpoint, bodies) = receiver(vec![503; 100]).await;
@@ -658,6 +676,11 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2), "gave up after {:?}", started.elapsed());
         let attempts = bodies.lock().unwrap().len();
         assert!((2..=4).contains(&attempts), "{attempts} attempts within 700 ms (pauses of 100, 200, 400 ms)");
+        assert_eq!(
+            exporter.failures().load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "one failed export, counted once"
+        );
     }
 
     #[test]

@@ -524,12 +524,21 @@ async fn a_collector_that_never_answers_does_not_hold_up_checks() {
                 cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_EXPORTER_OTLP_TIMEOUT", "1500");
             }
             let started = std::time::Instant::now();
-            let output = cmd.stdout(Stdio::piped()).output().unwrap();
-            (output.status.code(), started.elapsed(), String::from_utf8_lossy(&output.stdout).into_owned())
+            let output = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output().unwrap();
+            (
+                output.status.code(),
+                started.elapsed(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
         }
     };
-    let (plain_code, _, plain) = tokio::task::spawn_blocking(run(&first, None)).await.unwrap();
-    let (code, elapsed, report) = tokio::task::spawn_blocking(run(&second, Some(endpoint))).await.unwrap();
+    let (plain_code, _, plain, _) = tokio::task::spawn_blocking(run(&first, None)).await.unwrap();
+    let (code, elapsed, report, log) = tokio::task::spawn_blocking(run(&second, Some(endpoint))).await.unwrap();
+    // The dropped spans are reported once: by the exporter, not again by the shutdown flush.
+    let warnings: Vec<&str> = log.lines().filter(|line| line.contains("traces failed")).collect();
+    assert_eq!(warnings.len(), 1, "one warning about the dead collector, got {warnings:?}");
+    assert!(warnings[0].contains("spans of this batch dropped"), "{}", warnings[0]);
     assert_eq!(code, plain_code, "the exit code does not depend on the collector");
     let statuses = |text: &str| -> Vec<String> {
         let v: Value = serde_json::from_str(text).unwrap();
