@@ -109,30 +109,17 @@ impl ChangeDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::tests::Noise;
     use crate::detect::{MetricClass, Point, Settings, StreamingDetector};
-
-    /// Deterministic pseudo-normal noise (sum of uniforms from a small LCG).
-    struct Noise(u64);
-
-    impl Noise {
-        fn next(&mut self) -> f64 {
-            let mut total = 0.0;
-            for _ in 0..12 {
-                self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                total += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-            }
-            total - 6.0
-        }
-    }
 
     /// Scores of the change detector fed uniform probabilities, then (from `from`) the
     /// probabilities of normal residuals whose sigma is `factor` times the assumed one.
     fn feed(points: usize, from: usize, factor: f64) -> Vec<f64> {
-        let mut noise = Noise(7);
+        let mut noise = Noise::new(7);
         let mut detector = ChangeDetector::new();
         let mut scores = Vec::new();
         for index in 0..points {
-            let z = noise.next() * if index >= from { factor } else { 1.0 };
+            let z = noise.normal() * if index >= from { factor } else { 1.0 };
             let score = crate::detect::stats::normal_neg_log10_sf(z.abs()) - std::f64::consts::LOG10_2;
             scores.push(detector.score(score.max(0.0)));
             detector.observe(score.max(0.0), 1e-5);
@@ -152,11 +139,11 @@ mod tests {
 
     /// A seasonal-free series around 100 with noise sigma 1; from `from` on, sigma `factor`.
     fn series(points: usize, from: usize, factor: f64) -> Vec<Point> {
-        let mut noise = Noise(11);
+        let mut noise = Noise::new(11);
         (0..points)
             .map(|index| {
                 let sigma = if index >= from { factor } else { 1.0 };
-                Point::new(1_700_000_000 + index as i64 * 300, 100.0 + sigma * noise.next())
+                Point::new(1_700_000_000 + index as i64 * 300, 100.0 + sigma * noise.normal())
             })
             .collect()
     }
@@ -177,10 +164,10 @@ mod tests {
     #[test]
     fn a_stationary_series_never_alerts() {
         for seed in [3, 5, 8] {
-            let mut noise = Noise(seed);
+            let mut noise = Noise::new(seed);
             let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
             let alerts = (0..5_000)
-                .map(|index| detector.push(Point::new(1_700_000_000 + index * 300, 50.0 + 2.0 * noise.next())))
+                .map(|index| detector.push(Point::new(1_700_000_000 + index * 300, 50.0 + 2.0 * noise.normal())))
                 .filter(|v| v.alert)
                 .count();
             assert_eq!(alerts, 0, "seed {seed}");
