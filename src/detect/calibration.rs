@@ -10,6 +10,7 @@
 //! rescaled by the ratio of the empirical to the normal tail (the *inflation*), stands in.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 
 use super::stats::{SortedWindow, normal_upper_quantile, student_t_neg_log10_sf, student_t_upper_quantile};
 
@@ -42,7 +43,14 @@ pub struct Calibrator {
     inflation: f64,
     tail: Option<Tail>,
     since_refresh: usize,
+    /// The source of each residual, in arrival order (the model that made it; see
+    /// [`observe_from`](Self::observe_from)), and how many residuals each source holds.
+    sources: VecDeque<u8>,
+    per_source: [u32; SOURCES],
 }
+
+/// Distinct residual sources a calibrator tells apart (sources at or above share the last).
+pub const SOURCES: usize = 16;
 
 impl Calibrator {
     /// A calibrator that remembers the last `capacity` residuals.
@@ -53,17 +61,61 @@ impl Calibrator {
             inflation: 1.0,
             tail: None,
             since_refresh: 0,
+            sources: VecDeque::new(),
+            per_source: [0; SOURCES],
         }
     }
 
     /// Record the absolute standardised residual of a point that has just been judged
     /// (so every judgement only sees residuals of its past).
     pub fn observe(&mut self, abs_z: f64) {
+        self.observe_from(abs_z, 0);
+    }
+
+    /// [`observe`](Self::observe) a residual made by `source` (a model's index), so that the
+    /// residuals of a source can later be [`forgotten`](Self::forget_sources).
+    pub fn observe_from(&mut self, abs_z: f64, source: usize) {
+        if !abs_z.is_finite() {
+            return;
+        }
+        if self.residuals.len() == self.residuals.capacity()
+            && let Some(oldest) = self.sources.pop_front()
+        {
+            self.per_source[oldest as usize] -= 1;
+        }
+        let source = source.min(SOURCES - 1);
+        self.sources.push_back(source as u8);
+        self.per_source[source] += 1;
         self.residuals.push(abs_z.abs());
         self.since_refresh += 1;
         if self.since_refresh >= REFRESH_EVERY {
             self.refresh();
         }
+    }
+
+    /// Residuals held from `source`.
+    pub fn count_from(&self, source: usize) -> usize {
+        self.per_source[source.min(SOURCES - 1)] as usize
+    }
+
+    /// Forget every residual of the sources `forget` selects (in one pass; the others keep
+    /// their order).
+    pub fn forget_sources(&mut self, forget: impl Fn(usize) -> bool) {
+        let kept: Vec<(f64, u8)> = self
+            .residuals
+            .iter_in_order()
+            .zip(self.sources.iter().copied())
+            .filter(|&(_, source)| !forget(source as usize))
+            .collect();
+        self.residuals.clear();
+        self.sources.clear();
+        self.per_source = [0; SOURCES];
+        for (residual, source) in kept {
+            self.residuals.push(residual);
+            self.sources.push_back(source);
+            self.per_source[source as usize] += 1;
+        }
+        self.refresh();
     }
 
     /// Number of residuals the calibration rests on.

@@ -129,7 +129,7 @@ impl SeasonalParts {
                 text.push_str(" for ");
                 calendar::write_clock_time(&mut text, slot_start(self.day_slot));
             }
-            Mode::Weekly => {
+            Mode::Weekly | Mode::HourOfWeek => {
                 text.push_str(" for a ");
                 text.push_str(calendar::weekday_name(calendar::weekday(self.local)));
                 if self.step < DAY {

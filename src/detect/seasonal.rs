@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::calendar::{self, DAY, HOUR, WEEK};
-use super::calibration::Calibrator;
+use super::calibration::{Calibrator, SOURCES};
 use super::change::{CHANGE_WEIGHT, ChangeDetector};
 use super::explanation::SeasonalParts;
 use super::format;
@@ -33,6 +33,10 @@ pub(crate) enum Mode {
     Flat,
     Daily,
     Weekly,
+    /// Weekly plus an hour-of-week factor: each hour of each weekday keeps its own deviation
+    /// from the hour-of-day rhythm (a busy Saturday night and an empty Sunday morning; the
+    /// office hours of weekdays against a weekend without rows). Sub-daily series only.
+    HourOfWeek,
 }
 
 /// Level window a candidate model uses.
@@ -361,6 +365,13 @@ pub struct SeasonalModel {
     /// Cached shrunk factors, refreshed whenever a day is folded in.
     day_factors: Vec<f64>,
     week_offsets: [f64; 7],
+    /// Per hour of the week (weekday × 24 + local hour), the last few days' median deviation
+    /// of that hour from the day's median and the hour-of-day factor; sub-daily series only.
+    week_hours: Vec<Slot>,
+    /// Cached hour-of-week factors (medians of `week_hours`, shrunk towards zero).
+    week_hour_factors: Vec<f64>,
+    /// Typical deviation of an hour-of-week value from its slot's median.
+    week_hour_noise: SortedWindow,
     /// The day being accumulated for the seasonal slots: its local midnight and its points
     /// (hour-of-day slot, transformed value).
     day_run: (Option<i64>, Vec<(usize, f64)>),
@@ -384,7 +395,7 @@ pub struct SeasonalModel {
     shape_alpha: f64,
     shifts: LevelShiftDetector,
     /// Recent trained points (time, transformed value), for re-baselining and trend.
-    recent: VecDeque<(i64, f64, [f64; 3])>,
+    recent: VecDeque<(i64, f64, [f64; 4])>,
     /// Typical absolute size of recent values, refreshed now and then (scale floor).
     magnitude: f64,
     trend: f64,
@@ -427,6 +438,16 @@ fn shrinkage(m: f64, noise: Option<f64>, count: usize) -> f64 {
     (1.0 - 2.0 * standard_error_squared / (m * m)).max(0.0)
 }
 
+/// Calibration residuals of a model whose typical error is this many times the active one's
+/// are forgotten ...
+const OUTCLASSED_ERROR_RATIO: f64 = 2.0;
+/// ... when at least this many residuals remain.
+const MIN_CALIBRATION_AFTER_FORGETTING: usize = 200;
+
+/// Days of one hour of the week remembered for its factor, and needed before it has one.
+const WEEK_HOUR_CAPACITY: usize = 4;
+const WEEK_HOUR_MIN_DAYS: usize = 2;
+
 /// Extra log-scale uncertainty of a count in a weekday or hour never seen (a factor of 20).
 const NOVELTY_LOG_SCALE: f64 = 3.0;
 /// ... and for a non-zero count there (a factor of 1.5).
@@ -453,18 +474,24 @@ impl SeasonalModel {
         let params = Params::new(step, settings, class);
         let mut candidates = Vec::new();
         let modes: &[Mode] = match settings.seasonality {
-            Seasonality::Auto => &[Mode::Flat, Mode::Daily, Mode::Weekly],
+            Seasonality::Auto => &[Mode::Flat, Mode::Daily, Mode::Weekly, Mode::HourOfWeek],
             Seasonality::None => &[Mode::Flat],
             Seasonality::Daily => &[Mode::Daily],
-            Seasonality::Weekly => &[Mode::Weekly],
+            Seasonality::Weekly => &[Mode::Weekly, Mode::HourOfWeek],
         };
         for &mode in modes {
-            if mode == Mode::Daily && params.step >= DAY {
+            if matches!(mode, Mode::Daily | Mode::HourOfWeek) && params.step >= DAY {
                 // Daily series have no hour of day: day-of-week is the Weekly mode.
                 continue;
             }
             for reach in [Reach::Long, Reach::Short, Reach::Holt] {
                 if reach == Reach::Holt && class != MetricClass::Count {
+                    continue;
+                }
+                // The hour-of-week model refines the weekly one where weekdays differ in their
+                // daily rhythm: one long level window is enough, and each candidate costs
+                // every point an error update.
+                if mode == Mode::HourOfWeek && reach != Reach::Short {
                     continue;
                 }
                 candidates.push(Candidate::new(mode, reach, &params));
@@ -498,6 +525,9 @@ impl SeasonalModel {
             week: vec![Slot::default(); 7],
             day_factors: vec![0.0; params.day_slots],
             week_offsets: [0.0; 7],
+            week_hours: if params.step < DAY { vec![Slot::default(); 7 * 24] } else { Vec::new() },
+            week_hour_factors: if params.step < DAY { vec![0.0; 7 * 24] } else { Vec::new() },
+            week_hour_noise: SortedWindow::new(256),
             day_run: (None, Vec::new()),
             skipped_empty: [false; 7],
             day_noise: SortedWindow::new(256),
@@ -583,6 +613,19 @@ impl SeasonalModel {
         daily + self.week_offsets[calendar::weekday(self.local(timestamp))]
     }
 
+    /// Hour-of-week factor on top of the weekly one (0 before two weeks were seen).
+    fn hour_of_week_factor(&self, timestamp: i64) -> f64 {
+        if self.week_hour_factors.is_empty() || self.covered(timestamp) < 2 * WEEK {
+            return 0.0;
+        }
+        self.week_hour_factors[Self::hour_of_week(self.local(timestamp))]
+    }
+
+    /// Index of the hour of the week of a local timestamp (weekday × 24 + hour).
+    fn hour_of_week(local: i64) -> usize {
+        calendar::weekday(local) * 24 + (calendar::second_of_day(local) / HOUR) as usize
+    }
+
     /// Recompute the cached factors after a day was folded into the slots. Hour-of-day
     /// factors are medians over the slot and (for sub-hourly slots) its neighbours; day-of-week
     /// offsets are medians of each past same weekday's median deviation from the weekly level.
@@ -637,6 +680,16 @@ impl SeasonalModel {
                 None => 0.0,
             };
         }
+        if !self.week_hours.is_empty() {
+            let noise = if self.week_hour_noise.len() >= 16 { self.week_hour_noise.median() } else { day_noise };
+            for (factor, slot) in self.week_hour_factors.iter_mut().zip(&self.week_hours) {
+                let count = slot.values.len();
+                *factor = match slot.median() {
+                    Some(m) if count >= WEEK_HOUR_MIN_DAYS => m * shrinkage(m, noise, count),
+                    _ => 0.0,
+                };
+            }
+        }
     }
 
     /// Typical deviation of a slot value from its slot's median; until enough slots have
@@ -653,21 +706,22 @@ impl SeasonalModel {
             .min_by(f64::total_cmp)
     }
 
-    fn factors(&self, timestamp: i64) -> [f64; 3] {
+    fn factors(&self, timestamp: i64) -> [f64; 4] {
         let daily = self.daily_factor(timestamp);
         let weekly = self.weekly_factor(timestamp, daily);
-        [0.0, daily, weekly]
+        [0.0, daily, weekly, weekly + self.hour_of_week_factor(timestamp)]
     }
 
-    fn factor_for(factors: &[f64; 3], mode: Mode) -> f64 {
+    fn factor_for(factors: &[f64; 4], mode: Mode) -> f64 {
         match mode {
             Mode::Flat => factors[0],
             Mode::Daily => factors[1],
             Mode::Weekly => factors[2],
+            Mode::HourOfWeek => factors[3],
         }
     }
 
-    fn candidate_forecast(&self, candidate: &Candidate, factors: &[f64; 3], timestamp: i64) -> Option<f64> {
+    fn candidate_forecast(&self, candidate: &Candidate, factors: &[f64; 4], timestamp: i64) -> Option<f64> {
         if candidate.reach == Reach::Holt {
             let holt = candidate.holt.as_ref()?;
             let steps = ((timestamp - holt.at) as f64 / self.params.step as f64).max(1.0);
@@ -719,7 +773,10 @@ impl SeasonalModel {
     /// selected): the first Monday after a quiet weekend, the Saturday after a busy week. A
     /// count other than zero there gets the widening of a slot not learned yet.
     fn unmodelled_week(&self, timestamp: i64, scale: f64) -> bool {
-        if !self.log_scale || self.params.step >= DAY || self.candidates[self.active].mode == Mode::Weekly {
+        if !self.log_scale
+            || self.params.step >= DAY
+            || matches!(self.candidates[self.active].mode, Mode::Weekly | Mode::HourOfWeek)
+        {
             return false;
         }
         let local = self.local(timestamp);
@@ -964,11 +1021,11 @@ impl SeasonalModel {
     /// seen at least twice and that candidate's typical error is at most 1.25 times the active
     /// one's (`None` otherwise): a weekly candidate that fits worse (a lagging level on a
     /// growing table) does not excuse a partial load.
-    fn weekly_residual(&self, timestamp: i64, factors: &[f64; 3], observed: f64) -> Option<f64> {
+    fn weekly_residual(&self, timestamp: i64, factors: &[f64; 4], observed: f64) -> Option<f64> {
         let active = &self.candidates[self.active];
         if !self.log_scale
             || self.params.step < DAY
-            || active.mode == Mode::Weekly
+            || matches!(active.mode, Mode::Weekly | Mode::HourOfWeek)
             || self.covered(timestamp) < WEEK
             || self.weekdays_seen[calendar::weekday(self.local(timestamp))] < 2
         {
@@ -1084,7 +1141,7 @@ impl SeasonalModel {
                 shape.observe(value, alpha);
             }
             if self.log_scale || self.candidates[self.active].errors > CALIBRATION_WARM_UP {
-                self.calibrator.observe(raw_z.abs().min(clip));
+                self.calibrator.observe_from(raw_z.abs().min(clip), self.active);
             }
             let mode = self.candidates[self.active].mode;
             let deseasonalized = observed - Self::factor_for(&factors, mode);
@@ -1127,7 +1184,11 @@ impl SeasonalModel {
             }
             // A Holt candidate shares its mode's long window (the same values) and starts from
             // it once two seasons of its mode were seen.
-            let span = if mode == Mode::Weekly { self.params.holt_weekly_start } else { self.params.holt_daily_start };
+            let span = if matches!(mode, Mode::Weekly | Mode::HourOfWeek) {
+                self.params.holt_weekly_start
+            } else {
+                self.params.holt_daily_start
+            };
             let start = if self.candidates[index].holt.is_none() && timestamp - self.first_timestamp >= span {
                 self.long_sibling(mode).and_then(|sibling| {
                     let window = &self.candidates[sibling].level;
@@ -1209,6 +1270,24 @@ impl SeasonalModel {
         if empty {
             return;
         }
+        if !self.week_hours.is_empty() {
+            // Each hour's median deviation from the day's median and the hour-of-day factor
+            // (the factors before this day is folded in), into its hour of the week.
+            let mut hours: [Vec<f64>; 24] = Default::default();
+            for &(slot, observed) in &points {
+                let hour = (slot as i64 * self.params.day_slot / HOUR) as usize % 24;
+                hours[hour].push(observed - day_median - self.day_factors[slot]);
+            }
+            for (hour, values) in hours.iter_mut().enumerate() {
+                if let Some(median) = median_in_place(values) {
+                    let slot = &mut self.week_hours[weekday * 24 + hour];
+                    if let Some(deviation) = slot_deviation(slot, median) {
+                        self.week_hour_noise.push(deviation);
+                    }
+                    slot.push(median, WEEK_HOUR_CAPACITY);
+                }
+            }
+        }
         if self.params.step < DAY {
             for &(slot, observed) in &points {
                 let delevelled = observed - day_median;
@@ -1267,7 +1346,7 @@ impl SeasonalModel {
     /// Restart every level from the last `points` values (after a level shift or a user's
     /// "expected" label), keeping seasonal factors and scale.
     pub(crate) fn rebaseline(&mut self, points: usize) {
-        let keep: Vec<(i64, f64, [f64; 3])> = self.recent.iter().rev().take(points.max(1)).rev().copied().collect();
+        let keep: Vec<(i64, f64, [f64; 4])> = self.recent.iter().rev().take(points.max(1)).rev().copied().collect();
         self.day_medians.clear();
         for candidate in &mut self.candidates {
             candidate.level.clear();
@@ -1330,6 +1409,7 @@ impl SeasonalModel {
                 Mode::Flat => 0,
                 Mode::Daily => 1,
                 Mode::Weekly => 2,
+                Mode::HourOfWeek => 3,
             };
             let reach = match c.reach {
                 Reach::Long => 0,
@@ -1361,8 +1441,39 @@ impl SeasonalModel {
                     settled && candidate.typical_error().is_some_and(|error| error > DORMANT_ERROR_RATIO * best_error);
             }
         }
-        if let Some((index, _)) = best {
+        if let Some((index, error)) = best {
             self.active = index;
+            self.forget_outclassed_residuals(error);
+        }
+    }
+
+    /// Once the hour-of-week model is active, forget the calibration residuals of the models
+    /// it outclasses, when the rest can carry the tails: the misfits of a model that could not
+    /// forecast the weekends (every weekend, by the size of the rhythm) are not the tails of
+    /// the model that replaced it, and would keep its thresholds wide for the 2 000 points they
+    /// stay. (Forgetting at any switch to a much better model cost NAB a point: a daily model
+    /// replacing the flat one on a noiseless series then calibrates on a few hundred tiny
+    /// residuals.)
+    fn forget_outclassed_residuals(&mut self, active_error: f64) {
+        if self.candidates[self.active].mode != Mode::HourOfWeek {
+            return;
+        }
+        let outclassed = |index: usize| {
+            index != self.active
+                && self.candidates[index]
+                    .typical_error()
+                    .is_some_and(|error| error >= OUTCLASSED_ERROR_RATIO * active_error)
+        };
+        let mut forgotten = 0;
+        let mut forget = [false; SOURCES];
+        for (index, flag) in forget.iter_mut().enumerate().take(self.candidates.len()) {
+            if self.calibrator.count_from(index) > 0 && outclassed(index) {
+                *flag = true;
+                forgotten += self.calibrator.count_from(index);
+            }
+        }
+        if forgotten > 0 && self.calibrator.len() - forgotten >= MIN_CALIBRATION_AFTER_FORGETTING {
+            self.calibrator.forget_sources(|source| forget.get(source).copied().unwrap_or(false));
         }
     }
 

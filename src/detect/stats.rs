@@ -47,6 +47,11 @@ impl SortedWindow {
         self.sorted.is_empty()
     }
 
+    /// Values kept at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn clear(&mut self) {
         self.order.clear();
         self.head = 0;
@@ -81,7 +86,6 @@ impl SortedWindow {
     }
 
     /// Values in arrival order, oldest first.
-    #[cfg(test)]
     pub(crate) fn iter_in_order(&self) -> impl Iterator<Item = f64> + '_ {
         let (newer, older) = self.order.split_at(if self.order.len() == self.capacity { self.head } else { 0 });
         older.iter().chain(newer).map(|&key| from_order_key(key))

@@ -679,3 +679,44 @@ fn a_quiet_hour_between_busy_ones_is_a_skipped_slot_not_a_pause() {
         "a day without updates must be late"
     );
 }
+
+/// A weekday's daily rhythm that differs from the weekend's: rush hours on weekdays, late
+/// nights and an afternoon peak at weekends (a taxi fleet, a consumer app).
+fn weekday_and_weekend_rhythms(hours: usize, noise: f64, seed: u64) -> Vec<f64> {
+    let mut rng = Noise::new(seed);
+    (0..hours)
+        .map(|h| {
+            let hour = (h % 24) as f64;
+            let weekend = (h / 24) % 7 >= 5;
+            let bump = |centre: f64, width: f64| (-((hour - centre) / width).powi(2)).exp();
+            let shape = if weekend {
+                0.3 + 0.9 * bump(1.0, 2.5) + 0.8 * bump(14.0, 4.0)
+            } else {
+                0.15 + bump(8.5, 1.5) + 0.9 * bump(18.5, 2.0) + 0.4 * bump(13.0, 3.0)
+            };
+            20_000.0 * shape * (1.0 + noise * rng.normal())
+        })
+        .collect()
+}
+
+#[test]
+fn weekdays_and_weekends_with_their_own_daily_rhythms_are_learned_per_hour_of_the_week() {
+    // Day-of-week offsets cannot forecast a weekend whose busy hours are a weekday's quiet
+    // ones: that model misses every weekend by the size of the rhythm, and its thresholds
+    // widen to match. With hour-of-week factors a 35 % drop at a weekday's rush hour stands
+    // out in the sixth week, and the weekends from the third on are quiet.
+    let hours = 24 * 42;
+    let at = 24 * (35 + 1) + 8; // the sixth Tuesday 08:00
+    for (class, seed) in [(MetricClass::Continuous, 3), (MetricClass::Count, 4)] {
+        let mut values = weekday_and_weekend_rhythms(hours, 0.03, seed);
+        if class == MetricClass::Count {
+            values.iter_mut().for_each(|v| *v = v.round());
+        }
+        let clean = replay(class, &Settings::default(), &hourly(&values));
+        assert_eq!(alerts(&clean[24 * 14..]), Vec::<usize>::new(), "{class:?}");
+        values[at] *= 0.65;
+        let verdicts = replay(class, &Settings::default(), &hourly(&values));
+        assert!(verdicts[at].alert, "{class:?} {:?}", verdicts[at]);
+        assert!(verdicts[at].explanation.contains("for a Tuesday 08:00"), "{}", verdicts[at].explanation);
+    }
+}
