@@ -247,4 +247,29 @@ mod tests {
         assert!(normal.conformal_p_value(100.0) < 0.002);
         assert!((normal.conformal_p_value(0.0) - 1.0).abs() < 1e-12);
     }
+
+    #[test]
+    fn forgetting_a_source_keeps_the_others_in_order_and_narrows_the_tail() {
+        let mut calibrator = Calibrator::new(500);
+        // A misfitting model (source 1) every fifth residual, a good one (source 2) otherwise.
+        for i in 0..600 {
+            let (z, source) = if i % 5 == 0 { (30.0 + (i % 7) as f64, 1) } else { ((i % 13) as f64 / 6.0, 2) };
+            calibrator.observe_from(z, source);
+        }
+        assert_eq!(calibrator.len(), 500);
+        assert_eq!(calibrator.count_from(1) + calibrator.count_from(2), 500);
+        assert_eq!(calibrator.count_from(1), 100);
+        let wide = calibrator.threshold(1e-4, 1e6);
+        calibrator.forget_sources(|source| source == 1);
+        assert_eq!((calibrator.len(), calibrator.count_from(1), calibrator.count_from(2)), (400, 0, 400));
+        let narrow = calibrator.threshold(1e-4, 1e6);
+        assert!(narrow < wide / 3.0, "{narrow} vs {wide}");
+        // The ring still evicts the oldest kept residual first.
+        for _ in 0..100 {
+            calibrator.observe_from(1.0, 3);
+        }
+        assert_eq!((calibrator.len(), calibrator.count_from(2), calibrator.count_from(3)), (500, 400, 100));
+        calibrator.observe_from(1.0, 3);
+        assert_eq!((calibrator.count_from(2), calibrator.count_from(3)), (399, 101));
+    }
 }
