@@ -1020,6 +1020,7 @@ impl SeasonalModel {
         let observed = self.transform(value);
         let factors = self.factors(timestamp);
         let mut event = None;
+        let mut shift_step = None;
 
         // Residuals of every candidate, for model selection and scale.
         let mut active_forecast = None;
@@ -1100,6 +1101,7 @@ impl SeasonalModel {
                     // against the level before, not against nothing.
                     self.shifts.reset();
                 } else {
+                    shift_step = Some(shift.new_level - level);
                     event = Some(Event::LevelShift {
                         from: self.untransform(level),
                         to: self.untransform(shift.new_level),
@@ -1156,6 +1158,18 @@ impl SeasonalModel {
         if event.is_some() {
             let stable = self.shifts.stable_points();
             self.rebaseline(stable);
+            if let Some(step) = shift_step {
+                // The trend's window still holds the points before the step: block medians
+                // across it made a steep slope out of the step, which forecast the new level's
+                // next points far beyond it (an hourly series that doubled was forecast 2 400
+                // at 2 000 a day later, and a second level shift was recognised). They are moved
+                // by the step, so the trend measures only the drift on either side of it.
+                let before = self.recent.len().saturating_sub(stable);
+                for point in self.recent.iter_mut().take(before) {
+                    point.1 += step;
+                }
+                self.trend_blocks = [None; 8];
+            }
         }
 
         self.since_selection += 1;
@@ -1170,6 +1184,19 @@ impl SeasonalModel {
             self.update_trend();
         }
         event
+    }
+
+    /// The side of a level shift in progress that the last learned point carried (see
+    /// [`LevelShiftDetector::carried_by_last`]), if any.
+    pub(crate) fn shift_in_progress(&self) -> Option<Deviation> {
+        let side = self.shifts.carried_by_last();
+        if side > 0.0 {
+            Some(Deviation::Above)
+        } else if side < 0.0 {
+            Some(Deviation::Below)
+        } else {
+            None
+        }
     }
 
     /// Fold the finished day into the seasonal slots: each point's deviation from the day's
