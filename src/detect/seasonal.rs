@@ -91,6 +91,9 @@ struct Params {
     /// for counts, whose weekly misses (an empty weekend forecast full) are orders of
     /// magnitude on the log scale, 10 for continuous metrics.
     error_cap: f64,
+    /// Continuous metrics: a candidate's errors are not winsorised while its typical error is
+    /// nil (counts keep the cap: their exact zeros are empty buckets of zero-heavy tables).
+    exact_fits_uncapped: bool,
 }
 
 impl Params {
@@ -131,6 +134,7 @@ impl Params {
             holt_daily_start: 2 * DAY,
             holt_weekly_start: 2 * WEEK,
             error_cap: if class == MetricClass::Count { 100.0 } else { 10.0 },
+            exact_fits_uncapped: class != MetricClass::Count,
         }
     }
 }
@@ -199,6 +203,8 @@ struct Candidate {
     recent_errors: VecDeque<f64>,
     /// Typical errors at which errors are winsorised for model selection.
     error_cap: f64,
+    /// Continuous metrics: errors are not winsorised while the typical error is nil.
+    exact_fits_uncapped: bool,
     /// Holt state of a [`Reach::Holt`] candidate once started.
     holt: Option<Holt>,
     /// Clearly losing: scored only on every [`DORMANT_SAMPLING`]-th point.
@@ -238,6 +244,7 @@ impl Candidate {
             times: VecDeque::with_capacity(capacity),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
             error_cap: params.error_cap,
+            exact_fits_uncapped: params.exact_fits_uncapped,
             holt: None,
             dormant: false,
         }
@@ -258,7 +265,11 @@ impl Candidate {
         self.residuals.push(error);
         // Winsorised at a number of typical errors: unlike the median the mean sees the big
         // misses a model makes at every weekend, unlike the plain mean it survives anomalies.
-        let cap = self.error_cap * self.residuals.median().unwrap_or(error);
+        // A continuous metric's candidate whose typical error is nil (it forecasts a synthetic
+        // series exactly most of the time, NAB's perfect square wave) caps nothing at zero: its
+        // misses at every step are what tells it from a model that forecasts the steps too.
+        let typical = self.residuals.median().unwrap_or(error);
+        let cap = if typical > 0.0 || !self.exact_fits_uncapped { self.error_cap * typical } else { f64::INFINITY };
         self.errors += 1;
         let weight = 1.0 / self.errors.min(self.memory) as f64;
         self.mean_error += (error.min(cap) - self.mean_error) * weight;

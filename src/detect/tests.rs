@@ -725,6 +725,25 @@ fn a_clean_step_to_a_stable_level_alerts_once_and_is_recognised_once() {
     }
 }
 
+#[test]
+fn a_noiseless_daily_square_wave_is_learned_not_alerted_at_every_step() {
+    // NAB's art_daily_perfect_square_wave: 20 for 15 hours, 80 for 9, every 5 minutes, no
+    // noise. Every candidate's typical error is nil; winsorised at ten times nil, the daily
+    // model's errors weighed the same as the flat model's misses at every step, the flat
+    // model stayed, and (once level shifts stopped hiding behind a spurious trend) every step
+    // was a recognised level shift that alerted.
+    let points: Vec<Point> = (0..288 * 14)
+        .map(|i| {
+            let minute = (i % 288) * 5;
+            let value = if (15 * 60..24 * 60).contains(&minute) { 80.0 } else { 20.0 };
+            Point::new(MONDAY + i as i64 * 300, value)
+        })
+        .collect();
+    let verdicts = replay(MetricClass::Continuous, &Settings::default(), &points);
+    let late = alerts(&verdicts).into_iter().filter(|&i| i >= 288 * 3).count();
+    assert_eq!(late, 0, "alerts after the third day: {:?}", alerts(&verdicts));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
 
