@@ -546,9 +546,12 @@ proptest! {
         // A tenfold spike of such a count too (found on 2026-11-27: 105 points with 9.6 % noise,
         // a spike on a value drawn 33 % low scores 4.96), and a continuous metric on its first
         // two days of hourly points (20 points with 8.4 % noise, a tenfold drop scores 4.57):
-        // the code before that day's speed work gives the identical verdicts.
-        prop_assume!(continuous || noise < 0.08 || at >= 168);
-        prop_assume!(!continuous || noise < 0.08 || at >= 48);
+        // the code before that day's speed work gives the identical verdicts. Session 8 found
+        // a continuous one after 115 hourly points (level 10, 8.9 % noise, seed
+        // 830051261710621444: a tenfold drop scores 3.12 against a range of -6.41–26.1, whose
+        // tail still rests on the first residuals; main 8d1f659 gives the identical verdict):
+        // continuous metrics too hold the property from a week of history or below 8 % noise.
+        prop_assume!(noise < 0.08 || at >= 168);
         let mut rng = Noise::new(seed);
         let mut values: Vec<f64> = (0..len).map(|_| level * (1.0 + noise * rng.normal()).max(0.5)).collect();
         values[at] = if down { values[at] / 10.0 } else { values[at] * 10.0 };
@@ -681,7 +684,8 @@ fn a_quiet_hour_between_busy_ones_is_a_skipped_slot_not_a_pause() {
 }
 
 /// Alerts (indices) and recognised level shifts of a series that steps once from `before` to
-/// `after` (noise of relative size `noise`) at point `at` of `len`, sampled every `step`.
+/// `after` at point `at` of `len`, sampled every `step`, with noise of relative size `noise`
+/// (of the current level for counts, of `before` for continuous metrics).
 fn step_alerts(
     class: MetricClass,
     step: i64,
@@ -693,8 +697,13 @@ fn step_alerts(
     let points: Vec<Point> = (0..len)
         .map(|i| {
             let level = if i < at { before } else { after };
-            let value = level + before * noise * rng.normal();
-            let value = if class == MetricClass::Count { value.round().max(0.0) } else { value };
+            // Counts' noise is relative to their level (the step keeps its log-scale noise);
+            // a continuous metric's is the same on both levels.
+            let value = if class == MetricClass::Count {
+                (level * (1.0 + noise * rng.normal())).round().max(0.0)
+            } else {
+                level + before * noise * rng.normal()
+            };
             Point::new(MONDAY + i as i64 * step, value)
         })
         .collect();
