@@ -257,12 +257,16 @@ impl Candidate {
         holt.level + damped * holt.trend
     }
 
-    fn push_error(&mut self, error: f64) {
+    /// Record an absolute error; only an `informative` one enters the typical error (the
+    /// scale).
+    fn push_error(&mut self, error: f64, informative: bool) {
         if self.recent_errors.len() == RECENT_ERRORS {
             self.recent_errors.pop_front();
         }
         self.recent_errors.push_back(error);
-        self.residuals.push(error);
+        if informative {
+            self.residuals.push(error);
+        }
         // Winsorised at a number of typical errors: unlike the median the mean sees the big
         // misses a model makes at every weekend, unlike the plain mean it survives anomalies.
         // A continuous metric's candidate whose typical error is nil (it forecasts a synthetic
@@ -1046,10 +1050,20 @@ impl SeasonalModel {
                 continue;
             }
             if let Some(forecast) = self.candidate_forecast(&self.candidates[index], &factors, timestamp) {
-                self.candidates[index].push_error((observed - forecast).abs());
+                // An empty bucket forecast empty (under one row) says nothing of the noise of the
+                // rows: its error is nil, and the nights of a business-hours table (13–15 of 24
+                // hours) or the weekends of a weekday-only one made the typical error nil or a
+                // fraction of the rows' own; the scale fell to its floor, the days' errors
+                // became tens of scales and the calibration's tail took over at thresholds of
+                // 20–170 (a tenfold spike inside the range). It still counts for model
+                // selection, where forecasting the empty night is what a model must do.
+                let informative = !(self.log_scale && value <= 0.0 && forecast < std::f64::consts::LN_2);
+                self.candidates[index].push_error((observed - forecast).abs(), informative);
                 if index == self.active {
                     active_forecast = Some(forecast);
-                    self.active_errors.push((observed - forecast).abs());
+                    if informative {
+                        self.active_errors.push((observed - forecast).abs());
+                    }
                 }
             }
         }
@@ -1509,5 +1523,35 @@ impl SeasonalModel {
     /// The seasonality setting this model was built with.
     pub fn seasonality(&self) -> Seasonality {
         self.seasonality
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::tests::{HOUR, MONDAY, Noise};
+
+    #[test]
+    fn empty_buckets_forecast_empty_do_not_shrink_the_scale_of_the_rows() {
+        // A business-hours table: rows from 09:00 to 17:00 with 3 % noise, half to all of an
+        // hour's rows at 08:00 and 18:00, nothing in the other 13 hours. The empty buckets'
+        // errors are exactly nil and were most of the errors: the typical error was nil and the
+        // scale fell to its 1 % floor, a third of the rows' own noise.
+        let mut rng = Noise::new(21);
+        let mut model = SeasonalModel::new(MetricClass::Count, &Settings::default(), HOUR, MONDAY);
+        for h in 0..24 * 28 {
+            let value = match h % 24 {
+                9..=17 => (50_000.0 * (1.0 + 0.03 * rng.normal())).round(),
+                8 | 18 => (50_000.0 * (0.5 + 0.5 * rng.uniform())).round(),
+                _ => 0.0,
+            };
+            model.learn(MONDAY + h * HOUR, value);
+        }
+        let noon = MONDAY + (24 * 28 + 12) * HOUR;
+        let forecast = model
+            .candidate_forecast(&model.candidates[model.active], &model.factors(noon), noon)
+            .expect("a forecast after four weeks");
+        let scale = model.scale(forecast);
+        assert!(scale >= 0.02, "scale {scale} for rows with a log-scale noise of 0.03");
     }
 }
