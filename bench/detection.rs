@@ -13,7 +13,8 @@
 //! zero-heavy counts, business hours). `--fingerprint` prints a hash of every judged point of
 //! telltale (time, score, alert) per seed: a speed change must leave it unchanged.
 //! `--dump MONITOR` (volume, freshness, null rate, mean) prints each of telltale's false alerts
-//! of that monitor outside benign windows with its verdict and the points before it;
+//! of that monitor outside benign windows with its verdict and the points before it
+//! (`MONITOR:benign`: those inside benign windows);
 //! `--dump incidents` prints every incident with telltale's first matching alert;
 //! `--dump trace:TABLE:FIRST_DAY:LAST_DAY` prints every volume verdict of one table.
 //! `--callgrind CLASS` only replays ten 2 000-point series of the speed table's
@@ -371,6 +372,11 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
             }
             continue;
         }
+        // `MONITOR:benign`: the false alerts inside benign windows instead.
+        let (monitor, inside_benign) = match monitor.strip_suffix(":benign") {
+            Some(monitor) => (monitor, true),
+            None => (monitor, false),
+        };
         for monitor_run in run.telltale.iter().filter(|r| r.monitor.name() == monitor) {
             let Some((class, points, delay)) = monitor_series(table, monitor_run.monitor) else { continue };
             let false_alerts: Vec<i64> = monitor_run
@@ -381,7 +387,7 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
                 .filter(|&at| {
                     !labels.incidents.iter().any(|i| {
                         i.kind.monitors().contains(&monitor_run.monitor) && at >= i.start && at <= i.end + grace
-                    }) && !labels.benign.iter().any(|w| at >= w.start && at <= w.end + grace)
+                    }) && labels.benign.iter().any(|w| at >= w.start && at <= w.end + grace) == inside_benign
                 })
                 .collect();
             if false_alerts.is_empty() {

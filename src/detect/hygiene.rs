@@ -26,8 +26,17 @@ impl ExcursionTracker {
     }
 
     /// Feed one verdict; returns true when it opens a new excursion (i.e. should alert).
-    /// An anomaly on the other side of the forecast opens a new excursion.
-    pub fn observe(&mut self, anomaly: bool, side: Option<Deviation>) -> bool {
+    /// An anomaly on the other side of the forecast opens a new excursion. `shifting` is the
+    /// side of a level shift in progress that the point carried (see
+    /// [`SeasonalModel::shift_in_progress`](super::seasonal::SeasonalModel)): such a point is
+    /// not calm on that side even inside its range — the step of a level shift whose points
+    /// straddle the threshold (or whose range widened) is one excursion until the shift is
+    /// recognised.
+    pub fn observe(&mut self, anomaly: bool, side: Option<Deviation>, shifting: Option<Deviation>) -> bool {
+        if !anomaly && shifting.is_some() && self.inside == shifting {
+            self.calm_points = 0;
+            return false;
+        }
         if anomaly {
             self.calm_points = 0;
             if self.inside.is_some() && self.inside == side {
@@ -102,10 +111,28 @@ mod tests {
         let mut tracker = ExcursionTracker::new(3);
         let up = Some(Deviation::Above);
         let pattern = [true, true, false, true, false, false, false, true];
-        let alerts: Vec<bool> = pattern.iter().map(|&a| tracker.observe(a, up)).collect();
+        let alerts: Vec<bool> = pattern.iter().map(|&a| tracker.observe(a, up, None)).collect();
         assert_eq!(alerts, [true, false, false, false, false, false, false, true]);
         // Opposite side opens a new excursion at once.
-        assert!(tracker.observe(true, Some(Deviation::Below)));
+        assert!(tracker.observe(true, Some(Deviation::Below), None));
+    }
+
+    #[test]
+    fn points_carrying_a_level_shift_in_progress_keep_its_excursion_open() {
+        let mut tracker = ExcursionTracker::new(3);
+        let up = Some(Deviation::Above);
+        assert!(tracker.observe(true, up, None));
+        // Four points inside the range that still carry the upward shift, then an anomaly:
+        // one excursion.
+        for _ in 0..4 {
+            assert!(!tracker.observe(false, up, up));
+        }
+        assert!(!tracker.observe(true, up, up));
+        // A shift in progress on the other side does not hold an upward excursion open.
+        for _ in 0..3 {
+            assert!(!tracker.observe(false, up, Some(Deviation::Below)));
+        }
+        assert!(tracker.observe(true, up, None));
     }
 
     #[test]

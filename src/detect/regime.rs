@@ -55,6 +55,9 @@ pub struct LevelShiftDetector {
     stable_points: usize,
     /// Recent deseasonalised values (model scale), newest last.
     recent: VecDeque<f64>,
+    /// Whether the last point carried a shift in progress: pending evidence, and the point
+    /// beyond one scale on its side.
+    carried: bool,
 }
 
 /// A confirmed level shift, on the model's (possibly log) scale.
@@ -75,6 +78,7 @@ impl LevelShiftDetector {
             threshold,
             stable_points: stable_points.max(2),
             recent: VecDeque::with_capacity(stable_points.max(2)),
+            carried: false,
         }
     }
 
@@ -88,6 +92,12 @@ impl LevelShiftDetector {
         self.cusum.statistic()
     }
 
+    /// The side (+1 upward, -1 downward) of a shift in progress that the last point carried
+    /// (pending evidence, the point beyond one scale from the old level on its side), or 0.
+    pub fn carried_by_last(&self) -> f64 {
+        if self.carried { self.cusum.statistic().signum() } else { 0.0 }
+    }
+
     /// Feed one judged point: its standardised residual `z`, its deseasonalised value, the
     /// current level and scale. Returns a shift once the evidence is strong and the new level
     /// has been stable for `stable_points` points.
@@ -97,6 +107,7 @@ impl LevelShiftDetector {
             self.recent.pop_front();
         }
         self.recent.push_back(deseasonalized);
+        self.carried = statistic.abs() >= self.threshold && (deseasonalized - level) * statistic.signum() > scale;
         if statistic.abs() < self.threshold || self.recent.len() < self.stable_points {
             return None;
         }
@@ -118,6 +129,7 @@ impl LevelShiftDetector {
     pub fn reset(&mut self) {
         self.cusum.reset();
         self.recent.clear();
+        self.carried = false;
     }
 }
 

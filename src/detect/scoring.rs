@@ -252,7 +252,7 @@ pub fn run_telltale(table: &Table, base: &Settings) -> Vec<MonitorRun> {
                 .fold(0.0, f64::max)
                 * std::f64::consts::LOG10_E;
             let score = (threshold_score * verdict.psi / verdict.threshold).max(missing);
-            let alert = tracker.observe(verdict.anomaly, Some(Deviation::Above));
+            let alert = tracker.observe(verdict.anomaly, Some(Deviation::Above), None);
             Judged { at: frame.timestamp + bucket, score: score as f32, alert }
         } else {
             Judged { at: frame.timestamp + bucket, score: 0.0, alert: false }

@@ -95,6 +95,9 @@ struct Params {
     /// for counts, whose weekly misses (an empty weekend forecast full) are orders of
     /// magnitude on the log scale, 10 for continuous metrics.
     error_cap: f64,
+    /// Continuous metrics: a candidate's errors are not winsorised while its typical error is
+    /// nil (counts keep the cap: their exact zeros are empty buckets of zero-heavy tables).
+    exact_fits_uncapped: bool,
 }
 
 impl Params {
@@ -135,6 +138,7 @@ impl Params {
             holt_daily_start: 2 * DAY,
             holt_weekly_start: 2 * WEEK,
             error_cap: if class == MetricClass::Count { 100.0 } else { 10.0 },
+            exact_fits_uncapped: class != MetricClass::Count,
         }
     }
 }
@@ -203,6 +207,8 @@ struct Candidate {
     recent_errors: VecDeque<f64>,
     /// Typical errors at which errors are winsorised for model selection.
     error_cap: f64,
+    /// Continuous metrics: errors are not winsorised while the typical error is nil.
+    exact_fits_uncapped: bool,
     /// Holt state of a [`Reach::Holt`] candidate once started.
     holt: Option<Holt>,
     /// Clearly losing: scored only on every [`DORMANT_SAMPLING`]-th point.
@@ -242,6 +248,7 @@ impl Candidate {
             times: VecDeque::with_capacity(capacity),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
             error_cap: params.error_cap,
+            exact_fits_uncapped: params.exact_fits_uncapped,
             holt: None,
             dormant: false,
         }
@@ -254,15 +261,23 @@ impl Candidate {
         holt.level + damped * holt.trend
     }
 
-    fn push_error(&mut self, error: f64) {
+    /// Record an absolute error; only an `informative` one enters the typical error (the
+    /// scale).
+    fn push_error(&mut self, error: f64, informative: bool) {
         if self.recent_errors.len() == RECENT_ERRORS {
             self.recent_errors.pop_front();
         }
         self.recent_errors.push_back(error);
-        self.residuals.push(error);
+        if informative {
+            self.residuals.push(error);
+        }
         // Winsorised at a number of typical errors: unlike the median the mean sees the big
         // misses a model makes at every weekend, unlike the plain mean it survives anomalies.
-        let cap = self.error_cap * self.residuals.median().unwrap_or(error);
+        // A continuous metric's candidate whose typical error is nil (it forecasts a synthetic
+        // series exactly most of the time, NAB's perfect square wave) caps nothing at zero: its
+        // misses at every step are what tells it from a model that forecasts the steps too.
+        let typical = self.residuals.median().unwrap_or(error);
+        let cap = if typical > 0.0 || !self.exact_fits_uncapped { self.error_cap * typical } else { f64::INFINITY };
         self.errors += 1;
         let weight = 1.0 / self.errors.min(self.memory) as f64;
         self.mean_error += (error.min(cap) - self.mean_error) * weight;
@@ -1077,6 +1092,7 @@ impl SeasonalModel {
         let observed = self.transform(value);
         let factors = self.factors(timestamp);
         let mut event = None;
+        let mut shift_step = None;
 
         // Residuals of every candidate, for model selection and scale.
         let mut active_forecast = None;
@@ -1091,10 +1107,20 @@ impl SeasonalModel {
                 continue;
             }
             if let Some(forecast) = self.candidate_forecast(&self.candidates[index], &factors, timestamp) {
-                self.candidates[index].push_error((observed - forecast).abs());
+                // An empty bucket forecast empty (under one row) says nothing of the noise of the
+                // rows: its error is nil, and the nights of a business-hours table (13–15 of 24
+                // hours) or the weekends of a weekday-only one made the typical error nil or a
+                // fraction of the rows' own; the scale fell to its floor, the days' errors
+                // became tens of scales and the calibration's tail took over at thresholds of
+                // 20–170 (a tenfold spike inside the range). It still counts for model
+                // selection, where forecasting the empty night is what a model must do.
+                let informative = !(self.log_scale && value <= 0.0 && forecast < std::f64::consts::LN_2);
+                self.candidates[index].push_error((observed - forecast).abs(), informative);
                 if index == self.active {
                     active_forecast = Some(forecast);
-                    self.active_errors.push((observed - forecast).abs());
+                    if informative {
+                        self.active_errors.push((observed - forecast).abs());
+                    }
                 }
             }
         }
@@ -1157,6 +1183,7 @@ impl SeasonalModel {
                     // against the level before, not against nothing.
                     self.shifts.reset();
                 } else {
+                    shift_step = Some(shift.new_level - level);
                     event = Some(Event::LevelShift {
                         from: self.untransform(level),
                         to: self.untransform(shift.new_level),
@@ -1217,6 +1244,18 @@ impl SeasonalModel {
         if event.is_some() {
             let stable = self.shifts.stable_points();
             self.rebaseline(stable);
+            if let Some(step) = shift_step {
+                // The trend's window still holds the points before the step: block medians
+                // across it made a steep slope out of the step, which forecast the new level's
+                // next points far beyond it (an hourly series that doubled was forecast 2 400
+                // at 2 000 a day later, and a second level shift was recognised). They are moved
+                // by the step, so the trend measures only the drift on either side of it.
+                let before = self.recent.len().saturating_sub(stable);
+                for point in self.recent.iter_mut().take(before) {
+                    point.1 += step;
+                }
+                self.trend_blocks = [None; 8];
+            }
         }
 
         self.since_selection += 1;
@@ -1231,6 +1270,19 @@ impl SeasonalModel {
             self.update_trend();
         }
         event
+    }
+
+    /// The side of a level shift in progress that the last learned point carried (see
+    /// [`LevelShiftDetector::carried_by_last`]), if any.
+    pub(crate) fn shift_in_progress(&self) -> Option<Deviation> {
+        let side = self.shifts.carried_by_last();
+        if side > 0.0 {
+            Some(Deviation::Above)
+        } else if side < 0.0 {
+            Some(Deviation::Below)
+        } else {
+            None
+        }
     }
 
     /// Fold the finished day into the seasonal slots: each point's deviation from the day's
@@ -1582,5 +1634,35 @@ impl SeasonalModel {
     /// The seasonality setting this model was built with.
     pub fn seasonality(&self) -> Seasonality {
         self.seasonality
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::tests::{HOUR, MONDAY, Noise};
+
+    #[test]
+    fn empty_buckets_forecast_empty_do_not_shrink_the_scale_of_the_rows() {
+        // A business-hours table: rows from 09:00 to 17:00 with 3 % noise, half to all of an
+        // hour's rows at 08:00 and 18:00, nothing in the other 13 hours. The empty buckets'
+        // errors are exactly nil and were most of the errors: the typical error was nil and the
+        // scale fell to its 1 % floor, a third of the rows' own noise.
+        let mut rng = Noise::new(21);
+        let mut model = SeasonalModel::new(MetricClass::Count, &Settings::default(), HOUR, MONDAY);
+        for h in 0..24 * 28 {
+            let value = match h % 24 {
+                9..=17 => (50_000.0 * (1.0 + 0.03 * rng.normal())).round(),
+                8 | 18 => (50_000.0 * (0.5 + 0.5 * rng.uniform())).round(),
+                _ => 0.0,
+            };
+            model.learn(MONDAY + h * HOUR, value);
+        }
+        let noon = MONDAY + (24 * 28 + 12) * HOUR;
+        let forecast = model
+            .candidate_forecast(&model.candidates[model.active], &model.factors(noon), noon)
+            .expect("a forecast after four weeks");
+        let scale = model.scale(forecast);
+        assert!(scale >= 0.02, "scale {scale} for rows with a log-scale noise of 0.03");
     }
 }

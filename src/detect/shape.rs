@@ -225,21 +225,8 @@ impl ShapeDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::tests::Noise;
     use crate::detect::{MetricClass, Point, Settings, StreamingDetector};
-
-    /// Deterministic pseudo-normal noise (sum of uniforms from a small LCG).
-    struct Noise(u64);
-
-    impl Noise {
-        fn next(&mut self) -> f64 {
-            let mut total = 0.0;
-            for _ in 0..12 {
-                self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                total += (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-            }
-            total - 6.0
-        }
-    }
 
     /// Scores of a detector fed `values` (each scored before it is learned).
     fn scores(values: &[f64]) -> Vec<f64> {
@@ -256,8 +243,8 @@ mod tests {
 
     #[test]
     fn a_stationary_series_stays_calm_and_warms_up_silently() {
-        let mut noise = Noise(5);
-        let values: Vec<f64> = (0..6_000).map(|_| 10.0 + noise.next()).collect();
+        let mut noise = Noise::new(5);
+        let values: Vec<f64> = (0..6_000).map(|_| 10.0 + noise.normal()).collect();
         let scores = scores(&values);
         assert!(scores[..MIN_REFERENCE + WINDOW + WARM_UP].iter().all(|&s| s == 0.0));
         let max = scores.iter().copied().fold(0.0, f64::max);
@@ -268,11 +255,11 @@ mod tests {
     fn values_settling_inside_the_usual_range_are_a_change_of_shape() {
         // Noise around 10, then a signal alternating between 9.5 and 10.5: the same mean,
         // every value well inside the usual range, half the spread.
-        let mut noise = Noise(9);
+        let mut noise = Noise::new(9);
         let values: Vec<f64> = (0..5_000)
             .map(|index| {
                 if index < 4_000 {
-                    10.0 + noise.next()
+                    10.0 + noise.normal()
                 } else if index % 2 == 0 {
                     9.5
                 } else {
@@ -288,8 +275,8 @@ mod tests {
 
     #[test]
     fn the_statistic_is_invariant_to_the_scale_and_offset_of_the_series() {
-        let mut noise = Noise(3);
-        let values: Vec<f64> = (0..3_000).map(|index| noise.next() + if index > 2_500 { 0.8 } else { 0.0 }).collect();
+        let mut noise = Noise::new(3);
+        let values: Vec<f64> = (0..3_000).map(|index| noise.normal() + if index > 2_500 { 0.8 } else { 0.0 }).collect();
         let scaled: Vec<f64> = values.iter().map(|v| 1_000.0 * v - 5.0e4).collect();
         let (a, b) = (scores(&values), scores(&scaled));
         for (x, y) in a.iter().zip(&b) {
@@ -301,11 +288,11 @@ mod tests {
     fn the_streaming_detector_scores_a_flattened_signal_its_range_would_accept() {
         // A 5-minute metric with noise sigma 2 around 100 that flattens at 101: no point
         // leaves the range, the distribution changes.
-        let mut noise = Noise(12);
+        let mut noise = Noise::new(12);
         let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
         let verdicts: Vec<_> = (0..4_500)
             .map(|index| {
-                let value = if index < 4_000 { 100.0 + 2.0 * noise.next() } else { 101.0 + 0.05 * noise.next() };
+                let value = if index < 4_000 { 100.0 + 2.0 * noise.normal() } else { 101.0 + 0.05 * noise.normal() };
                 detector.push(Point::new(1_700_000_000 + index * 300, value))
             })
             .collect();
@@ -324,11 +311,11 @@ mod tests {
         // A 5-minute metric around 10 (sigma 0.5) that steps to 20 for good: the baseline
         // recognises the level shift and re-baselines; the shape test must not then call the
         // new level a change of shape (it alerted three more times before it restarted).
-        let mut noise = Noise(7);
+        let mut noise = Noise::new(7);
         let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
         let verdicts: Vec<_> = (0..4_000)
             .map(|index| {
-                let value = 10.0 + 0.5 * noise.next() + if index >= 2_500 { 10.0 } else { 0.0 };
+                let value = 10.0 + 0.5 * noise.normal() + if index >= 2_500 { 10.0 } else { 0.0 };
                 detector.push(Point::new(1_700_000_000 + index * 300, value))
             })
             .collect();

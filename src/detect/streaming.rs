@@ -230,7 +230,12 @@ impl StreamingDetector {
         }
         // A level shift is an event, not an alert: a step alerted at its first anomalous point
         // already, and a gradual change that never left the expected range is not worth a page.
-        let alert = self.excursions.observe(judgement.anomaly, judgement.side);
+        // A point that carries a level shift in progress keeps the step's excursion open.
+        let shifting = match self.model.as_ref() {
+            Some(Model::Seasonal(m)) if learns => m.shift_in_progress(),
+            _ => None,
+        };
+        let alert = self.excursions.observe(judgement.anomaly, judgement.side, shifting);
         // The sentence is written when the verdict is read (`Explanation`): most never are.
         let rebaselined = matches!(event, Some(Event::Rebaselined));
         let explanation = match self.model.as_ref() {

@@ -546,9 +546,12 @@ proptest! {
         // A tenfold spike of such a count too (found on 2026-11-27: 105 points with 9.6 % noise,
         // a spike on a value drawn 33 % low scores 4.96), and a continuous metric on its first
         // two days of hourly points (20 points with 8.4 % noise, a tenfold drop scores 4.57):
-        // the code before that day's speed work gives the identical verdicts.
-        prop_assume!(continuous || noise < 0.08 || at >= 168);
-        prop_assume!(!continuous || noise < 0.08 || at >= 48);
+        // the code before that day's speed work gives the identical verdicts. Session 8 found
+        // a continuous one after 115 hourly points (level 10, 8.9 % noise, seed
+        // 830051261710621444: a tenfold drop scores 3.12 against a range of -6.41–26.1, whose
+        // tail still rests on the first residuals; main 8d1f659 gives the identical verdict):
+        // continuous metrics too hold the property from a week of history or below 8 % noise.
+        prop_assume!(noise < 0.08 || at >= 168);
         let mut rng = Noise::new(seed);
         let mut values: Vec<f64> = (0..len).map(|_| level * (1.0 + noise * rng.normal()).max(0.5)).collect();
         values[at] = if down { values[at] / 10.0 } else { values[at] * 10.0 };
@@ -718,5 +721,103 @@ fn weekdays_and_weekends_with_their_own_daily_rhythms_are_learned_per_hour_of_th
         let verdicts = replay(class, &Settings::default(), &hourly(&values));
         assert!(verdicts[at].alert, "{class:?} {:?}", verdicts[at]);
         assert!(verdicts[at].explanation.contains("for a Tuesday 08:00"), "{}", verdicts[at].explanation);
+    }
+}
+
+/// Alerts (indices) and recognised level shifts of a series that steps once from `before` to
+/// `after` at point `at` of `len`, sampled every `step`, with noise of relative size `noise`
+/// (of the current level for counts, of `before` for continuous metrics).
+fn step_alerts(
+    class: MetricClass,
+    step: i64,
+    (before, after, noise): (f64, f64, f64),
+    (at, len): (usize, usize),
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut rng = Noise::new(seed);
+    let points: Vec<Point> = (0..len)
+        .map(|i| {
+            let level = if i < at { before } else { after };
+            // Counts' noise is relative to their level (the step keeps its log-scale noise);
+            // a continuous metric's is the same on both levels.
+            let value = if class == MetricClass::Count {
+                (level * (1.0 + noise * rng.normal())).round().max(0.0)
+            } else {
+                level + before * noise * rng.normal()
+            };
+            Point::new(MONDAY + i as i64 * step, value)
+        })
+        .collect();
+    let verdicts = replay(class, &Settings::default(), &points);
+    let shifts = (0..len).filter(|&i| matches!(verdicts[i].event, Some(Event::LevelShift { .. }))).collect();
+    (alerts(&verdicts), shifts)
+}
+
+#[test]
+fn a_clean_step_to_a_stable_level_alerts_once_and_is_recognised_once() {
+    // Steps up, down and small (ten noise sigmas), for counts and continuous metrics, hourly
+    // and every five minutes, under several noise seeds. Before 2026-11-27 (session 8) a
+    // 5-minute step's range widened (or its points straddled the threshold) until the
+    // excursion ended and the point where the shift was recognised alerted again, and an
+    // hourly step left a trend across it that made a second level shift a few hours later.
+    for class in [MetricClass::Count, MetricClass::Continuous] {
+        for (step, at, len) in [(HOUR, 24 * 28, 24 * 42), (300, 2_500, 4_000)] {
+            for (before, after) in [(1_000.0, 2_000.0), (1_000.0, 500.0), (1_000.0, 1_200.0)] {
+                for seed in 1..=10 {
+                    let (alerts, shifts) = step_alerts(class, step, (before, after, 0.02), (at, len), seed);
+                    let case = format!("{class:?} every {step} s, {before} to {after}, seed {seed}");
+                    assert_eq!(alerts.len(), 1, "{case}: alerts {alerts:?}, shifts {shifts:?}");
+                    assert!(alerts[0] >= at && alerts[0] <= at + 4, "{case}: alerts {alerts:?}");
+                    assert_eq!(shifts.len(), 1, "{case}: shifts {shifts:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_noiseless_daily_square_wave_is_learned_not_alerted_at_every_step() {
+    // NAB's art_daily_perfect_square_wave: 20 for 15 hours, 80 for 9, every 5 minutes, no
+    // noise. Every candidate's typical error is nil; winsorised at ten times nil, the daily
+    // model's errors weighed the same as the flat model's misses at every step, the flat
+    // model stayed, and (once level shifts stopped hiding behind a spurious trend) every step
+    // was a recognised level shift that alerted.
+    let points: Vec<Point> = (0..288 * 14)
+        .map(|i| {
+            let minute = (i % 288) * 5;
+            let value = if (15 * 60..24 * 60).contains(&minute) { 80.0 } else { 20.0 };
+            Point::new(MONDAY + i as i64 * 300, value)
+        })
+        .collect();
+    let verdicts = replay(MetricClass::Continuous, &Settings::default(), &points);
+    let late = alerts(&verdicts).into_iter().filter(|&i| i >= 288 * 3).count();
+    assert_eq!(late, 0, "alerts after the third day: {:?}", alerts(&verdicts));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
+
+    #[test]
+    fn any_clean_step_of_five_noise_sigmas_or_more_alerts_at_most_once(
+        sigmas in 5.0f64..40.0,
+        down in any::<bool>(),
+        noise in 0.005f64..0.03,
+        hourly_points in any::<bool>(),
+        continuous in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let class = if continuous { MetricClass::Continuous } else { MetricClass::Count };
+        let (step, at, len) = if hourly_points { (HOUR, 24 * 21, 24 * 28) } else { (300, 2_500, 3_200) };
+        let before = 100_000.0;
+        let change = (sigmas * noise).min(0.8);
+        let after = if down { before * (1.0 - change) } else { before * (1.0 + change) };
+        let (alerts, shifts) = step_alerts(class, step, (before, after, noise), (at, len), seed);
+        prop_assert!(alerts.len() <= 1, "alerts {:?}, shifts {:?}", alerts, shifts);
+        prop_assert!(alerts.iter().all(|&i| i >= at), "alerts {:?}", alerts);
+        prop_assert!(shifts.len() <= 1, "shifts {:?}", shifts);
+        // A step beyond any threshold a calm series is judged at alerts.
+        if sigmas >= 15.0 {
+            prop_assert_eq!(alerts.len(), 1, "shifts {:?}", shifts);
+        }
     }
 }
