@@ -98,6 +98,7 @@ fn corpus(datasets: &[Dataset], scores: &[Vec<f64>]) -> Vec<LabelledSeries> {
             timestamps: d.timestamps.clone(),
             scores: s.clone(),
             windows: d.windows.clone(),
+            floors: Vec::new(),
         })
         .collect()
 }
@@ -143,6 +144,7 @@ fn main() -> Result<(), String> {
     let dump_dir = std::env::var("NAB_DUMP").ok();
     let started = Instant::now();
     let mut ranked = Vec::new();
+    let mut excursions = Vec::new();
     let mut alerts = Vec::new();
     let mut per_series_micros = Vec::new();
     for dataset in &datasets {
@@ -152,11 +154,16 @@ fn main() -> Result<(), String> {
         let span = (dataset.values.len() / divisor).max(10);
         let mut suppressor = RepeatSuppressor::new(span);
         let mut scores = Vec::with_capacity(dataset.values.len());
+        let (mut raw_scores, mut floors) =
+            (Vec::with_capacity(dataset.values.len()), Vec::with_capacity(dataset.values.len()));
         let mut flags = Vec::with_capacity(dataset.values.len());
         let mut dump = String::new();
         for (&timestamp, &value) in dataset.timestamps.iter().zip(&dataset.values) {
             let verdict = detector.push(Point::new(timestamp, value));
-            scores.push(suppressor.filter(verdict.score));
+            let floor = suppressor.push(verdict.score);
+            scores.push(if verdict.score > floor { verdict.score } else { 0.0 });
+            raw_scores.push(verdict.score);
+            floors.push(floor);
             flags.push(if verdict.alert { 1.0 } else { 0.0 });
             if dump_dir.is_some() {
                 let sign = match verdict.direction {
@@ -179,12 +186,28 @@ fn main() -> Result<(), String> {
         }
         per_series_micros.push((series_started.elapsed().as_secs_f64() * 1e6, dataset.values.len()));
         ranked.push(scores);
+        excursions.push((raw_scores, floors));
         alerts.push(flags);
     }
     let elapsed = started.elapsed();
     let ranked = corpus(&datasets, &ranked);
     let alerts = corpus(&datasets, &alerts);
     report("telltale", &ranked, Some((&alerts, 0.5)));
+    // The same verdicts, a detection at a threshold only when no score of the span before it
+    // reached that threshold (one alert per excursion at every threshold, as the daemon
+    // alerts), instead of NAB's score column (where an excursion that grows counts again).
+    let once: Vec<LabelledSeries> = datasets
+        .iter()
+        .zip(excursions)
+        .map(|(d, (scores, floors))| LabelledSeries {
+            name: d.name.clone(),
+            timestamps: d.timestamps.clone(),
+            scores,
+            windows: d.windows.clone(),
+            floors,
+        })
+        .collect();
+    report("telltale, once per excursion", &once, Some((&alerts, 0.5)));
 
     // Peer baseline: z-score with the point in its own 14-day window, threshold 3.
     let mut z_scores = Vec::new();

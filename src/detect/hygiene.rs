@@ -81,6 +81,13 @@ impl RepeatSuppressor {
 
     /// Feed the next raw score; returns it if it is a new maximum over the span, else 0.
     pub fn filter(&mut self, score: f64) -> f64 {
+        let previous_max = self.push(score);
+        if score > previous_max { score } else { 0.0 }
+    }
+
+    /// Feed the next raw score; returns the maximum of the previous `span` raw scores (−∞ at
+    /// first): the threshold at or below which an alert on this score repeats a recent one.
+    pub fn push(&mut self, score: f64) -> f64 {
         while let Some(&(index, _)) = self.window.front() {
             if index + self.span < self.index {
                 self.window.pop_front();
@@ -98,7 +105,7 @@ impl RepeatSuppressor {
         }
         self.window.push_back((self.index, score));
         self.index += 1;
-        if score > previous_max { score } else { 0.0 }
+        previous_max
     }
 }
 
@@ -141,5 +148,8 @@ mod tests {
         let out: Vec<f64> =
             [1.0, 5.0, 4.0, 6.0, 1.0, 1.0, 1.0, 1.0, 2.0].iter().map(|&s| suppressor.filter(s)).collect();
         assert_eq!(out, [1.0, 5.0, 0.0, 6.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
+        let mut floors = RepeatSuppressor::new(3);
+        let previous: Vec<f64> = [1.0, 5.0, 4.0, 6.0, 1.0].iter().map(|&s| floors.push(s)).collect();
+        assert_eq!(previous, [f64::NEG_INFINITY, 1.0, 5.0, 5.0, 6.0]);
     }
 }

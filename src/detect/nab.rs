@@ -49,6 +49,13 @@ pub struct LabelledSeries {
     pub scores: Vec<f64>,
     /// Labelled anomaly windows, inclusive `(start, end)` timestamps, in order.
     pub windows: Vec<(i64, i64)>,
+    /// Per row (empty: none), the threshold at or below which the row is no detection: the
+    /// highest score of the rows just before it (a detector that alerts once per excursion
+    /// does not alert again while an exceedance of the same threshold is recent). With floors
+    /// a row is a detection at thresholds in `(floor, score]`, so each threshold is scored as
+    /// the detector alerts at it; NAB's score column cannot say that (its rows are detections
+    /// at every threshold up to their score).
+    pub floors: Vec<f64>,
 }
 
 /// NAB's `scaledSigmoid`: +0.987 at the left edge of a window (relative position -1), 0 at
@@ -80,6 +87,8 @@ pub struct SweepPoint {
     pub score: f64,
     /// The weighted sigmoid value the row earns when it is a detection.
     pub weight: f64,
+    /// At or below this threshold the row is no detection (`-∞` without floors).
+    pub floor: f64,
     /// Where the row falls.
     pub region: Region,
 }
@@ -126,7 +135,8 @@ pub fn sweep(series: &LabelledSeries, costs: CostMatrix, first_window: usize) ->
         };
         let region =
             if index < probation { Region::Probationary } else { window.map_or(Region::Outside, Region::Window) };
-        points.push(SweepPoint { score, weight, region });
+        let floor = series.floors.get(index).copied().unwrap_or(f64::NEG_INFINITY);
+        points.push(SweepPoint { score, weight, floor, region });
     }
     points
 }
@@ -148,19 +158,32 @@ pub struct ThresholdScore {
 
 /// NAB's `calcScoreByThreshold` over any set of sweep points (one file or the corpus): the
 /// raw score at every distinct threshold, highest threshold first. The first entry
-/// (threshold +∞) detects nothing.
+/// (threshold +∞) detects nothing. A row is a detection at thresholds in `(floor, score]`
+/// (without floors, at every threshold up to its score, as in NAB).
 pub fn score_by_threshold(points: &[SweepPoint], costs: CostMatrix) -> Vec<ThresholdScore> {
-    let mut scorable: Vec<&SweepPoint> = points.iter().filter(|p| p.region != Region::Probationary).collect();
-    scorable.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut window_scores: std::collections::BTreeMap<usize, f64> = Default::default();
-    for point in &scorable {
-        if let Region::Window(window) = point.region {
-            window_scores.insert(window, -costs.fn_weight);
+    let scorable: Vec<&SweepPoint> =
+        points.iter().filter(|p| p.region != Region::Probationary && p.score > p.floor).collect();
+    // Events by decreasing threshold: a row becomes a detection at its score and stops being
+    // one at its floor.
+    let mut events: Vec<(f64, bool, usize)> = Vec::with_capacity(2 * scorable.len());
+    for (index, point) in scorable.iter().enumerate() {
+        events.push((point.score, true, index));
+        if point.floor.is_finite() {
+            events.push((point.floor, false, index));
         }
     }
+    events.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // Every window is missed until detected (those with rows outside probation).
+    let mut windows: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
+    for point in points.iter().filter(|p| p.region != Region::Probationary) {
+        if let Region::Window(window) = point.region {
+            windows.entry(window).or_default();
+        }
+    }
+    let window_score = |weights: &Vec<f64>| weights.iter().copied().reduce(f64::max).unwrap_or(-costs.fn_weight);
+    let mut window_total: f64 = windows.values().map(window_score).sum();
+    let mut missed = windows.len();
     let mut fp_total = 0.0;
-    let mut window_total: f64 = window_scores.values().sum();
-    let mut missed = window_scores.len();
     let (mut true_positives, mut false_positives) = (0, 0);
     let mut results = vec![ThresholdScore {
         threshold: f64::INFINITY,
@@ -170,25 +193,40 @@ pub fn score_by_threshold(points: &[SweepPoint], costs: CostMatrix) -> Vec<Thres
         missed_windows: missed,
     }];
     let mut index = 0;
-    while index < scorable.len() {
-        let threshold = scorable[index].score;
-        while index < scorable.len() && scorable[index].score == threshold {
-            let point = scorable[index];
+    while index < events.len() {
+        let threshold = events[index].0;
+        while index < events.len() && events[index].0 == threshold {
+            let (_, starts, row) = events[index];
+            let point = scorable[row];
             match point.region {
                 Region::Window(window) => {
-                    true_positives += 1;
-                    let entry = window_scores.entry(window).or_insert(-costs.fn_weight);
-                    if *entry == -costs.fn_weight {
-                        missed -= 1;
+                    let weights = windows.entry(window).or_default();
+                    let before = window_score(weights);
+                    if starts {
+                        true_positives += 1;
+                        if weights.is_empty() {
+                            missed -= 1;
+                        }
+                        weights.push(point.weight);
+                    } else {
+                        true_positives -= 1;
+                        if let Some(at) = weights.iter().position(|&w| w == point.weight) {
+                            weights.swap_remove(at);
+                        }
+                        if weights.is_empty() {
+                            missed += 1;
+                        }
                     }
-                    if point.weight > *entry {
-                        window_total += point.weight - *entry;
-                        *entry = point.weight;
-                    }
+                    window_total += window_score(weights) - before;
                 }
                 Region::Outside => {
-                    false_positives += 1;
-                    fp_total += point.weight;
+                    if starts {
+                        false_positives += 1;
+                        fp_total += point.weight;
+                    } else {
+                        false_positives -= 1;
+                        fp_total -= point.weight;
+                    }
                 }
                 Region::Probationary => {}
             }
@@ -258,7 +296,13 @@ mod tests {
     use super::*;
 
     fn series(scores: Vec<f64>, windows: Vec<(i64, i64)>) -> LabelledSeries {
-        LabelledSeries { name: "test.csv".to_string(), timestamps: (0..scores.len() as i64).collect(), scores, windows }
+        LabelledSeries {
+            name: "test.csv".to_string(),
+            timestamps: (0..scores.len() as i64).collect(),
+            scores,
+            windows,
+            floors: Vec::new(),
+        }
     }
 
     #[test]
@@ -314,5 +358,48 @@ mod tests {
         let corpus = vec![series(scores, vec![(100, 119)])];
         assert_eq!(score_at(&corpus, costs, 0.5).score, -1.0);
         assert_eq!(probationary_length(100_000), 750);
+    }
+
+    #[test]
+    fn with_floors_a_growing_excursion_is_one_detection_at_each_threshold() {
+        let costs = PROFILES[0].costs;
+        // An excursion outside any window whose scores grow (3, 4, 5), then a window at 100.
+        let mut scores = vec![0.0; 200];
+        scores[50..53].copy_from_slice(&[3.0, 4.0, 5.0]);
+        scores[105] = 6.0;
+        let mut floors = vec![0.0; 200];
+        floors[51] = 3.0;
+        floors[52] = 4.0;
+        let plain = series(scores.clone(), vec![(100, 119)]);
+        let mut once = plain.clone();
+        once.floors = floors;
+        // As a score column every new maximum is a detection: three false positives at 2.5.
+        assert_eq!(score_at(std::slice::from_ref(&plain), costs, 2.5).false_positives, 3);
+        // With floors one, at every threshold up to the excursion's peak; none above it.
+        for threshold in [0.5, 2.5, 3.5, 4.5] {
+            let at = score_at(std::slice::from_ref(&once), costs, threshold);
+            assert_eq!((at.false_positives, at.true_positives, at.missed_windows), (1, 1, 0), "{threshold}");
+        }
+        assert_eq!(score_at(std::slice::from_ref(&once), costs, 5.5).false_positives, 0);
+        let tp = scaled_sigmoid(-(119.0 - 105.0 + 1.0) / 20.0) / scaled_sigmoid(-1.0);
+        let best = optimize_threshold(&[once], costs);
+        assert!((best.score - tp).abs() < 1e-12, "{best:?}");
+        assert!(best.threshold > 5.0 && best.threshold <= 6.0, "{best:?}");
+    }
+
+    #[test]
+    fn a_window_detected_only_through_a_floored_row_is_missed_again_below_its_floor() {
+        let costs = PROFILES[0].costs;
+        let mut scores = vec![0.0; 200];
+        scores[98] = 2.0; // just before the window
+        scores[101] = 3.0; // inside it, an alert repeating at thresholds up to 2
+        let mut floors = vec![0.0; 200];
+        floors[101] = 2.0;
+        let mut corpus = series(scores, vec![(100, 119)]);
+        corpus.floors = floors;
+        let high = score_at(std::slice::from_ref(&corpus), costs, 2.5);
+        assert_eq!((high.true_positives, high.false_positives, high.missed_windows), (1, 0, 0));
+        let low = score_at(std::slice::from_ref(&corpus), costs, 1.5);
+        assert_eq!((low.true_positives, low.false_positives, low.missed_windows), (0, 1, 1));
     }
 }
