@@ -430,6 +430,9 @@ pub struct SeasonalModel {
     since_trend: usize,
     first_timestamp: i64,
     previous: Option<Previous>,
+    /// Whether a value below zero was ever learned (a continuous metric's range is shown from
+    /// zero while none was).
+    negative_seen: bool,
     /// Until when counts may catch up the backlog of an excluded range.
     catch_up_until: i64,
 }
@@ -570,6 +573,7 @@ impl SeasonalModel {
             since_trend: 0,
             first_timestamp,
             previous: None,
+            negative_seen: false,
             catch_up_until: i64::MIN,
             params,
         }
@@ -1009,6 +1013,12 @@ impl SeasonalModel {
             context.push_str(calendar::weekday_name(calendar::weekday(self.local(timestamp))));
         }
         let anomaly = outside && big_enough && side.is_some_and(|s| self.direction.allows(s == Deviation::Above));
+        // A metric that was never below zero (a mean of amounts, a duration, a byte count) is
+        // shown a range from zero, not from a negative bound its own symmetric noise model
+        // reaches (the judgement above used the model's bound: nothing else changes).
+        if !self.log_scale && !self.negative_seen && self.trained > 0 && value >= 0.0 {
+            low = low.max(0.0);
+        }
         let early_load = anomaly
             && self.log_scale
             && self.params.step < DAY
@@ -1233,6 +1243,7 @@ impl SeasonalModel {
         }
         self.recent.push_back((timestamp, observed, factors));
         self.trained += 1;
+        self.negative_seen |= value < 0.0;
         let local_day = self.local(timestamp).div_euclid(DAY);
         if local_day != self.last_day {
             self.last_day = local_day;

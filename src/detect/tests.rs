@@ -821,3 +821,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_metric_never_below_zero_is_shown_a_range_from_zero_with_the_same_judgement() {
+    // A small positive mean with noise: its symmetric range reaches below zero.
+    let mut rng = Noise::new(5);
+    let values: Vec<f64> = (0..24 * 10).map(|_| (3.0 + 2.0 * rng.normal()).abs()).collect();
+    let verdicts = replay(MetricClass::Continuous, &Settings::default(), &hourly(&values));
+    let judged: Vec<&Verdict> = verdicts.iter().filter(|v| v.expected.is_some()).collect();
+    assert!(!judged.is_empty());
+    assert!(judged.iter().all(|v| v.expected.is_some_and(|e| e.low >= 0.0)), "{:?}", judged[0]);
+    assert!(judged.iter().any(|v| v.expected.is_some_and(|e| e.low == 0.0)));
+    assert!(
+        judged.last().is_some_and(|v| v.explanation.contains("expected 0–")),
+        "{}",
+        judged[judged.len() - 1].explanation
+    );
+    // Once a negative value was seen the model's own bound is shown again.
+    let mut signed = values.clone();
+    signed[24 * 5] = -1.0;
+    let verdicts = replay(MetricClass::Continuous, &Settings::default(), &hourly(&signed));
+    assert!(verdicts.last().and_then(|v| v.expected).is_some_and(|e| e.low < 0.0), "{:?}", verdicts.last());
+}
