@@ -192,6 +192,16 @@ impl ProportionModel {
         Some((rate, ((observed - sampling) / n).max(0.0)))
     }
 
+    /// Internal state summary for debugging and tuning: batches, rate, between-batch sd.
+    pub(crate) fn debug_state(&self) -> String {
+        match self.baseline() {
+            Some((rate, between)) => {
+                format!("[n={} rate={:.4} sd={:.4}]", self.batches.len(), rate, between.sqrt())
+            }
+            None => String::new(),
+        }
+    }
+
     pub(crate) fn judge(&self, point: &Point) -> Option<Judgement> {
         let (rate, between) = self.baseline()?;
         let counts = Self::counts_of(point);

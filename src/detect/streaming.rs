@@ -79,6 +79,7 @@ impl StreamingDetector {
     pub fn debug_state(&self) -> String {
         match &self.model {
             Some(Model::Seasonal(m)) => m.debug_state(),
+            Some(Model::Proportion(m)) => m.debug_state(),
             _ => String::new(),
         }
     }
