@@ -28,6 +28,11 @@ const DEFAULT_WINDOW: usize = 500;
 /// A batch whose normal-approximation tail probability exceeds this many times the false-alarm
 /// rate (and 1 %) is scored with it instead of the exact tail sum.
 const UNREMARKABLE_FACTOR: f64 = 1_000.0;
+/// Standard deviations (binomial plus between-batch, normal approximation) beyond which a
+/// learned batch is clipped.
+const LEARNED_SIGMAS: f64 = 3.0;
+/// Batches learned as they came before the clipping starts (the cold start: no verdict yet).
+const WINSORISED_AFTER: usize = 5;
 /// Longest exact tail summation before falling back to a normal approximation (only reached
 /// far from the tails, where precision does not matter).
 const MAX_TERMS: usize = 20_000;
@@ -151,9 +156,22 @@ impl ProportionModel {
 
     /// Learn from a batch.
     pub fn learn(&mut self, point: &Point) {
-        let counts = Self::counts_of(point);
+        let mut counts = Self::counts_of(point);
         if counts.total == 0 {
             return;
+        }
+        // Winsorised: a batch beyond three of its standard deviations is learned at that edge,
+        // so a past spike, judged or not, cannot widen the between-batch variance for the next
+        // 500 batches (the next spike would be within it), while a variance that was
+        // underestimated still grows (an edge adds nine times its variance).
+        if self.batches.len() >= WINSORISED_AFTER
+            && let Some((rate, between)) = self.baseline()
+        {
+            let n = counts.total as f64;
+            let spread = (rate * (1.0 - rate) / n + between).sqrt();
+            let high = ((rate + LEARNED_SIGMAS * spread).min(1.0) * n).ceil();
+            let low = ((rate - LEARNED_SIGMAS * spread).max(0.0) * n).floor();
+            counts.count = (counts.count as f64).clamp(low, high.max(low)) as u64;
         }
         if self.batches.len() == self.capacity
             && let Some(old) = self.batches.pop_front()
@@ -302,5 +320,41 @@ mod tests {
         // Upper and lower tails agree with each other.
         let total = upper_tail(4, 20, 0.2, 0.002) + lower_tail(3, 20, 0.2, 0.002);
         assert!((total - 1.0).abs() < 1e-9, "{total}");
+    }
+
+    fn model_with_clean_history() -> ProportionModel {
+        let mut model = ProportionModel::new(&Settings::default());
+        // 2 % of 100 rows, less dispersed than binomial sampling: no between-batch variance.
+        for (i, count) in [1, 2, 3, 2].iter().cycle().take(60).enumerate() {
+            model.learn(&Point::rate(i as i64 * 86_400, *count, 100));
+        }
+        model
+    }
+
+    #[test]
+    fn a_learned_spike_does_not_widen_the_range_for_the_next_one() {
+        let mut model = model_with_clean_history();
+        let next = Point::rate(61 * 86_400, 12, 100);
+        assert!(model.judge(&next).is_some_and(|j| j.anomaly), "12 of 100 after a clean 2 % history");
+        // A spike learned as it came (30 of 100 once) made the between-batch sd 3.6 points:
+        // 12 of 100 was within the range.
+        model.learn(&Point::rate(60 * 86_400, 30, 100));
+        let (rate, between) = model.baseline().unwrap();
+        assert!(rate < 0.022 && between.sqrt() < 0.01, "rate {rate} sd {}", between.sqrt());
+        let judgement = model.judge(&next).unwrap();
+        assert!(judgement.anomaly, "{:?}", judgement.expected);
+    }
+
+    #[test]
+    fn a_winsorised_variance_still_grows_when_the_batches_become_noisier() {
+        let mut model = model_with_clean_history();
+        // From now on the rate swings between 2 % and 12 % (between-batch sd 5 points): the
+        // clipped batches still teach the model, and 12 of 100 stops being an incident.
+        for i in 0..200 {
+            model.learn(&Point::rate((60 + i) * 86_400, if i % 2 == 0 { 2 } else { 12 }, 100));
+        }
+        let (_, between) = model.baseline().unwrap();
+        assert!(between.sqrt() > 0.03, "sd {}", between.sqrt());
+        assert!(!model.judge(&Point::rate(300 * 86_400, 12, 100)).unwrap().anomaly);
     }
 }
