@@ -119,8 +119,8 @@ fn normal_upper(k: u64, n: u64, mean: f64, between_variance: f64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct ProportionModel {
     batches: VecDeque<Counts>,
-    /// Running sums over `batches`: rows matching, rows, Σ rate, Σ rate², Σ 1/total.
-    sums: (u64, u64, f64, f64, f64),
+    /// Running sums over `batches`: rows matching, rows, Σ count²/total, Σ total².
+    sums: (u64, u64, f64, f64),
     capacity: usize,
     alpha: f64,
     direction: Direction,
@@ -132,7 +132,7 @@ impl ProportionModel {
     pub fn new(settings: &Settings) -> Self {
         Self {
             batches: VecDeque::new(),
-            sums: (0, 0, 0.0, 0.0, 0.0),
+            sums: (0, 0, 0.0, 0.0),
             capacity: DEFAULT_WINDOW,
             alpha: settings.sensitivity.false_alarm_rate(),
             direction: settings.direction_for(MetricClass::Proportion),
@@ -183,7 +183,7 @@ impl ProportionModel {
     }
 
     fn add(&mut self, counts: Counts, sign: f64) {
-        let rate = counts.count as f64 / counts.total as f64;
+        let (count, total) = (counts.count as f64, counts.total as f64);
         if sign > 0.0 {
             self.sums.0 += counts.count;
             self.sums.1 += counts.total;
@@ -191,23 +191,32 @@ impl ProportionModel {
             self.sums.0 -= counts.count;
             self.sums.1 -= counts.total;
         }
-        self.sums.2 += sign * rate;
-        self.sums.3 += sign * rate * rate;
-        self.sums.4 += sign / counts.total as f64;
+        self.sums.2 += sign * count * count / total;
+        self.sums.3 += sign * total * total;
     }
 
     /// Pooled rate and between-batch variance of the training window.
+    ///
+    /// The variance is the method-of-moments estimate with each batch weighted by its rows
+    /// (DerSimonian–Laird): Σ total·(r - rate)² has expectation (batches - 1)·rate(1 - rate)
+    /// from sampling plus (rows - Σ total²/rows) times the between-batch variance. Unweighted
+    /// squared deviations let a batch of 50 rows weigh as much as one of 300, and its
+    /// sampling noise (5 nulls of 54 on a 3 % table) made a between-batch sd of two points.
     pub fn baseline(&self) -> Option<(f64, f64)> {
         if self.batches.is_empty() {
             return None;
         }
-        let (count, total, sum_rate, sum_squares, sum_inverse) = self.sums;
-        let rate = (count as f64 + 0.5) / (total as f64 + 1.0);
-        let n = self.batches.len() as f64;
-        // Σ (r - rate)² and Σ rate(1 - rate)/total from the running sums.
-        let observed = (sum_squares - 2.0 * rate * sum_rate + n * rate * rate).max(0.0);
-        let sampling = rate * (1.0 - rate) * sum_inverse;
-        Some((rate, ((observed - sampling) / n).max(0.0)))
+        let (count, total, sum_weighted_squares, sum_total_squares) = self.sums;
+        let (count, total) = (count as f64, total as f64);
+        let rate = (count + 0.5) / (total + 1.0);
+        if self.batches.len() < 2 {
+            return Some((rate, 0.0));
+        }
+        // Σ total·(r - rate)² from the running sums.
+        let observed = (sum_weighted_squares - 2.0 * rate * count + rate * rate * total).max(0.0);
+        let sampling = (self.batches.len() - 1) as f64 * rate * (1.0 - rate);
+        let rows = (total - sum_total_squares / total).max(1e-12);
+        Some((rate, ((observed - sampling) / rows).max(0.0)))
     }
 
     /// Internal state summary for debugging and tuning: batches, rate, between-batch sd.
@@ -342,6 +351,24 @@ mod tests {
         let (rate, between) = model.baseline().unwrap();
         assert!(rate < 0.022 && between.sqrt() < 0.01, "rate {rate} sd {}", between.sqrt());
         let judgement = model.judge(&next).unwrap();
+        assert!(judgement.anomaly, "{:?}", judgement.expected);
+    }
+
+    #[test]
+    fn a_small_batch_s_sampling_noise_is_not_taken_for_dispersion() {
+        // Daily batches of about 300 rows at 3 % nulls, and one of 54 rows with 5 nulls: as
+        // binomial as the rest, once its size is taken into account.
+        let mut model = ProportionModel::new(&Settings::default());
+        let batches = [(9, 300), (10, 310), (5, 54), (9, 290), (8, 305), (10, 320), (9, 295), (9, 300)];
+        for (i, (count, total)) in batches.iter().enumerate() {
+            model.learn(&Point::rate(i as i64 * 86_400, *count, *total));
+        }
+        let (rate, between) = model.baseline().unwrap();
+        assert!((rate - 0.03).abs() < 0.002, "rate {rate}");
+        // Unweighted squared deviations made it 1.7 points.
+        assert!(between.sqrt() < 0.005, "sd {}", between.sqrt());
+        // A null spike of +10 points on 278 rows.
+        let judgement = model.judge(&Point::rate(9 * 86_400, 38, 278)).unwrap();
         assert!(judgement.anomaly, "{:?}", judgement.expected);
     }
 
