@@ -31,8 +31,12 @@ const UNREMARKABLE_FACTOR: f64 = 1_000.0;
 /// Standard deviations (binomial plus between-batch, normal approximation) beyond which a
 /// learned batch is clipped.
 const LEARNED_SIGMAS: f64 = 3.0;
-/// Batches learned as they came before the clipping starts (the cold start: no verdict yet).
-const WINSORISED_AFTER: usize = 5;
+/// Batches learned as they came before the clipping starts.
+const WINSORISED_AFTER: usize = 3;
+/// Batches after which the clipping is at `LEARNED_SIGMAS` (before: the cold start, whose
+/// spread rests on a few batches, clips at `EARLY_LEARNED_SIGMAS`).
+const WINSORISED_FULLY_AFTER: usize = 5;
+const EARLY_LEARNED_SIGMAS: f64 = 4.0;
 /// Longest exact tail summation before falling back to a normal approximation (only reached
 /// far from the tails, where precision does not matter).
 const MAX_TERMS: usize = 20_000;
@@ -163,14 +167,20 @@ impl ProportionModel {
         // Winsorised: a batch beyond three of its standard deviations is learned at that edge,
         // so a past spike, judged or not, cannot widen the between-batch variance for the next
         // 500 batches (the next spike would be within it), while a variance that was
-        // underestimated still grows (an edge adds nine times its variance).
+        // underestimated still grows (an edge adds nine times its variance). From the third
+        // batch on, so that a spike in the cold start does not hide its own later buckets;
+        // until the fifth the spread rests on a few batches and the edge is at four. Only on
+        // a side that alerts: a drop of a null rate is no incident, and clipping it would only
+        // shrink an early variance.
         if self.batches.len() >= WINSORISED_AFTER
             && let Some((rate, between)) = self.baseline()
         {
             let n = counts.total as f64;
-            let spread = (rate * (1.0 - rate) / n + between).sqrt();
-            let high = ((rate + LEARNED_SIGMAS * spread).min(1.0) * n).ceil();
-            let low = ((rate - LEARNED_SIGMAS * spread).max(0.0) * n).floor();
+            let sigmas =
+                if self.batches.len() < WINSORISED_FULLY_AFTER { EARLY_LEARNED_SIGMAS } else { LEARNED_SIGMAS };
+            let spread = sigmas * (rate * (1.0 - rate) / n + between).sqrt();
+            let high = if self.direction.allows(true) { ((rate + spread).min(1.0) * n).ceil() } else { n };
+            let low = if self.direction.allows(false) { ((rate - spread).max(0.0) * n).floor() } else { 0.0 };
             counts.count = (counts.count as f64).clamp(low, high.max(low)) as u64;
         }
         if self.batches.len() == self.capacity
@@ -370,6 +380,51 @@ mod tests {
         // A null spike of +10 points on 278 rows.
         let judgement = model.judge(&Point::rate(9 * 86_400, 38, 278)).unwrap();
         assert!(judgement.anomaly, "{:?}", judgement.expected);
+    }
+
+    #[test]
+    fn a_spike_in_the_cold_start_does_not_hide_its_later_buckets() {
+        // No nulls in three batches, then a spike of 10 % that began in the cold start (its
+        // first two buckets learned without a verdict) and goes on.
+        let mut model = ProportionModel::new(&Settings::default());
+        for (i, count) in [0, 0, 0, 100, 100].iter().enumerate() {
+            model.learn(&Point::rate(i as i64 * 86_400, *count, 1_000));
+        }
+        // Learned as they came, the two spiked batches made the range reach 36 %.
+        let judgement = model.judge(&Point::rate(5 * 86_400, 100, 1_000)).unwrap();
+        assert!(judgement.anomaly, "{:?}", judgement.expected);
+    }
+
+    #[test]
+    fn the_cold_start_clips_at_four_standard_deviations_not_three() {
+        // 20 % of 1 000 rows in three batches (sd 1.26 points, binomial): 24.5 % is 3.6 sds
+        // above, within what a spread estimated from three batches may have missed.
+        let mut model = ProportionModel::new(&Settings::default());
+        for (i, count) in [190, 200, 210, 245].iter().enumerate() {
+            model.learn(&Point::rate(i as i64 * 86_400, *count, 1_000));
+        }
+        assert_eq!(model.batches.back().map(|c| c.count), Some(245));
+        // Past the cold start the edge is at three: 3.6 sds is clipped.
+        for i in 4..40 {
+            model.learn(&Point::rate(i * 86_400, 200, 1_000));
+        }
+        model.learn(&Point::rate(40 * 86_400, 245, 1_000));
+        assert!(model.batches.back().is_some_and(|c| c.count < 245));
+    }
+
+    #[test]
+    fn only_a_side_that_alerts_is_clipped() {
+        // A null rate alerts only when it rises: a batch with few nulls is learned as it came.
+        let learned = |direction: Direction| {
+            let settings = Settings { direction: Some(direction), ..Settings::default() };
+            let mut model = ProportionModel::new(&settings);
+            for (i, count) in [195, 200, 205, 200].iter().cycle().take(40).enumerate() {
+                model.learn(&Point::rate(i as i64 * 86_400, *count, 1_000));
+            }
+            model.learn(&Point::rate(40 * 86_400, 50, 1_000));
+            model.baseline().unwrap().1
+        };
+        assert!(learned(Direction::Up) > 4.0 * learned(Direction::Both));
     }
 
     #[test]
