@@ -37,6 +37,12 @@ const WINSORISED_AFTER: usize = 3;
 /// spread rests on a few batches, clips at `EARLY_LEARNED_SIGMAS`).
 const WINSORISED_FULLY_AFTER: usize = 5;
 const EARLY_LEARNED_SIGMAS: f64 = 4.0;
+/// Fewest batches judged (the cold start of a proportion).
+const MIN_JUDGED_BATCHES: usize = 4;
+/// The between-batch variance of four batches is taken at its 99 % upper confidence bound:
+/// 3 over the 1 % quantile of χ² with 3 degrees of freedom (0.115). Four batches of a 22 %
+/// table that happened to lie within 0.3 points of each other made a range of 21.4–23.6 %.
+const FOUR_BATCH_VARIANCE_BOUND: f64 = 26.1;
 /// Longest exact tail summation before falling back to a normal approximation (only reached
 /// far from the tails, where precision does not matter).
 const MAX_TERMS: usize = 20_000;
@@ -240,7 +246,13 @@ impl ProportionModel {
     }
 
     pub(crate) fn judge(&self, point: &Point) -> Option<Judgement> {
-        let (rate, between) = self.baseline()?;
+        if self.batches.len() < MIN_JUDGED_BATCHES {
+            return None;
+        }
+        let (rate, mut between) = self.baseline()?;
+        if self.batches.len() == MIN_JUDGED_BATCHES {
+            between *= FOUR_BATCH_VARIANCE_BOUND;
+        }
         let counts = Self::counts_of(point);
         let (k, n) = (counts.count, counts.total);
         let observed = if n == 0 { 0.0 } else { k as f64 / n as f64 };
@@ -410,6 +422,27 @@ mod tests {
         }
         model.learn(&Point::rate(40 * 86_400, 245, 1_000));
         assert!(model.batches.back().is_some_and(|c| c.count < 245));
+    }
+
+    #[test]
+    fn four_batches_that_lie_close_together_do_not_make_a_narrow_range() {
+        // 22.5 % of 240 000 rows, four batches within 0.3 points (sampling sd 0.085 points).
+        let mut model = ProportionModel::new(&Settings::default());
+        for (i, count) in [54_000, 54_700, 53_800, 54_500].iter().enumerate() {
+            model.learn(&Point::rate(i as i64 * 86_400, *count, 240_000));
+        }
+        let next = Point::rate(4 * 86_400, 57_600, 240_000);
+        // Taken at face value, 24 % was an anomaly.
+        assert!(!model.judge(&next).unwrap().anomaly);
+        // A fifth batch as close together: the estimate is taken as it is.
+        model.learn(&Point::rate(4 * 86_400, 54_200, 240_000));
+        assert!(model.judge(&next).unwrap().anomaly);
+        // Fewer than four batches are not judged.
+        let mut young = ProportionModel::new(&Settings::default());
+        for i in 0..3 {
+            young.learn(&Point::rate(i * 86_400, 0, 1_000));
+        }
+        assert!(young.judge(&Point::rate(3 * 86_400, 100, 1_000)).is_none());
     }
 
     #[test]
