@@ -16,7 +16,8 @@
 //! of that monitor outside benign windows with its verdict and the points before it
 //! (`MONITOR:benign`: those inside benign windows);
 //! `--dump incidents` prints every incident with telltale's first matching alert;
-//! `--dump trace:TABLE:FIRST_DAY:LAST_DAY` prints every volume verdict of one table.
+//! `--dump trace:TABLE:FIRST_DAY:LAST_DAY[:debug][:nulls]` prints every volume (`:nulls`: null-rate)
+//! verdict of one table.
 //! `--callgrind CLASS` only replays ten 2 000-point series of the speed table's
 //! warehouse once each and then writes every explanation, for instruction counts
 //! (`bench/detection-callgrind.sh`).
@@ -293,10 +294,15 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
             let parts: Vec<&str> = spec.split(':').collect();
             if parts.len() >= 3 && parts[0] == table.name {
                 let (first, last): (i64, i64) = (parts[1].parse().unwrap_or(0), parts[2].parse().unwrap_or(60));
-                let debug = parts.get(3) == Some(&"debug");
-                let mut detector =
-                    StreamingDetector::new(MetricClass::Count, scoring::table_settings(table, &settings));
-                for point in &table.volume {
+                let debug = parts[3..].contains(&"debug");
+                // `:nulls` traces the null-rate series instead of the volume.
+                let (class, series) = if parts[3..].contains(&"nulls") {
+                    (MetricClass::Proportion, &table.nulls)
+                } else {
+                    (MetricClass::Count, &table.volume)
+                };
+                let mut detector = StreamingDetector::new(class, scoring::table_settings(table, &settings));
+                for point in series {
                     let state = if debug { detector.debug_state() } else { String::new() };
                     let verdict = detector.push(*point);
                     let day = (point.timestamp - table.start).div_euclid(86_400);

@@ -17,6 +17,9 @@ use super::verdict::{Deviation, Event, Status, Verdict};
 
 /// Points needed before the first learned verdict; with fewer only hard rules apply.
 pub const COLD_START_POINTS: usize = 5;
+/// Batches a proportion needs: its sampling noise is known from the counts, and its
+/// between-batch variance is taken at an upper confidence bound while it rests on four.
+pub const PROPORTION_COLD_START_POINTS: usize = 4;
 
 /// Consecutive unremarkable points that close an excursion.
 const CALM_POINTS_TO_END_EXCURSION: usize = 3;
@@ -79,6 +82,7 @@ impl StreamingDetector {
     pub fn debug_state(&self) -> String {
         match &self.model {
             Some(Model::Seasonal(m)) => m.debug_state(),
+            Some(Model::Proportion(m)) => m.debug_state(),
             _ => String::new(),
         }
     }
@@ -145,7 +149,9 @@ impl StreamingDetector {
         let learns = in_order && label != Some(LabelKind::ConfirmedIncident);
 
         if self.model.is_none() {
-            if self.cold.len() < COLD_START_POINTS || self.class == MetricClass::Freshness && !self.freshness_ready() {
+            let needed =
+                if self.class == MetricClass::Proportion { PROPORTION_COLD_START_POINTS } else { COLD_START_POINTS };
+            if self.cold.len() < needed || self.class == MetricClass::Freshness && !self.freshness_ready() {
                 let seen = self.cold.len();
                 if learns {
                     self.cold.push(point);
@@ -157,7 +163,7 @@ impl StreamingDetector {
                     point.value,
                     Status::ColdStart,
                     seen,
-                    format!("learning: {seen} of {COLD_START_POINTS} points of history, no verdict yet"),
+                    format!("learning: {seen} of {needed} points of history, no verdict yet"),
                 );
             }
             self.build_model();

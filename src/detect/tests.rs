@@ -70,6 +70,16 @@ fn cold_start_says_so_and_never_flags() {
 const COLD_START: usize = streaming::COLD_START_POINTS;
 
 #[test]
+fn a_null_spike_at_the_fifth_batch_alerts() {
+    // Four batches without nulls are enough for a proportion: its sampling noise is known.
+    let points: Vec<Point> =
+        [0, 0, 0, 0, 100].iter().enumerate().map(|(i, c)| Point::rate(MONDAY + i as i64 * DAY, *c, 1_000)).collect();
+    let verdicts = replay(MetricClass::Proportion, &Settings::default(), &points);
+    assert_eq!(verdicts[3].status, Status::ColdStart);
+    assert!(verdicts[4].alert, "{}", verdicts[4].explanation);
+}
+
+#[test]
 fn explanation_names_value_range_and_season() {
     let values = seasonal_counts(24 * 7 * 4, 0.03, 7);
     let mut points = hourly(&values);

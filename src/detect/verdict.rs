@@ -10,8 +10,9 @@ use super::explanation::Explanation;
 pub enum Status {
     /// A learned verdict.
     Learned,
-    /// Too little history (fewer than [`crate::detect::streaming::COLD_START_POINTS`] points):
-    /// only hard rules apply, nothing is flagged.
+    /// Too little history (fewer than [`crate::detect::streaming::COLD_START_POINTS`] points,
+    /// [`crate::detect::streaming::PROPORTION_COLD_START_POINTS`] for a proportion): only hard
+    /// rules apply, nothing is flagged.
     ColdStart,
     /// The point lies in an excluded range (maintenance window, holiday): not judged.
     Excluded,
