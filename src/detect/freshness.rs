@@ -6,6 +6,7 @@
 //! weekend). Anything else falls back to quantiles of the inter-update gaps. Lateness is
 //! always evaluated against a `now` passed in, never against a clock.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 
 use super::Point;
@@ -304,7 +305,6 @@ impl Cadence {
 
     /// Judge freshness at `now` against a given due time (see [`check`](Self::check)).
     fn check_due(&self, last_update: i64, due: Option<Due>, now: i64, alpha: f64) -> FreshnessVerdict {
-        let threshold_score = -alpha.log10();
         let age = now - last_update;
         let Some(due) = due else {
             return FreshnessVerdict {
@@ -315,6 +315,14 @@ impl Cadence {
                 explanation: format!("last update {} ago; cadence not learned yet", format::duration(age)),
             };
         };
+        let (late, score, parts) = self.judge_due(last_update, due, now, alpha, self.label());
+        FreshnessVerdict { late, due: Some(due), overdue: parts.overdue, score, explanation: parts.write() }
+    }
+
+    /// Whether the table is late at `now` against `due`, its score, and the numbers of the
+    /// sentence (written only when it is read: a replay judges every poll).
+    fn judge_due(&self, last_update: i64, due: Due, now: i64, alpha: f64, label: Label) -> (bool, f64, FreshnessParts) {
+        let threshold_score = -alpha.log10();
         let overdue = now - due.expected_at;
         let allowance = (due.late_after - due.expected_at).max(1);
         let score = match self {
@@ -326,23 +334,10 @@ impl Cadence {
             _ => (threshold_score * overdue as f64 / allowance as f64).max(0.0),
         };
         let late = now > due.late_after;
-        // One buffer, no intermediate strings: this runs at every poll.
-        let mut explanation = String::with_capacity(112);
-        explanation.push_str("last update ");
-        format::write_duration(&mut explanation, age);
-        if late {
-            explanation.push_str(" ago, ");
-            format::write_duration(&mut explanation, overdue);
-            explanation.push_str(" late: expected by ");
-            calendar::write_instant(&mut explanation, due.late_after + self.utc_offset());
-        } else {
-            explanation.push_str(" ago, next expected ");
-            calendar::write_instant(&mut explanation, due.expected_at + self.utc_offset());
-        }
-        explanation.push_str(" (");
-        self.write_description(&mut explanation);
-        explanation.push(')');
-        FreshnessVerdict { late, due: Some(due), overdue, score, explanation }
+        let named = if late { due.late_after } else { due.expected_at } + self.utc_offset();
+        let parts =
+            FreshnessParts { age: now - last_update, late, overdue, named, label, rebaselined: false, note: "" };
+        (late, score, parts)
     }
 
     fn utc_offset(&self) -> i64 {
@@ -363,9 +358,51 @@ impl Cadence {
 
     /// Append [`describe`](Self::describe)'s text.
     fn write_description(&self, out: &mut String) {
+        self.label().write(out);
+    }
+
+    /// What [`describe`](Self::describe) needs of the cadence.
+    fn label(&self) -> Label {
         match self {
-            Cadence::Unknown => out.push_str("cadence unknown"),
+            Cadence::Unknown => Label::Unknown,
             Cadence::Daily { time_of_day, weekdays, .. } => {
+                Label::Daily { time_of_day: *time_of_day, weekdays: *weekdays }
+            }
+            Cadence::Interval { interval, .. } => Label::Interval { interval: *interval },
+            Cadence::Sparse { hourly, .. } => Label::Sparse { mean: sparse_mean(hourly) },
+        }
+    }
+}
+
+/// The mean hourly chance of an update of a sparse cadence.
+fn sparse_mean(hourly: &[f64]) -> f64 {
+    hourly.iter().sum::<f64>() / hourly.len().max(1) as f64
+}
+
+/// The few numbers of a cadence that its description names, kept by a verdict whose sentence
+/// is written later.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Label {
+    Unknown,
+    Daily {
+        time_of_day: i64,
+        weekdays: [bool; 7],
+    },
+    Interval {
+        interval: i64,
+    },
+    /// The mean of the hourly chances of an update.
+    Sparse {
+        mean: f64,
+    },
+}
+
+impl Label {
+    /// "daily load at 09:00 on weekdays", "updated every 1 h 00 min".
+    fn write(&self, out: &mut String) {
+        match self {
+            Label::Unknown => out.push_str("cadence unknown"),
+            Label::Daily { time_of_day, weekdays } => {
                 out.push_str("daily load at ");
                 calendar::write_clock_time(out, *time_of_day);
                 match weekdays {
@@ -382,15 +419,56 @@ impl Cadence {
                     }
                 }
             }
-            Cadence::Interval { interval, .. } => {
+            Label::Interval { interval } => {
                 out.push_str("updated every ");
                 format::write_duration(out, *interval);
             }
-            Cadence::Sparse { hourly, .. } => {
-                let mean = hourly.iter().sum::<f64>() / hourly.len().max(1) as f64;
+            Label::Sparse { mean } => {
                 let _ = write!(out, "updated at random, in {:.0} % of hours", mean * 100.0);
             }
         }
+    }
+}
+
+/// The numbers of a freshness verdict's sentence ("last update 3 h 00 min ago, 2 h 00 min
+/// late: expected by Tue 09:15 (daily load at 09:00 on weekdays)").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FreshnessParts {
+    /// Seconds since the last update.
+    pub age: i64,
+    pub late: bool,
+    /// Seconds past the expected time.
+    pub overdue: i64,
+    /// The local instant the sentence names: when the table turned late, or the next
+    /// expected update.
+    pub named: i64,
+    pub label: Label,
+    pub rebaselined: bool,
+    pub note: &'static str,
+}
+
+impl FreshnessParts {
+    /// The sentence, as [`Cadence::check`] writes it (with the streaming verdict's tail).
+    pub(crate) fn write(&self) -> String {
+        let mut explanation = String::with_capacity(112);
+        explanation.push_str("last update ");
+        format::write_duration(&mut explanation, self.age);
+        if self.late {
+            explanation.push_str(" ago, ");
+            format::write_duration(&mut explanation, self.overdue);
+            explanation.push_str(" late: expected by ");
+        } else {
+            explanation.push_str(" ago, next expected ");
+        }
+        calendar::write_instant(&mut explanation, self.named);
+        explanation.push_str(" (");
+        self.label.write(&mut explanation);
+        explanation.push(')');
+        if self.rebaselined {
+            explanation.push_str("; marked expected, re-baselined");
+        }
+        explanation.push_str(self.note);
+        explanation
     }
 }
 
@@ -694,6 +772,11 @@ pub struct FreshnessModel {
     /// Updates since the cadence was last learned.
     since_learn: usize,
     cadence: Cadence,
+    /// The mean hourly chance of an update of a sparse cadence (its description names it).
+    sparse_mean: f64,
+    /// The sentence's numbers of the poll judged last (see [`FreshnessParts`]): age, overdue,
+    /// named instant, late, and the cadence it was judged by.
+    parts: Cell<(i64, i64, i64, bool, Label)>,
     settings: Settings,
     alpha: f64,
 }
@@ -708,6 +791,8 @@ impl FreshnessModel {
             updates: Vec::new(),
             since_learn: 0,
             cadence: Cadence::Unknown,
+            sparse_mean: 0.0,
+            parts: Cell::new((0, 0, 0, false, Label::Unknown)),
             settings: settings.clone(),
             alpha: settings.sensitivity.false_alarm_rate(),
         }
@@ -731,7 +816,19 @@ impl FreshnessModel {
             if self.since_learn >= (self.updates.len() / 16).max(1) {
                 self.since_learn = 0;
                 self.cadence = Cadence::learn(&self.updates, &self.settings);
+                if let Cadence::Sparse { hourly, .. } = &self.cadence {
+                    self.sparse_mean = sparse_mean(hourly);
+                }
             }
+        }
+    }
+
+    /// What the description of the cadence learned so far names ([`Cadence::label`] without
+    /// summing a sparse cadence's chances at every poll).
+    fn label(&self) -> Label {
+        match &self.cadence {
+            Cadence::Sparse { .. } => Label::Sparse { mean: self.sparse_mean },
+            cadence => cadence.label(),
         }
     }
 
@@ -754,9 +851,8 @@ impl FreshnessModel {
                 _ => break,
             }
         }
-        let now_check = self.cadence.check_due(last_update, due, point.timestamp, self.alpha);
-        let due = now_check.due?;
-        let (score, late) = (now_check.score, now_check.late);
+        let due = due?;
+        let (late, score, parts) = self.cadence.judge_due(last_update, due, point.timestamp, self.alpha, self.label());
         let expected_lag = (due.expected_at - last_update) as f64;
         let allowed_lag = (due.late_after - last_update) as f64;
         let confidence = match self.updates.len() {
@@ -764,24 +860,29 @@ impl FreshnessModel {
             7..=20 => Confidence::Medium,
             _ => Confidence::High,
         };
-        Some(Judgement {
+        let judgement = Judgement {
             expected: Expected { low: 0.0, high: allowed_lag.max(0.0), forecast: expected_lag.max(0.0) },
             score,
             anomaly: late,
             side: if late { Some(Deviation::Above) } else { None },
             event: None,
             confidence,
-            context: now_check.explanation,
+            context: String::new(),
             at: point.timestamp,
             relative_change: None,
             early_load: false,
             carried: false,
             mode: None,
-        })
+        };
+        self.parts.set((parts.age, parts.overdue, parts.named, parts.late, parts.label));
+        Some(judgement)
     }
 
-    pub(crate) fn explain(&self, _point: &Point, judgement: &Judgement) -> String {
-        judgement.context.clone()
+    /// The numbers of the sentence of the poll judged last (see [`FreshnessParts`]), written
+    /// when the verdict is read.
+    pub(crate) fn explain(&self) -> FreshnessParts {
+        let (age, overdue, named, late, label) = self.parts.get();
+        FreshnessParts { age, late, overdue, named, label, rebaselined: false, note: "" }
     }
 }
 

@@ -245,12 +245,9 @@ impl StreamingDetector {
                 Explanation::proportion(parts)
             }
             Some(Model::Freshness(m)) => {
-                let mut text = m.explain(&point, &judgement);
-                if rebaselined {
-                    text.push_str("; marked expected, re-baselined");
-                }
-                text.push_str(note);
-                Explanation::from(text)
+                let mut parts = m.explain();
+                (parts.rebaselined, parts.note) = (rebaselined, note);
+                Explanation::freshness(parts)
             }
             None => Explanation::default(),
         };
