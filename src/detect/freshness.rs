@@ -14,7 +14,7 @@ use super::calendar::{self, DAY, HOUR};
 use super::format;
 use super::seasonal::Judgement;
 use super::settings::Settings;
-use super::stats::{MAD_TO_SIGMA, median, quantile_sorted};
+use super::stats::{MAD_TO_SIGMA, median, median_in_place};
 use super::verdict::{Confidence, Deviation, Expected};
 use serde::{Deserialize, Serialize};
 
@@ -152,10 +152,7 @@ impl Cadence {
             let offsets: Vec<f64> = times.iter().map(|t| circular_offset(*t, anchor) as f64).collect();
             let centre = median(&offsets).unwrap_or(0.0);
             let time_of_day = (anchor + centre.round() as i64).rem_euclid(DAY);
-            let mut deviations: Vec<f64> = offsets.iter().map(|o| (o - centre).abs()).collect();
-            deviations.sort_by(f64::total_cmp);
-            let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
-            let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
+            let (spread, worst) = spread_and_worst(offsets.iter().map(|o| (o - centre).abs()).collect());
             if spread <= 2.0 * HOUR as f64 {
                 let (_, weekdays) = activity(&updates, offset, false);
                 let tolerance = small_sample_tolerance(spread, worst, updates.len());
@@ -178,10 +175,7 @@ impl Cadence {
             .collect();
         let gaps = if active_gaps.len() >= 2 { active_gaps } else { gaps };
         let interval = median(&gaps).unwrap_or(typical_gap);
-        let mut deviations: Vec<f64> = gaps.iter().map(|g| (g - interval).abs()).collect();
-        deviations.sort_by(f64::total_cmp);
-        let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
-        let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
+        let (spread, worst) = spread_and_worst(gaps.iter().map(|g| (g - interval).abs()).collect());
         // Memoryless gaps (zero-heavy tables) have an exponential tail that the spread does
         // not see: allow for it, fitted to the gaps above the typical one.
         let excesses: Vec<f64> = gaps.iter().filter(|g| **g > interval).map(|g| g - interval).collect();
@@ -743,6 +737,14 @@ impl SkipRun<'_> {
         }
         slot + on_time
     }
+}
+
+/// The normal sigma of absolute deviations (their median, scaled) and the largest of them;
+/// zeros when there are none. A selection, not a sort: the same numbers.
+fn spread_and_worst(mut deviations: Vec<f64>) -> (f64, f64) {
+    let worst = if deviations.is_empty() { 0.0 } else { deviations.iter().copied().fold(f64::NEG_INFINITY, f64::max) };
+    let spread = median_in_place(&mut deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
+    (spread, worst)
 }
 
 /// Late tolerance from the spread of past deviations, widened honestly while few updates
