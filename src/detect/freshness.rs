@@ -225,6 +225,25 @@ impl Cadence {
 
     /// When the update after `last_update` is due.
     pub fn next_due(&self, last_update: i64) -> Option<Due> {
+        self.next_due_with(last_update, &self.surprises())
+    }
+
+    /// `-log10` of the chance of each hour's silence that a sparse cadence (168 hours of the
+    /// week) or skipped slot that an hourly cadence with skip chances (24 hours of the day)
+    /// sums; empty for any other cadence. A model computes them once per learned cadence
+    /// instead of a logarithm per hour at every poll (the same numbers).
+    fn surprises(&self) -> Vec<f64> {
+        match self {
+            Cadence::Sparse { hourly, .. } => hourly.iter().map(|chance| -(1.0 - chance).max(1e-6).log10()).collect(),
+            Cadence::Interval { skip_chances, .. } => {
+                skip_chances.iter().map(|chance| -chance.clamp(1e-6, 1.0).log10()).collect()
+            }
+            Cadence::Unknown | Cadence::Daily { .. } => Vec::new(),
+        }
+    }
+
+    /// [`next_due`](Self::next_due) with the cadence's [`surprises`](Self::surprises).
+    fn next_due_with(&self, last_update: i64, surprises: &[f64]) -> Option<Due> {
         match self {
             Cadence::Unknown => None,
             Cadence::Daily { time_of_day, weekdays, tolerance, utc_offset } => {
@@ -272,16 +291,16 @@ impl Cadence {
                 let late_after = if skip_chances.is_empty() {
                     expected_at + tolerance
                 } else {
-                    let skipped =
-                        SkipRun { interval: *interval, active_hours, chances: skip_chances, offset: *utc_offset };
+                    let skipped = SkipRun { interval: *interval, active_hours, surprises, offset: *utc_offset };
                     skipped.late_after(last_update, *on_time, *skip_late_score).max(expected_at + on_time)
                 };
                 Some(Due { expected_at, late_after })
             }
-            Cadence::Sparse { hourly, late_score, utc_offset } => {
+            Cadence::Sparse { late_score, utc_offset, .. } => {
                 // Usually within the median silence; late once the silence is improbable.
-                let expected_at = silence_reaching(hourly, *utc_offset, last_update, std::f64::consts::LOG10_2);
-                let late_after = silence_reaching(hourly, *utc_offset, last_update, *late_score).max(expected_at + 1);
+                let expected_at = silence_reaching(surprises, *utc_offset, last_update, std::f64::consts::LOG10_2);
+                let late_after =
+                    silence_reaching(surprises, *utc_offset, last_update, *late_score).max(expected_at + 1);
                 Some(Due { expected_at, late_after })
             }
         }
@@ -309,21 +328,30 @@ impl Cadence {
                 explanation: format!("last update {} ago; cadence not learned yet", format::duration(age)),
             };
         };
-        let (late, score, parts) = self.judge_due(last_update, due, now, alpha, self.label());
+        let (late, score, parts) =
+            self.judge_due(last_update, due, now, -alpha.log10(), &self.surprises(), self.label());
         FreshnessVerdict { late, due: Some(due), overdue: parts.overdue, score, explanation: parts.write() }
     }
 
     /// Whether the table is late at `now` against `due`, its score, and the numbers of the
     /// sentence (written only when it is read: a replay judges every poll).
-    fn judge_due(&self, last_update: i64, due: Due, now: i64, alpha: f64, label: Label) -> (bool, f64, FreshnessParts) {
-        let threshold_score = -alpha.log10();
+    /// `threshold_score` is `-log10` of the false-alarm rate.
+    fn judge_due(
+        &self,
+        last_update: i64,
+        due: Due,
+        now: i64,
+        threshold_score: f64,
+        surprises: &[f64],
+        label: Label,
+    ) -> (bool, f64, FreshnessParts) {
         let overdue = now - due.expected_at;
         let allowance = (due.late_after - due.expected_at).max(1);
         let score = match self {
             // The improbability of the silence itself (the same scale: it reaches the
             // threshold when the table turns late).
-            Cadence::Sparse { hourly, late_score, utc_offset } => {
-                silence_score(hourly, *utc_offset, last_update, now) * threshold_score / late_score
+            Cadence::Sparse { late_score, utc_offset, .. } => {
+                silence_score(surprises, *utc_offset, last_update, now) * threshold_score / late_score
             }
             _ => (threshold_score * overdue as f64 / allowance as f64).max(0.0),
         };
@@ -522,8 +550,9 @@ fn sparse_chances(updates: &[i64], offset: i64) -> Option<Vec<f64>> {
     )
 }
 
-/// `-log10` of the probability of no update from `from` to `to` under hourly chances.
-fn silence_score(hourly: &[f64], offset: i64, from: i64, to: i64) -> f64 {
+/// `-log10` of the probability of no update from `from` to `to` under hourly chances
+/// (`surprises`: `-log10` of each hour of the week's chance of silence).
+fn silence_score(surprises: &[f64], offset: i64, from: i64, to: i64) -> f64 {
     let mut score = 0.0;
     let mut t = from;
     for _ in 0..SPARSE_HORIZON_HOURS {
@@ -534,7 +563,7 @@ fn silence_score(hourly: &[f64], offset: i64, from: i64, to: i64) -> f64 {
         let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
         let piece = (hour_end.min(to) - t) as f64 / HOUR as f64;
         let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
-        score -= piece * (1.0 - hourly[slot]).max(1e-6).log10();
+        score += piece * surprises[slot];
         t = hour_end;
     }
     score
@@ -542,14 +571,14 @@ fn silence_score(hourly: &[f64], offset: i64, from: i64, to: i64) -> f64 {
 
 /// The moment after `from` at which a silence reaches `target` (see [`silence_score`]), or
 /// two weeks after it.
-fn silence_reaching(hourly: &[f64], offset: i64, from: i64, target: f64) -> i64 {
+fn silence_reaching(surprises: &[f64], offset: i64, from: i64, target: f64) -> i64 {
     let mut score = 0.0;
     let mut t = from;
     for _ in 0..SPARSE_HORIZON_HOURS {
         let local = t + offset;
         let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
         let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
-        let per_hour = -(1.0 - hourly[slot]).max(1e-6).log10();
+        let per_hour = surprises[slot];
         let piece = per_hour * (hour_end - t) as f64 / HOUR as f64;
         if score + piece >= target {
             return t + ((target - score) / per_hour.max(1e-12) * HOUR as f64).round() as i64;
@@ -710,7 +739,8 @@ fn hourly_skip_chances(updates: &[i64], active_hours: &[bool], offset: i64, miss
 struct SkipRun<'a> {
     interval: i64,
     active_hours: &'a [bool],
-    chances: &'a [f64],
+    /// `-log10` of each hour of the day's chance of a skipped slot.
+    surprises: &'a [f64],
     offset: i64,
 }
 
@@ -728,7 +758,7 @@ impl SkipRun<'_> {
             if !self.active_hours[week_hour] {
                 continue;
             }
-            let per_slot = -self.chances[week_hour % 24].clamp(1e-6, 1.0).log10();
+            let per_slot = self.surprises[week_hour % 24];
             if score + per_slot >= target {
                 let fraction = (target - score) / per_slot;
                 return slot + on_time - ((1.0 - fraction) * interval as f64).round() as i64;
@@ -776,11 +806,14 @@ pub struct FreshnessModel {
     cadence: Cadence,
     /// The mean hourly chance of an update of a sparse cadence (its description names it).
     sparse_mean: f64,
+    /// The cadence's [`Cadence::surprises`].
+    surprises: Vec<f64>,
     /// The sentence's numbers of the poll judged last (see [`FreshnessParts`]): age, overdue,
     /// named instant, late, and the cadence it was judged by.
     parts: Cell<(i64, i64, i64, bool, Label)>,
     settings: Settings,
-    alpha: f64,
+    /// `-log10` of the false-alarm rate (the score at which a table turns late).
+    threshold_score: f64,
 }
 
 /// Updates remembered for cadence learning.
@@ -794,9 +827,10 @@ impl FreshnessModel {
             since_learn: 0,
             cadence: Cadence::Unknown,
             sparse_mean: 0.0,
+            surprises: Vec::new(),
             parts: Cell::new((0, 0, 0, false, Label::Unknown)),
             settings: settings.clone(),
-            alpha: settings.sensitivity.false_alarm_rate(),
+            threshold_score: -settings.sensitivity.false_alarm_rate().log10(),
         }
     }
 
@@ -818,6 +852,7 @@ impl FreshnessModel {
             if self.since_learn >= (self.updates.len() / 16).max(1) {
                 self.since_learn = 0;
                 self.cadence = Cadence::learn(&self.updates, &self.settings);
+                self.surprises = self.cadence.surprises();
                 if let Cadence::Sparse { hourly, .. } = &self.cadence {
                     self.sparse_mean = sparse_mean(hourly);
                 }
@@ -844,17 +879,24 @@ impl FreshnessModel {
         // Lateness is judged at every poll; a poll that sees a fresh update is on time, the
         // polls before it will have flagged a late arrival.
         // A load due inside an excluded range (a holiday) was not expected: the next one is.
-        let mut due = self.cadence.next_due(last_update);
+        let mut due = self.cadence.next_due_with(last_update, &self.surprises);
         for _ in 0..64 {
             match due {
                 Some(d) if self.settings.exclude.iter().any(|range| range.contains(d.expected_at)) => {
-                    due = self.cadence.next_due(d.expected_at);
+                    due = self.cadence.next_due_with(d.expected_at, &self.surprises);
                 }
                 _ => break,
             }
         }
         let due = due?;
-        let (late, score, parts) = self.cadence.judge_due(last_update, due, point.timestamp, self.alpha, self.label());
+        let (late, score, parts) = self.cadence.judge_due(
+            last_update,
+            due,
+            point.timestamp,
+            self.threshold_score,
+            &self.surprises,
+            self.label(),
+        );
         let expected_lag = (due.expected_at - last_update) as f64;
         let allowed_lag = (due.late_after - last_update) as f64;
         let confidence = match self.updates.len() {

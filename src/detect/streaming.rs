@@ -25,7 +25,7 @@ const CALM_POINTS_TO_END_EXCURSION: usize = 3;
 enum Model {
     Seasonal(Box<SeasonalModel>),
     Proportion(ProportionModel),
-    Freshness(FreshnessModel),
+    Freshness(Box<FreshnessModel>),
 }
 
 /// Streaming detector for one series. Feed points in time order with [`push`](Self::push).
@@ -103,7 +103,7 @@ impl StreamingDetector {
                 Model::Seasonal(Box::new(SeasonalModel::new(self.class, &self.settings, step, first)))
             }
             MetricClass::Proportion => Model::Proportion(ProportionModel::new(&self.settings).sampled_every(step)),
-            MetricClass::Freshness => Model::Freshness(FreshnessModel::new(&self.settings)),
+            MetricClass::Freshness => Model::Freshness(Box::new(FreshnessModel::new(&self.settings))),
         };
         for point in &self.cold {
             match &mut model {
