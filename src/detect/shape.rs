@@ -65,6 +65,9 @@ pub struct ShapeDetector {
     reference: SortedWindow,
     /// Upper bin edges (a value `v` falls in the first bin whose edge exceeds it).
     edges: Vec<f64>,
+    /// `edges` padded with infinities to [`BINS`]` - 1` (a value's bin is the number of edges
+    /// at or below it: a fixed count of comparisons instead of a search).
+    padded_edges: [f64; BINS - 1],
     /// `ln(w · pᵢ)` of each bin's smoothed reference share.
     log_expected: Vec<f64>,
     /// Recent values per bin.
@@ -89,6 +92,7 @@ impl ShapeDetector {
             recent: VecDeque::with_capacity(WINDOW + 1),
             reference: SortedWindow::new(REFERENCE),
             edges: Vec::with_capacity(BINS),
+            padded_edges: [f64::INFINITY; BINS - 1],
             log_expected: Vec::with_capacity(BINS),
             counts: Vec::with_capacity(BINS),
             o_ln_o: (0..=WINDOW).map(|o| if o == 0 { 0.0 } else { o as f64 * (o as f64).ln() }).collect(),
@@ -98,8 +102,10 @@ impl ShapeDetector {
         }
     }
 
+    /// The bin of a finite `value`: the first whose edge exceeds it (`edges` increase strictly,
+    /// so this is the number of edges at or below it).
     fn bin(&self, value: f64) -> usize {
-        self.edges.partition_point(|&edge| edge <= value)
+        self.padded_edges.iter().map(|&edge| usize::from(edge <= value)).sum()
     }
 
     /// Recompute bin edges at the reference's quantiles (ties merged), the reference shares
@@ -114,6 +120,8 @@ impl ShapeDetector {
                 self.edges.push(edge);
             }
         }
+        self.padded_edges = [f64::INFINITY; BINS - 1];
+        self.padded_edges[..self.edges.len()].copy_from_slice(&self.edges);
         let bins = self.edges.len() + 1;
         let n = self.reference.len();
         self.log_expected.clear();
@@ -179,6 +187,7 @@ impl ShapeDetector {
         self.recent.clear();
         self.reference = SortedWindow::new(REFERENCE);
         self.edges.clear();
+        self.padded_edges = [f64::INFINITY; BINS - 1];
         self.log_expected.clear();
         self.counts.clear();
         self.since_refresh = REFRESH_EVERY;
