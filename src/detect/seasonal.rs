@@ -342,6 +342,32 @@ pub(crate) struct Judgement {
     pub mode: Option<Mode>,
 }
 
+/// The constant terms of the weighted-Bonferroni fusion of a point's own score with the change
+/// and shape tests' (each test's share of the false-alarm budget `α = own + change + shape`,
+/// as `log10` of the share, and each test's own level `-log10` of its rate): computed once,
+/// not by five logarithms at every point.
+#[derive(Debug, Clone, Copy)]
+struct Fusion {
+    own_share: f64,
+    change_share: f64,
+    change_level: f64,
+    shape_share: f64,
+    shape_level: f64,
+}
+
+impl Fusion {
+    fn new(own: f64, change: f64, shape: f64) -> Self {
+        let total = own + change + shape;
+        Self {
+            own_share: (own / total).log10(),
+            change_share: (change / total).log10(),
+            change_level: -change.log10(),
+            shape_share: (shape / total).log10(),
+            shape_level: -shape.log10(),
+        }
+    }
+}
+
 /// The streaming robust seasonal model for one series.
 #[derive(Debug, Clone)]
 pub struct SeasonalModel {
@@ -382,6 +408,8 @@ pub struct SeasonalModel {
     /// of shape), which takes `shape_alpha` of the false-alarm budget.
     shape: Option<ShapeDetector>,
     shape_alpha: f64,
+    /// The weighted-Bonferroni terms of continuous metrics, computed once (see [`Fusion`]).
+    fusion: Fusion,
     shifts: LevelShiftDetector,
     /// Recent trained points (time, transformed value), for re-baselining and trend.
     recent: VecDeque<(i64, f64, [f64; 3])>,
@@ -484,11 +512,13 @@ impl SeasonalModel {
         let change_weight = if change.is_some() { CHANGE_WEIGHT } else { 0.0 };
         let shape = (class == MetricClass::Continuous).then(ShapeDetector::new);
         let shape_weight = if shape.is_some() { SHAPE_WEIGHT } else { 0.0 };
+        let own_alpha = alpha * (1.0 - change_weight - shape_weight);
+        let fusion = Fusion::new(own_alpha, alpha * change_weight, alpha * shape_weight);
         Self {
             class,
             log_scale: class == MetricClass::Count,
             // The point's own test keeps the share of the budget the change test leaves.
-            alpha: alpha * (1.0 - change_weight - shape_weight),
+            alpha: own_alpha,
             direction: settings.direction_for(class),
             min_change: settings.min_change_for(class),
             seasonality: settings.seasonality,
@@ -510,6 +540,7 @@ impl SeasonalModel {
             change_alpha: alpha * change_weight,
             shape,
             shape_alpha: alpha * shape_weight,
+            fusion,
             shifts: LevelShiftDetector::new(8.0, stable),
             recent: VecDeque::with_capacity(params.long_window),
             magnitude: 0.0,
@@ -845,11 +876,9 @@ impl SeasonalModel {
         let (score, changed) = match &self.change {
             Some(change) => {
                 let change_score = change.score(score);
-                let total = self.alpha + self.change_alpha + self.shape_alpha;
-                let fused = (score + (self.alpha / total).log10())
-                    .max(change_score + (self.change_alpha / total).log10())
-                    .max(0.0);
-                (fused, change_score >= -self.change_alpha.log10())
+                let fusion = &self.fusion;
+                let fused = (score + fusion.own_share).max(change_score + fusion.change_share).max(0.0);
+                (fused, change_score >= fusion.change_level)
             }
             None => (score, false),
         };
@@ -857,9 +886,8 @@ impl SeasonalModel {
         let (mut score, reshaped) = match &self.shape {
             Some(shape) => {
                 let shape_score = shape.score(value);
-                let total = self.alpha + self.change_alpha + self.shape_alpha;
-                let fused = score.max(shape_score + (self.shape_alpha / total).log10());
-                (fused, shape_score >= -self.shape_alpha.log10())
+                let fused = score.max(shape_score + self.fusion.shape_share);
+                (fused, shape_score >= self.fusion.shape_level)
             }
             None => (score, false),
         };
