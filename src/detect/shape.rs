@@ -27,6 +27,7 @@
 //! default sensitivity's alerts went from 131 to 2 017. The new level is a change of shape
 //! until the reference holds enough of it (the excursion alerts once).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 use super::calibration::Calibrator;
@@ -77,6 +78,10 @@ pub struct ShapeDetector {
     since_refresh: usize,
     statistic: Calibrator,
     observed: usize,
+    /// `G` of the value [`score`](Self::score) computed last (its bits and `G`), for
+    /// [`observe`](Self::observe) to reuse when the same value is learned next; cleared by
+    /// every change of state.
+    scored: Cell<Option<(u64, f64)>>,
 }
 
 impl Default for ShapeDetector {
@@ -99,6 +104,7 @@ impl ShapeDetector {
             since_refresh: REFRESH_EVERY,
             statistic: Calibrator::new(STATISTIC_SIZE),
             observed: 0,
+            scored: Cell::new(None),
         }
     }
 
@@ -166,6 +172,7 @@ impl ShapeDetector {
             return 0.0;
         }
         let g = self.statistic_with(value);
+        self.scored.set(Some((value.to_bits(), g)));
         if g <= 0.0 {
             return 0.0;
         }
@@ -184,6 +191,7 @@ impl ShapeDetector {
     /// silent until a new reference and [`WARM_UP`] values of `G` on it were seen (its
     /// calibration of `G` is kept).
     pub fn restart(&mut self) {
+        self.scored.set(None);
         self.recent.clear();
         self.reference = SortedWindow::new(REFERENCE);
         self.edges.clear();
@@ -198,11 +206,17 @@ impl ShapeDetector {
     /// probability `alpha` enter the statistic's reference clipped, so a long change does not
     /// teach it that such distances are normal.
     pub fn observe(&mut self, value: f64, alpha: f64) {
+        let scored = self.scored.take();
         if !value.is_finite() {
             return;
         }
         if self.ready() {
-            let g = self.statistic_with(value).max(0.0);
+            // The value just judged: its `G` on the same state.
+            let g = match scored {
+                Some((bits, g)) if bits == value.to_bits() => g,
+                _ => self.statistic_with(value),
+            };
+            let g = g.max(0.0);
             let clip = if self.statistic.len() >= CLIP_AFTER {
                 1.5 * self.statistic.threshold(alpha, DOF)
             } else {
@@ -271,6 +285,30 @@ mod tests {
         assert!(scores[..MIN_REFERENCE + WINDOW + WARM_UP].iter().all(|&s| s == 0.0));
         let max = scores.iter().copied().fold(0.0, f64::max);
         assert!(max < 5.0, "stationary values reached {max}");
+    }
+
+    #[test]
+    fn learning_a_value_just_scored_learns_what_learning_it_alone_does() {
+        // `observe` reuses the `G` that `score` computed for the same value on the same state;
+        // a detector that is never asked for scores must learn exactly the same statistic.
+        let mut noise = Noise(21);
+        let values: Vec<f64> = (0..3_000).map(|index| noise.next() + if index > 2_000 { 2.0 } else { 0.0 }).collect();
+        let (mut scored, mut silent) = (ShapeDetector::new(), ShapeDetector::new());
+        for (index, &value) in values.iter().enumerate() {
+            if index % 3 != 0 {
+                scored.score(value);
+            }
+            if index % 7 == 0 {
+                // A score for a value that is not learned next must not be reused.
+                scored.score(value + 1.0);
+            }
+            scored.observe(value, 1e-7);
+            silent.observe(value, 1e-7);
+        }
+        for probe in [-3.0, 0.0, 0.5, 2.0, 4.0] {
+            assert_eq!(scored.score(probe).to_bits(), silent.score(probe).to_bits(), "probe {probe}");
+        }
+        assert!(silent.score(4.0) > 0.0);
     }
 
     #[test]
