@@ -1420,7 +1420,16 @@ impl SeasonalModel {
                     let points = || self.recent.iter().skip(block * size).take(size);
                     let y =
                         median_of(points().map(|&(_, observed, factors)| observed - Self::factor_for(&factors, mode)));
-                    let x = median_of(points().map(|&(timestamp, _, _)| timestamp as f64));
+                    // `recent` is in time order: the median time is the middle one (or the mean
+                    // of the middle two), as a selection would find it.
+                    let time = |index: usize| self.recent[block * size + index].0 as f64;
+                    let x = if size == 0 {
+                        None
+                    } else if size % 2 == 1 {
+                        Some(time(size / 2))
+                    } else {
+                        Some((time(size / 2 - 1) + time(size / 2)) / 2.0)
+                    };
                     x.zip(y)
                 }
             };
