@@ -510,8 +510,12 @@ fn sparse_chances(updates: &[i64], offset: i64) -> Option<Vec<f64>> {
     let mut observed = [0u32; 168];
     let mut updated = [0u32; 168];
     let mut next = 0;
+    // Hours of the week follow each other: the first one's, then one more per hour.
+    let mut slot = (calendar::second_of_week(first_hour * HOUR) / HOUR) as usize % 168;
     for hour in first_hour..=last_hour {
-        let slot = (calendar::second_of_week(hour * HOUR) / HOUR) as usize % 168;
+        if hour > first_hour {
+            slot = if slot == 167 { 0 } else { slot + 1 };
+        }
         observed[slot] += 1;
         let mut seen = false;
         while next < updates.len() && (updates[next] + offset).div_euclid(HOUR) <= hour {
@@ -614,12 +618,24 @@ fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool;
     let mut occurrences = [0i64; 7];
     for day in first_day..=last_day {
         occurrences[calendar::weekday(day * DAY)] += 1;
+    }
+    // Every hour of the days between the first and the last lies inside the history; only
+    // those two days can be partly outside it.
+    let middle_days = (last_day - first_day - 1).max(0);
+    for covered in &mut hour_covered {
+        *covered += middle_days;
+    }
+    let mut count_edge_day = |day: i64| {
         for (hour, covered) in hour_covered.iter_mut().enumerate() {
             let slot = day * DAY + hour as i64 * HOUR;
             if slot + HOUR > first && slot <= last {
                 *covered += 1;
             }
         }
+    };
+    count_edge_day(first_day);
+    if last_day != first_day {
+        count_edge_day(last_day);
     }
     // Updates are sorted: count each (day, hour) and each day once.
     let mut previous_day = i64::MIN;
