@@ -167,19 +167,32 @@ impl Cadence {
 
         let (hours, weekdays) = activity(&updates, offset, typical_gap <= 2.0 * HOUR as f64);
         let active_hours: Vec<bool> = (0..168).map(|h| weekdays[h / 24] && hours[h % 24]).collect();
-        // Gaps that end after an inactive stretch are not part of the rhythm.
-        let active_gaps: Vec<f64> = updates
-            .windows(2)
-            .filter(|w| !crosses_inactive(w[0], w[1], &active_hours, offset))
-            .map(|w| (w[1] - w[0]) as f64)
-            .collect();
-        let gaps = if active_gaps.len() >= 2 { active_gaps } else { gaps };
-        let interval = median(&gaps).unwrap_or(typical_gap);
+        // Gaps that end after an inactive stretch are not part of the rhythm. (When none does,
+        // they are all the gaps, whose median is the typical gap.)
+        let mut active_gaps = Vec::new();
+        if active_hours.iter().any(|active| !active) {
+            active_gaps.reserve(gaps.len());
+            active_gaps.extend(
+                updates
+                    .windows(2)
+                    .filter(|w| !crosses_inactive(w[0], w[1], &active_hours, offset))
+                    .map(|w| (w[1] - w[0]) as f64),
+            );
+        }
+        let (gaps, interval) = if active_gaps.len() >= 2 && active_gaps.len() < gaps.len() {
+            let interval = median(&active_gaps).unwrap_or(typical_gap);
+            (active_gaps, interval)
+        } else {
+            (gaps, typical_gap)
+        };
         let (spread, worst) = spread_and_worst(gaps.iter().map(|g| (g - interval).abs()).collect());
         // Memoryless gaps (zero-heavy tables) have an exponential tail that the spread does
         // not see: allow for it, fitted to the gaps above the typical one.
-        let excesses: Vec<f64> = gaps.iter().filter(|g| **g > interval).map(|g| g - interval).collect();
-        let mean_excess = excesses.iter().sum::<f64>() / excesses.len().max(1) as f64;
+        let (excess_sum, excesses) = gaps
+            .iter()
+            .filter(|g| **g > interval)
+            .fold((0.0, 0usize), |(sum, count), g| (sum + (g - interval), count + 1));
+        let mean_excess = excess_sum / excesses.max(1) as f64;
         let tail = mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64);
         let on_time = small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64);
         // Updates that skip a slot now and then (a zero-heavy table whose hour brought no
