@@ -837,6 +837,8 @@ pub struct FreshnessModel {
     sparse_mean: f64,
     /// The cadence's [`Cadence::surprises`].
     surprises: Vec<f64>,
+    /// The due time judged last, by its last update (valid until the cadence is re-learned).
+    due: Cell<Option<(i64, Option<Due>)>>,
     /// The sentence's numbers of the poll judged last (see [`FreshnessParts`]): age, overdue,
     /// named instant, late, and the cadence it was judged by.
     parts: Cell<(i64, i64, i64, bool, Label)>,
@@ -857,6 +859,7 @@ impl FreshnessModel {
             cadence: Cadence::Unknown,
             sparse_mean: 0.0,
             surprises: Vec::new(),
+            due: Cell::new(None),
             parts: Cell::new((0, 0, 0, false, Label::Unknown)),
             settings: settings.clone(),
             threshold_score: -settings.sensitivity.false_alarm_rate().log10(),
@@ -882,6 +885,7 @@ impl FreshnessModel {
                 self.since_learn = 0;
                 self.cadence = Cadence::learn(&self.updates, &self.settings);
                 self.surprises = self.cadence.surprises();
+                self.due.set(None);
                 if let Cadence::Sparse { hourly, .. } = &self.cadence {
                     self.sparse_mean = sparse_mean(hourly);
                 }
@@ -908,15 +912,23 @@ impl FreshnessModel {
         // Lateness is judged at every poll; a poll that sees a fresh update is on time, the
         // polls before it will have flagged a late arrival.
         // A load due inside an excluded range (a holiday) was not expected: the next one is.
-        let mut due = self.cadence.next_due_with(last_update, &self.surprises);
-        for _ in 0..64 {
-            match due {
-                Some(d) if self.settings.exclude.iter().any(|range| range.contains(d.expected_at)) => {
-                    due = self.cadence.next_due_with(d.expected_at, &self.surprises);
+        let due = match self.due.get() {
+            // Polls between two updates see the same last update: the same due time.
+            Some((known, due)) if known == last_update => due,
+            _ => {
+                let mut due = self.cadence.next_due_with(last_update, &self.surprises);
+                for _ in 0..64 {
+                    match due {
+                        Some(d) if self.settings.exclude.iter().any(|range| range.contains(d.expected_at)) => {
+                            due = self.cadence.next_due_with(d.expected_at, &self.surprises);
+                        }
+                        _ => break,
+                    }
                 }
-                _ => break,
+                self.due.set(Some((last_update, due)));
+                due
             }
-        }
+        };
         let due = due?;
         let (late, score, parts) = self.cadence.judge_due(
             last_update,
