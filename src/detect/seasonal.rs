@@ -13,6 +13,7 @@
 //! change and, for counts, by Poisson noise; tails are Student-t while history is short, and
 //! [`Calibrator`] rescales them to the series' own residual distribution.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -342,6 +343,17 @@ pub(crate) struct Judgement {
     pub mode: Option<Mode>,
 }
 
+/// The seasonal factors and the active candidate's forecast at the point judged last: learning
+/// that point starts from the same state (nothing changes the model between judging and
+/// learning a point), so it reuses them instead of computing them again.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    timestamp: i64,
+    factors: [f64; 3],
+    active: usize,
+    forecast: f64,
+}
+
 /// The constant terms of the weighted-Bonferroni fusion of a point's own score with the change
 /// and shape tests' (each test's share of the false-alarm budget `α = own + change + shape`,
 /// as `log10` of the share, and each test's own level `-log10` of its rate): computed once,
@@ -410,6 +422,9 @@ pub struct SeasonalModel {
     shape_alpha: f64,
     /// The weighted-Bonferroni terms of continuous metrics, computed once (see [`Fusion`]).
     fusion: Fusion,
+    /// What judging the last point computed that learning it computes again on the same
+    /// state (see [`Judged`]); taken by `learn`, cleared by a re-baseline.
+    judged: Cell<Option<Judged>>,
     shifts: LevelShiftDetector,
     /// Recent trained points (time, transformed value), for re-baselining and trend.
     recent: VecDeque<(i64, f64, [f64; 3])>,
@@ -541,6 +556,7 @@ impl SeasonalModel {
             shape,
             shape_alpha: alpha * shape_weight,
             fusion,
+            judged: Cell::new(None),
             shifts: LevelShiftDetector::new(8.0, stable),
             recent: VecDeque::with_capacity(params.long_window),
             magnitude: 0.0,
@@ -845,6 +861,7 @@ impl SeasonalModel {
         let factors = self.factors(timestamp);
         let active = &self.candidates[self.active];
         let forecast = self.candidate_forecast(active, &factors, timestamp)?;
+        self.judged.set(Some(Judged { timestamp, factors, active: self.active, forecast }));
         let observed = self.transform(value);
         let scale = self.scale_at(forecast, timestamp, value);
         let residual = observed - forecast;
@@ -1046,7 +1063,8 @@ impl SeasonalModel {
     /// active model (None while cold). Returns a level-shift event if one was confirmed.
     pub(crate) fn learn(&mut self, timestamp: i64, value: f64) -> Option<Event> {
         let observed = self.transform(value);
-        let factors = self.factors(timestamp);
+        let judged = self.judged.take().filter(|judged| judged.timestamp == timestamp && judged.active == self.active);
+        let factors = judged.map_or_else(|| self.factors(timestamp), |judged| judged.factors);
         let mut event = None;
 
         // Residuals of every candidate, for model selection and scale.
@@ -1061,7 +1079,13 @@ impl SeasonalModel {
             if self.candidates[index].dormant && !sampled && index != self.active {
                 continue;
             }
-            if let Some(forecast) = self.candidate_forecast(&self.candidates[index], &factors, timestamp) {
+            // (The active candidate's level is the one it was judged by: the candidates before it
+            // only learned their errors.)
+            let forecast = match judged {
+                Some(judged) if index == self.active => Some(judged.forecast),
+                _ => self.candidate_forecast(&self.candidates[index], &factors, timestamp),
+            };
+            if let Some(forecast) = forecast {
                 self.candidates[index].push_error((observed - forecast).abs());
                 if index == self.active {
                     active_forecast = Some(forecast);
@@ -1295,6 +1319,7 @@ impl SeasonalModel {
     /// Restart every level from the last `points` values (after a level shift or a user's
     /// "expected" label), keeping seasonal factors and scale.
     pub(crate) fn rebaseline(&mut self, points: usize) {
+        self.judged.set(None);
         let keep: Vec<(i64, f64, [f64; 3])> = self.recent.iter().rev().take(points.max(1)).rev().copied().collect();
         self.day_medians.clear();
         for candidate in &mut self.candidates {
@@ -1508,5 +1533,51 @@ impl SeasonalModel {
     /// The seasonality setting this model was built with.
     pub fn seasonality(&self) -> Seasonality {
         self.seasonality
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::tests::Noise;
+
+    #[test]
+    fn learning_a_point_just_judged_learns_what_learning_it_alone_does() {
+        // `learn` reuses the factors and the active forecast that `judge` computed for the same
+        // point on the same state: a model that is never asked to judge must learn the same.
+        let monday = 1_709_510_400;
+        let settings = Settings::default();
+        for class in [MetricClass::Count, MetricClass::Continuous] {
+            let mut judged = SeasonalModel::new(class, &settings, HOUR, monday);
+            let mut silent = SeasonalModel::new(class, &settings, HOUR, monday);
+            let mut noise = Noise::new(5);
+            let value_at = |hour: i64, noise: &mut Noise| {
+                let daily = 100.0 + 50.0 * ((hour % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+                (daily + 10.0 * noise.normal()).max(0.0).round()
+            };
+            for hour in 0..24 * 21 {
+                let timestamp = monday + hour * HOUR;
+                let value = value_at(hour, &mut noise);
+                if hour % 5 != 0 {
+                    judged.judge(timestamp, value);
+                }
+                if hour % 11 == 0 {
+                    // A judgement of another point (another slot of the day) is not reused.
+                    judged.judge(timestamp + 5 * HOUR, value + 40.0);
+                }
+                judged.learn(timestamp, value);
+                silent.learn(timestamp, value);
+            }
+            let next = monday + 24 * 21 * HOUR;
+            for probe in [0.0, 80.0, 150.0, 400.0] {
+                let bits = |model: &SeasonalModel| {
+                    model
+                        .judge(next, probe)
+                        .map(|j| (j.score.to_bits(), j.expected.low.to_bits(), j.expected.high.to_bits(), j.anomaly))
+                };
+                assert_eq!(bits(&judged), bits(&silent), "{class:?}, probe {probe}");
+            }
+            assert_eq!(judged.debug_state(), silent.debug_state(), "{class:?}");
+        }
     }
 }
