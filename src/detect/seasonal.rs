@@ -149,8 +149,19 @@ impl Slot {
         if self.values.len() == capacity
             && let Some(oldest) = self.values.pop_front()
         {
-            let index = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
-            self.sorted.remove(index);
+            self.values.push_back(value);
+            // The oldest value's slot takes the new one, the values between the two slots
+            // shift by one: one short move instead of a removal and an insertion.
+            let old = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
+            let new = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+            if new > old {
+                self.sorted.copy_within(old + 1..new, old);
+                self.sorted[new - 1] = value;
+            } else {
+                self.sorted.copy_within(new..old, new + 1);
+                self.sorted[new] = value;
+            }
+            return;
         }
         self.values.push_back(value);
         let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
