@@ -191,6 +191,55 @@ const RECENT_RESIDUALS: usize = 128;
 /// Errors each candidate remembers in order (at least the level-shift confirmation span).
 const RECENT_ERRORS: usize = 12;
 
+/// The last `capacity` values in arrival order (a ring: a value replaces the oldest in place).
+#[derive(Debug, Clone)]
+struct Ring<T> {
+    values: Vec<T>,
+    /// The oldest value once the ring is full (0 before).
+    head: usize,
+    capacity: usize,
+}
+
+impl<T: Copy> Ring<T> {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self { values: Vec::with_capacity(capacity), head: 0, capacity }
+    }
+
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    fn clear(&mut self) {
+        self.values.clear();
+        self.head = 0;
+    }
+
+    fn push(&mut self, value: T) {
+        if self.values.len() < self.capacity {
+            self.values.push(value);
+        } else {
+            self.values[self.head] = value;
+            self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
+        }
+    }
+
+    fn oldest(&self) -> Option<T> {
+        self.values.get(self.head).copied()
+    }
+
+    fn newest(&self) -> Option<T> {
+        let index = if self.head == 0 { self.values.len().checked_sub(1)? } else { self.head - 1 };
+        self.values.get(index).copied()
+    }
+
+    /// Values from the newest to the oldest.
+    fn newest_first(&self) -> impl Iterator<Item = T> + '_ {
+        let (newer, older) = self.values.split_at(self.head);
+        newer.iter().rev().chain(older.iter().rev()).copied()
+    }
+}
+
 /// One candidate forecaster: a level window and a residual window.
 #[derive(Debug, Clone)]
 struct Candidate {
@@ -205,10 +254,10 @@ struct Candidate {
     errors: usize,
     memory: usize,
     min_errors: usize,
-    /// Timestamps of the values in `level`, oldest first (for the trend's lag).
-    times: VecDeque<i64>,
+    /// Timestamps of the values in `level` (for the trend's lag).
+    times: Ring<i64>,
     /// Last few absolute errors, newest last (to tell a shift from a rhythm).
-    recent_errors: VecDeque<f64>,
+    recent_errors: Ring<f64>,
     /// Typical errors at which errors are winsorised for model selection.
     error_cap: f64,
     /// Holt state of a [`Reach::Holt`] candidate once started.
@@ -247,8 +296,8 @@ impl Candidate {
             errors: 0,
             memory: params.residual_window,
             min_errors: params.min_errors,
-            times: VecDeque::with_capacity(capacity),
-            recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
+            times: Ring::new(capacity),
+            recent_errors: Ring::new(RECENT_ERRORS),
             error_cap: params.error_cap,
             holt: None,
             dormant: false,
@@ -263,10 +312,7 @@ impl Candidate {
     }
 
     fn push_error(&mut self, error: f64) {
-        if self.recent_errors.len() == RECENT_ERRORS {
-            self.recent_errors.pop_front();
-        }
-        self.recent_errors.push_back(error);
+        self.recent_errors.push(error);
         self.residuals.push(error);
         // Winsorised at a number of typical errors: unlike the median the mean sees the big
         // misses a model makes at every weekend, unlike the plain mean it survives anomalies.
@@ -281,20 +327,18 @@ impl Candidate {
         if self.recent_errors.len() < count {
             return None;
         }
-        self.recent_errors.iter().rev().take(count).copied().reduce(f64::max)
+        self.recent_errors.newest_first().take(count).reduce(f64::max)
     }
 
     fn push_level(&mut self, timestamp: i64, value: f64, capacity: usize) {
-        if self.times.len() == capacity {
-            self.times.pop_front();
-        }
-        self.times.push_back(timestamp);
+        debug_assert_eq!(capacity, self.times.capacity);
+        self.times.push(timestamp);
         self.level.push(value);
     }
 
     fn centre_time(&self) -> Option<i64> {
-        let first = *self.times.front()?;
-        let last = *self.times.back()?;
+        let first = self.times.oldest()?;
+        let last = self.times.newest()?;
         Some(first + (last - first) / 2)
     }
 
@@ -1551,6 +1595,27 @@ impl SeasonalModel {
 mod tests {
     use super::*;
     use crate::detect::tests::Noise;
+
+    #[test]
+    fn a_ring_keeps_the_last_values_like_a_bounded_queue() {
+        let mut ring = Ring::new(4);
+        let mut queue = VecDeque::new();
+        assert_eq!((ring.oldest(), ring.newest()), (None, None));
+        for value in 0..11 {
+            ring.push(value);
+            if queue.len() == 4 {
+                queue.pop_front();
+            }
+            queue.push_back(value);
+            assert_eq!(ring.len(), queue.len());
+            assert_eq!((ring.oldest(), ring.newest()), (queue.front().copied(), queue.back().copied()));
+            assert!(ring.newest_first().eq(queue.iter().rev().copied()), "after {value}");
+            if value == 6 {
+                ring.clear();
+                queue.clear();
+            }
+        }
+    }
 
     #[test]
     fn learning_a_point_just_judged_learns_what_learning_it_alone_does() {
