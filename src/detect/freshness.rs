@@ -138,15 +138,16 @@ impl Cadence {
         let typical_gap = median(&gaps).unwrap_or(DAY as f64);
 
         // Daily schedule: a gap of about a day (longer ones only bridge skipped days) and
-        // a consistent time of day.
-        let near_daily = gaps
-            .iter()
-            .filter(|g| {
-                let days = (**g / DAY as f64).round();
-                days >= 1.0 && (**g - days * DAY as f64).abs() < 3.0 * HOUR as f64
-            })
-            .count();
-        if (typical_gap - DAY as f64).abs() < 4.0 * HOUR as f64 && near_daily * 10 >= gaps.len() * 8 {
+        // a consistent time of day. (The gaps are counted only for a typical gap of about a day.)
+        let near_daily = || {
+            gaps.iter()
+                .filter(|g| {
+                    let days = (**g / DAY as f64).round();
+                    days >= 1.0 && (**g - days * DAY as f64).abs() < 3.0 * HOUR as f64
+                })
+                .count()
+        };
+        if (typical_gap - DAY as f64).abs() < 4.0 * HOUR as f64 && near_daily() * 10 >= gaps.len() * 8 {
             let times: Vec<i64> = updates.iter().map(|t| calendar::second_of_day(t + offset)).collect();
             let anchor = times[times.len() - 1];
             let offsets: Vec<f64> = times.iter().map(|t| circular_offset(*t, anchor) as f64).collect();
