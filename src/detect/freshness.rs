@@ -189,12 +189,15 @@ impl Cadence {
         let (spread, worst) = spread_and_worst(gaps.iter().map(|g| (g - interval).abs()).collect());
         // Memoryless gaps (zero-heavy tables) have an exponential tail that the spread does
         // not see: allow for it, fitted to the gaps above the typical one.
-        let (excess_sum, excesses) = gaps
-            .iter()
-            .filter(|g| **g > interval)
-            .fold((0.0, 0usize), |(sum, count), g| (sum + (g - interval), count + 1));
-        let mean_excess = excess_sum / excesses.max(1) as f64;
-        let tail = mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64);
+        // (Only needed when no slots are skipped.)
+        let tail = || {
+            let (excess_sum, excesses) = gaps
+                .iter()
+                .filter(|g| **g > interval)
+                .fold((0.0, 0usize), |(sum, count), g| (sum + (g - interval), count + 1));
+            let mean_excess = excess_sum / excesses.max(1) as f64;
+            mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64)
+        };
         let on_time = small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64);
         // Updates that skip a slot now and then (a zero-heavy table whose hour brought no
         // rows): runs of `m` missed slots have a chance of about `q^m`, so the table is late
@@ -219,7 +222,7 @@ impl Cadence {
                 }
                 on_time.max(on_time + ((runs - 1.0) * interval) as i64)
             }
-            None => on_time.max(tail as i64),
+            None => on_time.max(tail() as i64),
         };
         if updates.len() < SHORT_HISTORY_UPDATES {
             // A day of hourly updates does not tell a steady schedule from a busy stretch of
