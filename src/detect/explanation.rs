@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::calendar::{self, DAY, HOUR};
 use super::format;
+use super::freshness::FreshnessParts;
 use super::seasonal::Mode;
 use super::verdict::Event;
 
@@ -36,6 +37,8 @@ enum Parts {
     Seasonal(SeasonalParts),
     /// A verdict of the proportion model (null rate).
     Proportion(ProportionParts),
+    /// A verdict of the freshness model.
+    Freshness(FreshnessParts),
 }
 
 /// The numbers of a seasonal verdict's sentence.
@@ -88,12 +91,18 @@ impl Explanation {
         Self { text: OnceLock::new(), parts: Parts::Proportion(parts) }
     }
 
+    /// A sentence written later from a freshness verdict's numbers.
+    pub(crate) fn freshness(parts: FreshnessParts) -> Self {
+        Self { text: OnceLock::new(), parts: Parts::Freshness(parts) }
+    }
+
     /// The text, written now if it was not yet.
     pub fn as_str(&self) -> &str {
         match &self.parts {
             Parts::Text(text) => text,
             Parts::Seasonal(parts) => self.text.get_or_init(|| parts.write()),
             Parts::Proportion(parts) => self.text.get_or_init(|| parts.write()),
+            Parts::Freshness(parts) => self.text.get_or_init(|| parts.write()),
         }
     }
 }
@@ -311,5 +320,33 @@ mod tests {
         let copy = explanation.clone();
         assert_eq!(copy, explanation);
         assert_eq!(serde_json::to_string(&copy).unwrap(), serde_json::to_string(&explanation.as_str()).unwrap());
+    }
+
+    #[test]
+    fn a_freshness_sentence_is_written_on_first_read_as_the_cadence_check_writes_it() {
+        use crate::detect::freshness::Cadence;
+        use crate::detect::{MetricClass, Point, Settings, StreamingDetector};
+        // Hourly polls of a table loaded every day at 09:00 UTC from Monday 2024-03-04, whose
+        // fifth load does not come.
+        let monday = 1_709_510_400;
+        let mut detector = StreamingDetector::new(MetricClass::Freshness, Settings::default());
+        let mut last_load = None;
+        let mut verdicts = Vec::new();
+        for hour in 0..5 * 24 {
+            let now = monday + hour * HOUR;
+            let load = (0..4).map(|day| monday + day * DAY + 9 * HOUR).rfind(|load| *load <= now);
+            let Some(load) = load else { continue };
+            last_load = Some(load);
+            verdicts.push((load, now, detector.push(Point::new(now, (now - load) as f64))));
+        }
+        let (load, now, verdict) = verdicts.pop().expect("verdicts");
+        assert_eq!(Some(load), last_load);
+        assert!(verdict.alert || verdict.anomaly, "the missed load is late: {verdict:?}");
+        assert!(verdict.explanation.text.get().is_none(), "written while judging");
+        let updates: Vec<i64> = (0..4).map(|day| monday + day * DAY + 9 * HOUR).collect();
+        let check = Cadence::learn(&updates, &Settings::default()).check(load, now, 1e-4);
+        assert_eq!(&*verdict.explanation, check.explanation.as_str());
+        assert!(verdict.explanation.contains(" late: expected by "), "{}", &*verdict.explanation);
+        assert!(verdict.explanation.text.get().is_some());
     }
 }

@@ -6,6 +6,7 @@
 //! weekend). Anything else falls back to quantiles of the inter-update gaps. Lateness is
 //! always evaluated against a `now` passed in, never against a clock.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 
 use super::Point;
@@ -13,7 +14,7 @@ use super::calendar::{self, DAY, HOUR};
 use super::format;
 use super::seasonal::Judgement;
 use super::settings::Settings;
-use super::stats::{MAD_TO_SIGMA, median, quantile_sorted};
+use super::stats::{MAD_TO_SIGMA, median, median_in_place};
 use super::verdict::{Confidence, Deviation, Expected};
 use serde::{Deserialize, Serialize};
 
@@ -137,24 +138,22 @@ impl Cadence {
         let typical_gap = median(&gaps).unwrap_or(DAY as f64);
 
         // Daily schedule: a gap of about a day (longer ones only bridge skipped days) and
-        // a consistent time of day.
-        let near_daily = gaps
-            .iter()
-            .filter(|g| {
-                let days = (**g / DAY as f64).round();
-                days >= 1.0 && (**g - days * DAY as f64).abs() < 3.0 * HOUR as f64
-            })
-            .count();
-        if (typical_gap - DAY as f64).abs() < 4.0 * HOUR as f64 && near_daily * 10 >= gaps.len() * 8 {
+        // a consistent time of day. (The gaps are counted only for a typical gap of about a day.)
+        let near_daily = || {
+            gaps.iter()
+                .filter(|g| {
+                    let days = (**g / DAY as f64).round();
+                    days >= 1.0 && (**g - days * DAY as f64).abs() < 3.0 * HOUR as f64
+                })
+                .count()
+        };
+        if (typical_gap - DAY as f64).abs() < 4.0 * HOUR as f64 && near_daily() * 10 >= gaps.len() * 8 {
             let times: Vec<i64> = updates.iter().map(|t| calendar::second_of_day(t + offset)).collect();
             let anchor = times[times.len() - 1];
             let offsets: Vec<f64> = times.iter().map(|t| circular_offset(*t, anchor) as f64).collect();
             let centre = median(&offsets).unwrap_or(0.0);
             let time_of_day = (anchor + centre.round() as i64).rem_euclid(DAY);
-            let mut deviations: Vec<f64> = offsets.iter().map(|o| (o - centre).abs()).collect();
-            deviations.sort_by(f64::total_cmp);
-            let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
-            let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
+            let (spread, worst) = spread_and_worst(offsets.iter().map(|o| (o - centre).abs()).collect());
             if spread <= 2.0 * HOUR as f64 {
                 let (_, weekdays) = activity(&updates, offset, false);
                 let tolerance = small_sample_tolerance(spread, worst, updates.len());
@@ -169,23 +168,36 @@ impl Cadence {
 
         let (hours, weekdays) = activity(&updates, offset, typical_gap <= 2.0 * HOUR as f64);
         let active_hours: Vec<bool> = (0..168).map(|h| weekdays[h / 24] && hours[h % 24]).collect();
-        // Gaps that end after an inactive stretch are not part of the rhythm.
-        let active_gaps: Vec<f64> = updates
-            .windows(2)
-            .filter(|w| !crosses_inactive(w[0], w[1], &active_hours, offset))
-            .map(|w| (w[1] - w[0]) as f64)
-            .collect();
-        let gaps = if active_gaps.len() >= 2 { active_gaps } else { gaps };
-        let interval = median(&gaps).unwrap_or(typical_gap);
-        let mut deviations: Vec<f64> = gaps.iter().map(|g| (g - interval).abs()).collect();
-        deviations.sort_by(f64::total_cmp);
-        let spread = median(&deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
-        let worst = quantile_sorted(&deviations, 1.0).unwrap_or(0.0);
+        // Gaps that end after an inactive stretch are not part of the rhythm. (When none does,
+        // they are all the gaps, whose median is the typical gap.)
+        let mut active_gaps = Vec::new();
+        if active_hours.iter().any(|active| !active) {
+            active_gaps.reserve(gaps.len());
+            active_gaps.extend(
+                updates
+                    .windows(2)
+                    .filter(|w| !crosses_inactive(w[0], w[1], &active_hours, offset))
+                    .map(|w| (w[1] - w[0]) as f64),
+            );
+        }
+        let (gaps, interval) = if active_gaps.len() >= 2 && active_gaps.len() < gaps.len() {
+            let interval = median(&active_gaps).unwrap_or(typical_gap);
+            (active_gaps, interval)
+        } else {
+            (gaps, typical_gap)
+        };
+        let (spread, worst) = spread_and_worst(gaps.iter().map(|g| (g - interval).abs()).collect());
         // Memoryless gaps (zero-heavy tables) have an exponential tail that the spread does
         // not see: allow for it, fitted to the gaps above the typical one.
-        let excesses: Vec<f64> = gaps.iter().filter(|g| **g > interval).map(|g| g - interval).collect();
-        let mean_excess = excesses.iter().sum::<f64>() / excesses.len().max(1) as f64;
-        let tail = mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64);
+        // (Only needed when no slots are skipped.)
+        let tail = || {
+            let (excess_sum, excesses) = gaps
+                .iter()
+                .filter(|g| **g > interval)
+                .fold((0.0, 0usize), |(sum, count), g| (sum + (g - interval), count + 1));
+            let mean_excess = excess_sum / excesses.max(1) as f64;
+            mean_excess * (0.5f64 / 1e-4).ln() * (1.0 + 4.0 / updates.len() as f64)
+        };
         let on_time = small_sample_tolerance(spread, worst, updates.len()).max((interval * 0.25) as i64);
         // Updates that skip a slot now and then (a zero-heavy table whose hour brought no
         // rows): runs of `m` missed slots have a chance of about `q^m`, so the table is late
@@ -210,7 +222,7 @@ impl Cadence {
                 }
                 on_time.max(on_time + ((runs - 1.0) * interval) as i64)
             }
-            None => on_time.max(tail as i64),
+            None => on_time.max(tail() as i64),
         };
         if updates.len() < SHORT_HISTORY_UPDATES {
             // A day of hourly updates does not tell a steady schedule from a busy stretch of
@@ -230,6 +242,25 @@ impl Cadence {
 
     /// When the update after `last_update` is due.
     pub fn next_due(&self, last_update: i64) -> Option<Due> {
+        self.next_due_with(last_update, &self.surprises())
+    }
+
+    /// `-log10` of the chance of each hour's silence that a sparse cadence (168 hours of the
+    /// week) or skipped slot that an hourly cadence with skip chances (24 hours of the day)
+    /// sums; empty for any other cadence. A model computes them once per learned cadence
+    /// instead of a logarithm per hour at every poll (the same numbers).
+    fn surprises(&self) -> Vec<f64> {
+        match self {
+            Cadence::Sparse { hourly, .. } => hourly.iter().map(|chance| -(1.0 - chance).max(1e-6).log10()).collect(),
+            Cadence::Interval { skip_chances, .. } => {
+                skip_chances.iter().map(|chance| -chance.clamp(1e-6, 1.0).log10()).collect()
+            }
+            Cadence::Unknown | Cadence::Daily { .. } => Vec::new(),
+        }
+    }
+
+    /// [`next_due`](Self::next_due) with the cadence's [`surprises`](Self::surprises).
+    fn next_due_with(&self, last_update: i64, surprises: &[f64]) -> Option<Due> {
         match self {
             Cadence::Unknown => None,
             Cadence::Daily { time_of_day, weekdays, tolerance, utc_offset } => {
@@ -277,16 +308,16 @@ impl Cadence {
                 let late_after = if skip_chances.is_empty() {
                     expected_at + tolerance
                 } else {
-                    let skipped =
-                        SkipRun { interval: *interval, active_hours, chances: skip_chances, offset: *utc_offset };
+                    let skipped = SkipRun { interval: *interval, active_hours, surprises, offset: *utc_offset };
                     skipped.late_after(last_update, *on_time, *skip_late_score).max(expected_at + on_time)
                 };
                 Some(Due { expected_at, late_after })
             }
-            Cadence::Sparse { hourly, late_score, utc_offset } => {
+            Cadence::Sparse { late_score, utc_offset, .. } => {
                 // Usually within the median silence; late once the silence is improbable.
-                let expected_at = silence_reaching(hourly, *utc_offset, last_update, std::f64::consts::LOG10_2);
-                let late_after = silence_reaching(hourly, *utc_offset, last_update, *late_score).max(expected_at + 1);
+                let expected_at = silence_reaching(surprises, *utc_offset, last_update, std::f64::consts::LOG10_2);
+                let late_after =
+                    silence_reaching(surprises, *utc_offset, last_update, *late_score).max(expected_at + 1);
                 Some(Due { expected_at, late_after })
             }
         }
@@ -304,7 +335,6 @@ impl Cadence {
 
     /// Judge freshness at `now` against a given due time (see [`check`](Self::check)).
     fn check_due(&self, last_update: i64, due: Option<Due>, now: i64, alpha: f64) -> FreshnessVerdict {
-        let threshold_score = -alpha.log10();
         let age = now - last_update;
         let Some(due) = due else {
             return FreshnessVerdict {
@@ -315,34 +345,38 @@ impl Cadence {
                 explanation: format!("last update {} ago; cadence not learned yet", format::duration(age)),
             };
         };
+        let (late, score, parts) =
+            self.judge_due(last_update, due, now, -alpha.log10(), &self.surprises(), self.label());
+        FreshnessVerdict { late, due: Some(due), overdue: parts.overdue, score, explanation: parts.write() }
+    }
+
+    /// Whether the table is late at `now` against `due`, its score, and the numbers of the
+    /// sentence (written only when it is read: a replay judges every poll).
+    /// `threshold_score` is `-log10` of the false-alarm rate.
+    fn judge_due(
+        &self,
+        last_update: i64,
+        due: Due,
+        now: i64,
+        threshold_score: f64,
+        surprises: &[f64],
+        label: Label,
+    ) -> (bool, f64, FreshnessParts) {
         let overdue = now - due.expected_at;
         let allowance = (due.late_after - due.expected_at).max(1);
         let score = match self {
             // The improbability of the silence itself (the same scale: it reaches the
             // threshold when the table turns late).
-            Cadence::Sparse { hourly, late_score, utc_offset } => {
-                silence_score(hourly, *utc_offset, last_update, now) * threshold_score / late_score
+            Cadence::Sparse { late_score, utc_offset, .. } => {
+                silence_score(surprises, *utc_offset, last_update, now) * threshold_score / late_score
             }
             _ => (threshold_score * overdue as f64 / allowance as f64).max(0.0),
         };
         let late = now > due.late_after;
-        // One buffer, no intermediate strings: this runs at every poll.
-        let mut explanation = String::with_capacity(112);
-        explanation.push_str("last update ");
-        format::write_duration(&mut explanation, age);
-        if late {
-            explanation.push_str(" ago, ");
-            format::write_duration(&mut explanation, overdue);
-            explanation.push_str(" late: expected by ");
-            calendar::write_instant(&mut explanation, due.late_after + self.utc_offset());
-        } else {
-            explanation.push_str(" ago, next expected ");
-            calendar::write_instant(&mut explanation, due.expected_at + self.utc_offset());
-        }
-        explanation.push_str(" (");
-        self.write_description(&mut explanation);
-        explanation.push(')');
-        FreshnessVerdict { late, due: Some(due), overdue, score, explanation }
+        let named = if late { due.late_after } else { due.expected_at } + self.utc_offset();
+        let parts =
+            FreshnessParts { age: now - last_update, late, overdue, named, label, rebaselined: false, note: "" };
+        (late, score, parts)
     }
 
     fn utc_offset(&self) -> i64 {
@@ -363,9 +397,51 @@ impl Cadence {
 
     /// Append [`describe`](Self::describe)'s text.
     fn write_description(&self, out: &mut String) {
+        self.label().write(out);
+    }
+
+    /// What [`describe`](Self::describe) needs of the cadence.
+    fn label(&self) -> Label {
         match self {
-            Cadence::Unknown => out.push_str("cadence unknown"),
+            Cadence::Unknown => Label::Unknown,
             Cadence::Daily { time_of_day, weekdays, .. } => {
+                Label::Daily { time_of_day: *time_of_day, weekdays: *weekdays }
+            }
+            Cadence::Interval { interval, .. } => Label::Interval { interval: *interval },
+            Cadence::Sparse { hourly, .. } => Label::Sparse { mean: sparse_mean(hourly) },
+        }
+    }
+}
+
+/// The mean hourly chance of an update of a sparse cadence.
+fn sparse_mean(hourly: &[f64]) -> f64 {
+    hourly.iter().sum::<f64>() / hourly.len().max(1) as f64
+}
+
+/// The few numbers of a cadence that its description names, kept by a verdict whose sentence
+/// is written later.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Label {
+    Unknown,
+    Daily {
+        time_of_day: i64,
+        weekdays: [bool; 7],
+    },
+    Interval {
+        interval: i64,
+    },
+    /// The mean of the hourly chances of an update.
+    Sparse {
+        mean: f64,
+    },
+}
+
+impl Label {
+    /// "daily load at 09:00 on weekdays", "updated every 1 h 00 min".
+    fn write(&self, out: &mut String) {
+        match self {
+            Label::Unknown => out.push_str("cadence unknown"),
+            Label::Daily { time_of_day, weekdays } => {
                 out.push_str("daily load at ");
                 calendar::write_clock_time(out, *time_of_day);
                 match weekdays {
@@ -382,15 +458,56 @@ impl Cadence {
                     }
                 }
             }
-            Cadence::Interval { interval, .. } => {
+            Label::Interval { interval } => {
                 out.push_str("updated every ");
                 format::write_duration(out, *interval);
             }
-            Cadence::Sparse { hourly, .. } => {
-                let mean = hourly.iter().sum::<f64>() / hourly.len().max(1) as f64;
+            Label::Sparse { mean } => {
                 let _ = write!(out, "updated at random, in {:.0} % of hours", mean * 100.0);
             }
         }
+    }
+}
+
+/// The numbers of a freshness verdict's sentence ("last update 3 h 00 min ago, 2 h 00 min
+/// late: expected by Tue 09:15 (daily load at 09:00 on weekdays)").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FreshnessParts {
+    /// Seconds since the last update.
+    pub age: i64,
+    pub late: bool,
+    /// Seconds past the expected time.
+    pub overdue: i64,
+    /// The local instant the sentence names: when the table turned late, or the next
+    /// expected update.
+    pub named: i64,
+    pub label: Label,
+    pub rebaselined: bool,
+    pub note: &'static str,
+}
+
+impl FreshnessParts {
+    /// The sentence, as [`Cadence::check`] writes it (with the streaming verdict's tail).
+    pub(crate) fn write(&self) -> String {
+        let mut explanation = String::with_capacity(112);
+        explanation.push_str("last update ");
+        format::write_duration(&mut explanation, self.age);
+        if self.late {
+            explanation.push_str(" ago, ");
+            format::write_duration(&mut explanation, self.overdue);
+            explanation.push_str(" late: expected by ");
+        } else {
+            explanation.push_str(" ago, next expected ");
+        }
+        calendar::write_instant(&mut explanation, self.named);
+        explanation.push_str(" (");
+        self.label.write(&mut explanation);
+        explanation.push(')');
+        if self.rebaselined {
+            explanation.push_str("; marked expected, re-baselined");
+        }
+        explanation.push_str(self.note);
+        explanation
     }
 }
 
@@ -410,8 +527,12 @@ fn sparse_chances(updates: &[i64], offset: i64) -> Option<Vec<f64>> {
     let mut observed = [0u32; 168];
     let mut updated = [0u32; 168];
     let mut next = 0;
+    // Hours of the week follow each other: the first one's, then one more per hour.
+    let mut slot = (calendar::second_of_week(first_hour * HOUR) / HOUR) as usize % 168;
     for hour in first_hour..=last_hour {
-        let slot = (calendar::second_of_week(hour * HOUR) / HOUR) as usize % 168;
+        if hour > first_hour {
+            slot = if slot == 167 { 0 } else { slot + 1 };
+        }
         observed[slot] += 1;
         let mut seen = false;
         while next < updates.len() && (updates[next] + offset).div_euclid(HOUR) <= hour {
@@ -450,8 +571,9 @@ fn sparse_chances(updates: &[i64], offset: i64) -> Option<Vec<f64>> {
     )
 }
 
-/// `-log10` of the probability of no update from `from` to `to` under hourly chances.
-fn silence_score(hourly: &[f64], offset: i64, from: i64, to: i64) -> f64 {
+/// `-log10` of the probability of no update from `from` to `to` under hourly chances
+/// (`surprises`: `-log10` of each hour of the week's chance of silence).
+fn silence_score(surprises: &[f64], offset: i64, from: i64, to: i64) -> f64 {
     let mut score = 0.0;
     let mut t = from;
     for _ in 0..SPARSE_HORIZON_HOURS {
@@ -462,7 +584,7 @@ fn silence_score(hourly: &[f64], offset: i64, from: i64, to: i64) -> f64 {
         let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
         let piece = (hour_end.min(to) - t) as f64 / HOUR as f64;
         let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
-        score -= piece * (1.0 - hourly[slot]).max(1e-6).log10();
+        score += piece * surprises[slot];
         t = hour_end;
     }
     score
@@ -470,14 +592,14 @@ fn silence_score(hourly: &[f64], offset: i64, from: i64, to: i64) -> f64 {
 
 /// The moment after `from` at which a silence reaches `target` (see [`silence_score`]), or
 /// two weeks after it.
-fn silence_reaching(hourly: &[f64], offset: i64, from: i64, target: f64) -> i64 {
+fn silence_reaching(surprises: &[f64], offset: i64, from: i64, target: f64) -> i64 {
     let mut score = 0.0;
     let mut t = from;
     for _ in 0..SPARSE_HORIZON_HOURS {
         let local = t + offset;
         let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
         let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
-        let per_hour = -(1.0 - hourly[slot]).max(1e-6).log10();
+        let per_hour = surprises[slot];
         let piece = per_hour * (hour_end - t) as f64 / HOUR as f64;
         if score + piece >= target {
             return t + ((target - score) / per_hour.max(1e-12) * HOUR as f64).round() as i64;
@@ -513,12 +635,24 @@ fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool;
     let mut occurrences = [0i64; 7];
     for day in first_day..=last_day {
         occurrences[calendar::weekday(day * DAY)] += 1;
+    }
+    // Every hour of the days between the first and the last lies inside the history; only
+    // those two days can be partly outside it.
+    let middle_days = (last_day - first_day - 1).max(0);
+    for covered in &mut hour_covered {
+        *covered += middle_days;
+    }
+    let mut count_edge_day = |day: i64| {
         for (hour, covered) in hour_covered.iter_mut().enumerate() {
             let slot = day * DAY + hour as i64 * HOUR;
             if slot + HOUR > first && slot <= last {
                 *covered += 1;
             }
         }
+    };
+    count_edge_day(first_day);
+    if last_day != first_day {
+        count_edge_day(last_day);
     }
     // Updates are sorted: count each (day, hour) and each day once.
     let mut previous_day = i64::MIN;
@@ -638,7 +772,8 @@ fn hourly_skip_chances(updates: &[i64], active_hours: &[bool], offset: i64, miss
 struct SkipRun<'a> {
     interval: i64,
     active_hours: &'a [bool],
-    chances: &'a [f64],
+    /// `-log10` of each hour of the day's chance of a skipped slot.
+    surprises: &'a [f64],
     offset: i64,
 }
 
@@ -656,7 +791,7 @@ impl SkipRun<'_> {
             if !self.active_hours[week_hour] {
                 continue;
             }
-            let per_slot = -self.chances[week_hour % 24].clamp(1e-6, 1.0).log10();
+            let per_slot = self.surprises[week_hour % 24];
             if score + per_slot >= target {
                 let fraction = (target - score) / per_slot;
                 return slot + on_time - ((1.0 - fraction) * interval as f64).round() as i64;
@@ -665,6 +800,14 @@ impl SkipRun<'_> {
         }
         slot + on_time
     }
+}
+
+/// The normal sigma of absolute deviations (their median, scaled) and the largest of them;
+/// zeros when there are none. A selection, not a sort: the same numbers.
+fn spread_and_worst(mut deviations: Vec<f64>) -> (f64, f64) {
+    let worst = if deviations.is_empty() { 0.0 } else { deviations.iter().copied().fold(f64::NEG_INFINITY, f64::max) };
+    let spread = median_in_place(&mut deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
+    (spread, worst)
 }
 
 /// Late tolerance from the spread of past deviations, widened honestly while few updates
@@ -694,8 +837,18 @@ pub struct FreshnessModel {
     /// Updates since the cadence was last learned.
     since_learn: usize,
     cadence: Cadence,
+    /// The mean hourly chance of an update of a sparse cadence (its description names it).
+    sparse_mean: f64,
+    /// The cadence's [`Cadence::surprises`].
+    surprises: Vec<f64>,
+    /// The due time judged last, by its last update (valid until the cadence is re-learned).
+    due: Cell<Option<(i64, Option<Due>)>>,
+    /// The sentence's numbers of the poll judged last (see [`FreshnessParts`]): age, overdue,
+    /// named instant, late, and the cadence it was judged by.
+    parts: Cell<(i64, i64, i64, bool, Label)>,
     settings: Settings,
-    alpha: f64,
+    /// `-log10` of the false-alarm rate (the score at which a table turns late).
+    threshold_score: f64,
 }
 
 /// Updates remembered for cadence learning.
@@ -708,8 +861,12 @@ impl FreshnessModel {
             updates: Vec::new(),
             since_learn: 0,
             cadence: Cadence::Unknown,
+            sparse_mean: 0.0,
+            surprises: Vec::new(),
+            due: Cell::new(None),
+            parts: Cell::new((0, 0, 0, false, Label::Unknown)),
             settings: settings.clone(),
-            alpha: settings.sensitivity.false_alarm_rate(),
+            threshold_score: -settings.sensitivity.false_alarm_rate().log10(),
         }
     }
 
@@ -731,7 +888,21 @@ impl FreshnessModel {
             if self.since_learn >= (self.updates.len() / 16).max(1) {
                 self.since_learn = 0;
                 self.cadence = Cadence::learn(&self.updates, &self.settings);
+                self.surprises = self.cadence.surprises();
+                self.due.set(None);
+                if let Cadence::Sparse { hourly, .. } = &self.cadence {
+                    self.sparse_mean = sparse_mean(hourly);
+                }
             }
+        }
+    }
+
+    /// What the description of the cadence learned so far names ([`Cadence::label`] without
+    /// summing a sparse cadence's chances at every poll).
+    fn label(&self) -> Label {
+        match &self.cadence {
+            Cadence::Sparse { .. } => Label::Sparse { mean: self.sparse_mean },
+            cadence => cadence.label(),
         }
     }
 
@@ -745,18 +916,32 @@ impl FreshnessModel {
         // Lateness is judged at every poll; a poll that sees a fresh update is on time, the
         // polls before it will have flagged a late arrival.
         // A load due inside an excluded range (a holiday) was not expected: the next one is.
-        let mut due = self.cadence.next_due(last_update);
-        for _ in 0..64 {
-            match due {
-                Some(d) if self.settings.exclude.iter().any(|range| range.contains(d.expected_at)) => {
-                    due = self.cadence.next_due(d.expected_at);
+        let due = match self.due.get() {
+            // Polls between two updates see the same last update: the same due time.
+            Some((known, due)) if known == last_update => due,
+            _ => {
+                let mut due = self.cadence.next_due_with(last_update, &self.surprises);
+                for _ in 0..64 {
+                    match due {
+                        Some(d) if self.settings.exclude.iter().any(|range| range.contains(d.expected_at)) => {
+                            due = self.cadence.next_due_with(d.expected_at, &self.surprises);
+                        }
+                        _ => break,
+                    }
                 }
-                _ => break,
+                self.due.set(Some((last_update, due)));
+                due
             }
-        }
-        let now_check = self.cadence.check_due(last_update, due, point.timestamp, self.alpha);
-        let due = now_check.due?;
-        let (score, late) = (now_check.score, now_check.late);
+        };
+        let due = due?;
+        let (late, score, parts) = self.cadence.judge_due(
+            last_update,
+            due,
+            point.timestamp,
+            self.threshold_score,
+            &self.surprises,
+            self.label(),
+        );
         let expected_lag = (due.expected_at - last_update) as f64;
         let allowed_lag = (due.late_after - last_update) as f64;
         let confidence = match self.updates.len() {
@@ -764,24 +949,29 @@ impl FreshnessModel {
             7..=20 => Confidence::Medium,
             _ => Confidence::High,
         };
-        Some(Judgement {
+        let judgement = Judgement {
             expected: Expected { low: 0.0, high: allowed_lag.max(0.0), forecast: expected_lag.max(0.0) },
             score,
             anomaly: late,
             side: if late { Some(Deviation::Above) } else { None },
             event: None,
             confidence,
-            context: now_check.explanation,
+            context: String::new(),
             at: point.timestamp,
             relative_change: None,
             early_load: false,
             carried: false,
             mode: None,
-        })
+        };
+        self.parts.set((parts.age, parts.overdue, parts.named, parts.late, parts.label));
+        Some(judgement)
     }
 
-    pub(crate) fn explain(&self, _point: &Point, judgement: &Judgement) -> String {
-        judgement.context.clone()
+    /// The numbers of the sentence of the poll judged last (see [`FreshnessParts`]), written
+    /// when the verdict is read.
+    pub(crate) fn explain(&self) -> FreshnessParts {
+        let (age, overdue, named, late, label) = self.parts.get();
+        FreshnessParts { age, late, overdue, named, label, rebaselined: false, note: "" }
     }
 }
 

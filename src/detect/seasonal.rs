@@ -13,6 +13,7 @@
 //! change and, for counts, by Poisson noise; tails are Student-t while history is short, and
 //! [`Calibrator`] rescales them to the series' own residual distribution.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -156,8 +157,19 @@ impl Slot {
         if self.values.len() == capacity
             && let Some(oldest) = self.values.pop_front()
         {
-            let index = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
-            self.sorted.remove(index);
+            self.values.push_back(value);
+            // The oldest value's slot takes the new one, the values between the two slots
+            // shift by one: one short move instead of a removal and an insertion.
+            let old = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
+            let new = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
+            if new > old {
+                self.sorted.copy_within(old + 1..new, old);
+                self.sorted[new - 1] = value;
+            } else {
+                self.sorted.copy_within(new..old, new + 1);
+                self.sorted[new] = value;
+            }
+            return;
         }
         self.values.push_back(value);
         let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
@@ -187,6 +199,55 @@ const RECENT_RESIDUALS: usize = 128;
 /// Errors each candidate remembers in order (at least the level-shift confirmation span).
 const RECENT_ERRORS: usize = 12;
 
+/// The last `capacity` values in arrival order (a ring: a value replaces the oldest in place).
+#[derive(Debug, Clone)]
+struct Ring<T> {
+    values: Vec<T>,
+    /// The oldest value once the ring is full (0 before).
+    head: usize,
+    capacity: usize,
+}
+
+impl<T: Copy> Ring<T> {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self { values: Vec::with_capacity(capacity), head: 0, capacity }
+    }
+
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    fn clear(&mut self) {
+        self.values.clear();
+        self.head = 0;
+    }
+
+    fn push(&mut self, value: T) {
+        if self.values.len() < self.capacity {
+            self.values.push(value);
+        } else {
+            self.values[self.head] = value;
+            self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
+        }
+    }
+
+    fn oldest(&self) -> Option<T> {
+        self.values.get(self.head).copied()
+    }
+
+    fn newest(&self) -> Option<T> {
+        let index = if self.head == 0 { self.values.len().checked_sub(1)? } else { self.head - 1 };
+        self.values.get(index).copied()
+    }
+
+    /// Values from the newest to the oldest.
+    fn newest_first(&self) -> impl Iterator<Item = T> + '_ {
+        let (newer, older) = self.values.split_at(self.head);
+        newer.iter().rev().chain(older.iter().rev()).copied()
+    }
+}
+
 /// One candidate forecaster: a level window and a residual window.
 #[derive(Debug, Clone)]
 struct Candidate {
@@ -201,10 +262,10 @@ struct Candidate {
     errors: usize,
     memory: usize,
     min_errors: usize,
-    /// Timestamps of the values in `level`, oldest first (for the trend's lag).
-    times: VecDeque<i64>,
+    /// Timestamps of the values in `level` (for the trend's lag).
+    times: Ring<i64>,
     /// Last few absolute errors, newest last (to tell a shift from a rhythm).
-    recent_errors: VecDeque<f64>,
+    recent_errors: Ring<f64>,
     /// Typical errors at which errors are winsorised for model selection.
     error_cap: f64,
     /// Continuous metrics: errors are not winsorised while the typical error is nil.
@@ -245,8 +306,8 @@ impl Candidate {
             errors: 0,
             memory: params.residual_window,
             min_errors: params.min_errors,
-            times: VecDeque::with_capacity(capacity),
-            recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
+            times: Ring::new(capacity),
+            recent_errors: Ring::new(RECENT_ERRORS),
             error_cap: params.error_cap,
             exact_fits_uncapped: params.exact_fits_uncapped,
             holt: None,
@@ -264,10 +325,7 @@ impl Candidate {
     /// Record an absolute error; only an `informative` one enters the typical error (the
     /// scale).
     fn push_error(&mut self, error: f64, informative: bool) {
-        if self.recent_errors.len() == RECENT_ERRORS {
-            self.recent_errors.pop_front();
-        }
-        self.recent_errors.push_back(error);
+        self.recent_errors.push(error);
         if informative {
             self.residuals.push(error);
         }
@@ -288,20 +346,18 @@ impl Candidate {
         if self.recent_errors.len() < count {
             return None;
         }
-        self.recent_errors.iter().rev().take(count).copied().reduce(f64::max)
+        self.recent_errors.newest_first().take(count).reduce(f64::max)
     }
 
     fn push_level(&mut self, timestamp: i64, value: f64, capacity: usize) {
-        if self.times.len() == capacity {
-            self.times.pop_front();
-        }
-        self.times.push_back(timestamp);
+        debug_assert_eq!(capacity, self.times.capacity);
+        self.times.push(timestamp);
         self.level.push(value);
     }
 
     fn centre_time(&self) -> Option<i64> {
-        let first = *self.times.front()?;
-        let last = *self.times.back()?;
+        let first = self.times.oldest()?;
+        let last = self.times.newest()?;
         Some(first + (last - first) / 2)
     }
 
@@ -361,6 +417,43 @@ pub(crate) struct Judgement {
     pub mode: Option<Mode>,
 }
 
+/// The seasonal factors and the active candidate's forecast at the point judged last: learning
+/// that point starts from the same state (nothing changes the model between judging and
+/// learning a point), so it reuses them instead of computing them again.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    timestamp: i64,
+    factors: [f64; 4],
+    active: usize,
+    forecast: f64,
+}
+
+/// The constant terms of the weighted-Bonferroni fusion of a point's own score with the change
+/// and shape tests' (each test's share of the false-alarm budget `α = own + change + shape`,
+/// as `log10` of the share, and each test's own level `-log10` of its rate): computed once,
+/// not by five logarithms at every point.
+#[derive(Debug, Clone, Copy)]
+struct Fusion {
+    own_share: f64,
+    change_share: f64,
+    change_level: f64,
+    shape_share: f64,
+    shape_level: f64,
+}
+
+impl Fusion {
+    fn new(own: f64, change: f64, shape: f64) -> Self {
+        let total = own + change + shape;
+        Self {
+            own_share: (own / total).log10(),
+            change_share: (change / total).log10(),
+            change_level: -change.log10(),
+            shape_share: (shape / total).log10(),
+            shape_level: -shape.log10(),
+        }
+    }
+}
+
 /// The streaming robust seasonal model for one series.
 #[derive(Debug, Clone)]
 pub struct SeasonalModel {
@@ -408,6 +501,11 @@ pub struct SeasonalModel {
     /// of shape), which takes `shape_alpha` of the false-alarm budget.
     shape: Option<ShapeDetector>,
     shape_alpha: f64,
+    /// The weighted-Bonferroni terms of continuous metrics, computed once (see [`Fusion`]).
+    fusion: Fusion,
+    /// What judging the last point computed that learning it computes again on the same
+    /// state (see [`Judged`]); taken by `learn`, cleared by a re-baseline.
+    judged: Cell<Option<Judged>>,
     shifts: LevelShiftDetector,
     /// Recent trained points (time, transformed value), for re-baselining and trend.
     recent: VecDeque<(i64, f64, [f64; 4])>,
@@ -529,11 +627,13 @@ impl SeasonalModel {
         let change_weight = if change.is_some() { CHANGE_WEIGHT } else { 0.0 };
         let shape = (class == MetricClass::Continuous).then(ShapeDetector::new);
         let shape_weight = if shape.is_some() { SHAPE_WEIGHT } else { 0.0 };
+        let own_alpha = alpha * (1.0 - change_weight - shape_weight);
+        let fusion = Fusion::new(own_alpha, alpha * change_weight, alpha * shape_weight);
         Self {
             class,
             log_scale: class == MetricClass::Count,
             // The point's own test keeps the share of the budget the change test leaves.
-            alpha: alpha * (1.0 - change_weight - shape_weight),
+            alpha: own_alpha,
             direction: settings.direction_for(class),
             min_change: settings.min_change_for(class),
             seasonality: settings.seasonality,
@@ -558,6 +658,8 @@ impl SeasonalModel {
             change_alpha: alpha * change_weight,
             shape,
             shape_alpha: alpha * shape_weight,
+            fusion,
+            judged: Cell::new(None),
             shifts: LevelShiftDetector::new(8.0, stable),
             recent: VecDeque::with_capacity(params.long_window),
             magnitude: 0.0,
@@ -890,6 +992,7 @@ impl SeasonalModel {
         let factors = self.factors(timestamp);
         let active = &self.candidates[self.active];
         let forecast = self.candidate_forecast(active, &factors, timestamp)?;
+        self.judged.set(Some(Judged { timestamp, factors, active: self.active, forecast }));
         let observed = self.transform(value);
         let scale = self.scale_at(forecast, timestamp, value);
         let residual = observed - forecast;
@@ -921,11 +1024,9 @@ impl SeasonalModel {
         let (score, changed) = match &self.change {
             Some(change) => {
                 let change_score = change.score(score);
-                let total = self.alpha + self.change_alpha + self.shape_alpha;
-                let fused = (score + (self.alpha / total).log10())
-                    .max(change_score + (self.change_alpha / total).log10())
-                    .max(0.0);
-                (fused, change_score >= -self.change_alpha.log10())
+                let fusion = &self.fusion;
+                let fused = (score + fusion.own_share).max(change_score + fusion.change_share).max(0.0);
+                (fused, change_score >= fusion.change_level)
             }
             None => (score, false),
         };
@@ -933,9 +1034,8 @@ impl SeasonalModel {
         let (mut score, reshaped) = match &self.shape {
             Some(shape) => {
                 let shape_score = shape.score(value);
-                let total = self.alpha + self.change_alpha + self.shape_alpha;
-                let fused = score.max(shape_score + (self.shape_alpha / total).log10());
-                (fused, shape_score >= -self.shape_alpha.log10())
+                let fused = score.max(shape_score + self.fusion.shape_share);
+                (fused, shape_score >= self.fusion.shape_level)
             }
             None => (score, false),
         };
@@ -1100,7 +1200,8 @@ impl SeasonalModel {
     /// active model (None while cold). Returns a level-shift event if one was confirmed.
     pub(crate) fn learn(&mut self, timestamp: i64, value: f64) -> Option<Event> {
         let observed = self.transform(value);
-        let factors = self.factors(timestamp);
+        let judged = self.judged.take().filter(|judged| judged.timestamp == timestamp && judged.active == self.active);
+        let factors = judged.map_or_else(|| self.factors(timestamp), |judged| judged.factors);
         let mut event = None;
         let mut shift_step = None;
 
@@ -1116,7 +1217,13 @@ impl SeasonalModel {
             if self.candidates[index].dormant && !sampled && index != self.active {
                 continue;
             }
-            if let Some(forecast) = self.candidate_forecast(&self.candidates[index], &factors, timestamp) {
+            // (The active candidate's level is the one it was judged by: the candidates before it
+            // only learned their errors.)
+            let forecast = match judged {
+                Some(judged) if index == self.active => Some(judged.forecast),
+                _ => self.candidate_forecast(&self.candidates[index], &factors, timestamp),
+            };
+            if let Some(forecast) = forecast {
                 // An empty bucket forecast empty (under one row) says nothing of the noise of the
                 // rows: its error is nil, and the nights of a business-hours table (13–15 of 24
                 // hours) or the weekends of a weekday-only one made the typical error nil or a
@@ -1409,6 +1516,7 @@ impl SeasonalModel {
     /// Restart every level from the last `points` values (after a level shift or a user's
     /// "expected" label), keeping seasonal factors and scale.
     pub(crate) fn rebaseline(&mut self, points: usize) {
+        self.judged.set(None);
         let keep: Vec<(i64, f64, [f64; 4])> = self.recent.iter().rev().take(points.max(1)).rev().copied().collect();
         self.day_medians.clear();
         for candidate in &mut self.candidates {
@@ -1566,7 +1674,16 @@ impl SeasonalModel {
                     let points = || self.recent.iter().skip(block * size).take(size);
                     let y =
                         median_of(points().map(|&(_, observed, factors)| observed - Self::factor_for(&factors, mode)));
-                    let x = median_of(points().map(|&(timestamp, _, _)| timestamp as f64));
+                    // `recent` is in time order: the median time is the middle one (or the mean
+                    // of the middle two), as a selection would find it.
+                    let time = |index: usize| self.recent[block * size + index].0 as f64;
+                    let x = if size == 0 {
+                        None
+                    } else if size % 2 == 1 {
+                        Some(time(size / 2))
+                    } else {
+                        Some((time(size / 2 - 1) + time(size / 2)) / 2.0)
+                    };
                     x.zip(y)
                 }
             };
@@ -1675,5 +1792,66 @@ mod tests {
             .expect("a forecast after four weeks");
         let scale = model.scale(forecast);
         assert!(scale >= 0.02, "scale {scale} for rows with a log-scale noise of 0.03");
+    }
+
+    #[test]
+    fn a_ring_keeps_the_last_values_like_a_bounded_queue() {
+        let mut ring = Ring::new(4);
+        let mut queue = VecDeque::new();
+        assert_eq!((ring.oldest(), ring.newest()), (None, None));
+        for value in 0..11 {
+            ring.push(value);
+            if queue.len() == 4 {
+                queue.pop_front();
+            }
+            queue.push_back(value);
+            assert_eq!(ring.len(), queue.len());
+            assert_eq!((ring.oldest(), ring.newest()), (queue.front().copied(), queue.back().copied()));
+            assert!(ring.newest_first().eq(queue.iter().rev().copied()), "after {value}");
+            if value == 6 {
+                ring.clear();
+                queue.clear();
+            }
+        }
+    }
+
+    #[test]
+    fn learning_a_point_just_judged_learns_what_learning_it_alone_does() {
+        // `learn` reuses the factors and the active forecast that `judge` computed for the same
+        // point on the same state: a model that is never asked to judge must learn the same.
+        let monday = 1_709_510_400;
+        let settings = Settings::default();
+        for class in [MetricClass::Count, MetricClass::Continuous] {
+            let mut judged = SeasonalModel::new(class, &settings, HOUR, monday);
+            let mut silent = SeasonalModel::new(class, &settings, HOUR, monday);
+            let mut noise = Noise::new(5);
+            let value_at = |hour: i64, noise: &mut Noise| {
+                let daily = 100.0 + 50.0 * ((hour % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+                (daily + 10.0 * noise.normal()).max(0.0).round()
+            };
+            for hour in 0..24 * 21 {
+                let timestamp = monday + hour * HOUR;
+                let value = value_at(hour, &mut noise);
+                if hour % 5 != 0 {
+                    judged.judge(timestamp, value);
+                }
+                if hour % 11 == 0 {
+                    // A judgement of another point (another slot of the day) is not reused.
+                    judged.judge(timestamp + 5 * HOUR, value + 40.0);
+                }
+                judged.learn(timestamp, value);
+                silent.learn(timestamp, value);
+            }
+            let next = monday + 24 * 21 * HOUR;
+            for probe in [0.0, 80.0, 150.0, 400.0] {
+                let bits = |model: &SeasonalModel| {
+                    model
+                        .judge(next, probe)
+                        .map(|j| (j.score.to_bits(), j.expected.low.to_bits(), j.expected.high.to_bits(), j.anomaly))
+                };
+                assert_eq!(bits(&judged), bits(&silent), "{class:?}, probe {probe}");
+            }
+            assert_eq!(judged.debug_state(), silent.debug_state(), "{class:?}");
+        }
     }
 }

@@ -27,6 +27,7 @@
 //! default sensitivity's alerts went from 131 to 2 017. The new level is a change of shape
 //! until the reference holds enough of it (the excursion alerts once).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 use super::calibration::Calibrator;
@@ -65,6 +66,9 @@ pub struct ShapeDetector {
     reference: SortedWindow,
     /// Upper bin edges (a value `v` falls in the first bin whose edge exceeds it).
     edges: Vec<f64>,
+    /// `edges` padded with infinities to [`BINS`]` - 1` (a value's bin is the number of edges
+    /// at or below it: a fixed count of comparisons instead of a search).
+    padded_edges: [f64; BINS - 1],
     /// `ln(w · pᵢ)` of each bin's smoothed reference share.
     log_expected: Vec<f64>,
     /// Recent values per bin.
@@ -74,6 +78,10 @@ pub struct ShapeDetector {
     since_refresh: usize,
     statistic: Calibrator,
     observed: usize,
+    /// `G` of the value [`score`](Self::score) computed last (its bits and `G`), for
+    /// [`observe`](Self::observe) to reuse when the same value is learned next; cleared by
+    /// every change of state.
+    scored: Cell<Option<(u64, f64)>>,
 }
 
 impl Default for ShapeDetector {
@@ -89,17 +97,21 @@ impl ShapeDetector {
             recent: VecDeque::with_capacity(WINDOW + 1),
             reference: SortedWindow::new(REFERENCE),
             edges: Vec::with_capacity(BINS),
+            padded_edges: [f64::INFINITY; BINS - 1],
             log_expected: Vec::with_capacity(BINS),
             counts: Vec::with_capacity(BINS),
             o_ln_o: (0..=WINDOW).map(|o| if o == 0 { 0.0 } else { o as f64 * (o as f64).ln() }).collect(),
             since_refresh: REFRESH_EVERY,
             statistic: Calibrator::new(STATISTIC_SIZE),
             observed: 0,
+            scored: Cell::new(None),
         }
     }
 
+    /// The bin of a finite `value`: the first whose edge exceeds it (`edges` increase strictly,
+    /// so this is the number of edges at or below it).
     fn bin(&self, value: f64) -> usize {
-        self.edges.partition_point(|&edge| edge <= value)
+        self.padded_edges.iter().map(|&edge| usize::from(edge <= value)).sum()
     }
 
     /// Recompute bin edges at the reference's quantiles (ties merged), the reference shares
@@ -114,6 +126,8 @@ impl ShapeDetector {
                 self.edges.push(edge);
             }
         }
+        self.padded_edges = [f64::INFINITY; BINS - 1];
+        self.padded_edges[..self.edges.len()].copy_from_slice(&self.edges);
         let bins = self.edges.len() + 1;
         let n = self.reference.len();
         self.log_expected.clear();
@@ -127,7 +141,14 @@ impl ShapeDetector {
         self.counts.clear();
         self.counts.resize(bins, 0);
         for index in 0..self.recent.len() {
-            let bin = self.bin(self.recent[index].0);
+            let (value, known) = self.recent[index];
+            // The edges move little between refreshes: a value still between the edges of its
+            // bin keeps it (two comparisons instead of nine).
+            let known = usize::from(known);
+            let still = known < bins
+                && (known == 0 || self.padded_edges[known - 1] <= value)
+                && self.padded_edges.get(known).is_none_or(|&edge| value < edge);
+            let bin = if still { known } else { self.bin(value) };
             self.recent[index].1 = bin as u8;
             self.counts[bin] += 1;
         }
@@ -158,6 +179,7 @@ impl ShapeDetector {
             return 0.0;
         }
         let g = self.statistic_with(value);
+        self.scored.set(Some((value.to_bits(), g)));
         if g <= 0.0 {
             return 0.0;
         }
@@ -176,9 +198,11 @@ impl ShapeDetector {
     /// silent until a new reference and [`WARM_UP`] values of `G` on it were seen (its
     /// calibration of `G` is kept).
     pub fn restart(&mut self) {
+        self.scored.set(None);
         self.recent.clear();
         self.reference = SortedWindow::new(REFERENCE);
         self.edges.clear();
+        self.padded_edges = [f64::INFINITY; BINS - 1];
         self.log_expected.clear();
         self.counts.clear();
         self.since_refresh = REFRESH_EVERY;
@@ -189,11 +213,17 @@ impl ShapeDetector {
     /// probability `alpha` enter the statistic's reference clipped, so a long change does not
     /// teach it that such distances are normal.
     pub fn observe(&mut self, value: f64, alpha: f64) {
+        let scored = self.scored.take();
         if !value.is_finite() {
             return;
         }
         if self.ready() {
-            let g = self.statistic_with(value).max(0.0);
+            // The value just judged: its `G` on the same state.
+            let g = match scored {
+                Some((bits, g)) if bits == value.to_bits() => g,
+                _ => self.statistic_with(value),
+            };
+            let g = g.max(0.0);
             let clip = if self.statistic.len() >= CLIP_AFTER {
                 1.5 * self.statistic.threshold(alpha, DOF)
             } else {
@@ -249,6 +279,51 @@ mod tests {
         assert!(scores[..MIN_REFERENCE + WINDOW + WARM_UP].iter().all(|&s| s == 0.0));
         let max = scores.iter().copied().fold(0.0, f64::max);
         assert!(max < 5.0, "stationary values reached {max}");
+    }
+
+    #[test]
+    fn every_recent_value_is_counted_in_its_bin_after_each_refresh() {
+        // Refreshes keep a value's bin when it still lies between that bin's new edges and
+        // search it otherwise: the bins and counts must be those of a search for every value.
+        let mut noise = Noise::new(31);
+        let mut detector = ShapeDetector::new();
+        for index in 0..1_500 {
+            let drift = if index > 900 { (index - 900) as f64 / 100.0 } else { 0.0 };
+            let value = if index % 97 == 0 { 3.0 } else { noise.normal() + drift };
+            detector.observe(value, 1e-7);
+            if detector.since_refresh == 0 {
+                let mut counts = vec![0; detector.counts.len()];
+                for &(value, bin) in &detector.recent {
+                    assert_eq!(usize::from(bin), detector.bin(value), "at {index}");
+                    counts[usize::from(bin)] += 1;
+                }
+                assert_eq!(counts, detector.counts, "at {index}");
+            }
+        }
+    }
+
+    #[test]
+    fn learning_a_value_just_scored_learns_what_learning_it_alone_does() {
+        // `observe` reuses the `G` that `score` computed for the same value on the same state;
+        // a detector that is never asked for scores must learn exactly the same statistic.
+        let mut noise = Noise::new(21);
+        let values: Vec<f64> = (0..3_000).map(|index| noise.normal() + if index > 2_000 { 2.0 } else { 0.0 }).collect();
+        let (mut scored, mut silent) = (ShapeDetector::new(), ShapeDetector::new());
+        for (index, &value) in values.iter().enumerate() {
+            if index % 3 != 0 {
+                scored.score(value);
+            }
+            if index % 7 == 0 {
+                // A score for a value that is not learned next must not be reused.
+                scored.score(value + 1.0);
+            }
+            scored.observe(value, 1e-7);
+            silent.observe(value, 1e-7);
+        }
+        for probe in [-3.0, 0.0, 0.5, 2.0, 4.0] {
+            assert_eq!(scored.score(probe).to_bits(), silent.score(probe).to_bits(), "probe {probe}");
+        }
+        assert!(silent.score(4.0) > 0.0);
     }
 
     #[test]

@@ -28,7 +28,7 @@ const CALM_POINTS_TO_END_EXCURSION: usize = 3;
 enum Model {
     Seasonal(Box<SeasonalModel>),
     Proportion(ProportionModel),
-    Freshness(FreshnessModel),
+    Freshness(Box<FreshnessModel>),
 }
 
 /// Streaming detector for one series. Feed points in time order with [`push`](Self::push).
@@ -107,7 +107,7 @@ impl StreamingDetector {
                 Model::Seasonal(Box::new(SeasonalModel::new(self.class, &self.settings, step, first)))
             }
             MetricClass::Proportion => Model::Proportion(ProportionModel::new(&self.settings).sampled_every(step)),
-            MetricClass::Freshness => Model::Freshness(FreshnessModel::new(&self.settings)),
+            MetricClass::Freshness => Model::Freshness(Box::new(FreshnessModel::new(&self.settings))),
         };
         for point in &self.cold {
             match &mut model {
@@ -256,12 +256,9 @@ impl StreamingDetector {
                 Explanation::proportion(parts)
             }
             Some(Model::Freshness(m)) => {
-                let mut text = m.explain(&point, &judgement);
-                if rebaselined {
-                    text.push_str("; marked expected, re-baselined");
-                }
-                text.push_str(note);
-                Explanation::from(text)
+                let mut parts = m.explain();
+                (parts.rebaselined, parts.note) = (rebaselined, note);
+                Explanation::freshness(parts)
             }
             None => Explanation::default(),
         };
