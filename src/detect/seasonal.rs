@@ -605,8 +605,8 @@ impl SeasonalModel {
                     continue;
                 }
                 // The hour-of-week model refines the weekly one where weekdays differ in their
-                // daily rhythm: one long level window is enough, and each candidate costs
-                // every point an error update.
+                // daily rhythm: one level window is enough (the short one: with the long one NAB
+                // lost its gain), and each candidate costs every point an error update.
                 if mode == Mode::HourOfWeek && reach != Reach::Short {
                     continue;
                 }
