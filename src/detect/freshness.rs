@@ -153,7 +153,8 @@ impl Cadence {
             let offsets: Vec<f64> = times.iter().map(|t| circular_offset(*t, anchor) as f64).collect();
             let centre = median(&offsets).unwrap_or(0.0);
             let time_of_day = (anchor + centre.round() as i64).rem_euclid(DAY);
-            let (spread, worst) = spread_and_worst(offsets.iter().map(|o| (o - centre).abs()).collect());
+            let (spread, _) = spread_and_worst(offsets.iter().map(|o| (o - centre).abs()).collect());
+            let worst = usual_worst(offsets.iter().map(|o| (o - centre).abs()).collect());
             if spread <= 2.0 * HOUR as f64 {
                 let (_, weekdays) = activity(&updates, offset, false);
                 let tolerance = small_sample_tolerance(spread, worst, updates.len());
@@ -808,6 +809,19 @@ fn spread_and_worst(mut deviations: Vec<f64>) -> (f64, f64) {
     let worst = if deviations.is_empty() { 0.0 } else { deviations.iter().copied().fold(f64::NEG_INFINITY, f64::max) };
     let spread = median_in_place(&mut deviations).unwrap_or(0.0) * MAD_TO_SIGMA;
     (spread, worst)
+}
+
+/// The largest deviation once one in twenty is left out (the largest of all below twenty): the
+/// late loads of a daily table's history are incidents, not its jitter; as the worst they
+/// widened its tolerance to one and a half times the latest of them for good (a load 4 hours
+/// late once, and a tolerance of 6 hours let the next 4-hour delay pass).
+fn usual_worst(mut deviations: Vec<f64>) -> f64 {
+    if deviations.is_empty() {
+        return 0.0;
+    }
+    let rank = deviations.len() - 1 - deviations.len() / 20;
+    let (_, worst, _) = deviations.select_nth_unstable_by(rank, f64::total_cmp);
+    *worst
 }
 
 /// Late tolerance from the spread of past deviations, widened honestly while few updates

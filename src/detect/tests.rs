@@ -863,3 +863,30 @@ fn a_metric_never_below_zero_is_shown_a_range_from_zero_with_the_same_judgement(
     let verdicts = replay(MetricClass::Continuous, &Settings::default(), &hourly(&signed));
     assert!(verdicts.last().and_then(|v| v.expected).is_some_and(|e| e.low < 0.0), "{:?}", verdicts.last());
 }
+
+#[test]
+fn a_load_once_late_does_not_excuse_the_next_late_load() {
+    // Polled hourly at :30; the load lands at 08:50 (±5 min) every day. On day 20 it came four
+    // hours late (an incident, which alerted); on day 40 it is four hours late again. Before
+    // session 8 the first delay was the cadence's worst deviation for good, its tolerance
+    // became six hours and the second delay passed.
+    let mut rng = Noise::new(3);
+    let loads: Vec<i64> = (-1..45)
+        .map(|day| {
+            let late = if day == 20 || day == 40 { 4 * HOUR } else { 0 };
+            MONDAY + day * 24 * HOUR + 8 * HOUR + 50 * 60 + (300.0 * rng.normal()) as i64 + late
+        })
+        .collect();
+    let points: Vec<Point> = (0..24 * 45)
+        .map(|hour| {
+            let now = MONDAY + hour * HOUR + 30 * 60;
+            let last = loads.iter().copied().filter(|&t| t <= now).max().expect("a load the day before");
+            Point::new(now, (now - last) as f64)
+        })
+        .collect();
+    let verdicts = replay(MetricClass::Freshness, &Settings::default(), &points);
+    let flagged = alerts(&verdicts);
+    let on = |day: i64| flagged.iter().any(|&i| (day * 24 + 9..day * 24 + 13).contains(&(i as i64)));
+    assert!(on(20) && on(40), "alerts at {flagged:?}");
+    assert_eq!(flagged.len(), 2, "alerts at {flagged:?}");
+}
