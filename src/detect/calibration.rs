@@ -8,6 +8,10 @@
 //! (peaks-over-threshold, GPD with shape 0) tail fitted to the excesses, which reaches the
 //! small false-alarm rates a sensitivity asks for. With little history a Student-t reference,
 //! rescaled by the ratio of the empirical to the normal tail (the *inflation*), stands in.
+//!
+//! Each residual records its source (the index of the model that made it), so that a model's
+//! residuals can be forgotten once a much better one has replaced it: its misfits are not the
+//! new model's tails (see `SeasonalModel`'s hour-of-week candidate).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
