@@ -153,8 +153,9 @@ impl Cadence {
             let offsets: Vec<f64> = times.iter().map(|t| circular_offset(*t, anchor) as f64).collect();
             let centre = median(&offsets).unwrap_or(0.0);
             let time_of_day = (anchor + centre.round() as i64).rem_euclid(DAY);
-            let (spread, _) = spread_and_worst(offsets.iter().map(|o| (o - centre).abs()).collect());
-            let worst = usual_worst(offsets.iter().map(|o| (o - centre).abs()).collect());
+            let deviations: Vec<f64> = offsets.iter().map(|o| (o - centre).abs()).collect();
+            let worst = usual_worst(deviations.clone());
+            let (spread, _) = spread_and_worst(deviations);
             if spread <= 2.0 * HOUR as f64 {
                 let (_, weekdays) = activity(&updates, offset, false);
                 let tolerance = small_sample_tolerance(spread, worst, updates.len());

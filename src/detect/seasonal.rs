@@ -25,7 +25,9 @@ use super::format;
 use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
 use super::shape::{SHAPE_WEIGHT, ShapeDetector};
-use super::stats::{MAD_TO_SIGMA, SortedWindow, median_in_place, median_of, median_of_sorted, theil_sen};
+use super::stats::{
+    MAD_TO_SIGMA, SortedWindow, median_in_place, median_of, median_of_sorted, replace_sorted, theil_sen,
+};
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
 /// Seasonal structure a candidate model uses.
@@ -158,17 +160,9 @@ impl Slot {
             && let Some(oldest) = self.values.pop_front()
         {
             self.values.push_back(value);
-            // The oldest value's slot takes the new one, the values between the two slots
-            // shift by one: one short move instead of a removal and an insertion.
             let old = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
             let new = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
-            if new > old {
-                self.sorted.copy_within(old + 1..new, old);
-                self.sorted[new - 1] = value;
-            } else {
-                self.sorted.copy_within(new..old, new + 1);
-                self.sorted[new] = value;
-            }
+            replace_sorted(&mut self.sorted, old, new, value);
             return;
         }
         self.values.push_back(value);

@@ -67,17 +67,9 @@ impl SortedWindow {
         if self.order.len() == self.capacity {
             let oldest = std::mem::replace(&mut self.order[self.head], key);
             self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
-            // Replace the oldest value in place and shift only the values between its slot
-            // and the new value's slot: one short move instead of a removal and an insertion.
             let old = self.sorted.partition_point(|&x| x < oldest);
             let new = self.sorted.partition_point(|&x| x < key);
-            if new > old {
-                self.sorted.copy_within(old + 1..new, old);
-                self.sorted[new - 1] = key;
-            } else {
-                self.sorted.copy_within(new..old, new + 1);
-                self.sorted[new] = key;
-            }
+            replace_sorted(&mut self.sorted, old, new, key);
             return;
         }
         self.order.push(key);
@@ -125,6 +117,20 @@ impl SortedWindow {
         // as -0.0 (so that -0.0 is not below 0.0).
         let key = order_key(if value == 0.0 { -0.0 } else { value });
         self.sorted.len() - self.sorted.partition_point(|&x| x < key)
+    }
+}
+
+/// Replace the sorted value at rank `old` (the one leaving) with `value`, whose rank among the
+/// values is `new` (its insertion point before the removal): the values between the two ranks
+/// shift by one, one short move instead of a removal and an insertion.
+#[inline]
+pub(crate) fn replace_sorted<T: Copy>(sorted: &mut [T], old: usize, new: usize, value: T) {
+    if new > old {
+        sorted.copy_within(old + 1..new, old);
+        sorted[new - 1] = value;
+    } else {
+        sorted.copy_within(new..old, new + 1);
+        sorted[new] = value;
     }
 }
 
