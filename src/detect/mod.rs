@@ -33,6 +33,7 @@ pub mod streaming;
 pub mod zscore;
 
 mod calendar;
+mod count_noise;
 pub(crate) mod format;
 mod settings;
 mod stats;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use super::calendar::{self, DAY, HOUR, WEEK};
 use super::calibration::{Calibrator, SOURCES};
 use super::change::{CHANGE_WEIGHT, ChangeDetector};
+use super::count_noise::{CountNoise, LOW_COUNT, LOW_COUNT_MIN};
 use super::explanation::SeasonalParts;
 use super::format;
 use super::regime::LevelShiftDetector;
@@ -956,6 +957,22 @@ impl SeasonalModel {
         mad.max(floor)
     }
 
+    /// The count noise a count forecast of fewer than [`LOW_COUNT`] rows is judged by (see
+    /// [`count_noise`](super::count_noise)): its dispersion is the part of the log-scale
+    /// `scale` beyond the Poisson floor, the model's own misfit and multiplicative noise.
+    fn count_noise(&self, forecast: f64, scale: f64, timestamp: i64) -> Option<CountNoise> {
+        // Until a week is covered the forecast of an hour can be far off while the scale
+        // still sits at its Poisson floor: the log scale forgives that, the counts' tail not.
+        if !self.log_scale || self.covered(timestamp) < WEEK {
+            return None;
+        }
+        let mean = self.untransform(forecast);
+        if !(LOW_COUNT_MIN..LOW_COUNT).contains(&mean) {
+            return None;
+        }
+        Some(CountNoise::new(mean, scale * scale - 1.0 / (mean + 1.0)))
+    }
+
     /// Typical absolute size of recent values (continuous series): keeps the scale floor
     /// meaningful for series that hover around zero.
     fn recent_magnitude(&self) -> f64 {
@@ -1010,9 +1027,16 @@ impl SeasonalModel {
         };
         let judged_residual = carried.map_or((residual - backlog).max(0.0), |(together, _)| together);
         let judged_residual = if residual < 0.0 && carried.is_none() { residual } else { judged_residual };
-        let z = judged_residual / scale;
+        // A few rows are judged by their own count noise (unless two buckets are judged
+        // together or a backlog is allowed: those stay on the log scale).
+        let count_noise =
+            if carried.is_none() && backlog == 0.0 { self.count_noise(forecast, scale, timestamp) } else { None };
+        let z = match &count_noise {
+            Some(noise) => noise.z(value),
+            None => judged_residual / scale,
+        };
         let first_rows = self.log_scale && forecast_value < 1.0 && value >= 1.0 && self.novel(timestamp, scale);
-        let score = if judged_residual == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
+        let score = if z == 0.0 || first_rows { 0.0 } else { self.calibrator.neg_log10_p(z.abs(), dof) };
         // Weighted Bonferroni with the change test: the point is judged at (1 − w)·α on its
         // own and at w·α on the accumulated evidence of its recent past.
         let (score, changed) = match &self.change {
@@ -1033,8 +1057,10 @@ impl SeasonalModel {
             }
             None => (score, false),
         };
-        let mut low = self.untransform(forecast - threshold * scale);
-        let plain_high = self.untransform(forecast + threshold * scale);
+        let (mut low, plain_high) = match &count_noise {
+            Some(noise) => noise.range(threshold),
+            None => (self.untransform(forecast - threshold * scale), self.untransform(forecast + threshold * scale)),
+        };
         let mut high =
             if backlog == 0.0 { plain_high } else { self.untransform(forecast + backlog + threshold * scale) };
         if self.min_change > 0.0 {
@@ -1249,7 +1275,11 @@ impl SeasonalModel {
             // its judgement used: on the plain scale it is a residual of 50–150 that set the
             // tail of the calibration for the next 2 000 points, and blinded hourly tables to
             // tenfold spikes for the rest of their history.
-            let raw_z = (observed - forecast) / if self.log_scale && value <= 0.0 { scale } else { plain_scale };
+            let raw_scale = if self.log_scale && value <= 0.0 { scale } else { plain_scale };
+            let raw_z = match self.count_noise(forecast, raw_scale, timestamp) {
+                Some(noise) => noise.z(value),
+                None => (observed - forecast) / raw_scale,
+            };
             // Anomalies must not define the normal tail (a day-long outage would blunt the
             // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
             // count as exceedances without dragging the tail's scale, unless exceedances have
