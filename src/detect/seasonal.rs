@@ -514,6 +514,8 @@ pub struct SeasonalModel {
     weekdays_seen: [u32; 7],
     /// Recent share of residuals beyond the threshold (exponentially weighted).
     exceedance: f64,
+    /// Whether the last learned point was an outage's empty bucket (see `learn`).
+    in_outage: bool,
     slots_seen: Vec<u32>,
     /// Local day of the last learned point (to count days, not points).
     last_day: i64,
@@ -578,6 +580,8 @@ const NOVELTY_MAX_NONZERO_CHANGE: f64 = 8.0;
 
 /// Judged points a model needs before its tails stop being widened for short history.
 const SMALL_SAMPLE_DOF_CAP: f64 = 60.0;
+/// An empty bucket where at least this many rows were forecast is an outage (see `learn`).
+const OUTAGE_MIN_ROWS: f64 = 10.0;
 
 impl SeasonalModel {
     /// A model for a series sampled about every `step` seconds.
@@ -663,6 +667,7 @@ impl SeasonalModel {
             trained: 0,
             weekdays_seen: [0; 7],
             exceedance: 0.0,
+            in_outage: false,
             slots_seen: vec![0; params.day_slots],
             last_day: i64::MIN,
             since_selection: 0,
@@ -1285,8 +1290,19 @@ impl SeasonalModel {
             // count as exceedances without dragging the tail's scale, unless exceedances have
             // become common, which means the model, not the data, is off.
             let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
-            let beyond = raw_z.abs() > threshold;
-            self.exceedance += ((if beyond { 1.0 } else { 0.0 }) - self.exceedance) / 100.0;
+            // An empty bucket where ten rows and more were due is an outage: after its first
+            // bucket its residuals say nothing more of the model's fit. A stale source of a
+            // day made exceedances "common" within three hours, its residuals of 30–50
+            // entered whole (and, clipped, each raised the tail the next clip is measured
+            // by): a table's threshold went from 5 to 98 for the 2 000 points after, and a
+            // tenfold spike three days later was in its range.
+            let outage = self.log_scale && value <= 0.0 && forecast > OUTAGE_MIN_ROWS.ln_1p();
+            let outage_continues = outage && self.in_outage;
+            self.in_outage = outage;
+            if !outage_continues {
+                let beyond = raw_z.abs() > threshold;
+                self.exceedance += ((if beyond { 1.0 } else { 0.0 }) - self.exceedance) / 100.0;
+            }
             let clip = if self.exceedance > 0.02 { f64::INFINITY } else { 1.5 * threshold };
             // The first residuals of a continuous metric rest on a scale from a handful of
             // errors (its floor is only 0.1 % of the level): they would fit the tail to the
@@ -1307,7 +1323,7 @@ impl SeasonalModel {
             if let Some(shape) = self.shape.as_mut() {
                 shape.observe(value, alpha);
             }
-            if self.log_scale || self.candidates[self.active].errors > CALIBRATION_WARM_UP {
+            if !outage_continues && (self.log_scale || self.candidates[self.active].errors > CALIBRATION_WARM_UP) {
                 self.calibrator.observe_from(raw_z.abs().min(clip), self.active);
             }
             let mode = self.candidates[self.active].mode;

@@ -186,6 +186,28 @@ fn a_table_of_a_few_rows_an_hour_is_judged_by_its_count_noise() {
 }
 
 #[test]
+fn an_outage_does_not_blind_the_table_to_what_comes_after() {
+    for seed in 0..3 {
+        let mut values = seasonal_counts(24 * 7 * 6, 0.05, seed);
+        // A stale source of a day and a half in the fifth week, a tenfold spike three days later.
+        let outage = 24 * 29 + 2;
+        values[outage..outage + 36].iter_mut().for_each(|v| *v = 0.0);
+        let spike = outage + 36 + 24 * 3 + 8;
+        values[spike] *= 10.0;
+        let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+        assert!(verdicts[outage].alert, "seed {seed}: {:?}", verdicts[outage]);
+        // Each empty hour was a residual of 30 and more; entering the calibration (clipped at
+        // 1.5 thresholds, each raising the next clip) they took the threshold from 5 to 90.
+        assert!(verdicts[spike].alert, "seed {seed}: {:?}", verdicts[spike]);
+        // The range stays a range (it read "0–432 000 000" for 3 000 rows). It is still wider
+        // than before the outage (×10 against ×2.6): the outage's errors also weigh in the
+        // model selection, which left the weekly model for a few days.
+        let (low, high) = verdicts[spike - 1].expected.as_ref().map_or((0.0, f64::INFINITY), |e| (e.low, e.high));
+        assert!(low > 0.0 && high < 20.0 * values[spike - 1], "seed {seed}: {:?}", verdicts[spike - 1]);
+    }
+}
+
+#[test]
 fn a_load_that_crossed_the_bucket_boundary_alerts_once_and_is_explained() {
     let mut rng = Noise::new(5);
     let mut values: Vec<f64> = (0..24 * 21).map(|_| (5_000.0 * (1.0 + 0.02 * rng.normal())).round()).collect();
