@@ -121,6 +121,9 @@ fn write_tail(text: &mut String, rebaselined: bool, note: &str) {
     text.push_str(note);
 }
 
+/// Upper ends of an expected range from here on are written as no upper end at all.
+const UNBOUNDED: f64 = 1e15;
+
 impl SeasonalParts {
     fn write(&self) -> String {
         let mut text = String::with_capacity(96);
@@ -130,7 +133,16 @@ impl SeasonalParts {
             text.push_str(&self.noun);
         }
         text.push_str(", expected ");
-        format::write_range(&mut text, self.low, self.high);
+        if self.high.is_finite() && self.high < UNBOUNDED {
+            format::write_range(&mut text, self.low, self.high);
+        } else if self.low > 0.0 {
+            // A range widened for a slot not learned yet can reach beyond any real value (it
+            // printed "0–18 446 744 073 709 551 615"): only its lower end says something.
+            text.push_str("at least ");
+            format::write_approx(&mut text, self.low);
+        } else {
+            text.push_str("any value");
+        }
         let slot_start = |slot: i64| calendar::second_of_day(self.local) / slot * slot;
         match self.mode {
             Mode::Flat => {}
@@ -292,6 +304,33 @@ mod tests {
         let back: Explanation = serde_json::from_str("\"412 rows added\"").unwrap();
         assert_eq!(back, explanation);
         assert_eq!(String::from(back), "412 rows added");
+    }
+
+    #[test]
+    fn a_range_without_a_real_upper_end_says_so() {
+        let sentence = |low: f64, high: f64| {
+            Explanation::seasonal(SeasonalParts {
+                noun: Arc::from("rows"),
+                value: 0.0,
+                low,
+                high,
+                mode: Mode::Flat,
+                local: 1_709_542_800,
+                step: HOUR,
+                day_slot: HOUR,
+                context: String::new(),
+                anomaly: false,
+                relative_change: None,
+                event: None,
+                rebaselined: false,
+                note: "",
+            })
+            .replace('\u{202f}', " ")
+        };
+        assert_eq!(sentence(0.0, 3.5e19), "0 rows, expected any value");
+        assert_eq!(sentence(0.0, f64::INFINITY), "0 rows, expected any value");
+        assert_eq!(sentence(12.5, 7.3e16), "0 rows, expected at least 12.5");
+        assert_eq!(sentence(0.0, 9.9e14), "0 rows, expected 0–990 000 000 000 000");
     }
 
     #[test]
