@@ -381,6 +381,32 @@ fn a_null_spike_does_not_teach_the_model_that_spikes_are_normal() {
 }
 
 #[test]
+fn a_short_burst_enters_the_calibration_clipped_and_does_not_blind_it() {
+    // A 5-minute metric of 100 ± 1 spikes to 1 100 for four points (20 minutes). The excursion
+    // is one anomaly: counted per point, its residuals made exceedances "common" from the third
+    // on, entered the calibration unclipped (residuals of 1 000), and the range 300 points later
+    // was 0–356, so a jump to 120 (twenty noise sigmas) was inside it.
+    let mut noise = Noise::new(17);
+    let start = 1_700_000_000;
+    let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
+    let mut verdicts = Vec::new();
+    for index in 0..1_905 {
+        let mut value = 100.0 + noise.normal();
+        if (1_600..1_604).contains(&index) {
+            value += 1_000.0;
+        }
+        if index == 1_904 {
+            value += 20.0;
+        }
+        verdicts.push(detector.push(Point::new(start + index * 300, value)));
+    }
+    assert!(verdicts[1_600].alert, "the burst itself alerts");
+    let before = verdicts[1_903].expected.expect("judged");
+    assert!(before.high < 130.0, "range after the burst: {:.1}–{:.1}", before.low, before.high);
+    assert!(verdicts[1_904].anomaly, "a jump of twenty sigmas: {}", verdicts[1_904].explanation);
+}
+
+#[test]
 fn the_first_empty_nights_of_a_business_hours_table_do_not_blind_its_thresholds() {
     // Rows from 07:00 to 19:00 only: the first nights are slots not learned yet, whose empty
     // buckets are honestly uncertain and must not calibrate the tails as huge misses.
