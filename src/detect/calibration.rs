@@ -28,6 +28,10 @@ const TAIL_SHARE: f64 = 0.05;
 const REFRESH_EVERY: usize = 8;
 /// Bounds of the inflation factor.
 const INFLATION_RANGE: (f64, f64) = (0.8, 25.0);
+/// Pseudo-excesses at the normal tail's mean excess that a calibrator of standardised
+/// residuals adds to its tail's (see [`Calibrator::standardised`]): as many as the tail of a
+/// 200-residual history holds.
+const PRIOR_EXCESSES: f64 = 10.0;
 
 /// Fitted exponential tail of past `|z|`: P(|Z| > x) = share · exp(-(x - start) / mean_excess).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +55,8 @@ pub struct Calibrator {
     /// [`observe_from`](Self::observe_from)), and how many residuals each source holds.
     sources: VecDeque<u8>,
     per_source: [u32; SOURCES],
+    /// Pseudo-excesses at the normal tail's mean excess added to the fitted tail (0: none).
+    prior_excesses: f64,
 }
 
 /// Distinct residual sources a calibrator tells apart (sources at or above share the last).
@@ -67,7 +73,20 @@ impl Calibrator {
             since_refresh: 0,
             sources: VecDeque::new(),
             per_source: [0; SOURCES],
+            prior_excesses: 0.0,
         }
+    }
+
+    /// A calibrator of standardised residuals (`|z|` of a model's errors over its robust
+    /// scale, about half-normal for a model that fits): its exponential tail's mean excess is
+    /// estimated with [`PRIOR_EXCESSES`] pseudo-excesses at the normal tail's (about
+    /// `1/start`), so a tail fitted to a few excesses (5 % of a short history) leans on the
+    /// normal one, and a long history's on its own. Without it, the ten clipped residuals of
+    /// one burst made the whole tail of a 200-residual history, and its threshold went from 7
+    /// to 200 standardised residuals; and a light tail drawn from a few excesses made the
+    /// thresholds too tight.
+    pub fn standardised(capacity: usize) -> Self {
+        Self { prior_excesses: PRIOR_EXCESSES, ..Self::new(capacity) }
     }
 
     /// Record the absolute standardised residual of a point that has just been judged
@@ -215,8 +234,11 @@ impl Calibrator {
             let start_rank = ((1.0 - TAIL_SHARE) * n as f64).floor() as usize;
             if let Some(start) = self.residuals.quantile(start_rank as f64 / (n - 1) as f64) {
                 let excesses = n.saturating_sub(start_rank + 1);
-                let mean_excess = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).sum::<f64>()
-                    / excesses.max(1) as f64;
+                let sum = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).sum::<f64>();
+                // (A standardised residual's normal tail beyond `start` has a mean excess of
+                // about 1/start.)
+                let prior = self.prior_excesses / start.max(1.0);
+                let mean_excess = (sum + prior) / (excesses as f64 + self.prior_excesses).max(1.0);
                 // A degenerate tail (many identical residuals) keeps the parametric reference.
                 if mean_excess > 1e-9 && start > 0.0 {
                     // A light tail from few excesses is not trusted beyond half the normal
@@ -250,6 +272,36 @@ mod tests {
         assert!(heavy.inflation() > 2.5, "{}", heavy.inflation());
         assert!(normal.conformal_p_value(100.0) < 0.002);
         assert!((normal.conformal_p_value(0.0) - 1.0).abs() < 1e-12);
+    }
+
+    /// A calibrator of `calibrator` fed `copies` times the same 200 residuals: 190 of a
+    /// half-normal grid and ten of a burst (8 to 30).
+    fn with_a_burst(mut calibrator: Calibrator, copies: usize) -> Calibrator {
+        for _ in 0..copies {
+            for i in 0..190 {
+                calibrator.observe(normal_upper_quantile((i as f64 + 0.5) / 190.0 / 2.0));
+            }
+            for i in 0..10 {
+                calibrator.observe(8.0 + 2.2 * i as f64);
+            }
+        }
+        calibrator
+    }
+
+    #[test]
+    fn a_tail_of_standardised_residuals_from_few_excesses_leans_on_the_normal_tail() {
+        // The same distribution (a normal bulk and a burst of 5 %) in a short history and in a
+        // ten times longer one: the short one's tail rests on ten excesses, all of one burst,
+        // and leans on the normal tail; the long one's rests on a hundred and keeps its own.
+        let (alpha, dof) = (1e-6, 1e6);
+        let short = with_a_burst(Calibrator::standardised(200), 1).threshold(alpha, dof);
+        let long = with_a_burst(Calibrator::standardised(2_000), 10).threshold(alpha, dof);
+        assert!(short < 0.75 * long, "short history {short}, long history {long}");
+        // A generic statistic (a CUSUM sum, a G statistic) has no normal tail to lean on.
+        let plain_short = with_a_burst(Calibrator::new(200), 1).threshold(alpha, dof);
+        let plain_long = with_a_burst(Calibrator::new(2_000), 10).threshold(alpha, dof);
+        assert!((plain_short / plain_long - 1.0).abs() < 0.1, "{plain_short} vs {plain_long}");
+        assert!(long > 0.85 * plain_long, "the long history keeps its tail: {long} vs {plain_long}");
     }
 
     #[test]

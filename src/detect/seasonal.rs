@@ -658,7 +658,7 @@ impl SeasonalModel {
             candidates,
             active: 0,
             active_errors: SortedWindow::new(512),
-            calibrator: Calibrator::new(CALIBRATION_RESIDUALS),
+            calibrator: Calibrator::standardised(CALIBRATION_RESIDUALS),
             change,
             change_alpha: alpha * change_weight,
             shape,
