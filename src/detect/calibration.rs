@@ -57,6 +57,9 @@ pub struct Calibrator {
     per_source: [u32; SOURCES],
     /// Pseudo-excesses at the normal tail's mean excess added to the fitted tail (0: none).
     prior_excesses: f64,
+    /// Whether no tail could be fitted to a history long enough for one (at least 95 % of the
+    /// residuals identical: a series its model forecasts exactly but for recurring jumps).
+    degenerate: bool,
 }
 
 /// Distinct residual sources a calibrator tells apart (sources at or above share the last).
@@ -74,6 +77,7 @@ impl Calibrator {
             sources: VecDeque::new(),
             per_source: [0; SOURCES],
             prior_excesses: 0.0,
+            degenerate: false,
         }
     }
 
@@ -85,6 +89,9 @@ impl Calibrator {
     /// one burst made the whole tail of a 200-residual history, and its threshold went from 7
     /// to 200 standardised residuals; and a light tail drawn from a few excesses made the
     /// thresholds too tight.
+    ///
+    /// And where no tail can be fitted (see [`neg_log10_p`](Self::neg_log10_p)), a residual
+    /// within the range of the past ones is not judged rarer than the past made it.
     pub fn standardised(capacity: usize) -> Self {
         Self { prior_excesses: PRIOR_EXCESSES, ..Self::new(capacity) }
     }
@@ -183,14 +190,29 @@ impl Calibrator {
         if abs_z == 0.0 {
             return 0.0;
         }
-        match self.tail {
+        let score = match self.tail {
             Some(tail) if abs_z > tail.start => {
                 let ln_p = tail.share.ln() - (abs_z - tail.start) / tail.mean_excess;
                 -ln_p / std::f64::consts::LN_10
             }
             Some(_) => -self.conformal_p_value(abs_z).log10(),
             None => (student_t_neg_log10_sf(abs_z / self.inflation, dof) - std::f64::consts::LOG10_2).max(0.0),
+        };
+        // Standardised residuals without a tail to fit although the history is long enough (at
+        // least 95 % identical: a series forecast exactly but for recurring jumps, such as a
+        // flat metric that jumps every few hours): the Student-t stand-in, rescaled by an
+        // inflation capped at 25, judged every recurring jump one in millions however often it
+        // came. A residual no larger than some past ones is judged by their share at most.
+        if self.empirical_floor() && self.residuals.count_at_least(abs_z) > 0 {
+            return score.min(-self.conformal_p_value(abs_z).log10());
         }
+        score
+    }
+
+    /// Whether residuals within the past's range are judged by their share at most (a
+    /// calibrator of standardised residuals whose history is too degenerate for a tail).
+    fn empirical_floor(&self) -> bool {
+        self.degenerate && self.prior_excesses > 0.0
     }
 
     /// The `|z|` whose calibrated two-sided tail probability is `alpha`.
@@ -205,11 +227,20 @@ impl Calibrator {
     }
 
     fn compute_threshold(&self, alpha: f64, dof: f64) -> f64 {
-        match self.tail {
+        let threshold = match self.tail {
             Some(tail) if alpha < tail.share => tail.start + tail.mean_excess * (tail.share / alpha).ln(),
             Some(_) => self.residuals.quantile(1.0 - alpha).unwrap_or(0.0),
             None => student_t_upper_quantile(alpha / 2.0, dof) * self.inflation,
+        };
+        if !self.empirical_floor() {
+            return threshold;
         }
+        // The `m`-th largest residual, `m = max(1, ⌊alpha (n + 1)⌋)`, is the largest whose share
+        // (at least `(m + 1) / (n + 1)`) stays above `alpha`.
+        let n = self.residuals.len();
+        let m = ((alpha * (n + 1) as f64).floor() as usize).clamp(1, n);
+        let rank = (n - m) as f64 / (n - 1).max(1) as f64;
+        threshold.max(self.residuals.quantile(rank).unwrap_or(0.0))
     }
 
     fn refresh(&mut self) {
@@ -219,6 +250,7 @@ impl Calibrator {
         if n < MIN_RESIDUALS {
             self.inflation = 1.0;
             self.tail = None;
+            self.degenerate = false;
             return;
         }
         // The most extreme two-sided tail level that still has ~10 residuals beyond it.
@@ -250,6 +282,7 @@ impl Calibrator {
                 }
             }
         }
+        self.degenerate = n >= MIN_FOR_TAIL && self.tail.is_none();
     }
 }
 

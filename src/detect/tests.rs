@@ -407,6 +407,30 @@ fn a_short_burst_enters_the_calibration_clipped_and_does_not_blind_it() {
 }
 
 #[test]
+fn a_flat_metric_whose_jumps_recur_learns_them_and_still_flags_a_larger_one() {
+    // A 5-minute metric at exactly 10 that jumps to 30 for one point every 100 points: its
+    // model forecasts it exactly but for the jumps, so no tail can be fitted to its residuals
+    // (over 95 % of them are nil) and the Student-t stand-in judged every jump one in millions:
+    // each of them alerted, for good.
+    let start = 1_700_000_000;
+    let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
+    let mut verdicts = Vec::new();
+    for index in 0..4_001 {
+        let value = if index == 4_000 {
+            90.0
+        } else if index % 100 == 50 {
+            30.0
+        } else {
+            10.0
+        };
+        verdicts.push(detector.push(Point::new(start + index * 300, value)));
+    }
+    let late: Vec<usize> = (2_000..4_000).filter(|&i| verdicts[i].alert).collect();
+    assert!(late.is_empty(), "recurring jumps still alert at {late:?}");
+    assert!(verdicts[4_000].alert, "a jump three times larger than any: {}", verdicts[4_000].explanation);
+}
+
+#[test]
 fn the_first_empty_nights_of_a_business_hours_table_do_not_blind_its_thresholds() {
     // Rows from 07:00 to 19:00 only: the first nights are slots not learned yet, whose empty
     // buckets are honestly uncertain and must not calibrate the tails as huge misses.
