@@ -55,8 +55,8 @@ pub struct Calibrator {
     /// [`observe_from`](Self::observe_from)), and how many residuals each source holds.
     sources: VecDeque<u8>,
     per_source: [u32; SOURCES],
-    /// Pseudo-excesses at the normal tail's mean excess added to the fitted tail (0: none).
-    prior_excesses: f64,
+    /// Whether the residuals are standardised (see [`standardised`](Self::standardised)).
+    standardised: bool,
     /// Whether no tail could be fitted to a history long enough for one (at least 95 % of the
     /// residuals identical: a series its model forecasts exactly but for recurring jumps).
     degenerate: bool,
@@ -76,7 +76,7 @@ impl Calibrator {
             since_refresh: 0,
             sources: VecDeque::new(),
             per_source: [0; SOURCES],
-            prior_excesses: 0.0,
+            standardised: false,
             degenerate: false,
         }
     }
@@ -93,7 +93,7 @@ impl Calibrator {
     /// And where no tail can be fitted (see [`neg_log10_p`](Self::neg_log10_p)), a residual
     /// within the range of the past ones is not judged rarer than the past made it.
     pub fn standardised(capacity: usize) -> Self {
-        Self { prior_excesses: PRIOR_EXCESSES, ..Self::new(capacity) }
+        Self { standardised: true, ..Self::new(capacity) }
     }
 
     /// Record the absolute standardised residual of a point that has just been judged
@@ -212,7 +212,7 @@ impl Calibrator {
     /// Whether residuals within the past's range are judged by their share at most (a
     /// calibrator of standardised residuals whose history is too degenerate for a tail).
     fn empirical_floor(&self) -> bool {
-        self.degenerate && self.prior_excesses > 0.0
+        self.degenerate && self.standardised
     }
 
     /// The `|z|` whose calibrated two-sided tail probability is `alpha`.
@@ -269,8 +269,9 @@ impl Calibrator {
                 let sum = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).sum::<f64>();
                 // (A standardised residual's normal tail beyond `start` has a mean excess of
                 // about 1/start.)
-                let prior = self.prior_excesses / start.max(1.0);
-                let mean_excess = (sum + prior) / (excesses as f64 + self.prior_excesses).max(1.0);
+                let prior_excesses = if self.standardised { PRIOR_EXCESSES } else { 0.0 };
+                let prior = prior_excesses / start.max(1.0);
+                let mean_excess = (sum + prior) / (excesses as f64 + prior_excesses).max(1.0);
                 // A degenerate tail (many identical residuals) keeps the parametric reference.
                 if mean_excess > 1e-9 && start > 0.0 {
                     // A light tail from few excesses is not trusted beyond half the normal
