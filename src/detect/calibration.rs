@@ -28,6 +28,10 @@ const TAIL_SHARE: f64 = 0.05;
 const REFRESH_EVERY: usize = 8;
 /// Bounds of the inflation factor.
 const INFLATION_RANGE: (f64, f64) = (0.8, 25.0);
+/// Pseudo-excesses at the normal tail's mean excess that a calibrator of standardised
+/// residuals adds to its tail's (see [`Calibrator::standardised`]): as many as the tail of a
+/// 200-residual history holds.
+const PRIOR_EXCESSES: f64 = 10.0;
 
 /// Fitted exponential tail of past `|z|`: P(|Z| > x) = share · exp(-(x - start) / mean_excess).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +55,11 @@ pub struct Calibrator {
     /// [`observe_from`](Self::observe_from)), and how many residuals each source holds.
     sources: VecDeque<u8>,
     per_source: [u32; SOURCES],
+    /// Whether the residuals are standardised (see [`standardised`](Self::standardised)).
+    standardised: bool,
+    /// Whether no tail could be fitted to a history long enough for one (at least 95 % of the
+    /// residuals identical: a series its model forecasts exactly but for recurring jumps).
+    degenerate: bool,
 }
 
 /// Distinct residual sources a calibrator tells apart (sources at or above share the last).
@@ -67,7 +76,24 @@ impl Calibrator {
             since_refresh: 0,
             sources: VecDeque::new(),
             per_source: [0; SOURCES],
+            standardised: false,
+            degenerate: false,
         }
+    }
+
+    /// A calibrator of standardised residuals (`|z|` of a model's errors over its robust
+    /// scale, about half-normal for a model that fits): its exponential tail's mean excess is
+    /// estimated with [`PRIOR_EXCESSES`] pseudo-excesses at the normal tail's (about
+    /// `1/start`), so a tail fitted to a few excesses (5 % of a short history) leans on the
+    /// normal one, and a long history's on its own. Without it, the ten clipped residuals of
+    /// one burst made the whole tail of a 200-residual history, and its threshold went from 7
+    /// to 200 standardised residuals; and a light tail drawn from a few excesses made the
+    /// thresholds too tight.
+    ///
+    /// And where no tail can be fitted (see [`neg_log10_p`](Self::neg_log10_p)), a residual
+    /// within the range of the past ones is not judged rarer than the past made it.
+    pub fn standardised(capacity: usize) -> Self {
+        Self { standardised: true, ..Self::new(capacity) }
     }
 
     /// Record the absolute standardised residual of a point that has just been judged
@@ -164,14 +190,29 @@ impl Calibrator {
         if abs_z == 0.0 {
             return 0.0;
         }
-        match self.tail {
+        let score = match self.tail {
             Some(tail) if abs_z > tail.start => {
                 let ln_p = tail.share.ln() - (abs_z - tail.start) / tail.mean_excess;
                 -ln_p / std::f64::consts::LN_10
             }
             Some(_) => -self.conformal_p_value(abs_z).log10(),
             None => (student_t_neg_log10_sf(abs_z / self.inflation, dof) - std::f64::consts::LOG10_2).max(0.0),
+        };
+        // Standardised residuals without a tail to fit although the history is long enough (at
+        // least 95 % identical: a series forecast exactly but for recurring jumps, such as a
+        // flat metric that jumps every few hours): the Student-t stand-in, rescaled by an
+        // inflation capped at 25, judged every recurring jump one in millions however often it
+        // came. A residual no larger than some past ones is judged by their share at most.
+        if self.empirical_floor() && self.residuals.count_at_least(abs_z) > 0 {
+            return score.min(-self.conformal_p_value(abs_z).log10());
         }
+        score
+    }
+
+    /// Whether residuals within the past's range are judged by their share at most (a
+    /// calibrator of standardised residuals whose history is too degenerate for a tail).
+    fn empirical_floor(&self) -> bool {
+        self.degenerate && self.standardised
     }
 
     /// The `|z|` whose calibrated two-sided tail probability is `alpha`.
@@ -186,11 +227,20 @@ impl Calibrator {
     }
 
     fn compute_threshold(&self, alpha: f64, dof: f64) -> f64 {
-        match self.tail {
+        let threshold = match self.tail {
             Some(tail) if alpha < tail.share => tail.start + tail.mean_excess * (tail.share / alpha).ln(),
             Some(_) => self.residuals.quantile(1.0 - alpha).unwrap_or(0.0),
             None => student_t_upper_quantile(alpha / 2.0, dof) * self.inflation,
+        };
+        if !self.empirical_floor() {
+            return threshold;
         }
+        // The `m`-th largest residual, `m = max(1, ⌊alpha (n + 1)⌋)`, is the largest whose share
+        // (at least `(m + 1) / (n + 1)`) stays above `alpha`.
+        let n = self.residuals.len();
+        let m = ((alpha * (n + 1) as f64).floor() as usize).clamp(1, n);
+        let rank = (n - m) as f64 / (n - 1).max(1) as f64;
+        threshold.max(self.residuals.quantile(rank).unwrap_or(0.0))
     }
 
     fn refresh(&mut self) {
@@ -200,6 +250,7 @@ impl Calibrator {
         if n < MIN_RESIDUALS {
             self.inflation = 1.0;
             self.tail = None;
+            self.degenerate = false;
             return;
         }
         // The most extreme two-sided tail level that still has ~10 residuals beyond it.
@@ -215,8 +266,12 @@ impl Calibrator {
             let start_rank = ((1.0 - TAIL_SHARE) * n as f64).floor() as usize;
             if let Some(start) = self.residuals.quantile(start_rank as f64 / (n - 1) as f64) {
                 let excesses = n.saturating_sub(start_rank + 1);
-                let mean_excess = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).sum::<f64>()
-                    / excesses.max(1) as f64;
+                let sum = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).sum::<f64>();
+                // (A standardised residual's normal tail beyond `start` has a mean excess of
+                // about 1/start.)
+                let prior_excesses = if self.standardised { PRIOR_EXCESSES } else { 0.0 };
+                let prior = prior_excesses / start.max(1.0);
+                let mean_excess = (sum + prior) / (excesses as f64 + prior_excesses).max(1.0);
                 // A degenerate tail (many identical residuals) keeps the parametric reference.
                 if mean_excess > 1e-9 && start > 0.0 {
                     // A light tail from few excesses is not trusted beyond half the normal
@@ -228,6 +283,7 @@ impl Calibrator {
                 }
             }
         }
+        self.degenerate = n >= MIN_FOR_TAIL && self.tail.is_none();
     }
 }
 
@@ -250,6 +306,36 @@ mod tests {
         assert!(heavy.inflation() > 2.5, "{}", heavy.inflation());
         assert!(normal.conformal_p_value(100.0) < 0.002);
         assert!((normal.conformal_p_value(0.0) - 1.0).abs() < 1e-12);
+    }
+
+    /// A calibrator of `calibrator` fed `copies` times the same 200 residuals: 190 of a
+    /// half-normal grid and ten of a burst (8 to 30).
+    fn with_a_burst(mut calibrator: Calibrator, copies: usize) -> Calibrator {
+        for _ in 0..copies {
+            for i in 0..190 {
+                calibrator.observe(normal_upper_quantile((i as f64 + 0.5) / 190.0 / 2.0));
+            }
+            for i in 0..10 {
+                calibrator.observe(8.0 + 2.2 * i as f64);
+            }
+        }
+        calibrator
+    }
+
+    #[test]
+    fn a_tail_of_standardised_residuals_from_few_excesses_leans_on_the_normal_tail() {
+        // The same distribution (a normal bulk and a burst of 5 %) in a short history and in a
+        // ten times longer one: the short one's tail rests on ten excesses, all of one burst,
+        // and leans on the normal tail; the long one's rests on a hundred and keeps its own.
+        let (alpha, dof) = (1e-6, 1e6);
+        let short = with_a_burst(Calibrator::standardised(200), 1).threshold(alpha, dof);
+        let long = with_a_burst(Calibrator::standardised(2_000), 10).threshold(alpha, dof);
+        assert!(short < 0.75 * long, "short history {short}, long history {long}");
+        // A generic statistic (a CUSUM sum, a G statistic) has no normal tail to lean on.
+        let plain_short = with_a_burst(Calibrator::new(200), 1).threshold(alpha, dof);
+        let plain_long = with_a_burst(Calibrator::new(2_000), 10).threshold(alpha, dof);
+        assert!((plain_short / plain_long - 1.0).abs() < 0.1, "{plain_short} vs {plain_long}");
+        assert!(long > 0.85 * plain_long, "the long history keeps its tail: {long} vs {plain_long}");
     }
 
     #[test]

@@ -512,10 +512,13 @@ pub struct SeasonalModel {
     trained: usize,
     /// Weekdays and hour-of-day slots that have been learned at least once.
     weekdays_seen: [u32; 7],
-    /// Recent share of residuals beyond the threshold (exponentially weighted).
+    /// Recent rate of excursions beyond the threshold (exponentially weighted over about the
+    /// calibration's window; an excursion counts once, at its first residual beyond).
     exceedance: f64,
     /// Whether the last learned point was an outage's empty bucket (see `learn`).
     in_outage: bool,
+    /// Whether the last learned residual was beyond the threshold (inside an excursion).
+    beyond_last: bool,
     slots_seen: Vec<u32>,
     /// Local day of the last learned point (to count days, not points).
     last_day: i64,
@@ -550,6 +553,14 @@ fn shrinkage(m: f64, noise: Option<f64>, count: usize) -> f64 {
     }
     (1.0 - 2.0 * standard_error_squared / (m * m)).max(0.0)
 }
+
+/// Points over which the rate of excursions beyond the threshold is measured (the calibration's
+/// window) ...
+const EXCURSION_RATE_SPAN: f64 = CALIBRATION_RESIDUALS as f64;
+/// ... and the excursions within it beyond which they are common: the calibration, not the
+/// data, is off (at the threshold's rate a span expects 0.001–0.01 of them), and residuals
+/// enter unclipped.
+const COMMON_EXCURSIONS: f64 = 3.0;
 
 /// Calibration residuals of a model whose typical error is this many times the active one's
 /// are forgotten ...
@@ -652,7 +663,7 @@ impl SeasonalModel {
             candidates,
             active: 0,
             active_errors: SortedWindow::new(512),
-            calibrator: Calibrator::new(CALIBRATION_RESIDUALS),
+            calibrator: Calibrator::standardised(CALIBRATION_RESIDUALS),
             change,
             change_alpha: alpha * change_weight,
             shape,
@@ -668,6 +679,7 @@ impl SeasonalModel {
             weekdays_seen: [0; 7],
             exceedance: 0.0,
             in_outage: false,
+            beyond_last: false,
             slots_seen: vec![0; params.day_slots],
             last_day: i64::MIN,
             since_selection: 0,
@@ -1287,23 +1299,29 @@ impl SeasonalModel {
             };
             // Anomalies must not define the normal tail (a day-long outage would blunt the
             // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
-            // count as exceedances without dragging the tail's scale, unless exceedances have
-            // become common, which means the model, not the data, is off.
+            // count as exceedances without dragging the tail's scale, unless excursions beyond
+            // the threshold have become common, which means the model, not the data, is off.
+            // An excursion counts once, whatever its length, and they are counted over the
+            // calibration's window: counted per point over the last 100, the third residual of
+            // one burst already meant "common", and the burst entered unclipped (a 4-point
+            // spike of ten times the level made the range of the next 300 points 0–356 on a
+            // series of 100 ± 1: a jump of twenty noise sigmas was inside it).
             let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
             // An empty bucket where ten rows and more were due is an outage: after its first
-            // bucket its residuals say nothing more of the model's fit. A stale source of a
-            // day made exceedances "common" within three hours, its residuals of 30–50
-            // entered whole (and, clipped, each raised the tail the next clip is measured
-            // by): a table's threshold went from 5 to 98 for the 2 000 points after, and a
-            // tenfold spike three days later was in its range.
+            // bucket its residuals say nothing more of the model's fit and stay out of the
+            // calibration. A stale source of a day and a half, clipped at 1.5 thresholds residual
+            // after residual (each raising the tail the next clip is measured by), took a
+            // table's threshold from 5 to 98 for the 2 000 points after, and a tenfold spike
+            // three days later was in its range.
             let outage = self.log_scale && value <= 0.0 && forecast > OUTAGE_MIN_ROWS.ln_1p();
             let outage_continues = outage && self.in_outage;
             self.in_outage = outage;
-            if !outage_continues {
-                let beyond = raw_z.abs() > threshold;
-                self.exceedance += ((if beyond { 1.0 } else { 0.0 }) - self.exceedance) / 100.0;
-            }
-            let clip = if self.exceedance > 0.02 { f64::INFINITY } else { 1.5 * threshold };
+            let beyond = raw_z.abs() > threshold;
+            let opens = beyond && !self.beyond_last;
+            self.beyond_last = beyond;
+            self.exceedance += ((if opens { 1.0 } else { 0.0 }) - self.exceedance) / EXCURSION_RATE_SPAN;
+            let clip =
+                if self.exceedance > COMMON_EXCURSIONS / EXCURSION_RATE_SPAN { f64::INFINITY } else { 1.5 * threshold };
             // The first residuals of a continuous metric rest on a scale from a handful of
             // errors (its floor is only 0.1 % of the level): they would fit the tail to the
             // model's infancy and blind it once the tail takes over. Counts have the Poisson

@@ -447,6 +447,56 @@ fn a_null_spike_does_not_teach_the_model_that_spikes_are_normal() {
 }
 
 #[test]
+fn a_short_burst_enters_the_calibration_clipped_and_does_not_blind_it() {
+    // A 5-minute metric of 100 ± 1 spikes to 1 100 for four points (20 minutes). The excursion
+    // is one anomaly: counted per point, its residuals made exceedances "common" from the third
+    // on, entered the calibration unclipped (residuals of 1 000), and the range 300 points later
+    // was 0–356, so a jump to 120 (twenty noise sigmas) was inside it.
+    let mut noise = Noise::new(17);
+    let start = 1_700_000_000;
+    let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
+    let mut verdicts = Vec::new();
+    for index in 0..1_905 {
+        let mut value = 100.0 + noise.normal();
+        if (1_600..1_604).contains(&index) {
+            value += 1_000.0;
+        }
+        if index == 1_904 {
+            value += 20.0;
+        }
+        verdicts.push(detector.push(Point::new(start + index * 300, value)));
+    }
+    assert!(verdicts[1_600].alert, "the burst itself alerts");
+    let before = verdicts[1_903].expected.expect("judged");
+    assert!(before.high < 130.0, "range after the burst: {:.1}–{:.1}", before.low, before.high);
+    assert!(verdicts[1_904].anomaly, "a jump of twenty sigmas: {}", verdicts[1_904].explanation);
+}
+
+#[test]
+fn a_flat_metric_whose_jumps_recur_learns_them_and_still_flags_a_larger_one() {
+    // A 5-minute metric at exactly 10 that jumps to 30 for one point every 100 points: its
+    // model forecasts it exactly but for the jumps, so no tail can be fitted to its residuals
+    // (over 95 % of them are nil) and the Student-t stand-in judged every jump one in millions:
+    // each of them alerted, for good.
+    let start = 1_700_000_000;
+    let mut detector = StreamingDetector::new(MetricClass::Continuous, Settings::default());
+    let mut verdicts = Vec::new();
+    for index in 0..4_001 {
+        let value = if index == 4_000 {
+            90.0
+        } else if index % 100 == 50 {
+            30.0
+        } else {
+            10.0
+        };
+        verdicts.push(detector.push(Point::new(start + index * 300, value)));
+    }
+    let late: Vec<usize> = (2_000..4_000).filter(|&i| verdicts[i].alert).collect();
+    assert!(late.is_empty(), "recurring jumps still alert at {late:?}");
+    assert!(verdicts[4_000].alert, "a jump three times larger than any: {}", verdicts[4_000].explanation);
+}
+
+#[test]
 fn the_first_empty_nights_of_a_business_hours_table_do_not_blind_its_thresholds() {
     // Rows from 07:00 to 19:00 only: the first nights are slots not learned yet, whose empty
     // buckets are honestly uncertain and must not calibrate the tails as huge misses.
