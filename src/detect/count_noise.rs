@@ -20,6 +20,8 @@ pub(crate) const LOW_COUNT: f64 = 15.0;
 /// ... and of at least this many: below one row the forecast (a median of mostly empty
 /// buckets) says too little of the mean.
 pub(crate) const LOW_COUNT_MIN: f64 = 1.0;
+/// Below one forecast row, the last day's mean stands in for the mean from this many rows.
+pub(crate) const LOW_COUNT_FLOOR: f64 = 0.25;
 /// The most extreme residual reported (a tail probability of 1e-300).
 const MAX_Z: f64 = 37.0;
 /// A tail term this small relative to the tail's sum ends the sum.

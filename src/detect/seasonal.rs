@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::calendar::{self, DAY, HOUR, WEEK};
 use super::calibration::{Calibrator, SOURCES};
 use super::change::{CHANGE_WEIGHT, ChangeDetector};
-use super::count_noise::{CountNoise, LOW_COUNT, LOW_COUNT_MIN};
+use super::count_noise::{CountNoise, LOW_COUNT, LOW_COUNT_FLOOR, LOW_COUNT_MIN};
 use super::explanation::SeasonalParts;
 use super::format;
 use super::regime::LevelShiftDetector;
@@ -983,11 +983,27 @@ impl SeasonalModel {
         if !self.log_scale || self.covered(timestamp) < WEEK {
             return None;
         }
-        let mean = self.untransform(forecast);
-        if !(LOW_COUNT_MIN..LOW_COUNT).contains(&mean) {
+        let forecast_rows = self.untransform(forecast);
+        let mean = if forecast_rows >= LOW_COUNT_MIN {
+            forecast_rows
+        } else {
+            // Under a row (a median of mostly empty buckets): on a table whose last day
+            // brought a few rows an hour in all, that day's mean (a quiet hour's own mean is
+            // lower: a spike is judged against more than it expects).
+            let n = self.recent.len();
+            if n < 24 {
+                return None;
+            }
+            let day_mean = self.recent.iter().map(|&(_, v, _)| v.exp() - 1.0).sum::<f64>() / n as f64;
+            if !(LOW_COUNT_FLOOR..LOW_COUNT).contains(&day_mean) {
+                return None;
+            }
+            day_mean.max(forecast_rows)
+        };
+        if mean >= LOW_COUNT {
             return None;
         }
-        Some(CountNoise::new(mean, scale * scale - 1.0 / (mean + 1.0)))
+        Some(CountNoise::new(mean, scale * scale - 1.0 / (forecast_rows + 1.0)))
     }
 
     /// Typical absolute size of recent values (continuous series): keeps the scale floor

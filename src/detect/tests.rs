@@ -186,6 +186,35 @@ fn a_table_of_a_few_rows_an_hour_is_judged_by_its_count_noise() {
 }
 
 #[test]
+fn a_table_of_less_than_a_row_an_hour_has_a_range_of_a_few_rows() {
+    for seed in 0..3 {
+        let mut rng = Noise::new(seed);
+        // Poisson counts of 0.5 rows an hour: most hours are empty, the median forecast is 0.
+        let mut values: Vec<f64> = (0..24 * 21)
+            .map(|_| {
+                let u = rng.uniform();
+                let (mut k, mut term) = (0.0, (-0.5f64).exp());
+                let mut cumulative = term;
+                while cumulative < u {
+                    k += 1.0;
+                    term *= 0.5 / k;
+                    cumulative += term;
+                }
+                k
+            })
+            .collect();
+        let at = values.len() - 10;
+        values[at] = 40.0;
+        let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+        // Judged against the day's mean, not a log scale around an empty forecast ("0–268").
+        let quiet = &verdicts[at - 1];
+        assert!(quiet.expected.as_ref().is_some_and(|e| e.high <= 40.0), "seed {seed}: {quiet:?}");
+        assert!(verdicts[at].alert, "seed {seed}: {:?}", verdicts[at]);
+        assert_eq!(alerts(&verdicts[24 * 7..]), vec![at - 24 * 7], "seed {seed}");
+    }
+}
+
+#[test]
 fn an_outage_does_not_blind_the_table_to_what_comes_after() {
     for seed in 0..3 {
         let mut values = seasonal_counts(24 * 7 * 6, 0.05, seed);
