@@ -25,7 +25,7 @@ pub(crate) const LOW_COUNT_FLOOR: f64 = 0.25;
 /// The most extreme residual reported (a tail probability of 1e-300).
 const MAX_Z: f64 = 37.0;
 /// A tail term this small relative to the tail's sum ends the sum.
-const RELATIVE_EPSILON: f64 = 1e-13;
+const RELATIVE_EPSILON: f64 = 1e-10;
 /// Dispersions below this are Poisson.
 const POISSON_DISPERSION: f64 = 1e-9;
 
@@ -81,23 +81,24 @@ impl CountNoise {
         let mut sum = 0.0;
         let mut term = at;
         let mut j = x;
+        let mut ratio = self.ratio(j);
         loop {
-            let ratio = self.ratio(j);
             term *= ratio;
             j += 1.0;
             sum += term;
-            // Past the mode the terms fall at least geometrically: what is left is below
-            // `term · ratio / (1 − ratio)`.
-            if ratio < 1.0 {
-                let next = self.ratio(j);
-                let rest = if next < 1.0 { term * next / (1.0 - next) } else { f64::INFINITY };
-                if rest <= RELATIVE_EPSILON * sum || term == 0.0 {
-                    return sum + rest.min(sum);
-                }
-            }
-            if j - x > 100_000.0 {
+            if term == 0.0 || j - x > 100_000.0 {
                 return sum;
             }
+            // Past the mode the terms fall at least geometrically: what is left is below
+            // `term · next / (1 − next)`.
+            let next = self.ratio(j);
+            if ratio < 1.0 && next < 1.0 {
+                let rest = term * next / (1.0 - next);
+                if rest <= RELATIVE_EPSILON * sum {
+                    return sum + rest;
+                }
+            }
+            ratio = next;
         }
     }
 
@@ -135,27 +136,45 @@ impl CountNoise {
     /// not below `-threshold` and the largest not above `threshold`.
     pub(crate) fn range(&self, threshold: f64) -> (f64, f64) {
         let tail = normal_sf(threshold.min(MAX_Z)).max(1e-300);
-        // Low: the first count whose lower mid-p reaches the tail.
+        let floor = self.mean.floor();
+        // Low: the first count whose lower mid-p reaches the tail; the same walk from zero
+        // goes on to the mean's floor.
         let mut below = 0.0;
         let mut term = self.first();
-        let mut low = 0.0;
-        while low < self.mean && below + 0.5 * term < tail {
+        let mut x = 0.0;
+        while x < self.mean && below + 0.5 * term < tail {
             below += term;
-            term *= self.ratio(low);
-            low += 1.0;
+            term *= self.ratio(x);
+            x += 1.0;
         }
-        // High: walk up past the mean until a count's own probability is far below the tail,
-        // then down, summing the tail above each count, to the last count inside.
-        let mut x = self.mean.floor();
-        let mut at = self.ln_pmf(x).exp();
+        let low = x;
+        while x < floor {
+            term *= self.ratio(x);
+            x += 1.0;
+        }
+        // High: walk up past the mean until a count's own probability is below the tail and
+        // falling, then as far as its mid-p is too, then down, summing the tail above each
+        // count, to the last count inside.
+        let mut at = term;
         let mut steps = 0;
-        while (at > tail * 1e-6 || self.ratio(x) >= 1.0) && steps < 100_000 {
-            at *= self.ratio(x);
+        loop {
+            let ratio = self.ratio(x);
+            if (at < tail && ratio < 1.0) || steps >= 100_000 {
+                break;
+            }
+            at *= ratio;
             x += 1.0;
             steps += 1;
         }
         let mut above = self.above(x, at);
-        while x > self.mean.floor() && above + 0.5 * at < tail {
+        while above + 0.5 * at >= tail && steps < 100_000 {
+            above -= at * self.ratio(x);
+            at *= self.ratio(x);
+            x += 1.0;
+            steps += 1;
+            above = above.max(0.0);
+        }
+        while x > floor && above + 0.5 * at < tail {
             above += at;
             x -= 1.0;
             at /= self.ratio(x);

@@ -31,6 +31,9 @@ use super::stats::{
 };
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
+/// A judged point's time, forecast, scale and value (their bits).
+type CountedKey = (i64, u64, u64, u64);
+
 /// Seasonal structure a candidate model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -501,6 +504,9 @@ pub struct SeasonalModel {
     /// What judging the last point computed that learning it computes again on the same
     /// state (see [`Judged`]); taken by `learn`, cleared by a re-baseline.
     judged: Cell<Option<Judged>>,
+    /// The count-noise residual of the last point judged by it, keyed by the point's time,
+    /// forecast, scale and value (bits): learning that point reuses it.
+    counted: Cell<Option<(CountedKey, f64)>>,
     shifts: LevelShiftDetector,
     /// Recent trained points (time, transformed value), for re-baselining and trend.
     recent: VecDeque<(i64, f64, [f64; 4])>,
@@ -670,6 +676,7 @@ impl SeasonalModel {
             shape_alpha: alpha * shape_weight,
             fusion,
             judged: Cell::new(None),
+            counted: Cell::new(None),
             shifts: LevelShiftDetector::new(8.0, stable),
             recent: VecDeque::with_capacity(params.long_window),
             magnitude: 0.0,
@@ -994,7 +1001,14 @@ impl SeasonalModel {
             if n < 24 {
                 return None;
             }
-            let day_mean = self.recent.iter().map(|&(_, v, _)| v.exp() - 1.0).sum::<f64>() / n as f64;
+            // (A bucket beyond the whole day's allowance ends it without a sum: a business-hours
+            // table's night, forecast empty, sits beside hours of thousands of rows.)
+            let most = (LOW_COUNT * n as f64).ln_1p();
+            if self.recent.iter().any(|&(_, v, _)| v >= most) {
+                return None;
+            }
+            let rows: f64 = self.recent.iter().map(|&(_, v, _)| if v > 0.0 { v.exp() - 1.0 } else { 0.0 }).sum();
+            let day_mean = rows / n as f64;
             if !(LOW_COUNT_FLOOR..LOW_COUNT).contains(&day_mean) {
                 return None;
             }
@@ -1065,7 +1079,12 @@ impl SeasonalModel {
         let count_noise =
             if carried.is_none() && backlog == 0.0 { self.count_noise(forecast, scale, timestamp) } else { None };
         let z = match &count_noise {
-            Some(noise) => noise.z(value),
+            Some(noise) => {
+                let z = noise.z(value);
+                let key = (timestamp, forecast.to_bits(), scale.to_bits(), value.to_bits());
+                self.counted.set(Some((key, z)));
+                z
+            }
             None => judged_residual / scale,
         };
         let first_rows = self.log_scale && forecast_value < 1.0 && value >= 1.0 && self.novel(timestamp, scale);
@@ -1309,9 +1328,13 @@ impl SeasonalModel {
             // tail of the calibration for the next 2 000 points, and blinded hourly tables to
             // tenfold spikes for the rest of their history.
             let raw_scale = if self.log_scale && value <= 0.0 { scale } else { plain_scale };
-            let raw_z = match self.count_noise(forecast, raw_scale, timestamp) {
-                Some(noise) => noise.z(value),
-                None => (observed - forecast) / raw_scale,
+            let key = (timestamp, forecast.to_bits(), raw_scale.to_bits(), value.to_bits());
+            let raw_z = match self.counted.take() {
+                Some((judged_key, z)) if judged_key == key => z,
+                _ => match self.count_noise(forecast, raw_scale, timestamp) {
+                    Some(noise) => noise.z(value),
+                    None => (observed - forecast) / raw_scale,
+                },
             };
             // Anomalies must not define the normal tail (a day-long outage would blunt the
             // thresholds for months): residuals enter clipped at 1.5 thresholds, so they
