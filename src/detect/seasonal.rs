@@ -448,6 +448,14 @@ impl Fusion {
     }
 }
 
+/// Scratch buffers of folding a day into the seasonal slots: the day's values (for its
+/// median) and each hour's deviations.
+#[derive(Debug, Clone, Default)]
+struct DayScratch {
+    values: Vec<f64>,
+    hours: [Vec<f64>; 24],
+}
+
 /// The streaming robust seasonal model for one series.
 #[derive(Debug, Clone)]
 pub struct SeasonalModel {
@@ -477,6 +485,8 @@ pub struct SeasonalModel {
     /// The day being accumulated for the seasonal slots: its local midnight and its points
     /// (hour-of-day slot, transformed value).
     day_run: (Option<i64>, Vec<(usize, f64)>),
+    /// Buffers of [`close_day`](Self::close_day), kept between days.
+    scratch: DayScratch,
     /// Weekdays whose last occurrence was an empty day left out of the factors.
     skipped_empty: [bool; 7],
     /// Deviations of new slot values from their slot's median: the slot noise.
@@ -641,6 +651,7 @@ impl SeasonalModel {
             week_hour_factors: if params.step < DAY { vec![0.0; 7 * 24] } else { Vec::new() },
             week_hour_noise: SortedWindow::new(256),
             day_run: (None, Vec::new()),
+            scratch: DayScratch::default(),
             skipped_empty: [false; 7],
             day_noise: SortedWindow::new(256),
             week_noise: SortedWindow::new(256),
@@ -1404,13 +1415,26 @@ impl SeasonalModel {
         let Some(day) = self.day_run.0 else {
             return;
         };
-        let points = std::mem::take(&mut self.day_run.1);
+        // The day's points and the scratch buffers keep their capacity for the next day (no
+        // allocation per day).
+        let mut points = std::mem::take(&mut self.day_run.1);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.fold_day(day, &points, &mut scratch);
+        points.clear();
+        self.day_run.1 = points;
+        self.scratch = scratch;
+    }
+
+    /// [`close_day`](Self::close_day) of the day starting at `day` with its `points`.
+    fn fold_day(&mut self, day: i64, points: &[(usize, f64)], scratch: &mut DayScratch) {
         let expected = (DAY / self.params.step).max(1) as usize;
         if points.len() * 2 < expected {
             return;
         }
-        let mut values: Vec<f64> = points.iter().map(|&(_, v)| v).collect();
-        let Some(day_median) = median_in_place(&mut values) else {
+        let values = &mut scratch.values;
+        values.clear();
+        values.extend(points.iter().map(|&(_, v)| v));
+        let Some(day_median) = median_in_place(values) else {
             return;
         };
         // A day without rows on a weekday that brings rows (a missed load, an outage) teaches
@@ -1437,8 +1461,11 @@ impl SeasonalModel {
         if !self.week_hours.is_empty() {
             // Each hour's median deviation from the day's median and the hour-of-day factor
             // (the factors before this day is folded in), into its hour of the week.
-            let mut hours: [Vec<f64>; 24] = Default::default();
-            for &(slot, observed) in &points {
+            let hours = &mut scratch.hours;
+            for values in hours.iter_mut() {
+                values.clear();
+            }
+            for &(slot, observed) in points {
                 let hour = (slot as i64 * self.params.day_slot / HOUR) as usize % 24;
                 hours[hour].push(observed - day_median - self.day_factors[slot]);
             }
@@ -1453,7 +1480,7 @@ impl SeasonalModel {
             }
         }
         if self.params.step < DAY {
-            for &(slot, observed) in &points {
+            for &(slot, observed) in points {
                 let delevelled = observed - day_median;
                 if let Some(deviation) = slot_deviation(&self.day[slot], delevelled) {
                     self.day_noise.push(deviation);
