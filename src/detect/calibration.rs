@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 
-use super::stats::{SortedWindow, normal_upper_quantile, student_t_neg_log10_sf, student_t_upper_quantile};
+use super::stats::{LongWindow, normal_upper_quantile, student_t_neg_log10_sf, student_t_upper_quantile};
 
 /// Fewest past residuals before the empirical tail is trusted.
 const MIN_RESIDUALS: usize = 30;
@@ -40,7 +40,7 @@ struct Tail {
 /// Rolling conformal calibrator of absolute standardised residuals.
 #[derive(Debug, Clone)]
 pub struct Calibrator {
-    residuals: SortedWindow,
+    residuals: LongWindow,
     /// Last (alpha, dof, threshold) computed since the last refresh (the Student-t quantile
     /// is costly and asked for at every point).
     cached: Cell<(f64, f64, f64)>,
@@ -60,7 +60,7 @@ impl Calibrator {
     /// A calibrator that remembers the last `capacity` residuals.
     pub fn new(capacity: usize) -> Self {
         Self {
-            residuals: SortedWindow::new(capacity),
+            residuals: LongWindow::new(capacity),
             cached: Cell::new((f64::NAN, f64::NAN, f64::NAN)),
             inflation: 1.0,
             tail: None,
@@ -215,7 +215,7 @@ impl Calibrator {
             let start_rank = ((1.0 - TAIL_SHARE) * n as f64).floor() as usize;
             if let Some(start) = self.residuals.quantile(start_rank as f64 / (n - 1) as f64) {
                 let excesses = n.saturating_sub(start_rank + 1);
-                let mean_excess = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).sum::<f64>()
+                let mean_excess = self.residuals.iter_sorted_from(start_rank + 1).map(|x| x - start).sum::<f64>()
                     / excesses.max(1) as f64;
                 // A degenerate tail (many identical residuals) keeps the parametric reference.
                 if mean_excess > 1e-9 && start > 0.0 {

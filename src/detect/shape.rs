@@ -31,7 +31,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 
 use super::calibration::Calibrator;
-use super::stats::SortedWindow;
+use super::stats::LongWindow;
 
 /// Share of the false-alarm budget spent on the shape test.
 pub const SHAPE_WEIGHT: f64 = 0.1;
@@ -63,7 +63,7 @@ pub struct ShapeDetector {
     /// The last [`WINDOW`] values with their bin under the current edges.
     recent: VecDeque<(f64, u8)>,
     /// The [`REFERENCE`] values before the recent window.
-    reference: SortedWindow,
+    reference: LongWindow,
     /// Upper bin edges (a value `v` falls in the first bin whose edge exceeds it).
     edges: Vec<f64>,
     /// `edges` padded with infinities to [`BINS`]` - 1` (a value's bin is the number of edges
@@ -95,7 +95,7 @@ impl ShapeDetector {
     pub fn new() -> Self {
         Self {
             recent: VecDeque::with_capacity(WINDOW + 1),
-            reference: SortedWindow::new(REFERENCE),
+            reference: LongWindow::new(REFERENCE),
             edges: Vec::with_capacity(BINS),
             padded_edges: [f64::INFINITY; BINS - 1],
             log_expected: Vec::with_capacity(BINS),
@@ -200,7 +200,7 @@ impl ShapeDetector {
     pub fn restart(&mut self) {
         self.scored.set(None);
         self.recent.clear();
-        self.reference = SortedWindow::new(REFERENCE);
+        self.reference = LongWindow::new(REFERENCE);
         self.edges.clear();
         self.padded_edges = [f64::INFINITY; BINS - 1];
         self.log_expected.clear();

@@ -120,6 +120,200 @@ impl SortedWindow {
     }
 }
 
+/// Keys kept per block of a [`LongWindow`] (a block splits at twice as many).
+const BLOCK: usize = 128;
+
+/// The last `capacity` values like a [`SortedWindow`], for long windows (thousands of values):
+/// the sorted keys are kept in consecutive blocks of up to `2 BLOCK`, so an update moves keys
+/// within a block or two instead of a third of the window (a `memmove` of 5–10 kB per point
+/// for 2 000–4 000 values); ranks and quantiles add the lengths of the blocks before.
+#[derive(Debug, Clone)]
+pub(crate) struct LongWindow {
+    /// Arrival order as a ring: the oldest value is at `head` once the ring is full.
+    order: Vec<i64>,
+    head: usize,
+    capacity: usize,
+    /// Non-empty blocks whose concatenation is sorted.
+    blocks: Vec<Vec<i64>>,
+    /// The first key of each block.
+    firsts: Vec<i64>,
+    len: usize,
+}
+
+impl LongWindow {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self { order: Vec::with_capacity(capacity), head: 0, capacity, blocks: Vec::new(), firsts: Vec::new(), len: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Values kept at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.order.clear();
+        self.head = 0;
+        self.blocks.clear();
+        self.firsts.clear();
+        self.len = 0;
+    }
+
+    /// Add a value, evicting the oldest when full. Non-finite values are ignored.
+    pub(crate) fn push(&mut self, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        let key = order_key(value);
+        if self.order.len() == self.capacity {
+            let oldest = std::mem::replace(&mut self.order[self.head], key);
+            self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
+            let (leaving, entering) = (self.block_of(oldest), self.block_of(key));
+            if leaving == entering {
+                // One move inside the block.
+                let block = &mut self.blocks[leaving];
+                let old = block.partition_point(|&x| x < oldest);
+                let new = block.partition_point(|&x| x < key);
+                replace_sorted(block, old, new, key);
+                self.firsts[leaving] = block[0];
+                return;
+            }
+            self.remove(oldest, leaving);
+            self.insert(key);
+            return;
+        }
+        self.order.push(key);
+        self.insert(key);
+    }
+
+    /// The last block whose first key is at most `key` (the first block when none is): the
+    /// block that holds `key` if it is kept (an earlier block can hold it only when this one
+    /// starts with it), and where `key` keeps the order.
+    fn block_of(&self, key: i64) -> usize {
+        self.firsts.partition_point(|&first| first <= key).saturating_sub(1)
+    }
+
+    fn insert(&mut self, key: i64) {
+        self.len += 1;
+        if self.blocks.is_empty() {
+            let mut block = Vec::with_capacity(2 * BLOCK);
+            block.push(key);
+            self.blocks.push(block);
+            self.firsts.push(key);
+            return;
+        }
+        let index = self.block_of(key);
+        let block = &mut self.blocks[index];
+        let at = block.partition_point(|&x| x < key);
+        block.insert(at, key);
+        self.firsts[index] = block[0];
+        if block.len() >= 2 * BLOCK {
+            self.split(index);
+        }
+    }
+
+    /// Split block `index` in two halves.
+    fn split(&mut self, index: usize) {
+        let block = &mut self.blocks[index];
+        let mut upper = Vec::with_capacity(2 * BLOCK);
+        upper.extend_from_slice(&block[BLOCK..]);
+        block.truncate(BLOCK);
+        self.firsts.insert(index + 1, upper[0]);
+        self.blocks.insert(index + 1, upper);
+    }
+
+    /// Remove one `key` (kept) from block `index`.
+    fn remove(&mut self, key: i64, index: usize) {
+        self.len -= 1;
+        let block = &mut self.blocks[index];
+        let at = block.partition_point(|&x| x < key);
+        debug_assert_eq!(block.get(at), Some(&key));
+        block.remove(at);
+        if let Some(&first) = block.first() {
+            self.firsts[index] = first;
+        }
+        let (small, empty) = (block.len() < BLOCK / 4, block.is_empty());
+        // A small block joins its neighbour (and splits again if that makes it too large).
+        if small && self.blocks.len() > 1 {
+            let lower = if index + 1 < self.blocks.len() { index } else { index - 1 };
+            let upper = self.blocks.remove(lower + 1);
+            self.firsts.remove(lower + 1);
+            let block = &mut self.blocks[lower];
+            block.extend_from_slice(&upper);
+            self.firsts[lower] = block[0];
+            if block.len() >= 2 * BLOCK {
+                self.split(lower);
+            }
+        } else if empty {
+            self.blocks.remove(index);
+            self.firsts.remove(index);
+        }
+    }
+
+    /// The key at `rank` (0-based, `rank < len`).
+    fn select(&self, mut rank: usize) -> i64 {
+        for block in &self.blocks {
+            if rank < block.len() {
+                return block[rank];
+            }
+            rank -= block.len();
+        }
+        unreachable!("rank beyond the window")
+    }
+
+    /// Values in arrival order, oldest first.
+    pub(crate) fn iter_in_order(&self) -> impl Iterator<Item = f64> + '_ {
+        let (newer, older) = self.order.split_at(if self.order.len() == self.capacity { self.head } else { 0 });
+        older.iter().chain(newer).map(|&key| from_order_key(key))
+    }
+
+    /// Values in ascending order.
+    pub(crate) fn iter_sorted(&self) -> impl Iterator<Item = f64> + '_ {
+        self.blocks.iter().flatten().map(|&key| from_order_key(key))
+    }
+
+    /// Values in ascending order from rank `skip` on.
+    pub(crate) fn iter_sorted_from(&self, mut skip: usize) -> impl Iterator<Item = f64> + '_ {
+        let mut first = 0;
+        while first < self.blocks.len() && skip >= self.blocks[first].len() {
+            skip -= self.blocks[first].len();
+            first += 1;
+        }
+        self.blocks[first..].iter().flatten().skip(skip).map(|&key| from_order_key(key))
+    }
+
+    /// Linear-interpolated quantile (type 7) of the window, as [`SortedWindow::quantile`].
+    pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
+        if self.len == 0 {
+            return None;
+        }
+        let (low, high, fraction) = quantile_position(self.len, q);
+        let low_value = from_order_key(self.select(low));
+        let high_value = if high == low { low_value } else { from_order_key(self.select(high)) };
+        Some(low_value + fraction * (high_value - low_value))
+    }
+
+    /// Number of values `>= value`, as [`SortedWindow::count_at_least`].
+    pub(crate) fn count_at_least(&self, value: f64) -> usize {
+        let key = order_key(if value == 0.0 { -0.0 } else { value });
+        // Keys below `key`: the blocks before the last one starting below it, and part of it.
+        let index = self.firsts.partition_point(|&first| first < key).saturating_sub(1);
+        let Some(block) = self.blocks.get(index) else {
+            return 0;
+        };
+        let before: usize = self.blocks[..index].iter().map(Vec::len).sum();
+        self.len - before - block.partition_point(|&x| x < key)
+    }
+}
+
 /// Replace the sorted value at rank `old` (the one leaving) with `value`, whose rank among the
 /// values is `new` (its insertion point before the removal): the values between the two ranks
 /// shift by one, one short move instead of a removal and an insertion.
@@ -336,6 +530,50 @@ mod tests {
         assert_eq!(window.count_at_least(3.0), 2);
         window.push(f64::NAN);
         assert_eq!(window.len(), 3);
+    }
+
+    #[test]
+    fn a_long_window_answers_as_a_sorted_window_does() {
+        // Ties, signed zeros and non-finite values; a drift that empties the lowest blocks
+        // (merges) and fills new ones (splits); a window cleared and refilled.
+        let mut state = 11_u64;
+        let mut next = |step: usize| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            match (state >> 33) % 12 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f64::NAN,
+                3 => 1.5,
+                4 => f64::INFINITY,
+                _ => ((state >> 11) % 4_000) as f64 / 7.0 + if step > 6_000 { step as f64 } else { 0.0 },
+            }
+        };
+        for capacity in [1, 300, 1_000] {
+            let (mut sorted, mut long) = (SortedWindow::new(capacity), LongWindow::new(capacity));
+            for step in 0..9_000 {
+                if step == 4_000 {
+                    sorted.clear();
+                    long.clear();
+                }
+                let value = next(step);
+                sorted.push(value);
+                long.push(value);
+                if step % 97 == 0 || step > 8_990 {
+                    assert_eq!(long.len(), sorted.len());
+                    assert!(long.iter_sorted().eq(sorted.iter_sorted()), "capacity {capacity}, step {step}");
+                    assert!(long.iter_in_order().eq(sorted.iter_in_order()));
+                    for skip in [0, 1, 127, 128, 500, 2_000] {
+                        assert!(long.iter_sorted_from(skip).eq(sorted.iter_sorted().skip(skip)));
+                    }
+                    for q in [0.0, 0.05, 0.5, 0.95, 0.99, 1.0] {
+                        assert_eq!(long.quantile(q).map(f64::to_bits), sorted.quantile(q).map(f64::to_bits));
+                    }
+                    for probe in [-1.0, -0.0, 0.0, 1.5, 100.0, 571.0, 1e9, value] {
+                        assert_eq!(long.count_at_least(probe), sorted.count_at_least(probe), "{probe}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
