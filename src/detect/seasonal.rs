@@ -420,6 +420,11 @@ struct Judged {
     factors: [f64; 4],
     active: usize,
     forecast: f64,
+    /// The forecast on the measured scale (`untransform(forecast)`: an `exp` for counts).
+    forecast_value: f64,
+    /// The value judged (its bits) and its transform (a logarithm for counts).
+    value_bits: u64,
+    observed: f64,
 }
 
 /// The constant terms of the weighted-Bonferroni fusion of a point's own score with the change
@@ -866,8 +871,8 @@ impl SeasonalModel {
     /// weekday-only table, the first night of a business-hours one): a factor of 20 of log
     /// uncertainty. Any other count gets a factor of 1.5, which leaves a tenfold change an
     /// anomaly.
-    fn scale_at(&self, forecast: f64, timestamp: i64, value: f64) -> f64 {
-        self.widened_scale(self.scale(forecast), timestamp, value)
+    fn scale_at(&self, forecast: f64, forecast_value: f64, timestamp: i64, value: f64) -> f64 {
+        self.widened_scale(self.scale(forecast, forecast_value), timestamp, value)
     }
 
     /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed.
@@ -947,8 +952,9 @@ impl SeasonalModel {
         unseen_weekday || unseen_slot
     }
 
-    /// Robust scale of the active candidate's residuals with its floors, on the model scale.
-    fn scale(&self, forecast: f64) -> f64 {
+    /// Robust scale of the active candidate's residuals with its floors, on the model scale
+    /// (`forecast_value` is `untransform(forecast)`, computed once by the caller).
+    fn scale(&self, forecast: f64, forecast_value: f64) -> f64 {
         let candidate = &self.candidates[self.active];
         // The recent window reacts to a noisier regime at once; the long one keeps a lucky
         // quiet stretch from narrowing the range (scale estimates from a few hundred points
@@ -958,7 +964,7 @@ impl SeasonalModel {
         let mad = recent.max(long) * MAD_TO_SIGMA;
         let floor = if self.log_scale {
             // Poisson-like noise of a count around the forecast, and 1 % minimal change.
-            let expected_count = self.untransform(forecast);
+            let expected_count = forecast_value;
             (1.0 / (expected_count + 1.0).sqrt()).max(0.01)
         } else {
             let reference = forecast.abs().max(self.magnitude);
@@ -997,13 +1003,21 @@ impl SeasonalModel {
         let factors = self.factors(timestamp);
         let active = &self.candidates[self.active];
         let forecast = self.candidate_forecast(active, &factors, timestamp)?;
-        self.judged.set(Some(Judged { timestamp, factors, active: self.active, forecast }));
+        let forecast_value = self.untransform(forecast);
         let observed = self.transform(value);
-        let scale = self.scale_at(forecast, timestamp, value);
+        self.judged.set(Some(Judged {
+            timestamp,
+            factors,
+            active: self.active,
+            forecast,
+            forecast_value,
+            value_bits: value.to_bits(),
+            observed,
+        }));
+        let scale = self.scale_at(forecast, forecast_value, timestamp, value);
         let residual = observed - forecast;
         let dof = self.degrees_of_freedom();
         let threshold = self.calibrator.threshold(self.alpha, dof);
-        let forecast_value = self.untransform(forecast);
         // Rows that crossed a bucket boundary: a load landing just before (or after) its usual
         // bucket leaves one bucket high and its neighbour low. When the previous bucket stood
         // out on the other side, the two buckets are judged together.
@@ -1204,8 +1218,11 @@ impl SeasonalModel {
     /// Learn from a point. `judged_z` is the standardised residual of the point under the
     /// active model (None while cold). Returns a level-shift event if one was confirmed.
     pub(crate) fn learn(&mut self, timestamp: i64, value: f64) -> Option<Event> {
-        let observed = self.transform(value);
         let judged = self.judged.take().filter(|judged| judged.timestamp == timestamp && judged.active == self.active);
+        let observed = match judged {
+            Some(judged) if judged.value_bits == value.to_bits() => judged.observed,
+            _ => self.transform(value),
+        };
         let factors = judged.map_or_else(|| self.factors(timestamp), |judged| judged.factors);
         let mut event = None;
         let mut shift_step = None;
@@ -1248,12 +1265,14 @@ impl SeasonalModel {
         }
         self.previous = None;
         if let Some(forecast) = active_forecast {
-            let plain_scale = self.scale(forecast);
+            // (The active candidate's forecast is the judged one when the point was judged.)
+            let forecast_value = judged.map_or_else(|| self.untransform(forecast), |judged| judged.forecast_value);
+            let plain_scale = self.scale(forecast, forecast_value);
             // (A continuous metric's widening for its unknown first rhythm is for judging
             // only: level shifts are recognised on its plain scale.)
             let scale = if self.log_scale { self.widened_scale(plain_scale, timestamp, value) } else { plain_scale };
             let z = (observed - forecast) / scale;
-            self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
+            self.previous = Some(Previous { timestamp, value, forecast: forecast_value, z });
             // The calibrator measures the model's misfit, learning period included; but an
             // empty bucket in a slot not learned yet (the first night of a business-hours table,
             // the first weekend of a weekday-only one) is measured against the widened scale
@@ -1811,7 +1830,7 @@ mod tests {
         let forecast = model
             .candidate_forecast(&model.candidates[model.active], &model.factors(noon), noon)
             .expect("a forecast after four weeks");
-        let scale = model.scale(forecast);
+        let scale = model.scale(forecast, model.untransform(forecast));
         assert!(scale >= 0.02, "scale {scale} for rows with a log-scale noise of 0.03");
     }
 
