@@ -26,7 +26,7 @@ use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
 use super::shape::{SHAPE_WEIGHT, ShapeDetector};
 use super::stats::{
-    MAD_TO_SIGMA, SortedWindow, median_in_place, median_of, median_of_sorted, replace_sorted, theil_sen,
+    MAD_TO_SIGMA, MedianWindow, SortedWindow, median_in_place, median_of, median_of_sorted, replace_sorted, theil_sen,
 };
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
@@ -249,7 +249,7 @@ struct Candidate {
     reach: Reach,
     level: SortedWindow,
     /// The last absolute errors (median = recent typical error).
-    residuals: SortedWindow,
+    residuals: MedianWindow,
     /// Exponentially weighted mean of winsorised absolute errors, over about
     /// `residual_window` points: the model-selection criterion.
     mean_error: f64,
@@ -295,7 +295,7 @@ impl Candidate {
             mode,
             reach,
             level: SortedWindow::new(capacity),
-            residuals: SortedWindow::new(RECENT_RESIDUALS),
+            residuals: MedianWindow::new(RECENT_RESIDUALS),
             mean_error: 0.0,
             errors: 0,
             memory: params.residual_window,
@@ -317,11 +317,21 @@ impl Candidate {
     }
 
     /// Record an absolute error; only an `informative` one enters the typical error (the
-    /// scale).
-    fn push_error(&mut self, error: f64, informative: bool) {
+    /// scale). The `active` candidate keeps its errors sorted (its typical error is read at
+    /// every point); the others need their median only when the error may reach the cap.
+    fn push_error(&mut self, error: f64, informative: bool, active: bool) {
         self.recent_errors.push(error);
         if informative {
-            self.residuals.push(error);
+            self.residuals.push(error, active);
+        }
+        // The median is at least `floor`: an error within `error_cap` floors is within the cap
+        // (and the typical error is not nil), whatever the exact median.
+        let floor = self.residuals.median_floor();
+        if floor > 0.0 && error <= self.error_cap * floor {
+            self.errors += 1;
+            let weight = 1.0 / self.errors.min(self.memory) as f64;
+            self.mean_error += (error - self.mean_error) * weight;
+            return;
         }
         // Winsorised at a number of typical errors: unlike the median the mean sees the big
         // misses a model makes at every weekend, unlike the plain mean it survives anomalies.
@@ -1254,7 +1264,7 @@ impl SeasonalModel {
                 // 20–170 (a tenfold spike inside the range). It still counts for model
                 // selection, where forecasting the empty night is what a model must do.
                 let informative = !(self.log_scale && value <= 0.0 && forecast < std::f64::consts::LN_2);
-                self.candidates[index].push_error((observed - forecast).abs(), informative);
+                self.candidates[index].push_error((observed - forecast).abs(), informative, index == self.active);
                 if index == self.active {
                     active_forecast = Some(forecast);
                     if informative {
@@ -1411,6 +1421,8 @@ impl SeasonalModel {
             self.since_trend = 0;
             self.update_trend();
         }
+        // The active candidate's typical error is read at every point (judging's scale).
+        self.candidates[self.active].residuals.make_sorted();
         event
     }
 

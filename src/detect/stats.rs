@@ -120,6 +120,149 @@ impl SortedWindow {
     }
 }
 
+/// Binades told apart by a [`MedianWindow`]'s bound: values from 2^-31 to 2^31 (smaller ones
+/// and zero share the lowest, which bounds nothing; larger ones the highest).
+const BINADES: usize = 64;
+
+/// The last `capacity` values, for their exact median and a cheap lower bound of it: a
+/// candidate's recent absolute errors, whose median is read at every error only to cap the
+/// error at a multiple of it (which a lower bound of the median settles nearly always). The
+/// values are counted per binade (the median's binade is followed as values come and go); the
+/// sorted keys are kept up to date only on request ([`push`](Self::push)'s `keep_sorted`, or
+/// [`make_sorted`](Self::make_sorted)), and an exact median of a stale window sorts a copy.
+#[derive(Debug, Clone)]
+pub(crate) struct MedianWindow {
+    /// Arrival order as a ring: the oldest value is at `head` once the ring is full.
+    order: Vec<i64>,
+    head: usize,
+    capacity: usize,
+    /// The keys of `order`, sorted, when `sorted_valid`.
+    sorted: Vec<i64>,
+    sorted_valid: bool,
+    /// Values per binade, the binade of the lower median and the values below it.
+    binades: [u16; BINADES],
+    median_binade: usize,
+    below: usize,
+}
+
+impl MedianWindow {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, usize::from(u16::MAX));
+        Self {
+            order: Vec::with_capacity(capacity),
+            head: 0,
+            capacity,
+            sorted: Vec::with_capacity(capacity),
+            sorted_valid: true,
+            binades: [0; BINADES],
+            median_binade: 0,
+            below: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The binade of a key: 0 for zero, negative values and values below 2^-31.
+    fn binade(key: i64) -> usize {
+        if key <= 0 {
+            return 0;
+        }
+        ((key >> 52) - 1023 + 32).clamp(0, BINADES as i64 - 1) as usize
+    }
+
+    /// Add a value, evicting the oldest when full; non-finite values are ignored. The sorted
+    /// keys follow when `keep_sorted`, else they are left stale.
+    pub(crate) fn push(&mut self, value: f64, keep_sorted: bool) {
+        if !value.is_finite() {
+            return;
+        }
+        let key = order_key(value);
+        let evicted = if self.order.len() == self.capacity {
+            let oldest = std::mem::replace(&mut self.order[self.head], key);
+            self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
+            Some(oldest)
+        } else {
+            self.order.push(key);
+            None
+        };
+        let entering = Self::binade(key);
+        self.binades[entering] += 1;
+        if entering < self.median_binade {
+            self.below += 1;
+        }
+        if let Some(oldest) = evicted {
+            let leaving = Self::binade(oldest);
+            self.binades[leaving] -= 1;
+            if leaving < self.median_binade {
+                self.below -= 1;
+            }
+        }
+        // The lower median's rank, and the binade that holds it.
+        let low = (self.order.len() - 1) / 2;
+        while self.below > low {
+            self.median_binade -= 1;
+            self.below -= usize::from(self.binades[self.median_binade]);
+        }
+        while self.below + usize::from(self.binades[self.median_binade]) <= low {
+            self.below += usize::from(self.binades[self.median_binade]);
+            self.median_binade += 1;
+        }
+        if !keep_sorted {
+            self.sorted_valid = false;
+        } else if !self.sorted_valid {
+            self.make_sorted();
+        } else if let Some(oldest) = evicted {
+            let old = self.sorted.partition_point(|&x| x < oldest);
+            let new = self.sorted.partition_point(|&x| x < key);
+            replace_sorted(&mut self.sorted, old, new, key);
+        } else {
+            let index = self.sorted.partition_point(|&x| x < key);
+            self.sorted.insert(index, key);
+        }
+    }
+
+    /// Bring the sorted keys up to date.
+    pub(crate) fn make_sorted(&mut self) {
+        if !self.sorted_valid {
+            self.sorted.clear();
+            self.sorted.extend_from_slice(&self.order);
+            self.sorted.sort_unstable();
+            self.sorted_valid = true;
+        }
+    }
+
+    /// A lower bound of the median (of non-negative values): the lower edge of the binade of
+    /// the lower median; 0 when that binade bounds nothing or the window is empty.
+    pub(crate) fn median_floor(&self) -> f64 {
+        if self.order.is_empty() || self.median_binade == 0 {
+            return 0.0;
+        }
+        f64::from_bits(((self.median_binade as u64) + 1023 - 32) << 52)
+    }
+
+    /// The type-7 median, as [`SortedWindow::median`] computes it.
+    pub(crate) fn median(&self) -> Option<f64> {
+        let len = self.order.len();
+        if len == 0 {
+            return None;
+        }
+        let median = |sorted: &[i64]| {
+            let (low, high) = ((len - 1) / 2, len / 2);
+            let fraction = if low == high { 0.0 } else { 0.5 };
+            let (low_value, high_value) = (from_order_key(sorted[low]), from_order_key(sorted[high]));
+            low_value + fraction * (high_value - low_value)
+        };
+        if self.sorted_valid {
+            return Some(median(&self.sorted));
+        }
+        let mut sorted = self.order.clone();
+        sorted.sort_unstable();
+        Some(median(&sorted))
+    }
+}
+
 /// Keys kept per block of a [`LongWindow`] (a block splits at twice as many).
 const BLOCK: usize = 128;
 
@@ -572,6 +715,42 @@ mod tests {
                         assert_eq!(long.count_at_least(probe), sorted.count_at_least(probe), "{probe}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_median_window_has_the_exact_median_and_a_floor_below_it() {
+        // Absolute errors over many binades, zeros and ties; sorted kept on some pushes only.
+        let mut state = 5_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            match (state >> 33) % 9 {
+                0 => 0.0,
+                1 => 1.0,
+                2 => f64::NAN,
+                3 => 1e-12,
+                4 => 3e12,
+                _ => ((state >> 11) % 100_000) as f64 / 1_000.0 * 2f64.powi(((state >> 40) % 20) as i32 - 10),
+            }
+        };
+        for capacity in [1, 2, 7, 128] {
+            let (mut sorted, mut median) = (SortedWindow::new(capacity), MedianWindow::new(capacity));
+            for step in 0..3_000 {
+                let value = next();
+                sorted.push(value);
+                median.push(value, step % 5 == 0);
+                if step % 7 == 0 {
+                    median.make_sorted();
+                }
+                assert_eq!(median.len(), sorted.len());
+                let exact = sorted.median();
+                assert_eq!(median.median().map(f64::to_bits), exact.map(f64::to_bits), "capacity {capacity}");
+                let floor = median.median_floor();
+                assert!(exact.is_some_and(|m| floor <= m) || floor == 0.0, "{floor} above {exact:?}");
+                // The floor is within a factor of two of the lower median (from 2^-31 to 2^31).
+                let lower = sorted.iter_sorted().nth(sorted.len().saturating_sub(1) / 2);
+                assert!(lower.is_none_or(|m| m < 2f64.powi(-31) || m >= 2f64.powi(31) || m < 2.0 * floor));
             }
         }
     }
