@@ -51,6 +51,9 @@ pub struct Calibrator {
     /// [`observe_from`](Self::observe_from)), and how many residuals each source holds.
     sources: VecDeque<u8>,
     per_source: [u32; SOURCES],
+    /// The normal tail's quantile at the last refresh's level (its bits) and the quantile: the
+    /// level is the same from a thousand residuals on, and each costs an inverse `erfc`.
+    reference: (u64, f64),
 }
 
 /// Distinct residual sources a calibrator tells apart (sources at or above share the last).
@@ -67,6 +70,7 @@ impl Calibrator {
             since_refresh: 0,
             sources: VecDeque::new(),
             per_source: [0; SOURCES],
+            reference: (f64::NAN.to_bits(), f64::NAN),
         }
     }
 
@@ -205,7 +209,10 @@ impl Calibrator {
         // The most extreme two-sided tail level that still has ~10 residuals beyond it.
         let level = (10.0 / (n as f64 + 1.0)).max(0.01);
         if let Some(empirical) = self.residuals.quantile(1.0 - level) {
-            let reference = normal_upper_quantile(level / 2.0);
+            if self.reference.0 != level.to_bits() {
+                self.reference = (level.to_bits(), normal_upper_quantile(level / 2.0));
+            }
+            let reference = self.reference.1;
             if reference > 0.0 && empirical.is_finite() {
                 self.inflation = (empirical / reference).clamp(INFLATION_RANGE.0, INFLATION_RANGE.1);
             }

@@ -248,18 +248,42 @@ impl MedianWindow {
         if len == 0 {
             return None;
         }
-        let median = |sorted: &[i64]| {
-            let (low, high) = ((len - 1) / 2, len / 2);
-            let fraction = if low == high { 0.0 } else { 0.5 };
-            let (low_value, high_value) = (from_order_key(sorted[low]), from_order_key(sorted[high]));
-            low_value + fraction * (high_value - low_value)
+        let (low, high) = ((len - 1) / 2, len / 2);
+        let (low_key, high_key) = if self.sorted_valid {
+            (self.sorted[low], self.sorted[high])
+        } else {
+            // Stale: the two middle keys lie in the lower median's binade or the next non-empty
+            // one (binades are consecutive ranges of keys): select them among those keys only.
+            let mut upper = self.median_binade;
+            let mut through = self.below + usize::from(self.binades[upper]);
+            while through <= high {
+                upper += 1;
+                through += usize::from(self.binades[upper]);
+            }
+            // Those binades' keys: from the lower edge of the first (any key for the lowest) to
+            // below the lower edge of the one after the last (any key for the highest).
+            let edge = |binade: usize| (binade as i64 - 32 + 1023) << 52;
+            let from = if self.median_binade == 0 { i64::MIN } else { edge(self.median_binade) };
+            let to = if upper + 1 == BINADES { i64::MAX } else { edge(upper + 1) - 1 };
+            let mut buffer = [0_i64; 256];
+            let mut heap = Vec::new();
+            let keys: &mut [i64] = if self.order.len() <= buffer.len() {
+                let mut count = 0;
+                for &key in &self.order {
+                    buffer[count] = key;
+                    count += usize::from(from <= key && key <= to);
+                }
+                &mut buffer[..count]
+            } else {
+                heap.extend(self.order.iter().copied().filter(|&key| from <= key && key <= to));
+                &mut heap
+            };
+            let (_, &mut low_key, above) = keys.select_nth_unstable(low - self.below);
+            (low_key, if high == low { low_key } else { above.iter().copied().min().unwrap_or(low_key) })
         };
-        if self.sorted_valid {
-            return Some(median(&self.sorted));
-        }
-        let mut sorted = self.order.clone();
-        sorted.sort_unstable();
-        Some(median(&sorted))
+        let fraction = if low == high { 0.0 } else { 0.5 };
+        let (low_value, high_value) = (from_order_key(low_key), from_order_key(high_key));
+        Some(low_value + fraction * (high_value - low_value))
     }
 }
 
@@ -734,7 +758,7 @@ mod tests {
                 _ => ((state >> 11) % 100_000) as f64 / 1_000.0 * 2f64.powi(((state >> 40) % 20) as i32 - 10),
             }
         };
-        for capacity in [1, 2, 7, 128] {
+        for capacity in [1, 2, 7, 128, 300] {
             let (mut sorted, mut median) = (SortedWindow::new(capacity), MedianWindow::new(capacity));
             for step in 0..3_000 {
                 let value = next();
