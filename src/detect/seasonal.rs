@@ -256,8 +256,6 @@ struct Candidate {
     errors: usize,
     memory: usize,
     min_errors: usize,
-    /// Timestamps of the values in `level` (for the trend's lag).
-    times: Ring<i64>,
     /// Last few absolute errors, newest last (to tell a shift from a rhythm).
     recent_errors: Ring<f64>,
     /// Typical errors at which errors are winsorised for model selection.
@@ -300,7 +298,6 @@ impl Candidate {
             errors: 0,
             memory: params.residual_window,
             min_errors: params.min_errors,
-            times: Ring::new(capacity),
             recent_errors: Ring::new(RECENT_ERRORS),
             error_cap: params.error_cap,
             exact_fits_uncapped: params.exact_fits_uncapped,
@@ -353,22 +350,17 @@ impl Candidate {
         self.recent_errors.newest_first().take(count).reduce(f64::max)
     }
 
-    fn push_level(&mut self, timestamp: i64, value: f64, capacity: usize) {
-        debug_assert_eq!(capacity, self.times.capacity);
-        self.times.push(timestamp);
-        self.level.push(value);
-    }
-
-    fn centre_time(&self) -> Option<i64> {
-        let first = self.times.oldest()?;
-        let last = self.times.newest()?;
-        Some(first + (last - first) / 2)
-    }
-
     /// Typical error for model selection, once enough errors were seen.
     fn typical_error(&self) -> Option<f64> {
         (self.errors >= self.min_errors).then_some(self.mean_error)
     }
+}
+
+/// The middle of the span of a level window's timestamps.
+fn centre_time(times: &Ring<i64>) -> Option<i64> {
+    let first = times.oldest()?;
+    let last = times.newest()?;
+    Some(first + (last - first) / 2)
 }
 
 /// The last learned point as the active model judged it (for rows that crossed a bucket
@@ -508,6 +500,10 @@ pub struct SeasonalModel {
     day_noise: SortedWindow,
     week_noise: SortedWindow,
     candidates: Vec<Candidate>,
+    /// Timestamps of the values in the long and the short level windows (the same for every
+    /// candidate of a reach; for the trend's lag).
+    long_times: Ring<i64>,
+    short_times: Ring<i64>,
     active: usize,
     /// Absolute errors of whichever candidate was active, over a long window.
     active_errors: SortedWindow,
@@ -671,6 +667,8 @@ impl SeasonalModel {
             day_noise: SortedWindow::new(256),
             week_noise: SortedWindow::new(256),
             candidates,
+            long_times: Ring::new(params.long_window),
+            short_times: Ring::new(params.short_window),
             active: 0,
             active_errors: SortedWindow::new(512),
             calibrator: Calibrator::new(CALIBRATION_RESIDUALS),
@@ -871,7 +869,8 @@ impl SeasonalModel {
             );
         }
         let level = candidate.level.median()?;
-        let lag = candidate.centre_time().map_or(0, |centre| timestamp - centre) as f64;
+        let times = if candidate.reach == Reach::Short { &self.short_times } else { &self.long_times };
+        let lag = centre_time(times).map_or(0, |centre| timestamp - centre) as f64;
         Some(level + self.trend * lag + Self::factor_for(factors, candidate.mode))
     }
 
@@ -1352,12 +1351,13 @@ impl SeasonalModel {
         }
         let slot = self.day_index(timestamp);
         self.day_run.1.push((slot, observed));
+        self.long_times.push(timestamp);
+        self.short_times.push(timestamp);
         for index in 0..self.candidates.len() {
             let (mode, reach) = (self.candidates[index].mode, self.candidates[index].reach);
             let value = observed - Self::factor_for(&factors, mode);
             if reach != Reach::Holt {
-                let capacity = if reach == Reach::Long { self.params.long_window } else { self.params.short_window };
-                self.candidates[index].push_level(timestamp, value, capacity);
+                self.candidates[index].level.push(value);
                 continue;
             }
             // A Holt candidate shares its mode's long window (the same values) and starts from
@@ -1573,15 +1573,14 @@ impl SeasonalModel {
         self.day_medians.clear();
         for candidate in &mut self.candidates {
             candidate.level.clear();
-            candidate.times.clear();
         }
+        self.long_times.clear();
+        self.short_times.clear();
         for &(timestamp, observed, factors) in &keep {
+            self.long_times.push(timestamp);
+            self.short_times.push(timestamp);
             for candidate in &mut self.candidates {
-                let capacity = match candidate.reach {
-                    Reach::Long | Reach::Holt => self.params.long_window,
-                    Reach::Short => self.params.short_window,
-                };
-                candidate.push_level(timestamp, observed - Self::factor_for(&factors, candidate.mode), capacity);
+                candidate.level.push(observed - Self::factor_for(&factors, candidate.mode));
             }
         }
         // Holt candidates restart from the new level, without trend.
