@@ -1390,7 +1390,6 @@ impl SeasonalModel {
             self.last_day = local_day;
             self.weekdays_seen[calendar::weekday(self.local(timestamp))] += 1;
         }
-        let slot = self.day_index(timestamp);
         self.slots_seen[slot] += 1;
 
         if event.is_some() {
