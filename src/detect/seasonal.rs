@@ -26,7 +26,8 @@ use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
 use super::shape::{SHAPE_WEIGHT, ShapeDetector};
 use super::stats::{
-    MAD_TO_SIGMA, MedianWindow, SortedWindow, median_in_place, median_of, median_of_sorted, replace_sorted, theil_sen,
+    LevelWindow, MAD_TO_SIGMA, MedianWindow, SortedWindow, median_in_place, median_of, median_of_sorted,
+    replace_sorted, theil_sen,
 };
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
@@ -247,7 +248,7 @@ impl<T: Copy> Ring<T> {
 struct Candidate {
     mode: Mode,
     reach: Reach,
-    level: SortedWindow,
+    level: LevelWindow,
     /// The last absolute errors (median = recent typical error).
     residuals: MedianWindow,
     /// Exponentially weighted mean of winsorised absolute errors, over about
@@ -292,7 +293,7 @@ impl Candidate {
         Self {
             mode,
             reach,
-            level: SortedWindow::new(capacity),
+            level: LevelWindow::new(capacity),
             residuals: MedianWindow::new(RECENT_RESIDUALS),
             mean_error: 0.0,
             errors: 0,

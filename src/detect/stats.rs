@@ -287,6 +287,100 @@ impl MedianWindow {
     }
 }
 
+/// Most values a [`LevelWindow`] keeps in fixed arrays.
+const SMALL: usize = 32;
+
+/// The last `capacity` values for their median, like a [`SortedWindow`]: a candidate's level
+/// window (5 or a day's points). Up to [`SMALL`] values live in fixed arrays, where an update
+/// finds the value leaving and slides the one entering to its rank (a few moves, no `memmove`
+/// call and no second search); longer windows are a [`SortedWindow`].
+// The small variant is the usual one (every hourly or daily series); boxing its arrays would
+// add an indirection to every update.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub(crate) enum LevelWindow {
+    Small { order: [i64; SMALL], sorted: [i64; SMALL], len: usize, head: usize, capacity: usize },
+    Sorted(SortedWindow),
+}
+
+impl LevelWindow {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        if capacity <= SMALL {
+            Self::Small { order: [0; SMALL], sorted: [0; SMALL], len: 0, head: 0, capacity }
+        } else {
+            Self::Sorted(SortedWindow::new(capacity))
+        }
+    }
+
+    fn sorted_keys(&self) -> &[i64] {
+        match self {
+            Self::Small { sorted, len, .. } => &sorted[..*len],
+            Self::Sorted(window) => &window.sorted,
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        match self {
+            Self::Small { len, head, .. } => (*len, *head) = (0, 0),
+            Self::Sorted(window) => window.clear(),
+        }
+    }
+
+    /// Add a value, evicting the oldest when full. Non-finite values are ignored.
+    pub(crate) fn push(&mut self, value: f64) {
+        let Self::Small { order, sorted, len, head, capacity } = self else {
+            if let Self::Sorted(window) = self {
+                window.push(value);
+            }
+            return;
+        };
+        if !value.is_finite() {
+            return;
+        }
+        let key = order_key(value);
+        let count = (*len).min(SMALL);
+        // The free rank: the leaving value's, or a new one at the end.
+        let mut at = if count == *capacity {
+            let oldest = std::mem::replace(&mut order[*head], key);
+            *head = if *head + 1 == *capacity { 0 } else { *head + 1 };
+            let mut at = sorted[..count].partition_point(|&x| x < oldest);
+            while at + 1 < count && sorted[at + 1] < key {
+                sorted[at] = sorted[at + 1];
+                at += 1;
+            }
+            at
+        } else {
+            order[count] = key;
+            *len = count + 1;
+            count
+        };
+        while at > 0 && sorted[at - 1] > key {
+            sorted[at] = sorted[at - 1];
+            at -= 1;
+        }
+        sorted[at] = key;
+    }
+
+    /// The type-7 median, as [`SortedWindow::median`] computes it.
+    pub(crate) fn median(&self) -> Option<f64> {
+        let sorted = self.sorted_keys();
+        let len = sorted.len();
+        if len == 0 {
+            return None;
+        }
+        let (low, high) = ((len - 1) / 2, len / 2);
+        let fraction = if low == high { 0.0 } else { 0.5 };
+        let (low_value, high_value) = (from_order_key(sorted[low]), from_order_key(sorted[high]));
+        Some(low_value + fraction * (high_value - low_value))
+    }
+
+    /// Values in ascending order.
+    pub(crate) fn iter_sorted(&self) -> impl Iterator<Item = f64> + '_ {
+        self.sorted_keys().iter().map(|&key| from_order_key(key))
+    }
+}
+
 /// Keys kept per block of a [`LongWindow`] (a block splits at twice as many).
 const BLOCK: usize = 128;
 
@@ -775,6 +869,35 @@ mod tests {
                 // The floor is within a factor of two of the lower median (from 2^-31 to 2^31).
                 let lower = sorted.iter_sorted().nth(sorted.len().saturating_sub(1) / 2);
                 assert!(lower.is_none_or(|m| m < 2f64.powi(-31) || m >= 2f64.powi(31) || m < 2.0 * floor));
+            }
+        }
+    }
+
+    #[test]
+    fn a_level_window_answers_as_a_sorted_window_does() {
+        let mut state = 3_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            match (state >> 33) % 8 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f64::NAN,
+                3 => 2.5,
+                _ => ((state >> 11) % 1_000) as f64 / 9.0 - 40.0,
+            }
+        };
+        for capacity in [1, 2, 5, 24, 32, 33, 289] {
+            let (mut sorted, mut level) = (SortedWindow::new(capacity), LevelWindow::new(capacity));
+            for step in 0..2_000 {
+                if step == 700 {
+                    sorted.clear();
+                    level.clear();
+                }
+                let value = next();
+                sorted.push(value);
+                level.push(value);
+                assert_eq!(level.median().map(f64::to_bits), sorted.median().map(f64::to_bits), "capacity {capacity}");
+                assert!(level.iter_sorted().eq(sorted.iter_sorted()));
             }
         }
     }
