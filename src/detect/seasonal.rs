@@ -26,8 +26,7 @@ use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
 use super::shape::{SHAPE_WEIGHT, ShapeDetector};
 use super::stats::{
-    LevelWindow, MAD_TO_SIGMA, MedianWindow, SortedWindow, median_in_place, median_of, median_of_sorted,
-    replace_sorted, theil_sen,
+    LevelWindow, MAD_TO_SIGMA, MedianWindow, SortedWindow, median_in_place, median_of, median_of_sorted, theil_sen,
 };
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
@@ -147,39 +146,82 @@ impl Params {
     }
 }
 
-/// Last few de-levelled values seen in one seasonal slot, in arrival order and sorted (in
-/// `f64::total_cmp` order), so that its median costs nothing.
+/// Values a seasonal slot keeps at most (its capacities are 4, 8 and up to 14).
+const SLOT_MOST: usize = 16;
+
+/// Last few de-levelled values seen in one seasonal slot, in arrival order (a ring) and sorted
+/// (in `f64::total_cmp` order), in fixed arrays, so that its median costs nothing and an update
+/// slides the value entering from the rank of the one leaving (no allocation, no `memmove`).
 #[derive(Debug, Clone, Default)]
 struct Slot {
-    values: VecDeque<f64>,
-    sorted: Vec<f64>,
+    values: [f64; SLOT_MOST],
+    sorted: [f64; SLOT_MOST],
+    len: usize,
+    /// The oldest value once the ring is full (0 before).
+    head: usize,
 }
 
 impl Slot {
     fn push(&mut self, value: f64, capacity: usize) {
-        if self.values.len() == capacity
-            && let Some(oldest) = self.values.pop_front()
-        {
-            self.values.push_back(value);
-            let old = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
-            let new = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
-            replace_sorted(&mut self.sorted, old, new, value);
-            return;
+        debug_assert!(capacity <= SLOT_MOST);
+        let capacity = capacity.clamp(1, SLOT_MOST);
+        let len = self.len.min(SLOT_MOST);
+        let mut at = if len >= capacity {
+            let oldest = std::mem::replace(&mut self.values[self.head], value);
+            self.head = if self.head + 1 >= capacity { 0 } else { self.head + 1 };
+            let mut at = self.sorted[..len].partition_point(|x| x.total_cmp(&oldest).is_lt());
+            while at + 1 < len && self.sorted[at + 1].total_cmp(&value).is_lt() {
+                self.sorted[at] = self.sorted[at + 1];
+                at += 1;
+            }
+            at
+        } else {
+            self.values[len] = value;
+            self.len = len + 1;
+            len
+        };
+        while at > 0 && self.sorted[at - 1].total_cmp(&value).is_gt() {
+            self.sorted[at] = self.sorted[at - 1];
+            at -= 1;
         }
-        self.values.push_back(value);
-        let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
-        self.sorted.insert(index, value);
+        self.sorted[at] = value;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Values in arrival order, oldest first.
+    fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        let values = &self.values[..self.len.min(SLOT_MOST)];
+        let (newer, older) = values.split_at(self.head.min(values.len()));
+        older.iter().chain(newer).copied()
+    }
+
+    /// The newest value.
+    fn back(&self) -> Option<f64> {
+        let index = if self.head == 0 { self.len.checked_sub(1)? } else { self.head - 1 };
+        self.values.get(index).copied()
+    }
+
+    /// The value at `rank` in ascending order.
+    fn sorted_at(&self, rank: usize) -> f64 {
+        self.sorted[rank]
     }
 
     /// The median, exactly as [`median_in_place`] computes it.
     fn median(&self) -> Option<f64> {
-        median_of_sorted(&self.sorted)
+        median_of_sorted(&self.sorted[..self.len.min(SLOT_MOST)])
     }
 }
 
 /// Absolute deviation of `value` from the median of a slot that already holds a few values.
 fn slot_deviation(slot: &Slot, value: f64) -> Option<f64> {
-    if slot.values.len() < 2 {
+    if slot.len() < 2 {
         return None;
     }
     slot.median().map(|m| (value - m).abs())
@@ -779,11 +821,11 @@ impl SeasonalModel {
             let (median, count) = if neighbours.len() == 1 {
                 // One slot: its kept-sorted median.
                 let slot = &self.day[index];
-                (slot.median(), slot.values.len())
+                (slot.median(), slot.len())
             } else {
                 values.clear();
                 for offset in neighbours {
-                    values.extend(self.day[(index + offset) % n].values.iter().copied());
+                    values.extend(self.day[(index + offset) % n].iter());
                 }
                 let count = values.len();
                 (median_in_place(&mut values), count)
@@ -797,7 +839,7 @@ impl SeasonalModel {
         let week_level = self.day_medians.median();
         for weekday in 0..7 {
             let slot = &self.week[weekday];
-            let count = slot.values.len();
+            let count = slot.len();
             let mut median = slot.median();
             // A weekday whose remembered days split evenly between days without rows and days
             // with rows (the first Thursday of a weekday-only table missed its load, or its
@@ -810,7 +852,7 @@ impl SeasonalModel {
                 && count.is_multiple_of(2)
                 && let Some(level) = week_level
             {
-                let (empty, full) = (slot.sorted[count / 2 - 1], slot.sorted[count / 2]);
+                let (empty, full) = (slot.sorted_at(count / 2 - 1), slot.sorted_at(count / 2));
                 if level + empty < std::f64::consts::LN_2 && level + full > 11f64.ln() {
                     median = Some(if weekday >= 5 { empty } else { full });
                 }
@@ -823,7 +865,7 @@ impl SeasonalModel {
         if !self.week_hours.is_empty() {
             let noise = if self.week_hour_noise.len() >= 16 { self.week_hour_noise.median() } else { day_noise };
             for (factor, slot) in self.week_hour_factors.iter_mut().zip(&self.week_hours) {
-                let count = slot.values.len();
+                let count = slot.len();
                 *factor = match slot.median() {
                     Some(m) if count >= WEEK_HOUR_MIN_DAYS => m * shrinkage(m, noise, count),
                     _ => 0.0,
@@ -953,7 +995,7 @@ impl SeasonalModel {
         let seen = self.weekdays_seen[weekday];
         let unconfirmed = seen == 1
             && self.params.step >= DAY
-            && self.week[weekday].values.back().is_some_and(|offset| offset.abs() > 3.0 * scale);
+            && self.week[weekday].back().is_some_and(|offset| offset.abs() > 3.0 * scale);
         // For hourly series the first occurrence of a weekday is new until the day is over.
         let first_occurrence =
             seen == 1 && self.params.step < DAY && self.local(timestamp).div_euclid(DAY) == self.last_day;
@@ -1476,14 +1518,14 @@ impl SeasonalModel {
         let weekday = calendar::weekday(day);
         let empty = self.log_scale
             && day_median == 0.0
-            && !self.week[weekday].values.is_empty()
+            && !self.week[weekday].is_empty()
             && !self.skipped_empty[weekday]
             && self.day_medians.median().is_some_and(|level| {
                 // Only a weekday that has always brought rows: one whose past days were empty
                 // too (the weekend of a weekday-only table, once mixed up by a shifted load)
                 // learns its empty day.
                 level + self.week_offsets[weekday] > 11f64.ln()
-                    && self.week[weekday].values.iter().all(|offset| level + offset > 11f64.ln())
+                    && self.week[weekday].iter().all(|offset| level + offset > 11f64.ln())
             });
         self.skipped_empty[weekday] = empty;
         if empty {
@@ -1843,6 +1885,42 @@ mod tests {
             .expect("a forecast after four weeks");
         let scale = model.scale(forecast, model.untransform(forecast));
         assert!(scale >= 0.02, "scale {scale} for rows with a log-scale noise of 0.03");
+    }
+
+    #[test]
+    fn a_slot_keeps_the_last_values_in_order_and_sorted() {
+        let mut state = 13_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            match (state >> 33) % 6 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => 0.25,
+                _ => ((state >> 11) % 1_000) as f64 / 13.0 - 30.0,
+            }
+        };
+        for capacity in [1, 4, 8, 14, 16] {
+            let mut slot = Slot::default();
+            let mut queue = VecDeque::new();
+            for _ in 0..500 {
+                let value = next();
+                slot.push(value, capacity);
+                queue.push_back(value);
+                if queue.len() > capacity {
+                    queue.pop_front();
+                }
+                let mut sorted: Vec<f64> = queue.iter().copied().collect();
+                sorted.sort_by(f64::total_cmp);
+                assert_eq!(slot.len(), queue.len());
+                assert!(slot.iter().map(f64::to_bits).eq(queue.iter().map(|v| v.to_bits())), "capacity {capacity}");
+                assert_eq!(slot.back().map(f64::to_bits), queue.back().map(|v| v.to_bits()));
+                for (rank, value) in sorted.iter().enumerate() {
+                    assert_eq!(slot.sorted_at(rank).to_bits(), value.to_bits());
+                }
+                let mut copy = sorted.clone();
+                assert_eq!(slot.median().map(f64::to_bits), median_in_place(&mut copy).map(f64::to_bits));
+            }
+        }
     }
 
     #[test]
