@@ -33,13 +33,13 @@ use super::verdict::{Confidence, Deviation, Event, Expected};
 /// Seasonal structure a candidate model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    Flat,
-    Daily,
-    Weekly,
+    Flat = 0,
+    Daily = 1,
+    Weekly = 2,
     /// Weekly plus an hour-of-week factor: each hour of each weekday keeps its own deviation
     /// from the hour-of-day rhythm (a busy Saturday night and an empty Sunday morning; the
     /// office hours of weekdays against a weekend without rows). Sub-daily series only.
-    HourOfWeek,
+    HourOfWeek = 3,
 }
 
 /// Level window a candidate model uses.
@@ -895,12 +895,8 @@ impl SeasonalModel {
     }
 
     fn factor_for(factors: &[f64; 4], mode: Mode) -> f64 {
-        match mode {
-            Mode::Flat => factors[0],
-            Mode::Daily => factors[1],
-            Mode::Weekly => factors[2],
-            Mode::HourOfWeek => factors[3],
-        }
+        // The modes' discriminants are the factors' indices (a load, not a branch).
+        factors[mode as usize]
     }
 
     fn candidate_forecast(&self, candidate: &Candidate, factors: &[f64; 4], timestamp: i64) -> Option<f64> {
