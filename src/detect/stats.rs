@@ -610,8 +610,11 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
 
 /// Median of a slice (reorders it).
 pub(crate) fn median_in_place(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
+    match values.len() {
+        0 => return None,
+        // (An hour's one deviation of an hourly series, 24 times a day: no selection.)
+        1 => return Some(values[0]),
+        _ => {}
     }
     let mid = values.len() / 2;
     let (_, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
@@ -909,6 +912,7 @@ mod tests {
         ys[4] = 100.0;
         assert_eq!(theil_sen(&xs, &ys), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[-0.0]).map(f64::to_bits), Some((-0.0_f64).to_bits()));
     }
 
     #[test]
