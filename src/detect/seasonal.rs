@@ -900,6 +900,24 @@ impl SeasonalModel {
     }
 
     fn candidate_forecast(&self, candidate: &Candidate, factors: &[f64; 4], timestamp: i64) -> Option<f64> {
+        self.candidate_forecast_with(candidate, factors, timestamp, self.lags(timestamp))
+    }
+
+    /// The trend's lag at `timestamp` of the long and of the short level windows (the same for
+    /// every candidate of a reach).
+    fn lags(&self, timestamp: i64) -> [f64; 2] {
+        let lag = |times: &Ring<i64>| centre_time(times).map_or(0, |centre| timestamp - centre) as f64;
+        [lag(&self.long_times), lag(&self.short_times)]
+    }
+
+    /// [`candidate_forecast`](Self::candidate_forecast) with the [`lags`](Self::lags) computed.
+    fn candidate_forecast_with(
+        &self,
+        candidate: &Candidate,
+        factors: &[f64; 4],
+        timestamp: i64,
+        lags: [f64; 2],
+    ) -> Option<f64> {
         if candidate.reach == Reach::Holt {
             let holt = candidate.holt.as_ref()?;
             let steps = ((timestamp - holt.at) as f64 / self.params.step as f64).max(1.0);
@@ -908,8 +926,7 @@ impl SeasonalModel {
             );
         }
         let level = candidate.level.median()?;
-        let times = if candidate.reach == Reach::Short { &self.short_times } else { &self.long_times };
-        let lag = centre_time(times).map_or(0, |centre| timestamp - centre) as f64;
+        let lag = if candidate.reach == Reach::Short { lags[1] } else { lags[0] };
         Some(level + self.trend * lag + Self::factor_for(factors, candidate.mode))
     }
 
@@ -1282,6 +1299,7 @@ impl SeasonalModel {
         if sampled {
             self.since_sample = 0;
         }
+        let lags = self.lags(timestamp);
         for index in 0..self.candidates.len() {
             // A candidate that has clearly lost is only re-evaluated on every few points.
             if self.candidates[index].dormant && !sampled && index != self.active {
@@ -1291,7 +1309,7 @@ impl SeasonalModel {
             // only learned their errors.)
             let forecast = match judged {
                 Some(judged) if index == self.active => Some(judged.forecast),
-                _ => self.candidate_forecast(&self.candidates[index], &factors, timestamp),
+                _ => self.candidate_forecast_with(&self.candidates[index], &factors, timestamp, lags),
             };
             if let Some(forecast) = forecast {
                 // An empty bucket forecast empty (under one row) says nothing of the noise of the
