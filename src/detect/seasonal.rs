@@ -69,6 +69,11 @@ fn damping(phi: f64, steps: f64) -> f64 {
     if steps == 1.0 { phi } else { phi.powf(steps) }
 }
 
+/// φ + φ² + … + φ^steps: how much of the trend a damped Holt forecast `steps` ahead adds.
+fn damped_steps(phi: f64, steps: f64) -> f64 {
+    if (phi - 1.0).abs() < 1e-12 { steps } else { phi * (1.0 - damping(phi, steps)) / (1.0 - phi) }
+}
+
 /// Errors beyond this many typical errors are clipped before they update a Holt level, trend
 /// or scale (Huber): an outage or a spike moves the level by a bounded step only.
 const HOLT_CLIP: f64 = 2.5;
@@ -91,6 +96,8 @@ struct Params {
     holt_alpha: f64,
     holt_beta: f64,
     holt_phi: f64,
+    /// `damped_steps(holt_phi, 1)`, the usual single step, computed once.
+    holt_one_step: f64,
     /// Span a Holt candidate waits for (two seasons of its mode).
     holt_daily_start: i64,
     holt_weekly_start: i64,
@@ -138,6 +145,7 @@ impl Params {
             holt_alpha: 2.0 / (long_window as f64 + 1.0),
             holt_beta: 0.2 / (long_window as f64 + 1.0),
             holt_phi: if sub_daily { 0.98 } else { 0.85 },
+            holt_one_step: damped_steps(if sub_daily { 0.98 } else { 0.85 }, 1.0),
             holt_daily_start: 2 * DAY,
             holt_weekly_start: 2 * WEEK,
             error_cap: if class == MetricClass::Count { 100.0 } else { 10.0 },
@@ -350,9 +358,8 @@ impl Candidate {
     }
 
     /// Damped Holt forecast `steps` ahead.
-    fn holt_forecast(holt: &Holt, steps: f64, phi: f64) -> f64 {
-        // φ + φ² + … + φ^steps
-        let damped = if (phi - 1.0).abs() < 1e-12 { steps } else { phi * (1.0 - damping(phi, steps)) / (1.0 - phi) };
+    fn holt_forecast(holt: &Holt, steps: f64, params: &Params) -> f64 {
+        let damped = if steps == 1.0 { params.holt_one_step } else { damped_steps(params.holt_phi, steps) };
         holt.level + damped * holt.trend
     }
 
@@ -922,7 +929,7 @@ impl SeasonalModel {
             let holt = candidate.holt.as_ref()?;
             let steps = ((timestamp - holt.at) as f64 / self.params.step as f64).max(1.0);
             return Some(
-                Candidate::holt_forecast(holt, steps, self.params.holt_phi) + Self::factor_for(factors, candidate.mode),
+                Candidate::holt_forecast(holt, steps, &self.params) + Self::factor_for(factors, candidate.mode),
             );
         }
         let level = candidate.level.median()?;
@@ -1605,7 +1612,7 @@ impl SeasonalModel {
             return;
         };
         let steps = ((timestamp - holt.at) as f64 / params.step as f64).max(1.0);
-        let forecast = Candidate::holt_forecast(holt, steps, params.holt_phi);
+        let forecast = Candidate::holt_forecast(holt, steps, params);
         let error = value - forecast;
         let bound = HOLT_CLIP * holt.scale;
         let clipped = error.clamp(-bound, bound);
