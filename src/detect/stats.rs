@@ -562,6 +562,55 @@ impl LongWindow {
         Some(low_value + fraction * (high_value - low_value))
     }
 
+    /// [`quantile`](Self::quantile) of each of the `qs` into `out`, in one walk over the blocks
+    /// while they increase (nothing when the window is empty).
+    pub(crate) fn quantiles(&self, qs: &[f64], out: &mut [f64]) {
+        if self.len == 0 {
+            return;
+        }
+        // The blocks before `block` hold `before` keys (ranks mostly grow: a lower one, the
+        // lower neighbour of a quantile after the upper one of the previous, walks again).
+        let (mut block, mut before) = (0, 0);
+        let mut key_at = |rank: usize| {
+            if rank < before {
+                (block, before) = (0, 0);
+            }
+            while rank - before >= self.blocks[block].len() {
+                before += self.blocks[block].len();
+                block += 1;
+            }
+            self.blocks[block][rank - before]
+        };
+        for (&q, out) in qs.iter().zip(out.iter_mut()) {
+            let (low, high, fraction) = quantile_position(self.len, q);
+            let low_value = from_order_key(key_at(low));
+            let high_value = if high == low { low_value } else { from_order_key(key_at(high)) };
+            *out = low_value + fraction * (high_value - low_value);
+        }
+    }
+
+    /// [`count_at_least`](Self::count_at_least) of each of the `values` into `out`, in one walk
+    /// over the blocks while they increase.
+    pub(crate) fn counts_at_least(&self, values: &[f64], out: &mut [usize]) {
+        let (mut index, mut before) = (0, 0);
+        for (&value, out) in values.iter().zip(out.iter_mut()) {
+            let key = order_key(if value == 0.0 { -0.0 } else { value });
+            let last = self.firsts.partition_point(|&first| first < key).saturating_sub(1);
+            let Some(block) = self.blocks.get(last) else {
+                *out = 0;
+                continue;
+            };
+            if last < index {
+                (index, before) = (0, 0);
+            }
+            while index < last {
+                before += self.blocks[index].len();
+                index += 1;
+            }
+            *out = self.len - before - block.partition_point(|&x| x < key);
+        }
+    }
+
     /// Number of values `>= value`, as [`SortedWindow::count_at_least`].
     pub(crate) fn count_at_least(&self, value: f64) -> usize {
         let key = order_key(if value == 0.0 { -0.0 } else { value });
@@ -829,12 +878,23 @@ mod tests {
                     for skip in [0, 1, 127, 128, 500, 2_000] {
                         assert!(long.iter_sorted_from(skip).eq(sorted.iter_sorted().skip(skip)));
                     }
-                    for q in [0.0, 0.05, 0.5, 0.95, 0.99, 1.0] {
+                    let qs = [0.0, 0.05, 0.1, 0.5, 0.5, 0.95, 0.99, 1.0];
+                    let mut quantiles = [f64::NAN; 8];
+                    long.quantiles(&qs, &mut quantiles);
+                    for (&q, quantile) in qs.iter().zip(quantiles) {
                         assert_eq!(long.quantile(q).map(f64::to_bits), sorted.quantile(q).map(f64::to_bits));
+                        if !sorted.is_empty() {
+                            assert_eq!(Some(quantile.to_bits()), sorted.quantile(q).map(f64::to_bits));
+                        }
                     }
-                    for probe in [-1.0, -0.0, 0.0, 1.5, 100.0, 571.0, 1e9, value] {
+                    let probes = [-1.0, -0.0, 0.0, 1.5, 1.5, 100.0, 571.0, 1e9];
+                    let mut counts = [usize::MAX; 8];
+                    long.counts_at_least(&probes, &mut counts);
+                    for (&probe, count) in probes.iter().zip(counts) {
                         assert_eq!(long.count_at_least(probe), sorted.count_at_least(probe), "{probe}");
+                        assert_eq!(count, sorted.count_at_least(probe), "{probe}");
                     }
+                    assert_eq!(long.count_at_least(value), sorted.count_at_least(value));
                 }
             }
         }
