@@ -54,6 +54,10 @@ pub struct Calibrator {
     /// The normal tail's quantile at the last refresh's level (its bits) and the quantile: the
     /// level is the same from a thousand residuals on, and each costs an inverse `erfc`.
     reference: (u64, f64),
+    /// The last [`neg_log10_p`](Self::neg_log10_p) asked (the bits of `|z|` and of the
+    /// degrees of freedom) and its answer, until the next residual: learning a point asks
+    /// again what judging it asked whenever the scale did not move.
+    last_score: Cell<(u64, u64, f64)>,
 }
 
 /// Distinct residual sources a calibrator tells apart (sources at or above share the last).
@@ -71,6 +75,7 @@ impl Calibrator {
             sources: VecDeque::new(),
             per_source: [0; SOURCES],
             reference: (f64::NAN.to_bits(), f64::NAN),
+            last_score: Cell::new((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN)),
         }
     }
 
@@ -95,6 +100,7 @@ impl Calibrator {
         self.sources.push_back(source as u8);
         self.per_source[source] += 1;
         self.residuals.push(abs_z.abs());
+        self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
         self.since_refresh += 1;
         if self.since_refresh >= REFRESH_EVERY {
             self.refresh();
@@ -109,6 +115,7 @@ impl Calibrator {
     /// Forget every residual of the sources `forget` selects (in one pass; the others keep
     /// their order).
     pub fn forget_sources(&mut self, forget: impl Fn(usize) -> bool) {
+        self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
         let kept: Vec<(f64, u8)> = self
             .residuals
             .iter_in_order()
@@ -168,6 +175,16 @@ impl Calibrator {
         if abs_z == 0.0 {
             return 0.0;
         }
+        let (z_bits, dof_bits, known) = self.last_score.get();
+        if z_bits == abs_z.to_bits() && dof_bits == dof.to_bits() {
+            return known;
+        }
+        let score = self.neg_log10_p_uncached(abs_z, dof);
+        self.last_score.set((abs_z.to_bits(), dof.to_bits(), score));
+        score
+    }
+
+    fn neg_log10_p_uncached(&self, abs_z: f64, dof: f64) -> f64 {
         match self.tail {
             Some(tail) if abs_z > tail.start => {
                 let ln_p = tail.share.ln() - (abs_z - tail.start) / tail.mean_excess;
