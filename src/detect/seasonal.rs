@@ -477,6 +477,17 @@ struct Judged {
     /// The value judged (its bits) and its transform (a logarithm for counts).
     value_bits: u64,
     observed: f64,
+    /// The point's novelty for the widening of a count's scale.
+    novelty: Option<Novelty>,
+}
+
+/// What widens a count's scale at a point besides the scale itself: whether its weekday or hour
+/// is not learned yet, and the change of the weekday's offset the active model misses (see
+/// [`SeasonalModel::widened_scale_with`]).
+#[derive(Debug, Clone, Copy)]
+struct Novelty {
+    novel: bool,
+    week_change: Option<f64>,
 }
 
 /// The constant terms of the weighted-Bonferroni fusion of a point's own score with the change
@@ -943,50 +954,74 @@ impl SeasonalModel {
     /// weekday-only table, the first night of a business-hours one): a factor of 20 of log
     /// uncertainty. Any other count gets a factor of 1.5, which leaves a tenfold change an
     /// anomaly.
-    fn scale_at(&self, forecast: f64, forecast_value: f64, timestamp: i64, value: f64) -> f64 {
-        self.widened_scale(self.scale(forecast, forecast_value), timestamp, value)
+    fn scale_at(&self, forecast: f64, forecast_value: f64, timestamp: i64, value: f64) -> (f64, Option<Novelty>) {
+        self.widened_scale_with(self.scale(forecast, forecast_value), timestamp, value, None)
     }
 
-    /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed.
-    fn widened_scale(&self, scale: f64, timestamp: i64, value: f64) -> f64 {
+    /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed,
+    /// reusing the `known` novelty of the point (a sub-daily count's, found when it was judged:
+    /// the same model state) and returning it.
+    fn widened_scale_with(
+        &self,
+        scale: f64,
+        timestamp: i64,
+        value: f64,
+        known: Option<Novelty>,
+    ) -> (f64, Option<Novelty>) {
         if !self.log_scale {
-            // A continuous metric's hour-of-day rhythm is not known before a few days.
-            if self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < RHYTHM_DAYS {
-                let rhythm = RHYTHM_SHARE * self.magnitude;
-                return (scale * scale + rhythm * rhythm).sqrt();
-            }
-            return scale;
+            return (self.widened_continuous_scale(scale, timestamp), None);
         }
-        let novel = self.novel(timestamp, scale);
-        let unmodelled = value > 0.0 && self.unmodelled_week(timestamp, scale);
+        // (A daily series' novelty depends on the scale: found again.)
+        let novelty = match known {
+            Some(known) if self.params.step < DAY => known,
+            _ => Novelty {
+                novel: self.novel(timestamp, scale),
+                week_change: if value > 0.0 { self.week_change(timestamp) } else { None },
+            },
+        };
+        let novel = novelty.novel;
+        let unmodelled = value > 0.0 && novelty.week_change.is_some_and(|change| change > 2.0 * scale);
+        let novelty = Some(novelty);
         if !(novel || unmodelled) {
-            return scale;
+            return (scale, novelty);
         }
         if novel && value <= 0.0 {
-            return (scale * scale + NOVELTY_LOG_SCALE * NOVELTY_LOG_SCALE).sqrt();
+            return ((scale * scale + NOVELTY_LOG_SCALE * NOVELTY_LOG_SCALE).sqrt(), novelty);
         }
         // However wide the small-sample threshold, an eightfold change stays outside the range.
         let widened = (scale * scale + NOVELTY_LOG_SCALE_NONZERO * NOVELTY_LOG_SCALE_NONZERO).sqrt();
         let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
-        widened.min(NOVELTY_MAX_NONZERO_CHANGE.ln() / threshold).max(scale)
+        (widened.min(NOVELTY_MAX_NONZERO_CHANGE.ln() / threshold).max(scale), novelty)
+    }
+
+    /// A continuous metric's scale at `timestamp`.
+    fn widened_continuous_scale(&self, scale: f64, timestamp: i64) -> f64 {
+        // A continuous metric's hour-of-day rhythm is not known before a few days.
+        if self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < RHYTHM_DAYS {
+            let rhythm = RHYTHM_SHARE * self.magnitude;
+            return (scale * scale + rhythm * rhythm).sqrt();
+        }
+        scale
     }
 
     /// Whether the active model carries yesterday's level into a weekday whose level differs
     /// (hourly series whose model has no day-of-week factors, before the weekly one is
     /// selected): the first Monday after a quiet weekend, the Saturday after a busy week. A
     /// count other than zero there gets the widening of a slot not learned yet.
-    fn unmodelled_week(&self, timestamp: i64, scale: f64) -> bool {
+    /// The answer is whether this change of the weekday's offset exceeds two scales (`None`:
+    /// not such a model or weekday).
+    fn week_change(&self, timestamp: i64) -> Option<f64> {
         if !self.log_scale
             || self.params.step >= DAY
             || matches!(self.candidates[self.active].mode, Mode::Weekly | Mode::HourOfWeek)
         {
-            return false;
+            return None;
         }
         let local = self.local(timestamp);
         let weekday = calendar::weekday(local);
         let previous = (weekday + 6) % 7;
         if self.weekdays_seen[weekday] == 0 || self.weekdays_seen[previous] == 0 {
-            return false;
+            return None;
         }
         // Yesterday is folded into the factors when today's first point is learned: at that
         // first point its offset is measured from the points of the day still open.
@@ -1000,7 +1035,7 @@ impl SeasonalModel {
         } else {
             self.week_offsets[previous]
         };
-        (self.week_offsets[weekday] - previous_offset).abs() > 2.0 * scale
+        Some((self.week_offsets[weekday] - previous_offset).abs())
     }
 
     /// Whether a count at `timestamp` falls in a weekday or an hour of the day the model has
@@ -1077,6 +1112,7 @@ impl SeasonalModel {
         let forecast = self.candidate_forecast(active, &factors, timestamp)?;
         let forecast_value = self.untransform(forecast);
         let observed = self.transform(value);
+        let (scale, novelty) = self.scale_at(forecast, forecast_value, timestamp, value);
         self.judged.set(Some(Judged {
             timestamp,
             factors,
@@ -1085,8 +1121,8 @@ impl SeasonalModel {
             forecast_value,
             value_bits: value.to_bits(),
             observed,
+            novelty,
         }));
-        let scale = self.scale_at(forecast, forecast_value, timestamp, value);
         let residual = observed - forecast;
         let dof = self.degrees_of_freedom();
         let threshold = self.calibrator.threshold(self.alpha, dof);
@@ -1343,7 +1379,13 @@ impl SeasonalModel {
             let plain_scale = self.scale(forecast, forecast_value);
             // (A continuous metric's widening for its unknown first rhythm is for judging
             // only: level shifts are recognised on its plain scale.)
-            let scale = if self.log_scale { self.widened_scale(plain_scale, timestamp, value) } else { plain_scale };
+            let scale = if self.log_scale {
+                let known =
+                    judged.filter(|judged| judged.value_bits == value.to_bits()).and_then(|judged| judged.novelty);
+                self.widened_scale_with(plain_scale, timestamp, value, known).0
+            } else {
+                plain_scale
+            };
             let z = (observed - forecast) / scale;
             self.previous = Some(Previous { timestamp, value, forecast: forecast_value, z });
             // The calibrator measures the model's misfit, learning period included; but an

@@ -43,13 +43,9 @@ impl SortedWindow {
         self.sorted.len()
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.sorted.is_empty()
-    }
-
-    /// Values kept at most.
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
     }
 
     pub(crate) fn clear(&mut self) {
@@ -78,12 +74,14 @@ impl SortedWindow {
     }
 
     /// Values in arrival order, oldest first.
+    #[cfg(test)]
     pub(crate) fn iter_in_order(&self) -> impl Iterator<Item = f64> + '_ {
         let (newer, older) = self.order.split_at(if self.order.len() == self.capacity { self.head } else { 0 });
         older.iter().chain(newer).map(|&key| from_order_key(key))
     }
 
     /// Values in ascending order.
+    #[cfg(test)]
     pub(crate) fn iter_sorted(&self) -> impl Iterator<Item = f64> + '_ {
         self.sorted.iter().map(|&key| from_order_key(key))
     }
@@ -102,6 +100,7 @@ impl SortedWindow {
     }
 
     /// Linear-interpolated quantile (type 7) of the window.
+    #[cfg(test)]
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
         if self.sorted.is_empty() {
             return None;
@@ -112,6 +111,7 @@ impl SortedWindow {
     }
 
     /// Number of values `>= value`.
+    #[cfg(test)]
     pub(crate) fn count_at_least(&self, value: f64) -> usize {
         // `x < value` as floats: in key order, below the key of `value`, where zero counts
         // as -0.0 (so that -0.0 is not below 0.0).
@@ -537,6 +537,7 @@ impl LongWindow {
     }
 
     /// Values in ascending order.
+    #[cfg(test)]
     pub(crate) fn iter_sorted(&self) -> impl Iterator<Item = f64> + '_ {
         self.blocks.iter().flatten().map(|&key| from_order_key(key))
     }
