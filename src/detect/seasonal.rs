@@ -124,7 +124,7 @@ impl Params {
         };
         // Slot memories span about eight weeks unless the training window says less.
         let weeks = settings.training_window.map_or(8.0, |w| (w as f64 / WEEK as f64).clamp(1.0, 8.0));
-        let day_capacity = ((weeks * 7.0) as usize).clamp(3, 14);
+        let day_capacity = ((weeks * 7.0) as usize).clamp(3, DAY_SLOT_MOST);
         let mut long_window = long_window;
         if let Some(window) = settings.training_window {
             long_window = long_window.min(((window / step).max(5)) as usize);
@@ -154,26 +154,34 @@ impl Params {
     }
 }
 
-/// Values a seasonal slot keeps at most (its capacities are 4, 8 and up to 14).
-const SLOT_MOST: usize = 16;
+/// Values the slots of an hour of the day, of a weekday and of an hour of the week keep at most.
+const DAY_SLOT_MOST: usize = 14;
+const WEEK_SLOT_MOST: usize = 8;
 
 /// Last few de-levelled values seen in one seasonal slot, in arrival order (a ring) and sorted
 /// (in `f64::total_cmp` order), in fixed arrays, so that its median costs nothing and an update
 /// slides the value entering from the rank of the one leaving (no allocation, no `memmove`).
-#[derive(Debug, Clone, Default)]
-struct Slot {
-    values: [f64; SLOT_MOST],
-    sorted: [f64; SLOT_MOST],
+/// At most `N` values (the arrays are sized for the slot's kind: the model keeps hundreds).
+#[derive(Debug, Clone)]
+struct Slot<const N: usize> {
+    values: [f64; N],
+    sorted: [f64; N],
     len: usize,
     /// The oldest value once the ring is full (0 before).
     head: usize,
 }
 
-impl Slot {
+impl<const N: usize> Default for Slot<N> {
+    fn default() -> Self {
+        Self { values: [0.0; N], sorted: [0.0; N], len: 0, head: 0 }
+    }
+}
+
+impl<const N: usize> Slot<N> {
     fn push(&mut self, value: f64, capacity: usize) {
-        debug_assert!(capacity <= SLOT_MOST);
-        let capacity = capacity.clamp(1, SLOT_MOST);
-        let len = self.len.min(SLOT_MOST);
+        debug_assert!(capacity <= N);
+        let capacity = capacity.clamp(1, N);
+        let len = self.len.min(N);
         let mut at = if len >= capacity {
             let oldest = std::mem::replace(&mut self.values[self.head], value);
             self.head = if self.head + 1 >= capacity { 0 } else { self.head + 1 };
@@ -205,7 +213,7 @@ impl Slot {
 
     /// Values in arrival order, oldest first.
     fn iter(&self) -> impl Iterator<Item = f64> + '_ {
-        let values = &self.values[..self.len.min(SLOT_MOST)];
+        let values = &self.values[..self.len.min(N)];
         let (newer, older) = values.split_at(self.head.min(values.len()));
         older.iter().chain(newer).copied()
     }
@@ -223,12 +231,12 @@ impl Slot {
 
     /// The median, exactly as [`median_in_place`] computes it.
     fn median(&self) -> Option<f64> {
-        median_of_sorted(&self.sorted[..self.len.min(SLOT_MOST)])
+        median_of_sorted(&self.sorted[..self.len.min(N)])
     }
 }
 
 /// Absolute deviation of `value` from the median of a slot that already holds a few values.
-fn slot_deviation(slot: &Slot, value: f64) -> Option<f64> {
+fn slot_deviation<const N: usize>(slot: &Slot<N>, value: f64) -> Option<f64> {
     if slot.len() < 2 {
         return None;
     }
@@ -538,14 +546,14 @@ pub struct SeasonalModel {
     /// Medians of the last seven complete days: the weekly level day-of-week offsets are
     /// measured against.
     day_medians: SortedWindow,
-    day: Vec<Slot>,
-    week: Vec<Slot>,
+    day: Vec<Slot<DAY_SLOT_MOST>>,
+    week: Vec<Slot<WEEK_SLOT_MOST>>,
     /// Cached shrunk factors, refreshed whenever a day is folded in.
     day_factors: Vec<f64>,
     week_offsets: [f64; 7],
     /// Per hour of the week (weekday × 24 + local hour), the last few days' median deviation
     /// of that hour from the day's median and the hour-of-day factor; sub-daily series only.
-    week_hours: Vec<Slot>,
+    week_hours: Vec<Slot<WEEK_HOUR_CAPACITY>>,
     /// Cached hour-of-week factors (medians of `week_hours`, shrunk towards zero).
     week_hour_factors: Vec<f64>,
     /// Typical deviation of an hour-of-week value from its slot's median.
@@ -1629,7 +1637,7 @@ impl SeasonalModel {
             if let Some(deviation) = slot_deviation(&self.week[weekday], offset) {
                 self.week_noise.push(deviation);
             }
-            self.week[weekday].push(offset, 8);
+            self.week[weekday].push(offset, WEEK_SLOT_MOST);
         }
         // The weekly level is that of the days that bring rows: the empty weekend of a
         // weekday-only table, or the days of an outage, would drag it to nothing (a Saturday
@@ -1963,7 +1971,7 @@ mod tests {
             }
         };
         for capacity in [1, 4, 8, 14, 16] {
-            let mut slot = Slot::default();
+            let mut slot = Slot::<16>::default();
             let mut queue = VecDeque::new();
             for _ in 0..500 {
                 let value = next();
