@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 
-use super::stats::{SortedWindow, normal_upper_quantile, student_t_neg_log10_sf, student_t_upper_quantile};
+use super::stats::{LongWindow, normal_upper_quantile, student_t_neg_log10_sf, student_t_upper_quantile};
 
 /// Fewest past residuals before the empirical tail is trusted.
 const MIN_RESIDUALS: usize = 30;
@@ -44,7 +44,7 @@ struct Tail {
 /// Rolling conformal calibrator of absolute standardised residuals.
 #[derive(Debug, Clone)]
 pub struct Calibrator {
-    residuals: SortedWindow,
+    residuals: LongWindow,
     /// Last (alpha, dof, threshold) computed since the last refresh (the Student-t quantile
     /// is costly and asked for at every point).
     cached: Cell<(f64, f64, f64)>,
@@ -60,6 +60,13 @@ pub struct Calibrator {
     /// Whether no tail could be fitted to a history long enough for one (at least 95 % of the
     /// residuals identical: a series its model forecasts exactly but for recurring jumps).
     degenerate: bool,
+    /// The normal tail's quantile at the last refresh's level (its bits) and the quantile: the
+    /// level is the same from a thousand residuals on, and each costs an inverse `erfc`.
+    reference: (u64, f64),
+    /// The last [`neg_log10_p`](Self::neg_log10_p) asked (the bits of `|z|` and of the
+    /// degrees of freedom) and its answer, until the next residual: learning a point asks
+    /// again what judging it asked whenever the scale did not move.
+    last_score: Cell<(u64, u64, f64)>,
 }
 
 /// Distinct residual sources a calibrator tells apart (sources at or above share the last).
@@ -69,7 +76,7 @@ impl Calibrator {
     /// A calibrator that remembers the last `capacity` residuals.
     pub fn new(capacity: usize) -> Self {
         Self {
-            residuals: SortedWindow::new(capacity),
+            residuals: LongWindow::new(capacity),
             cached: Cell::new((f64::NAN, f64::NAN, f64::NAN)),
             inflation: 1.0,
             tail: None,
@@ -78,6 +85,8 @@ impl Calibrator {
             per_source: [0; SOURCES],
             standardised: false,
             degenerate: false,
+            reference: (f64::NAN.to_bits(), f64::NAN),
+            last_score: Cell::new((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN)),
         }
     }
 
@@ -117,6 +126,7 @@ impl Calibrator {
         self.sources.push_back(source as u8);
         self.per_source[source] += 1;
         self.residuals.push(abs_z.abs());
+        self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
         self.since_refresh += 1;
         if self.since_refresh >= REFRESH_EVERY {
             self.refresh();
@@ -131,6 +141,7 @@ impl Calibrator {
     /// Forget every residual of the sources `forget` selects (in one pass; the others keep
     /// their order).
     pub fn forget_sources(&mut self, forget: impl Fn(usize) -> bool) {
+        self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
         let kept: Vec<(f64, u8)> = self
             .residuals
             .iter_in_order()
@@ -190,6 +201,16 @@ impl Calibrator {
         if abs_z == 0.0 {
             return 0.0;
         }
+        let (z_bits, dof_bits, known) = self.last_score.get();
+        if z_bits == abs_z.to_bits() && dof_bits == dof.to_bits() {
+            return known;
+        }
+        let score = self.neg_log10_p_uncached(abs_z, dof);
+        self.last_score.set((abs_z.to_bits(), dof.to_bits(), score));
+        score
+    }
+
+    fn neg_log10_p_uncached(&self, abs_z: f64, dof: f64) -> f64 {
         let score = match self.tail {
             Some(tail) if abs_z > tail.start => {
                 let ln_p = tail.share.ln() - (abs_z - tail.start) / tail.mean_excess;
@@ -256,7 +277,10 @@ impl Calibrator {
         // The most extreme two-sided tail level that still has ~10 residuals beyond it.
         let level = (10.0 / (n as f64 + 1.0)).max(0.01);
         if let Some(empirical) = self.residuals.quantile(1.0 - level) {
-            let reference = normal_upper_quantile(level / 2.0);
+            if self.reference.0 != level.to_bits() {
+                self.reference = (level.to_bits(), normal_upper_quantile(level / 2.0));
+            }
+            let reference = self.reference.1;
             if reference > 0.0 && empirical.is_finite() {
                 self.inflation = (empirical / reference).clamp(INFLATION_RANGE.0, INFLATION_RANGE.1);
             }
@@ -266,7 +290,7 @@ impl Calibrator {
             let start_rank = ((1.0 - TAIL_SHARE) * n as f64).floor() as usize;
             if let Some(start) = self.residuals.quantile(start_rank as f64 / (n - 1) as f64) {
                 let excesses = n.saturating_sub(start_rank + 1);
-                let sum = self.residuals.iter_sorted().skip(start_rank + 1).map(|x| x - start).sum::<f64>();
+                let sum = self.residuals.iter_sorted_from(start_rank + 1).map(|x| x - start).sum::<f64>();
                 // (A standardised residual's normal tail beyond `start` has a mean excess of
                 // about 1/start.)
                 let prior_excesses = if self.standardised { PRIOR_EXCESSES } else { 0.0 };

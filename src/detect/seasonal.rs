@@ -27,7 +27,7 @@ use super::regime::LevelShiftDetector;
 use super::settings::{Direction, MetricClass, Seasonality, Settings};
 use super::shape::{SHAPE_WEIGHT, ShapeDetector};
 use super::stats::{
-    MAD_TO_SIGMA, SortedWindow, median_in_place, median_of, median_of_sorted, replace_sorted, theil_sen,
+    LevelWindow, MAD_TO_SIGMA, MedianWindow, SortedWindow, median_in_place, median_of, median_of_sorted, theil_sen,
 };
 use super::verdict::{Confidence, Deviation, Event, Expected};
 
@@ -37,13 +37,13 @@ type CountedKey = (i64, u64, u64, u64);
 /// Seasonal structure a candidate model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    Flat,
-    Daily,
-    Weekly,
+    Flat = 0,
+    Daily = 1,
+    Weekly = 2,
     /// Weekly plus an hour-of-week factor: each hour of each weekday keeps its own deviation
     /// from the hour-of-day rhythm (a busy Saturday night and an empty Sunday morning; the
     /// office hours of weekdays against a weekend without rows). Sub-daily series only.
-    HourOfWeek,
+    HourOfWeek = 3,
 }
 
 /// Level window a candidate model uses.
@@ -73,6 +73,11 @@ fn damping(phi: f64, steps: f64) -> f64 {
     if steps == 1.0 { phi } else { phi.powf(steps) }
 }
 
+/// φ + φ² + … + φ^steps: how much of the trend a damped Holt forecast `steps` ahead adds.
+fn damped_steps(phi: f64, steps: f64) -> f64 {
+    if (phi - 1.0).abs() < 1e-12 { steps } else { phi * (1.0 - damping(phi, steps)) / (1.0 - phi) }
+}
+
 /// Errors beyond this many typical errors are clipped before they update a Holt level, trend
 /// or scale (Huber): an outage or a spike moves the level by a bounded step only.
 const HOLT_CLIP: f64 = 2.5;
@@ -95,6 +100,8 @@ struct Params {
     holt_alpha: f64,
     holt_beta: f64,
     holt_phi: f64,
+    /// `damped_steps(holt_phi, 1)`, the usual single step, computed once.
+    holt_one_step: f64,
     /// Span a Holt candidate waits for (two seasons of its mode).
     holt_daily_start: i64,
     holt_weekly_start: i64,
@@ -121,7 +128,7 @@ impl Params {
         };
         // Slot memories span about eight weeks unless the training window says less.
         let weeks = settings.training_window.map_or(8.0, |w| (w as f64 / WEEK as f64).clamp(1.0, 8.0));
-        let day_capacity = ((weeks * 7.0) as usize).clamp(3, 14);
+        let day_capacity = ((weeks * 7.0) as usize).clamp(3, DAY_SLOT_MOST);
         let mut long_window = long_window;
         if let Some(window) = settings.training_window {
             long_window = long_window.min(((window / step).max(5)) as usize);
@@ -142,6 +149,7 @@ impl Params {
             holt_alpha: 2.0 / (long_window as f64 + 1.0),
             holt_beta: 0.2 / (long_window as f64 + 1.0),
             holt_phi: if sub_daily { 0.98 } else { 0.85 },
+            holt_one_step: damped_steps(if sub_daily { 0.98 } else { 0.85 }, 1.0),
             holt_daily_start: 2 * DAY,
             holt_weekly_start: 2 * WEEK,
             error_cap: if class == MetricClass::Count { 100.0 } else { 10.0 },
@@ -150,39 +158,90 @@ impl Params {
     }
 }
 
-/// Last few de-levelled values seen in one seasonal slot, in arrival order and sorted (in
-/// `f64::total_cmp` order), so that its median costs nothing.
-#[derive(Debug, Clone, Default)]
-struct Slot {
-    values: VecDeque<f64>,
-    sorted: Vec<f64>,
+/// Values the slots of an hour of the day, of a weekday and of an hour of the week keep at most.
+const DAY_SLOT_MOST: usize = 14;
+const WEEK_SLOT_MOST: usize = 8;
+
+/// Last few de-levelled values seen in one seasonal slot, in arrival order (a ring) and sorted
+/// (in `f64::total_cmp` order), in fixed arrays, so that its median costs nothing and an update
+/// slides the value entering from the rank of the one leaving (no allocation, no `memmove`).
+/// At most `N` values (the arrays are sized for the slot's kind: the model keeps hundreds).
+#[derive(Debug, Clone)]
+struct Slot<const N: usize> {
+    values: [f64; N],
+    sorted: [f64; N],
+    len: usize,
+    /// The oldest value once the ring is full (0 before).
+    head: usize,
 }
 
-impl Slot {
+impl<const N: usize> Default for Slot<N> {
+    fn default() -> Self {
+        Self { values: [0.0; N], sorted: [0.0; N], len: 0, head: 0 }
+    }
+}
+
+impl<const N: usize> Slot<N> {
     fn push(&mut self, value: f64, capacity: usize) {
-        if self.values.len() == capacity
-            && let Some(oldest) = self.values.pop_front()
-        {
-            self.values.push_back(value);
-            let old = self.sorted.partition_point(|x| x.total_cmp(&oldest).is_lt());
-            let new = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
-            replace_sorted(&mut self.sorted, old, new, value);
-            return;
+        debug_assert!(capacity <= N);
+        let capacity = capacity.clamp(1, N);
+        let len = self.len.min(N);
+        let mut at = if len >= capacity {
+            let oldest = std::mem::replace(&mut self.values[self.head], value);
+            self.head = if self.head + 1 >= capacity { 0 } else { self.head + 1 };
+            let mut at = self.sorted[..len].partition_point(|x| x.total_cmp(&oldest).is_lt());
+            while at + 1 < len && self.sorted[at + 1].total_cmp(&value).is_lt() {
+                self.sorted[at] = self.sorted[at + 1];
+                at += 1;
+            }
+            at
+        } else {
+            self.values[len] = value;
+            self.len = len + 1;
+            len
+        };
+        while at > 0 && self.sorted[at - 1].total_cmp(&value).is_gt() {
+            self.sorted[at] = self.sorted[at - 1];
+            at -= 1;
         }
-        self.values.push_back(value);
-        let index = self.sorted.partition_point(|x| x.total_cmp(&value).is_lt());
-        self.sorted.insert(index, value);
+        self.sorted[at] = value;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Values in arrival order, oldest first.
+    fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        let values = &self.values[..self.len.min(N)];
+        let (newer, older) = values.split_at(self.head.min(values.len()));
+        older.iter().chain(newer).copied()
+    }
+
+    /// The newest value.
+    fn back(&self) -> Option<f64> {
+        let index = if self.head == 0 { self.len.checked_sub(1)? } else { self.head - 1 };
+        self.values.get(index).copied()
+    }
+
+    /// The value at `rank` in ascending order.
+    fn sorted_at(&self, rank: usize) -> f64 {
+        self.sorted[rank]
     }
 
     /// The median, exactly as [`median_in_place`] computes it.
     fn median(&self) -> Option<f64> {
-        median_of_sorted(&self.sorted)
+        median_of_sorted(&self.sorted[..self.len.min(N)])
     }
 }
 
 /// Absolute deviation of `value` from the median of a slot that already holds a few values.
-fn slot_deviation(slot: &Slot, value: f64) -> Option<f64> {
-    if slot.values.len() < 2 {
+fn slot_deviation<const N: usize>(slot: &Slot<N>, value: f64) -> Option<f64> {
+    if slot.len() < 2 {
         return None;
     }
     slot.median().map(|m| (value - m).abs())
@@ -251,17 +310,15 @@ impl<T: Copy> Ring<T> {
 struct Candidate {
     mode: Mode,
     reach: Reach,
-    level: SortedWindow,
+    level: LevelWindow,
     /// The last absolute errors (median = recent typical error).
-    residuals: SortedWindow,
+    residuals: MedianWindow,
     /// Exponentially weighted mean of winsorised absolute errors, over about
     /// `residual_window` points: the model-selection criterion.
     mean_error: f64,
     errors: usize,
     memory: usize,
     min_errors: usize,
-    /// Timestamps of the values in `level` (for the trend's lag).
-    times: Ring<i64>,
     /// Last few absolute errors, newest last (to tell a shift from a rhythm).
     recent_errors: Ring<f64>,
     /// Typical errors at which errors are winsorised for model selection.
@@ -298,13 +355,12 @@ impl Candidate {
         Self {
             mode,
             reach,
-            level: SortedWindow::new(capacity),
-            residuals: SortedWindow::new(RECENT_RESIDUALS),
+            level: LevelWindow::new(capacity),
+            residuals: MedianWindow::new(RECENT_RESIDUALS),
             mean_error: 0.0,
             errors: 0,
             memory: params.residual_window,
             min_errors: params.min_errors,
-            times: Ring::new(capacity),
             recent_errors: Ring::new(RECENT_ERRORS),
             error_cap: params.error_cap,
             exact_fits_uncapped: params.exact_fits_uncapped,
@@ -314,18 +370,27 @@ impl Candidate {
     }
 
     /// Damped Holt forecast `steps` ahead.
-    fn holt_forecast(holt: &Holt, steps: f64, phi: f64) -> f64 {
-        // φ + φ² + … + φ^steps
-        let damped = if (phi - 1.0).abs() < 1e-12 { steps } else { phi * (1.0 - damping(phi, steps)) / (1.0 - phi) };
+    fn holt_forecast(holt: &Holt, steps: f64, params: &Params) -> f64 {
+        let damped = if steps == 1.0 { params.holt_one_step } else { damped_steps(params.holt_phi, steps) };
         holt.level + damped * holt.trend
     }
 
     /// Record an absolute error; only an `informative` one enters the typical error (the
-    /// scale).
-    fn push_error(&mut self, error: f64, informative: bool) {
+    /// scale). The `active` candidate keeps its errors sorted (its typical error is read at
+    /// every point); the others need their median only when the error may reach the cap.
+    fn push_error(&mut self, error: f64, informative: bool, active: bool) {
         self.recent_errors.push(error);
         if informative {
-            self.residuals.push(error);
+            self.residuals.push(error, active);
+        }
+        // The median is at least `floor`: an error within `error_cap` floors is within the cap
+        // (and the typical error is not nil), whatever the exact median.
+        let floor = self.residuals.median_floor();
+        if floor > 0.0 && error <= self.error_cap * floor {
+            self.errors += 1;
+            let weight = 1.0 / self.errors.min(self.memory) as f64;
+            self.mean_error += (error - self.mean_error) * weight;
+            return;
         }
         // Winsorised at a number of typical errors: unlike the median the mean sees the big
         // misses a model makes at every weekend, unlike the plain mean it survives anomalies.
@@ -347,22 +412,17 @@ impl Candidate {
         self.recent_errors.newest_first().take(count).reduce(f64::max)
     }
 
-    fn push_level(&mut self, timestamp: i64, value: f64, capacity: usize) {
-        debug_assert_eq!(capacity, self.times.capacity);
-        self.times.push(timestamp);
-        self.level.push(value);
-    }
-
-    fn centre_time(&self) -> Option<i64> {
-        let first = self.times.oldest()?;
-        let last = self.times.newest()?;
-        Some(first + (last - first) / 2)
-    }
-
     /// Typical error for model selection, once enough errors were seen.
     fn typical_error(&self) -> Option<f64> {
         (self.errors >= self.min_errors).then_some(self.mean_error)
     }
+}
+
+/// The middle of the span of a level window's timestamps.
+fn centre_time(times: &Ring<i64>) -> Option<i64> {
+    let first = times.oldest()?;
+    let last = times.newest()?;
+    Some(first + (last - first) / 2)
 }
 
 /// The last learned point as the active model judged it (for rows that crossed a bucket
@@ -424,6 +484,22 @@ struct Judged {
     factors: [f64; 4],
     active: usize,
     forecast: f64,
+    /// The forecast on the measured scale (`untransform(forecast)`: an `exp` for counts).
+    forecast_value: f64,
+    /// The value judged (its bits) and its transform (a logarithm for counts).
+    value_bits: u64,
+    observed: f64,
+    /// The point's novelty for the widening of a count's scale.
+    novelty: Option<Novelty>,
+}
+
+/// What widens a count's scale at a point besides the scale itself: whether its weekday or hour
+/// is not learned yet, and the change of the weekday's offset the active model misses (see
+/// [`SeasonalModel::widened_scale_with`]).
+#[derive(Debug, Clone, Copy)]
+struct Novelty {
+    novel: bool,
+    week_change: Option<f64>,
 }
 
 /// The constant terms of the weighted-Bonferroni fusion of a point's own score with the change
@@ -452,6 +528,14 @@ impl Fusion {
     }
 }
 
+/// Scratch buffers of folding a day into the seasonal slots: the day's values (for its
+/// median) and each hour's deviations.
+#[derive(Debug, Clone, Default)]
+struct DayScratch {
+    values: Vec<f64>,
+    hours: [Vec<f64>; 24],
+}
+
 /// The streaming robust seasonal model for one series.
 #[derive(Debug, Clone)]
 pub struct SeasonalModel {
@@ -466,14 +550,14 @@ pub struct SeasonalModel {
     /// Medians of the last seven complete days: the weekly level day-of-week offsets are
     /// measured against.
     day_medians: SortedWindow,
-    day: Vec<Slot>,
-    week: Vec<Slot>,
+    day: Vec<Slot<DAY_SLOT_MOST>>,
+    week: Vec<Slot<WEEK_SLOT_MOST>>,
     /// Cached shrunk factors, refreshed whenever a day is folded in.
     day_factors: Vec<f64>,
     week_offsets: [f64; 7],
     /// Per hour of the week (weekday × 24 + local hour), the last few days' median deviation
     /// of that hour from the day's median and the hour-of-day factor; sub-daily series only.
-    week_hours: Vec<Slot>,
+    week_hours: Vec<Slot<WEEK_HOUR_CAPACITY>>,
     /// Cached hour-of-week factors (medians of `week_hours`, shrunk towards zero).
     week_hour_factors: Vec<f64>,
     /// Typical deviation of an hour-of-week value from its slot's median.
@@ -481,12 +565,18 @@ pub struct SeasonalModel {
     /// The day being accumulated for the seasonal slots: its local midnight and its points
     /// (hour-of-day slot, transformed value).
     day_run: (Option<i64>, Vec<(usize, f64)>),
+    /// Buffers of [`close_day`](Self::close_day), kept between days.
+    scratch: DayScratch,
     /// Weekdays whose last occurrence was an empty day left out of the factors.
     skipped_empty: [bool; 7],
     /// Deviations of new slot values from their slot's median: the slot noise.
     day_noise: SortedWindow,
     week_noise: SortedWindow,
     candidates: Vec<Candidate>,
+    /// Timestamps of the values in the long and the short level windows (the same for every
+    /// candidate of a reach; for the trend's lag).
+    long_times: Ring<i64>,
+    short_times: Ring<i64>,
     active: usize,
     /// Absolute errors of whichever candidate was active, over a long window.
     active_errors: SortedWindow,
@@ -663,10 +753,13 @@ impl SeasonalModel {
             week_hour_factors: if params.step < DAY { vec![0.0; 7 * 24] } else { Vec::new() },
             week_hour_noise: SortedWindow::new(256),
             day_run: (None, Vec::new()),
+            scratch: DayScratch::default(),
             skipped_empty: [false; 7],
             day_noise: SortedWindow::new(256),
             week_noise: SortedWindow::new(256),
             candidates,
+            long_times: Ring::new(params.long_window),
+            short_times: Ring::new(params.short_window),
             active: 0,
             active_errors: SortedWindow::new(512),
             calibrator: Calibrator::standardised(CALIBRATION_RESIDUALS),
@@ -779,11 +872,11 @@ impl SeasonalModel {
             let (median, count) = if neighbours.len() == 1 {
                 // One slot: its kept-sorted median.
                 let slot = &self.day[index];
-                (slot.median(), slot.values.len())
+                (slot.median(), slot.len())
             } else {
                 values.clear();
                 for offset in neighbours {
-                    values.extend(self.day[(index + offset) % n].values.iter().copied());
+                    values.extend(self.day[(index + offset) % n].iter());
                 }
                 let count = values.len();
                 (median_in_place(&mut values), count)
@@ -797,7 +890,7 @@ impl SeasonalModel {
         let week_level = self.day_medians.median();
         for weekday in 0..7 {
             let slot = &self.week[weekday];
-            let count = slot.values.len();
+            let count = slot.len();
             let mut median = slot.median();
             // A weekday whose remembered days split evenly between days without rows and days
             // with rows (the first Thursday of a weekday-only table missed its load, or its
@@ -810,7 +903,7 @@ impl SeasonalModel {
                 && count.is_multiple_of(2)
                 && let Some(level) = week_level
             {
-                let (empty, full) = (slot.sorted[count / 2 - 1], slot.sorted[count / 2]);
+                let (empty, full) = (slot.sorted_at(count / 2 - 1), slot.sorted_at(count / 2));
                 if level + empty < std::f64::consts::LN_2 && level + full > 11f64.ln() {
                     median = Some(if weekday >= 5 { empty } else { full });
                 }
@@ -823,7 +916,7 @@ impl SeasonalModel {
         if !self.week_hours.is_empty() {
             let noise = if self.week_hour_noise.len() >= 16 { self.week_hour_noise.median() } else { day_noise };
             for (factor, slot) in self.week_hour_factors.iter_mut().zip(&self.week_hours) {
-                let count = slot.values.len();
+                let count = slot.len();
                 *factor = match slot.median() {
                     Some(m) if count >= WEEK_HOUR_MIN_DAYS => m * shrinkage(m, noise, count),
                     _ => 0.0,
@@ -853,24 +946,38 @@ impl SeasonalModel {
     }
 
     fn factor_for(factors: &[f64; 4], mode: Mode) -> f64 {
-        match mode {
-            Mode::Flat => factors[0],
-            Mode::Daily => factors[1],
-            Mode::Weekly => factors[2],
-            Mode::HourOfWeek => factors[3],
-        }
+        // The modes' discriminants are the factors' indices (a load, not a branch).
+        factors[mode as usize]
     }
 
     fn candidate_forecast(&self, candidate: &Candidate, factors: &[f64; 4], timestamp: i64) -> Option<f64> {
+        self.candidate_forecast_with(candidate, factors, timestamp, self.lags(timestamp))
+    }
+
+    /// The trend's lag at `timestamp` of the long and of the short level windows (the same for
+    /// every candidate of a reach).
+    fn lags(&self, timestamp: i64) -> [f64; 2] {
+        let lag = |times: &Ring<i64>| centre_time(times).map_or(0, |centre| timestamp - centre) as f64;
+        [lag(&self.long_times), lag(&self.short_times)]
+    }
+
+    /// [`candidate_forecast`](Self::candidate_forecast) with the [`lags`](Self::lags) computed.
+    fn candidate_forecast_with(
+        &self,
+        candidate: &Candidate,
+        factors: &[f64; 4],
+        timestamp: i64,
+        lags: [f64; 2],
+    ) -> Option<f64> {
         if candidate.reach == Reach::Holt {
             let holt = candidate.holt.as_ref()?;
             let steps = ((timestamp - holt.at) as f64 / self.params.step as f64).max(1.0);
             return Some(
-                Candidate::holt_forecast(holt, steps, self.params.holt_phi) + Self::factor_for(factors, candidate.mode),
+                Candidate::holt_forecast(holt, steps, &self.params) + Self::factor_for(factors, candidate.mode),
             );
         }
         let level = candidate.level.median()?;
-        let lag = candidate.centre_time().map_or(0, |centre| timestamp - centre) as f64;
+        let lag = if candidate.reach == Reach::Short { lags[1] } else { lags[0] };
         Some(level + self.trend * lag + Self::factor_for(factors, candidate.mode))
     }
 
@@ -880,50 +987,74 @@ impl SeasonalModel {
     /// weekday-only table, the first night of a business-hours one): a factor of 20 of log
     /// uncertainty. Any other count gets a factor of 1.5, which leaves a tenfold change an
     /// anomaly.
-    fn scale_at(&self, forecast: f64, timestamp: i64, value: f64) -> f64 {
-        self.widened_scale(self.scale(forecast), timestamp, value)
+    fn scale_at(&self, forecast: f64, forecast_value: f64, timestamp: i64, value: f64) -> (f64, Option<Novelty>) {
+        self.widened_scale_with(self.scale(forecast, forecast_value), timestamp, value, None)
     }
 
-    /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed.
-    fn widened_scale(&self, scale: f64, timestamp: i64, value: f64) -> f64 {
+    /// [`scale_at`](Self::scale_at) from the plain [`scale`](Self::scale) already computed,
+    /// reusing the `known` novelty of the point (a sub-daily count's, found when it was judged:
+    /// the same model state) and returning it.
+    fn widened_scale_with(
+        &self,
+        scale: f64,
+        timestamp: i64,
+        value: f64,
+        known: Option<Novelty>,
+    ) -> (f64, Option<Novelty>) {
         if !self.log_scale {
-            // A continuous metric's hour-of-day rhythm is not known before a few days.
-            if self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < RHYTHM_DAYS {
-                let rhythm = RHYTHM_SHARE * self.magnitude;
-                return (scale * scale + rhythm * rhythm).sqrt();
-            }
-            return scale;
+            return (self.widened_continuous_scale(scale, timestamp), None);
         }
-        let novel = self.novel(timestamp, scale);
-        let unmodelled = value > 0.0 && self.unmodelled_week(timestamp, scale);
+        // (A daily series' novelty depends on the scale: found again.)
+        let novelty = match known {
+            Some(known) if self.params.step < DAY => known,
+            _ => Novelty {
+                novel: self.novel(timestamp, scale),
+                week_change: if value > 0.0 { self.week_change(timestamp) } else { None },
+            },
+        };
+        let novel = novelty.novel;
+        let unmodelled = value > 0.0 && novelty.week_change.is_some_and(|change| change > 2.0 * scale);
+        let novelty = Some(novelty);
         if !(novel || unmodelled) {
-            return scale;
+            return (scale, novelty);
         }
         if novel && value <= 0.0 {
-            return (scale * scale + NOVELTY_LOG_SCALE * NOVELTY_LOG_SCALE).sqrt();
+            return ((scale * scale + NOVELTY_LOG_SCALE * NOVELTY_LOG_SCALE).sqrt(), novelty);
         }
         // However wide the small-sample threshold, an eightfold change stays outside the range.
         let widened = (scale * scale + NOVELTY_LOG_SCALE_NONZERO * NOVELTY_LOG_SCALE_NONZERO).sqrt();
         let threshold = self.calibrator.threshold(self.alpha, self.degrees_of_freedom());
-        widened.min(NOVELTY_MAX_NONZERO_CHANGE.ln() / threshold).max(scale)
+        (widened.min(NOVELTY_MAX_NONZERO_CHANGE.ln() / threshold).max(scale), novelty)
+    }
+
+    /// A continuous metric's scale at `timestamp`.
+    fn widened_continuous_scale(&self, scale: f64, timestamp: i64) -> f64 {
+        // A continuous metric's hour-of-day rhythm is not known before a few days.
+        if self.params.step < DAY && self.slots_seen[self.day_index(timestamp)] < RHYTHM_DAYS {
+            let rhythm = RHYTHM_SHARE * self.magnitude;
+            return (scale * scale + rhythm * rhythm).sqrt();
+        }
+        scale
     }
 
     /// Whether the active model carries yesterday's level into a weekday whose level differs
     /// (hourly series whose model has no day-of-week factors, before the weekly one is
     /// selected): the first Monday after a quiet weekend, the Saturday after a busy week. A
     /// count other than zero there gets the widening of a slot not learned yet.
-    fn unmodelled_week(&self, timestamp: i64, scale: f64) -> bool {
+    /// The answer is whether this change of the weekday's offset exceeds two scales (`None`:
+    /// not such a model or weekday).
+    fn week_change(&self, timestamp: i64) -> Option<f64> {
         if !self.log_scale
             || self.params.step >= DAY
             || matches!(self.candidates[self.active].mode, Mode::Weekly | Mode::HourOfWeek)
         {
-            return false;
+            return None;
         }
         let local = self.local(timestamp);
         let weekday = calendar::weekday(local);
         let previous = (weekday + 6) % 7;
         if self.weekdays_seen[weekday] == 0 || self.weekdays_seen[previous] == 0 {
-            return false;
+            return None;
         }
         // Yesterday is folded into the factors when today's first point is learned: at that
         // first point its offset is measured from the points of the day still open.
@@ -937,7 +1068,7 @@ impl SeasonalModel {
         } else {
             self.week_offsets[previous]
         };
-        (self.week_offsets[weekday] - previous_offset).abs() > 2.0 * scale
+        Some((self.week_offsets[weekday] - previous_offset).abs())
     }
 
     /// Whether a count at `timestamp` falls in a weekday or an hour of the day the model has
@@ -952,7 +1083,7 @@ impl SeasonalModel {
         let seen = self.weekdays_seen[weekday];
         let unconfirmed = seen == 1
             && self.params.step >= DAY
-            && self.week[weekday].values.back().is_some_and(|offset| offset.abs() > 3.0 * scale);
+            && self.week[weekday].back().is_some_and(|offset| offset.abs() > 3.0 * scale);
         // For hourly series the first occurrence of a weekday is new until the day is over.
         let first_occurrence =
             seen == 1 && self.params.step < DAY && self.local(timestamp).div_euclid(DAY) == self.last_day;
@@ -961,8 +1092,9 @@ impl SeasonalModel {
         unseen_weekday || unseen_slot
     }
 
-    /// Robust scale of the active candidate's residuals with its floors, on the model scale.
-    fn scale(&self, forecast: f64) -> f64 {
+    /// Robust scale of the active candidate's residuals with its floors, on the model scale
+    /// (`forecast_value` is `untransform(forecast)`, computed once by the caller).
+    fn scale(&self, forecast: f64, forecast_value: f64) -> f64 {
         let candidate = &self.candidates[self.active];
         // The recent window reacts to a noisier regime at once; the long one keeps a lucky
         // quiet stretch from narrowing the range (scale estimates from a few hundred points
@@ -972,7 +1104,7 @@ impl SeasonalModel {
         let mad = recent.max(long) * MAD_TO_SIGMA;
         let floor = if self.log_scale {
             // Poisson-like noise of a count around the forecast, and 1 % minimal change.
-            let expected_count = self.untransform(forecast);
+            let expected_count = forecast_value;
             (1.0 / (expected_count + 1.0).sqrt()).max(0.01)
         } else {
             let reference = forecast.abs().max(self.magnitude);
@@ -1050,13 +1182,22 @@ impl SeasonalModel {
         let factors = self.factors(timestamp);
         let active = &self.candidates[self.active];
         let forecast = self.candidate_forecast(active, &factors, timestamp)?;
-        self.judged.set(Some(Judged { timestamp, factors, active: self.active, forecast }));
+        let forecast_value = self.untransform(forecast);
         let observed = self.transform(value);
-        let scale = self.scale_at(forecast, timestamp, value);
+        let (scale, novelty) = self.scale_at(forecast, forecast_value, timestamp, value);
+        self.judged.set(Some(Judged {
+            timestamp,
+            factors,
+            active: self.active,
+            forecast,
+            forecast_value,
+            value_bits: value.to_bits(),
+            observed,
+            novelty,
+        }));
         let residual = observed - forecast;
         let dof = self.degrees_of_freedom();
         let threshold = self.calibrator.threshold(self.alpha, dof);
-        let forecast_value = self.untransform(forecast);
         // Rows that crossed a bucket boundary: a load landing just before (or after) its usual
         // bucket leaves one bucket high and its neighbour low. When the previous bucket stood
         // out on the other side, the two buckets are judged together.
@@ -1271,8 +1412,11 @@ impl SeasonalModel {
     /// Learn from a point. `judged_z` is the standardised residual of the point under the
     /// active model (None while cold). Returns a level-shift event if one was confirmed.
     pub(crate) fn learn(&mut self, timestamp: i64, value: f64) -> Option<Event> {
-        let observed = self.transform(value);
         let judged = self.judged.take().filter(|judged| judged.timestamp == timestamp && judged.active == self.active);
+        let observed = match judged {
+            Some(judged) if judged.value_bits == value.to_bits() => judged.observed,
+            _ => self.transform(value),
+        };
         let factors = judged.map_or_else(|| self.factors(timestamp), |judged| judged.factors);
         let mut event = None;
         let mut shift_step = None;
@@ -1284,6 +1428,7 @@ impl SeasonalModel {
         if sampled {
             self.since_sample = 0;
         }
+        let lags = self.lags(timestamp);
         for index in 0..self.candidates.len() {
             // A candidate that has clearly lost is only re-evaluated on every few points.
             if self.candidates[index].dormant && !sampled && index != self.active {
@@ -1293,7 +1438,7 @@ impl SeasonalModel {
             // only learned their errors.)
             let forecast = match judged {
                 Some(judged) if index == self.active => Some(judged.forecast),
-                _ => self.candidate_forecast(&self.candidates[index], &factors, timestamp),
+                _ => self.candidate_forecast_with(&self.candidates[index], &factors, timestamp, lags),
             };
             if let Some(forecast) = forecast {
                 // An empty bucket forecast empty (under one row) says nothing of the noise of the
@@ -1304,7 +1449,7 @@ impl SeasonalModel {
                 // 20–170 (a tenfold spike inside the range). It still counts for model
                 // selection, where forecasting the empty night is what a model must do.
                 let informative = !(self.log_scale && value <= 0.0 && forecast < std::f64::consts::LN_2);
-                self.candidates[index].push_error((observed - forecast).abs(), informative);
+                self.candidates[index].push_error((observed - forecast).abs(), informative, index == self.active);
                 if index == self.active {
                     active_forecast = Some(forecast);
                     if informative {
@@ -1315,12 +1460,20 @@ impl SeasonalModel {
         }
         self.previous = None;
         if let Some(forecast) = active_forecast {
-            let plain_scale = self.scale(forecast);
+            // (The active candidate's forecast is the judged one when the point was judged.)
+            let forecast_value = judged.map_or_else(|| self.untransform(forecast), |judged| judged.forecast_value);
+            let plain_scale = self.scale(forecast, forecast_value);
             // (A continuous metric's widening for its unknown first rhythm is for judging
             // only: level shifts are recognised on its plain scale.)
-            let scale = if self.log_scale { self.widened_scale(plain_scale, timestamp, value) } else { plain_scale };
+            let scale = if self.log_scale {
+                let known =
+                    judged.filter(|judged| judged.value_bits == value.to_bits()).and_then(|judged| judged.novelty);
+                self.widened_scale_with(plain_scale, timestamp, value, known).0
+            } else {
+                plain_scale
+            };
             let z = (observed - forecast) / scale;
-            self.previous = Some(Previous { timestamp, value, forecast: self.untransform(forecast), z });
+            self.previous = Some(Previous { timestamp, value, forecast: forecast_value, z });
             // The calibrator measures the model's misfit, learning period included; but an
             // empty bucket in a slot not learned yet (the first night of a business-hours table,
             // the first weekend of a weekday-only one) is measured against the widened scale
@@ -1415,12 +1568,13 @@ impl SeasonalModel {
         }
         let slot = self.day_index(timestamp);
         self.day_run.1.push((slot, observed));
+        self.long_times.push(timestamp);
+        self.short_times.push(timestamp);
         for index in 0..self.candidates.len() {
             let (mode, reach) = (self.candidates[index].mode, self.candidates[index].reach);
             let value = observed - Self::factor_for(&factors, mode);
             if reach != Reach::Holt {
-                let capacity = if reach == Reach::Long { self.params.long_window } else { self.params.short_window };
-                self.candidates[index].push_level(timestamp, value, capacity);
+                self.candidates[index].level.push(value);
                 continue;
             }
             // A Holt candidate shares its mode's long window (the same values) and starts from
@@ -1453,7 +1607,6 @@ impl SeasonalModel {
             self.last_day = local_day;
             self.weekdays_seen[calendar::weekday(self.local(timestamp))] += 1;
         }
-        let slot = self.day_index(timestamp);
         self.slots_seen[slot] += 1;
 
         if event.is_some() {
@@ -1484,6 +1637,8 @@ impl SeasonalModel {
             self.since_trend = 0;
             self.update_trend();
         }
+        // The active candidate's typical error is read at every point (judging's scale).
+        self.candidates[self.active].residuals.make_sorted();
         event
     }
 
@@ -1507,13 +1662,26 @@ impl SeasonalModel {
         let Some(day) = self.day_run.0 else {
             return;
         };
-        let points = std::mem::take(&mut self.day_run.1);
+        // The day's points and the scratch buffers keep their capacity for the next day (no
+        // allocation per day).
+        let mut points = std::mem::take(&mut self.day_run.1);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.fold_day(day, &points, &mut scratch);
+        points.clear();
+        self.day_run.1 = points;
+        self.scratch = scratch;
+    }
+
+    /// [`close_day`](Self::close_day) of the day starting at `day` with its `points`.
+    fn fold_day(&mut self, day: i64, points: &[(usize, f64)], scratch: &mut DayScratch) {
         let expected = (DAY / self.params.step).max(1) as usize;
         if points.len() * 2 < expected {
             return;
         }
-        let mut values: Vec<f64> = points.iter().map(|&(_, v)| v).collect();
-        let Some(day_median) = median_in_place(&mut values) else {
+        let values = &mut scratch.values;
+        values.clear();
+        values.extend(points.iter().map(|&(_, v)| v));
+        let Some(day_median) = median_in_place(values) else {
             return;
         };
         // A day without rows on a weekday that brings rows (a missed load, an outage) teaches
@@ -1524,14 +1692,14 @@ impl SeasonalModel {
         let weekday = calendar::weekday(day);
         let empty = self.log_scale
             && day_median == 0.0
-            && !self.week[weekday].values.is_empty()
+            && !self.week[weekday].is_empty()
             && !self.skipped_empty[weekday]
             && self.day_medians.median().is_some_and(|level| {
                 // Only a weekday that has always brought rows: one whose past days were empty
                 // too (the weekend of a weekday-only table, once mixed up by a shifted load)
                 // learns its empty day.
                 level + self.week_offsets[weekday] > 11f64.ln()
-                    && self.week[weekday].values.iter().all(|offset| level + offset > 11f64.ln())
+                    && self.week[weekday].iter().all(|offset| level + offset > 11f64.ln())
             });
         self.skipped_empty[weekday] = empty;
         if empty {
@@ -1540,8 +1708,11 @@ impl SeasonalModel {
         if !self.week_hours.is_empty() {
             // Each hour's median deviation from the day's median and the hour-of-day factor
             // (the factors before this day is folded in), into its hour of the week.
-            let mut hours: [Vec<f64>; 24] = Default::default();
-            for &(slot, observed) in &points {
+            let hours = &mut scratch.hours;
+            for values in hours.iter_mut() {
+                values.clear();
+            }
+            for &(slot, observed) in points {
                 let hour = (slot as i64 * self.params.day_slot / HOUR) as usize % 24;
                 hours[hour].push(observed - day_median - self.day_factors[slot]);
             }
@@ -1556,7 +1727,7 @@ impl SeasonalModel {
             }
         }
         if self.params.step < DAY {
-            for &(slot, observed) in &points {
+            for &(slot, observed) in points {
                 let delevelled = observed - day_median;
                 if let Some(deviation) = slot_deviation(&self.day[slot], delevelled) {
                     self.day_noise.push(deviation);
@@ -1569,7 +1740,7 @@ impl SeasonalModel {
             if let Some(deviation) = slot_deviation(&self.week[weekday], offset) {
                 self.week_noise.push(deviation);
             }
-            self.week[weekday].push(offset, 8);
+            self.week[weekday].push(offset, WEEK_SLOT_MOST);
         }
         // The weekly level is that of the days that bring rows: the empty weekend of a
         // weekday-only table, or the days of an outage, would drag it to nothing (a Saturday
@@ -1594,7 +1765,7 @@ impl SeasonalModel {
             return;
         };
         let steps = ((timestamp - holt.at) as f64 / params.step as f64).max(1.0);
-        let forecast = Candidate::holt_forecast(holt, steps, params.holt_phi);
+        let forecast = Candidate::holt_forecast(holt, steps, params);
         let error = value - forecast;
         let bound = HOLT_CLIP * holt.scale;
         let clipped = error.clamp(-bound, bound);
@@ -1618,15 +1789,14 @@ impl SeasonalModel {
         self.day_medians.clear();
         for candidate in &mut self.candidates {
             candidate.level.clear();
-            candidate.times.clear();
         }
+        self.long_times.clear();
+        self.short_times.clear();
         for &(timestamp, observed, factors) in &keep {
+            self.long_times.push(timestamp);
+            self.short_times.push(timestamp);
             for candidate in &mut self.candidates {
-                let capacity = match candidate.reach {
-                    Reach::Long | Reach::Holt => self.params.long_window,
-                    Reach::Short => self.params.short_window,
-                };
-                candidate.push_level(timestamp, observed - Self::factor_for(&factors, candidate.mode), capacity);
+                candidate.level.push(observed - Self::factor_for(&factors, candidate.mode));
             }
         }
         // Holt candidates restart from the new level, without trend.
@@ -1887,8 +2057,44 @@ mod tests {
         let forecast = model
             .candidate_forecast(&model.candidates[model.active], &model.factors(noon), noon)
             .expect("a forecast after four weeks");
-        let scale = model.scale(forecast);
+        let scale = model.scale(forecast, model.untransform(forecast));
         assert!(scale >= 0.02, "scale {scale} for rows with a log-scale noise of 0.03");
+    }
+
+    #[test]
+    fn a_slot_keeps_the_last_values_in_order_and_sorted() {
+        let mut state = 13_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            match (state >> 33) % 6 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => 0.25,
+                _ => ((state >> 11) % 1_000) as f64 / 13.0 - 30.0,
+            }
+        };
+        for capacity in [1, 4, 8, 14, 16] {
+            let mut slot = Slot::<16>::default();
+            let mut queue = VecDeque::new();
+            for _ in 0..500 {
+                let value = next();
+                slot.push(value, capacity);
+                queue.push_back(value);
+                if queue.len() > capacity {
+                    queue.pop_front();
+                }
+                let mut sorted: Vec<f64> = queue.iter().copied().collect();
+                sorted.sort_by(f64::total_cmp);
+                assert_eq!(slot.len(), queue.len());
+                assert!(slot.iter().map(f64::to_bits).eq(queue.iter().map(|v| v.to_bits())), "capacity {capacity}");
+                assert_eq!(slot.back().map(f64::to_bits), queue.back().map(|v| v.to_bits()));
+                for (rank, value) in sorted.iter().enumerate() {
+                    assert_eq!(slot.sorted_at(rank).to_bits(), value.to_bits());
+                }
+                let mut copy = sorted.clone();
+                assert_eq!(slot.median().map(f64::to_bits), median_in_place(&mut copy).map(f64::to_bits));
+            }
+        }
     }
 
     #[test]

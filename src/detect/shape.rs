@@ -31,7 +31,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 
 use super::calibration::Calibrator;
-use super::stats::SortedWindow;
+use super::stats::LongWindow;
 
 /// Share of the false-alarm budget spent on the shape test.
 pub const SHAPE_WEIGHT: f64 = 0.1;
@@ -63,7 +63,7 @@ pub struct ShapeDetector {
     /// The last [`WINDOW`] values with their bin under the current edges.
     recent: VecDeque<(f64, u8)>,
     /// The [`REFERENCE`] values before the recent window.
-    reference: SortedWindow,
+    reference: LongWindow,
     /// Upper bin edges (a value `v` falls in the first bin whose edge exceeds it).
     edges: Vec<f64>,
     /// `edges` padded with infinities to [`BINS`]` - 1` (a value's bin is the number of edges
@@ -95,7 +95,7 @@ impl ShapeDetector {
     pub fn new() -> Self {
         Self {
             recent: VecDeque::with_capacity(WINDOW + 1),
-            reference: SortedWindow::new(REFERENCE),
+            reference: LongWindow::new(REFERENCE),
             edges: Vec::with_capacity(BINS),
             padded_edges: [f64::INFINITY; BINS - 1],
             log_expected: Vec::with_capacity(BINS),
@@ -119,11 +119,17 @@ impl ShapeDetector {
     fn refresh(&mut self) {
         self.since_refresh = 0;
         self.edges.clear();
-        for k in 1..BINS {
-            if let Some(edge) = self.reference.quantile(k as f64 / BINS as f64)
-                && self.edges.last().is_none_or(|&last| edge > last)
-            {
-                self.edges.push(edge);
+        // The reference's deciles in one walk (none of an empty reference).
+        let (mut deciles, mut levels) = ([f64::NAN; BINS - 1], [0.0; BINS - 1]);
+        for (k, level) in levels.iter_mut().enumerate() {
+            *level = (k + 1) as f64 / BINS as f64;
+        }
+        self.reference.quantiles(&levels, &mut deciles);
+        if !self.reference.is_empty() {
+            for edge in deciles {
+                if self.edges.last().is_none_or(|&last| edge > last) {
+                    self.edges.push(edge);
+                }
             }
         }
         self.padded_edges = [f64::INFINITY; BINS - 1];
@@ -132,8 +138,10 @@ impl ShapeDetector {
         let n = self.reference.len();
         self.log_expected.clear();
         let mut above = n;
+        let mut at_least = [0; BINS - 1];
+        self.reference.counts_at_least(&self.edges, &mut at_least);
         for index in 0..bins {
-            let next = self.edges.get(index).map_or(0, |&edge| self.reference.count_at_least(edge));
+            let next = at_least.get(index).filter(|_| index < self.edges.len()).copied().unwrap_or(0);
             let share = ((above - next) as f64 + 0.5) / (n as f64 + 0.5 * bins as f64);
             self.log_expected.push((WINDOW as f64 * share).ln());
             above = next;
@@ -200,7 +208,7 @@ impl ShapeDetector {
     pub fn restart(&mut self) {
         self.scored.set(None);
         self.recent.clear();
-        self.reference = SortedWindow::new(REFERENCE);
+        self.reference = LongWindow::new(REFERENCE);
         self.edges.clear();
         self.padded_edges = [f64::INFINITY; BINS - 1];
         self.log_expected.clear();
