@@ -183,6 +183,170 @@ impl CountNoise {
     }
 }
 
+/// Days an hour-of-day slot's mean is averaged over (exponentially) ...
+const SLOT_SPAN: f64 = 21.0;
+/// ... occurrences of a weekday its ratio is averaged over ...
+const WEEKDAY_SPAN: f64 = 4.0;
+/// ... and points the dispersion's moments are averaged over.
+const MOMENT_SPAN: f64 = 24.0 * 28.0;
+/// A slot mean seen `n` times is shrunk towards the overall mean as if this many more
+/// occurrences had brought that.
+const SLOT_PRIOR: f64 = 3.0;
+/// Occurrences of its slot before a mean is given.
+const SLOT_MIN_SEEN: u32 = 3;
+/// Counts beyond this many standard deviations of their mean are clipped there before they
+/// enter the means and the moments (a spike teaches neither) ...
+const CLIP_SD: f64 = 4.0;
+/// ... the standard deviations of a dispersion of at most this much.
+const MAX_CLIP_DISPERSION: f64 = 0.25;
+/// Points the level's drift is measured over; the standard errors and the least factor by
+/// which it must stray to move the means; and the days learned before it may.
+const DRIFT_SPAN: f64 = 24.0;
+const DRIFT_SD: f64 = 4.0;
+const DRIFT_MIN: f64 = 1.25;
+const DRIFT_MIN_DAYS: u32 = 14;
+
+/// The natural-scale seasonal mean of a small count, and its dispersion measured on the counts
+/// around that mean (running sums: O(1) per point). The log-scale model's forecast, a median of
+/// `ln(1 + rows)`, is a coarse estimate of the mean of a few rows (off by 30–50 %), and the
+/// dispersion it implies takes that error for noise.
+///
+/// The mean of a bucket is its hour-of-day slot's mean (exponentially weighted over about
+/// [`SLOT_SPAN`] days, shrunk towards the overall mean while few days were seen) times its
+/// weekday's ratio (the weekday's mean per bucket over the overall one). The dispersion is the
+/// method of moments, `Σ((x − μ)² − x) / Σ μ²`, over about [`MOMENT_SPAN`] points. When the
+/// last day's rows stray from their means by a factor of 1.25 and four standard errors, every
+/// mean moves by that factor (weighted over weeks, the means would lag a change of level, and
+/// their error would read as dispersion).
+#[derive(Debug, Clone)]
+pub(crate) struct CountMean {
+    /// Per hour-of-day slot: mean rows and occurrences.
+    slots: Vec<(f64, u32)>,
+    /// Per weekday: mean rows per bucket of its days, and days.
+    weekdays: [(f64, u32); 7],
+    /// Mean rows per bucket of all days, and days.
+    overall: (f64, u32),
+    /// The day being summed: its local midnight, weekday, rows and buckets.
+    day: Option<(i64, usize, f64, f64)>,
+    /// Weighted sums of `(x − μ)² − x` and of `μ²`.
+    moments: (f64, f64),
+    /// Weighted sums of the last points' rows and means (their ratio is the level's drift).
+    drift: (f64, f64),
+}
+
+impl CountMean {
+    pub(crate) fn new(slots: usize) -> Self {
+        Self {
+            slots: vec![(0.0, 0); slots.max(1)],
+            weekdays: [(0.0, 0); 7],
+            overall: (0.0, 0),
+            day: None,
+            moments: (0.0, 0.0),
+            drift: (0.0, 0.0),
+        }
+    }
+
+    /// The mean of a bucket in `slot` on `weekday`, `None` while the slot was seen too rarely.
+    pub(crate) fn mean(&self, slot: usize, weekday: usize) -> Option<f64> {
+        let (slot_mean, seen) = self.slots[slot];
+        let (overall, days) = self.overall;
+        if seen < SLOT_MIN_SEEN || days == 0 {
+            return None;
+        }
+        let n = seen as f64;
+        let shrunk = (n * slot_mean + SLOT_PRIOR * overall) / (n + SLOT_PRIOR);
+        let (weekday_mean, weekday_days) = self.weekdays[weekday];
+        let ratio = if weekday_days == 0 || overall <= 0.0 {
+            1.0
+        } else {
+            let k = weekday_days as f64;
+            1.0 + (weekday_mean / overall - 1.0) * k / (k + 1.0)
+        };
+        Some(shrunk * ratio)
+    }
+
+    /// The dispersion measured so far (nil while nothing was measured).
+    pub(crate) fn dispersion(&self) -> f64 {
+        let (excess, squares) = self.moments;
+        if squares > 0.0 { (excess / squares).max(0.0) } else { 0.0 }
+    }
+
+    /// Learn a bucket of `value` rows in `slot` on the local day starting at `day`.
+    pub(crate) fn learn(&mut self, day: i64, weekday: usize, slot: usize, value: f64) {
+        if self.day.is_some_and(|(current, ..)| current != day) {
+            self.close_day();
+        }
+        let x = value.max(0.0);
+        let x = match self.mean(slot, weekday) {
+            Some(mean) => {
+                // (The spread the clip allows is bounded: a mean lagging a change of level
+                // would otherwise widen its own clip, point after point.)
+                let variance = mean * (1.0 + self.dispersion().min(MAX_CLIP_DISPERSION) * mean);
+                let sd = variance.sqrt();
+                // `(x − μ)² − x` has a standard deviation of about `√2 · variance`.
+                let most = CLIP_SD * std::f64::consts::SQRT_2 * variance;
+                let excess = ((x - mean) * (x - mean) - x).clamp(-most, most);
+                let x = x.clamp((mean - CLIP_SD * sd).max(0.0), mean + CLIP_SD * sd + 1.0);
+                // A level that moved (the seasonal means lag it by weeks, and their errors
+                // would read as dispersion): the rows of the last day or two against their
+                // means, beyond what noise makes of them, move every mean.
+                let w = 1.0 / DRIFT_SPAN;
+                self.drift.0 += w * (x - self.drift.0);
+                self.drift.1 += w * (mean - self.drift.1);
+                let (rows, means) = self.drift;
+                // (From the third week: the first weekday ratios, shrunk, are off by more.)
+                if means > 0.0 && self.overall.1 >= DRIFT_MIN_DAYS {
+                    let ratio = rows / means;
+                    // Standard error of the ratio over about `2 · DRIFT_SPAN` points.
+                    let error = ((1.0 + self.dispersion() * means) / (means * 2.0 * DRIFT_SPAN)).sqrt();
+                    if (ratio - 1.0).abs() > DRIFT_SD * error && !(1.0 / DRIFT_MIN..=DRIFT_MIN).contains(&ratio) {
+                        self.rescale(ratio);
+                        self.drift = (means * ratio, means * ratio);
+                    }
+                }
+                let w = 1.0 / MOMENT_SPAN;
+                self.moments.0 += w * (excess - self.moments.0);
+                self.moments.1 += w * (mean * mean - self.moments.1);
+                x
+            }
+            None => x,
+        };
+        let (slot_mean, seen) = &mut self.slots[slot];
+        *seen += 1;
+        *slot_mean += (x - *slot_mean) / (*seen as f64).min(SLOT_SPAN);
+        let entry = self.day.get_or_insert((day, weekday, 0.0, 0.0));
+        entry.2 += x;
+        entry.3 += 1.0;
+    }
+
+    /// A change of level by `factor`: every mean moves with it.
+    pub(crate) fn rescale(&mut self, factor: f64) {
+        for (mean, _) in self.slots.iter_mut().chain(self.weekdays.iter_mut()) {
+            *mean *= factor;
+        }
+        self.overall.0 *= factor;
+        if let Some(day) = self.day.as_mut() {
+            day.2 *= factor;
+        }
+    }
+
+    fn close_day(&mut self) {
+        let Some((_, weekday, rows, buckets)) = self.day.take() else {
+            return;
+        };
+        if buckets == 0.0 {
+            return;
+        }
+        let day_mean = rows / buckets;
+        let (mean, days) = &mut self.weekdays[weekday];
+        *days += 1;
+        *mean += (day_mean - *mean) / (*days as f64).min(WEEKDAY_SPAN);
+        let (mean, days) = &mut self.overall;
+        *days += 1;
+        *mean += (day_mean - *mean) / (*days as f64).min(SLOT_SPAN);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +367,99 @@ mod tests {
             term *= noise.ratio(j);
         }
         (below, at, above)
+    }
+
+    /// Uniforms from a fixed linear congruential sequence.
+    struct Uniform(u64);
+
+    impl Uniform {
+        fn next(&mut self) -> f64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+
+        fn poisson(&mut self, mean: f64) -> f64 {
+            let u = self.next();
+            let (mut k, mut term) = (0.0, (-mean).exp());
+            let mut cumulative = term;
+            while cumulative < u && k < 1_000.0 {
+                k += 1.0;
+                term *= mean / k;
+                cumulative += term;
+            }
+            k
+        }
+    }
+
+    /// Eight weeks of hourly counts: `hour_mean(h) · weekday_ratio(d) · day_factor`, Poisson.
+    fn learn_weeks(day_factor: &mut dyn FnMut() -> f64, spikes: bool) -> (CountMean, Uniform) {
+        let mut uniform = Uniform(7);
+        let mut model = CountMean::new(24);
+        for day in 0..56i64 {
+            let weekday = (day % 7) as usize;
+            let factor = day_factor();
+            for hour in 0..24 {
+                let mean = hour_mean(hour) * weekday_ratio(weekday) * factor;
+                let mut value = uniform.poisson(mean);
+                if spikes && day % 9 == 4 && hour == 13 {
+                    value = 200.0;
+                }
+                model.learn(day * 86_400, weekday, hour, value);
+            }
+        }
+        (model, uniform)
+    }
+
+    fn hour_mean(hour: usize) -> f64 {
+        2.0 + 1.5 * ((hour as f64 - 14.0) / 24.0 * std::f64::consts::TAU).cos()
+    }
+
+    fn weekday_ratio(weekday: usize) -> f64 {
+        if weekday >= 5 { 0.5 } else { 1.2 }
+    }
+
+    #[test]
+    fn the_seasonal_mean_of_small_counts_follows_the_hour_and_the_weekday() {
+        // Poisson counts of 0.25–4.2 rows an hour, with spikes of 200 rows now and then.
+        let (model, _) = learn_weeks(&mut || 1.0, true);
+        for weekday in [0, 3, 5] {
+            for hour in [2, 8, 14, 20] {
+                let truth = hour_mean(hour) * weekday_ratio(weekday);
+                let mean = model.mean(hour, weekday).unwrap();
+                // A median of ln(1 + rows) of these counts is off by 30–50 %.
+                assert!((mean / truth - 1.0).abs() < 0.2, "{weekday} {hour}: {mean} for {truth}");
+            }
+        }
+        // Poisson counts: no dispersion beyond the mean's own uncertainty, spikes or not.
+        assert!(model.dispersion() < 0.07, "{}", model.dispersion());
+        let (plain, _) = learn_weeks(&mut || 1.0, false);
+        assert!(plain.dispersion() < 0.05, "{}", plain.dispersion());
+        // Days of half or one and a half times the usual rows: a dispersion of about 0.25.
+        let mut days = Uniform(11);
+        let (varied, _) = learn_weeks(&mut || if days.next() < 0.5 { 0.5 } else { 1.5 }, false);
+        assert!((0.12..0.45).contains(&varied.dispersion()), "{}", varied.dispersion());
+        // No mean before a slot was seen three times.
+        let mut fresh = CountMean::new(24);
+        fresh.learn(0, 0, 5, 3.0);
+        fresh.learn(86_400, 1, 5, 3.0);
+        assert_eq!(fresh.mean(5, 2), None);
+    }
+
+    #[test]
+    fn the_seasonal_mean_of_small_counts_follows_a_change_of_level_within_days() {
+        // Three weeks of 2 rows an hour, then 6.
+        let mut uniform = Uniform(3);
+        let mut model = CountMean::new(24);
+        for day in 0..24i64 {
+            let level = if day < 21 { 2.0 } else { 6.0 };
+            for hour in 0..24 {
+                model.learn(day * 86_400, (day % 7) as usize, hour, uniform.poisson(level));
+            }
+        }
+        // Weighted over three weeks the means would still read about 2.5 rows three days later.
+        let mean = (0..24).map(|hour| model.mean(hour, 3).unwrap()).sum::<f64>() / 24.0;
+        assert!((mean / 6.0 - 1.0).abs() < 0.2, "{mean}");
+        assert!(model.dispersion() < 0.15, "{}", model.dispersion());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::calendar::{self, DAY, HOUR, WEEK};
 use super::calibration::{Calibrator, SOURCES};
 use super::change::{CHANGE_WEIGHT, ChangeDetector};
-use super::count_noise::{CountNoise, LOW_COUNT, LOW_COUNT_FLOOR, LOW_COUNT_MIN};
+use super::count_noise::{CountMean, CountNoise, LOW_COUNT, LOW_COUNT_FLOOR, LOW_COUNT_MIN};
 use super::explanation::SeasonalParts;
 use super::format;
 use super::regime::LevelShiftDetector;
@@ -629,6 +629,8 @@ pub struct SeasonalModel {
     negative_seen: bool,
     /// Until when counts may catch up the backlog of an excluded range.
     catch_up_until: i64,
+    /// Counts: the natural-scale seasonal mean and dispersion small counts are judged by.
+    count_mean: Option<Box<CountMean>>,
 }
 
 /// Weight of a seasonal factor `m` estimated as the median of `count` slot values whose
@@ -789,6 +791,7 @@ impl SeasonalModel {
             previous: None,
             negative_seen: false,
             catch_up_until: i64::MIN,
+            count_mean: (class == MetricClass::Count).then(|| Box::new(CountMean::new(params.day_slots))),
             params,
         }
     }
@@ -1148,6 +1151,16 @@ impl SeasonalModel {
         };
         if mean >= LOW_COUNT {
             return None;
+        }
+        // The natural-scale seasonal mean of the counts and their dispersion around it, once
+        // the slot was seen a few times: the median of `ln(1 + rows)` is a coarse estimate of
+        // the mean of a few rows (off by 30–50 %), and the dispersion the log scale implies
+        // takes that error for noise.
+        if let Some(count_mean) = self.count_mean.as_deref()
+            && let Some(natural) = count_mean.mean(self.day_index(timestamp), calendar::weekday(self.local(timestamp)))
+            && natural < LOW_COUNT
+        {
+            return Some(CountNoise::new(natural, count_mean.dispersion()));
         }
         Some(CountNoise::new(mean, scale * scale - 1.0 / (forecast_rows + 1.0)))
     }
@@ -1608,11 +1621,19 @@ impl SeasonalModel {
             self.weekdays_seen[calendar::weekday(self.local(timestamp))] += 1;
         }
         self.slots_seen[slot] += 1;
+        if let Some(count_mean) = self.count_mean.as_mut() {
+            let local = timestamp + self.utc_offset;
+            count_mean.learn(calendar::start_of_day(local), calendar::weekday(local), slot, value);
+        }
 
         if event.is_some() {
             let stable = self.shifts.stable_points();
             self.rebaseline(stable);
             if let Some(step) = shift_step {
+                // The counts' own seasonal mean moves with the level (it would lag it by weeks).
+                if let (Some(count_mean), Some(Event::LevelShift { from, to })) = (self.count_mean.as_mut(), &event) {
+                    count_mean.rescale((to + 1.0) / (from + 1.0));
+                }
                 // The trend's window still holds the points before the step: block medians
                 // across it made a steep slope out of the step, which forecast the new level's
                 // next points far beyond it (an hourly series that doubled was forecast 2 400
