@@ -4,12 +4,14 @@
 //! table that receives 0–12 rows an hour had a log-scale noise so wide (a zero is as far below
 //! a forecast of 4 as 12 is above it) that its range read "0–645 rows" and a tenfold spike
 //! scored below its threshold. Below [`LOW_COUNT`] forecast rows a count is instead judged by
-//! its own distribution: a negative binomial with the forecast as its mean and a variance of
-//! `mean + dispersion · mean²` (Poisson when the dispersion is nil), where the dispersion is
-//! the multiplicative noise the log-scale model measured beyond its Poisson floor. A count's
-//! standardised residual is the normal quantile of its mid-p tail probability (a randomised
-//! quantile residual without the randomisation): 40 rows where 4 are expected is ~9 sigmas,
-//! an empty bucket ~2.4. The calibration then measures these residuals like any other.
+//! its own distribution ([`CountNoise`]): a negative binomial with a mean and a variance of
+//! `mean + dispersion · mean²` (Poisson when the dispersion is nil). Its mean is the counts'
+//! own seasonal mean on the natural scale and its dispersion is measured around that mean
+//! ([`CountMean`]); until the hour was seen a few times the log-scale forecast and the part of
+//! its noise beyond the Poisson floor stand in. A count's standardised residual is the normal
+//! quantile of its mid-p tail probability (a randomised quantile residual without the
+//! randomisation): 40 rows where 4 are expected is ~9 sigmas, an empty bucket ~2.4. The
+//! calibration then measures these residuals like any other.
 
 use statrs::function::gamma::ln_gamma;
 
