@@ -22,7 +22,8 @@ pub(crate) const LOW_COUNT: f64 = 15.0;
 /// ... and of at least this many: below one row the forecast (a median of mostly empty
 /// buckets) says too little of the mean.
 pub(crate) const LOW_COUNT_MIN: f64 = 1.0;
-/// Below one forecast row, the last day's mean stands in for the mean from this many rows.
+/// Below one forecast row, the count noise applies to tables of at least this many rows a
+/// bucket in all (their overall mean).
 pub(crate) const LOW_COUNT_FLOOR: f64 = 0.25;
 /// The most extreme residual reported (a tail probability of 1e-300).
 const MAX_Z: f64 = 37.0;
@@ -265,6 +266,11 @@ impl CountMean {
             1.0 + (weekday_mean / overall - 1.0) * k / (k + 1.0)
         };
         Some(shrunk * ratio)
+    }
+
+    /// Mean rows per bucket over the last weeks' days (nil before a day was closed).
+    pub(crate) fn overall_mean(&self) -> f64 {
+        self.overall.0
     }
 
     /// The dispersion measured so far (nil while nothing was measured).

@@ -1117,8 +1117,10 @@ impl SeasonalModel {
     }
 
     /// The count noise a count forecast of fewer than [`LOW_COUNT`] rows is judged by (see
-    /// [`count_noise`](super::count_noise)): its dispersion is the part of the log-scale
-    /// `scale` beyond the Poisson floor, the model's own misfit and multiplicative noise.
+    /// [`count_noise`](super::count_noise)): a negative binomial around the counts' own
+    /// seasonal mean with the dispersion measured around it ([`CountMean`]); where that mean
+    /// is not known yet (or is not small), around the forecast, with the part of the log-scale
+    /// `scale` beyond the Poisson floor as its dispersion.
     fn count_noise(&self, forecast: f64, scale: f64, timestamp: i64) -> Option<CountNoise> {
         // Until a week is covered the forecast of an hour can be far off while the scale
         // still sits at its Poisson floor: the log scale forgives that, the counts' tail not.
@@ -1126,43 +1128,23 @@ impl SeasonalModel {
             return None;
         }
         let forecast_rows = self.untransform(forecast);
-        let mean = if forecast_rows >= LOW_COUNT_MIN {
-            forecast_rows
-        } else {
-            // Under a row (a median of mostly empty buckets): on a table whose last day
-            // brought a few rows an hour in all, that day's mean (a quiet hour's own mean is
-            // lower: a spike is judged against more than it expects).
-            let n = self.recent.len();
-            if n < 24 {
-                return None;
-            }
-            // (A bucket beyond the whole day's allowance ends it without a sum: a business-hours
-            // table's night, forecast empty, sits beside hours of thousands of rows.)
-            let most = (LOW_COUNT * n as f64).ln_1p();
-            if self.recent.iter().any(|&(_, v, _)| v >= most) {
-                return None;
-            }
-            let rows: f64 = self.recent.iter().map(|&(_, v, _)| if v > 0.0 { v.exp() - 1.0 } else { 0.0 }).sum();
-            let day_mean = rows / n as f64;
-            if !(LOW_COUNT_FLOOR..LOW_COUNT).contains(&day_mean) {
-                return None;
-            }
-            day_mean.max(forecast_rows)
-        };
-        if mean >= LOW_COUNT {
+        if forecast_rows >= LOW_COUNT {
             return None;
         }
-        // The natural-scale seasonal mean of the counts and their dispersion around it, once
-        // the slot was seen a few times: the median of `ln(1 + rows)` is a coarse estimate of
-        // the mean of a few rows (off by 30–50 %), and the dispersion the log scale implies
-        // takes that error for noise.
-        if let Some(count_mean) = self.count_mean.as_deref()
-            && let Some(natural) = count_mean.mean(self.day_index(timestamp), calendar::weekday(self.local(timestamp)))
-            && natural < LOW_COUNT
-        {
-            return Some(CountNoise::new(natural, count_mean.dispersion()));
+        let count_mean = self.count_mean.as_deref()?;
+        // Under a row (a median of mostly empty buckets) only on a table that brings a few rows
+        // a bucket in all: a business-hours table's night, forecast empty beside hours of
+        // thousands of rows, stays on the log scale.
+        if forecast_rows < LOW_COUNT_MIN && !(LOW_COUNT_FLOOR..LOW_COUNT).contains(&count_mean.overall_mean()) {
+            return None;
         }
-        Some(CountNoise::new(mean, scale * scale - 1.0 / (forecast_rows + 1.0)))
+        match count_mean.mean(self.day_index(timestamp), calendar::weekday(self.local(timestamp))) {
+            Some(natural) if natural < LOW_COUNT => Some(CountNoise::new(natural, count_mean.dispersion())),
+            _ if forecast_rows >= LOW_COUNT_MIN => {
+                Some(CountNoise::new(forecast_rows, scale * scale - 1.0 / (forecast_rows + 1.0)))
+            }
+            _ => None,
+        }
     }
 
     /// Typical absolute size of recent values (continuous series): keeps the scale floor
