@@ -60,15 +60,12 @@ impl SortedWindow {
             return;
         }
         let key = order_key(value);
-        if self.order.len() == self.capacity {
-            let oldest = std::mem::replace(&mut self.order[self.head], key);
-            self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
+        if let Some(oldest) = ring_push(&mut self.order, &mut self.head, self.capacity, key) {
             let old = self.sorted.partition_point(|&x| x < oldest);
             let new = self.sorted.partition_point(|&x| x < key);
             replace_sorted(&mut self.sorted, old, new, key);
             return;
         }
-        self.order.push(key);
         let index = self.sorted.partition_point(|&x| x < key);
         self.sorted.insert(index, key);
     }
@@ -179,14 +176,7 @@ impl MedianWindow {
             return;
         }
         let key = order_key(value);
-        let evicted = if self.order.len() == self.capacity {
-            let oldest = std::mem::replace(&mut self.order[self.head], key);
-            self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
-            Some(oldest)
-        } else {
-            self.order.push(key);
-            None
-        };
+        let evicted = ring_push(&mut self.order, &mut self.head, self.capacity, key);
         let entering = Self::binade(key);
         self.binades[entering] += 1;
         if entering < self.median_binade {
@@ -434,9 +424,7 @@ impl LongWindow {
             return;
         }
         let key = order_key(value);
-        if self.order.len() == self.capacity {
-            let oldest = std::mem::replace(&mut self.order[self.head], key);
-            self.head = if self.head + 1 == self.capacity { 0 } else { self.head + 1 };
+        if let Some(oldest) = ring_push(&mut self.order, &mut self.head, self.capacity, key) {
             let (leaving, entering) = (self.block_of(oldest), self.block_of(key));
             if leaving == entering {
                 // One move inside the block.
@@ -451,7 +439,6 @@ impl LongWindow {
             self.insert(key);
             return;
         }
-        self.order.push(key);
         self.insert(key);
     }
 
@@ -623,6 +610,19 @@ impl LongWindow {
         let before: usize = self.blocks[..index].iter().map(Vec::len).sum();
         self.len - before - block.partition_point(|&x| x < key)
     }
+}
+
+/// Append `key` to a window's arrival-order ring of `capacity` keys (oldest at `head` once
+/// full): the key it replaced, if the ring was full.
+#[inline]
+fn ring_push(order: &mut Vec<i64>, head: &mut usize, capacity: usize, key: i64) -> Option<i64> {
+    if order.len() < capacity {
+        order.push(key);
+        return None;
+    }
+    let oldest = std::mem::replace(&mut order[*head], key);
+    *head = if *head + 1 == capacity { 0 } else { *head + 1 };
+    Some(oldest)
 }
 
 /// Replace the sorted value at rank `old` (the one leaving) with `value`, whose rank among the
