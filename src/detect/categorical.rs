@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::format;
 use super::settings::{Sensitivity, Settings};
+use super::verdict::{Confidence, Deviation, Expected, Status, Verdict};
 
 /// Categories compared individually; the rest are pooled.
 pub const TOP_K: usize = 20;
@@ -14,6 +15,8 @@ pub const TOP_K: usize = 20;
 const MIN_SHARE_TO_MISS: f64 = 0.01;
 /// ... provided at least this many rows of it were expected in the current sample.
 const MIN_EXPECTED_ROWS: f64 = 10.0;
+/// Earlier frequency tables a column needs before [`judge_history`] gives a verdict.
+pub const MIN_BASELINE_FRAMES: usize = 3;
 
 /// Result of comparing two frequency tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,12 +33,29 @@ pub struct CategoricalVerdict {
     pub appeared: Vec<String>,
     /// Whether this is an anomaly.
     pub anomaly: bool,
+    /// Calibrated surprise on the scale of every other verdict (`-log10` of a tail
+    /// probability; the sensitivity's threshold at `psi == threshold`): the larger of the PSI
+    /// against its threshold and the Poisson evidence of the likeliest vanished category.
+    pub score: f64,
     /// One sentence for humans.
     pub explanation: String,
 }
 
 /// Compare `current` value counts with `baseline` value counts (category, rows).
 pub fn compare(baseline: &[(String, u64)], current: &[(String, u64)], settings: &Settings) -> CategoricalVerdict {
+    let base_total: u64 = baseline.iter().map(|(_, n)| n).sum();
+    compare_sized(baseline, base_total as f64, current, settings)
+}
+
+/// [`compare`], with the baseline's sampling noise that of `base_rows` independent rows. A
+/// baseline summed from overlapping samples (profiles of a whole table, each seeing the rows of
+/// the one before) holds fewer independent rows than its counts add up to.
+pub fn compare_sized(
+    baseline: &[(String, u64)],
+    base_rows: f64,
+    current: &[(String, u64)],
+    settings: &Settings,
+) -> CategoricalVerdict {
     let mut top: Vec<&(String, u64)> = baseline.iter().filter(|(_, n)| *n > 0).collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(TOP_K);
@@ -64,7 +84,7 @@ pub fn compare(baseline: &[(String, u64)], current: &[(String, u64)], settings: 
     // The chi² approximation is optimistic for a sample of a few dozen rows (most cells hold
     // zero or one row, and the half-row smoothing inflates their terms): a wider allowance.
     let allowance = if current_total < 50 { 4.0 } else { 3.0 };
-    let noise = allowance * (cells - 1.0) * (1.0 / (base_total.max(1) as f64) + 1.0 / (current_total.max(1) as f64));
+    let noise = allowance * (cells - 1.0) * (1.0 / base_rows.max(1.0) + 1.0 / (current_total.max(1) as f64));
     let base_threshold = match settings.sensitivity {
         Sensitivity::Low => 0.5,
         Sensitivity::Medium => 0.25,
@@ -92,6 +112,15 @@ pub fn compare(baseline: &[(String, u64)], current: &[(String, u64)], settings: 
         .map(|(name, _)| name.clone())
         .collect();
     let anomaly = psi > threshold || !disappeared.is_empty();
+    // Missing categories: Poisson evidence -log10 P(0 | expected rows).
+    let missing = disappeared
+        .iter()
+        .filter_map(|name| top.iter().find(|(n, _)| n == name))
+        .map(|(_, rows)| *rows as f64 / base_total.max(1) as f64 * current_total as f64)
+        .fold(0.0, f64::max)
+        * std::f64::consts::LOG10_E;
+    let threshold_score = -settings.sensitivity.false_alarm_rate().log10();
+    let score = (threshold_score * psi / threshold).max(missing);
     let mut explanation = format!(
         "distribution shift PSI {} (threshold {}), Jensen–Shannon {}",
         format::approx(psi),
@@ -104,7 +133,71 @@ pub fn compare(baseline: &[(String, u64)], current: &[(String, u64)], settings: 
     if !appeared.is_empty() {
         explanation.push_str(&format!("; new: {}", appeared.join(", ")));
     }
-    CategoricalVerdict { psi, jensen_shannon, threshold, disappeared, appeared, anomaly, explanation }
+    CategoricalVerdict { psi, jensen_shannon, threshold, disappeared, appeared, anomaly, score, explanation }
+}
+
+/// Judges a column's value frequencies now against its earlier frequency tables (oldest
+/// first, the ones a trailing window and the user's labels leave), as the agent does at run
+/// time. The baseline is their sum, with the sampling noise of one table of their mean size:
+/// profiles of a whole table overlap, so summing their rows would overstate the evidence.
+/// `previous_anomaly` says whether the column's last verdict was an anomaly: one alert per
+/// excursion. The verdict's value is the PSI; its expected range is 0 to the threshold.
+pub fn judge_history(
+    history: &[Vec<(String, u64)>],
+    current: &[(String, u64)],
+    settings: &Settings,
+    timestamp: i64,
+    previous_anomaly: bool,
+) -> Verdict {
+    if settings.is_excluded(timestamp) {
+        return Verdict::unjudged(timestamp, 0.0, Status::Excluded, history.len(), "in an excluded time range");
+    }
+    if history.len() < MIN_BASELINE_FRAMES {
+        return Verdict::unjudged(
+            timestamp,
+            0.0,
+            Status::ColdStart,
+            history.len(),
+            format!(
+                "learning: {} of {MIN_BASELINE_FRAMES} earlier profiles of the column's values, no verdict yet",
+                history.len()
+            ),
+        );
+    }
+    let mut summed: Vec<(String, u64)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for frame in history {
+        for (name, rows) in frame {
+            match index.get(name.as_str()) {
+                Some(&i) => summed[i].1 += rows,
+                None => {
+                    index.insert(name, summed.len());
+                    summed.push((name.clone(), *rows));
+                }
+            }
+        }
+    }
+    let total: u64 = summed.iter().map(|(_, n)| n).sum();
+    let verdict = compare_sized(&summed, total as f64 / history.len() as f64, current, settings);
+    let confidence = match history.len() {
+        n if n < 7 => Confidence::Low,
+        n if n < 28 => Confidence::Medium,
+        _ => Confidence::High,
+    };
+    Verdict {
+        timestamp,
+        value: verdict.psi,
+        status: Status::Learned,
+        expected: Some(Expected { low: 0.0, high: verdict.threshold, forecast: 0.0 }),
+        score: verdict.score,
+        anomaly: verdict.anomaly,
+        alert: verdict.anomaly && !previous_anomaly,
+        direction: verdict.anomaly.then_some(Deviation::Above),
+        event: None,
+        confidence,
+        history_points: history.len(),
+        explanation: verdict.explanation.into(),
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +263,51 @@ mod tests {
             alerts += usize::from(compare(&base, &now, &Settings::default()).anomaly);
         }
         assert!(alerts * 1_000 <= trials, "{alerts} alerts in {trials} samples");
+    }
+
+    #[test]
+    fn history_judges_after_three_profiles_and_alerts_once_per_excursion() {
+        let frame = table(&[("FR", 5_000), ("DE", 3_000), ("US", 2_000)]);
+        let settings = Settings::default();
+        let cold = judge_history(&[frame.clone(), frame.clone()], &frame, &settings, 100, false);
+        assert_eq!(cold.status, Status::ColdStart);
+        assert!(!cold.anomaly && cold.explanation.as_str().contains("2 of 3"), "{}", cold.explanation.as_str());
+
+        let history = vec![frame.clone(); 5];
+        let same =
+            judge_history(&history, &table(&[("FR", 5_020), ("DE", 2_990), ("US", 1_990)]), &settings, 100, false);
+        assert_eq!(same.status, Status::Learned);
+        assert!(!same.anomaly && same.value < 0.01, "{same:?}");
+
+        let gone = table(&[("FR", 6_200), ("DE", 3_800)]);
+        let first = judge_history(&history, &gone, &settings, 100, false);
+        assert!(first.anomaly && first.alert, "{first:?}");
+        assert!(first.explanation.as_str().contains("disappeared: US"));
+        assert!(first.score > 3.0 && first.direction == Some(Deviation::Above));
+        let later = judge_history(&history, &gone, &settings, 200, true);
+        assert!(later.anomaly && !later.alert);
+    }
+
+    #[test]
+    fn overlapping_profiles_do_not_count_as_independent_rows() {
+        // Five profiles of the same 60 rows: the baseline holds 60 rows of evidence, not 300.
+        let frame = table(&[("a", 20), ("b", 20), ("c", 20)]);
+        let now = table(&[("a", 30), ("b", 18), ("c", 12)]);
+        let settings = Settings::default();
+        let summed = compare(&table(&[("a", 100), ("b", 100), ("c", 100)]), &now, &settings);
+        let judged = judge_history(&vec![frame; 5], &now, &settings, 0, false);
+        assert!(judged.expected.unwrap().high > summed.threshold, "{judged:?} {summed:?}");
+        assert!((judged.value - summed.psi).abs() < 1e-12);
+    }
+
+    #[test]
+    fn excluded_times_are_not_judged() {
+        let frame = table(&[("FR", 5_000), ("DE", 3_000)]);
+        let mut settings = Settings::default();
+        settings.exclude.push(crate::detect::TimeRange { start: 0, end: 1_000 });
+        let v = judge_history(&vec![frame; 4], &table(&[("FR", 10)]), &settings, 500, false);
+        assert_eq!(v.status, Status::Excluded);
+        assert!(!v.anomaly);
     }
 
     #[test]

@@ -230,7 +230,6 @@ pub fn run_telltale(table: &Table, base: &Settings) -> Vec<MonitorRun> {
     // Categorical: each bucket against the trailing week, one alert per excursion.
     let mut baseline = CategoryBaseline::new(table.category_names.len());
     let mut tracker = ExcursionTracker::new(EXCURSION_MEMORY);
-    let threshold_score = -settings.sensitivity.false_alarm_rate().log10();
     let mut points = Vec::with_capacity(table.categories.len());
     for frame in &table.categories {
         if settings.is_excluded(frame.timestamp) {
@@ -241,17 +240,7 @@ pub fn run_telltale(table: &Table, base: &Settings) -> Vec<MonitorRun> {
             let reference = named(&table.category_names, baseline.counts.iter().copied().enumerate());
             let current = named(&table.category_names, frame.counts.iter().map(|&(c, n)| (c as usize, n)));
             let verdict = categorical::compare(&reference, &current, &settings);
-            let base_total: u64 = baseline.counts.iter().sum();
-            let current_total: u64 = frame.counts.iter().map(|(_, n)| n).sum();
-            // Missing categories: Poisson evidence -log10 P(0 | expected rows).
-            let missing = verdict
-                .disappeared
-                .iter()
-                .filter_map(|name| reference.iter().find(|(n, _)| n == name))
-                .map(|(_, rows)| *rows as f64 / base_total.max(1) as f64 * current_total as f64)
-                .fold(0.0, f64::max)
-                * std::f64::consts::LOG10_E;
-            let score = (threshold_score * verdict.psi / verdict.threshold).max(missing);
+            let score = verdict.score;
             let alert = tracker.observe(verdict.anomaly, Some(Deviation::Above), None);
             Judged { at: frame.timestamp + bucket, score: score as f32, alert }
         } else {
