@@ -253,6 +253,7 @@ pub const COLUMN_METRICS: &[MetricKind] = &[
     MetricKind::MeanLength,
     MetricKind::InvalidCount,
     MetricKind::InvalidRate,
+    MetricKind::CategoryShift,
 ];
 
 /// All checks of a deployment, keyed by asset.
@@ -971,6 +972,19 @@ fn decode_column(
         }
         let Some(metric) = metric_name(d, key, &kp, kind) else { continue };
         if let Some(rule) = decode_rule(d, value, &kp) {
+            if metric == MetricKind::CategoryShift {
+                for (name, set) in
+                    [("direction", rule.tuning.direction.is_some()), ("min_change", rule.tuning.min_change.is_some())]
+                {
+                    if set {
+                        d.error(
+                            node_mark_of_in(value, name).unwrap_or(value.mark),
+                            &yaml::join(&kp, name),
+                            format!("`{name}` does not apply to `category_shift`, which has no direction and no forecast to change from; use `sensitivity`, or `max` on the shift's PSI"),
+                        );
+                    }
+                }
+            }
             column.metrics.push((metric, rule));
         }
     }
@@ -1023,6 +1037,14 @@ fn decode_accepted_values(d: &mut Decoder, value: &Node, path: &str, column: &mu
         }
         column.accepted_values = Some(values);
         column.metrics.push((MetricKind::InvalidRate, rule));
+    }
+}
+
+/// The mark of `key`'s entry when `node` is a mapping that holds it.
+fn node_mark_of_in(node: &Node, key: &str) -> Option<Mark> {
+    match &node.value {
+        Value::Map(entries) => entries.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(k, _)| k.mark),
+        _ => None,
     }
 }
 
@@ -1176,11 +1198,34 @@ assets:
         checks/orders.yaml:10:13: assets[1].sample: expected a percentage of rows to sample, such as `10%` (more than 0, at most 100)
         checks/orders.yaml:12:24: assets[1].monitors.volume.bucket: expected a bucket that divides a day (such as `15m`, `1h`, `6h`) or whole days
         checks/orders.yaml:12:39: assets[1].monitors.volume.row_count: min 10 is greater than max 1
-        checks/orders.yaml:14:18: assets[1].monitors.columns.amount.null_rat: unknown column metric `null_rat` (did you mean `null_rate`?); expected one of: null_rate, null_count, distinct_count, distinct_ratio, uniqueness, min, max, mean, stddev, p50, p95, min_length, max_length, mean_length, invalid_count, invalid_rate, accepted_values
+        checks/orders.yaml:14:18: assets[1].monitors.columns.amount.null_rat: unknown column metric `null_rat` (did you mean `null_rate`?); expected one of: null_rate, null_count, distinct_count, distinct_ratio, uniqueness, min, max, mean, stddev, p50, p95, min_length, max_length, mean_length, invalid_count, invalid_rate, category_shift, accepted_values
         checks/orders.yaml:14:40: assets[1].monitors.columns.amount.p95: `p95` needs ordered-set aggregates, which sqlite sources lack; use min, max, mean and stddev there
         checks/orders.yaml:15:17: assets[1].monitors.columns.status: no metrics for this column; expected e.g. `null_rate: {max: 0.01}` or `[null_rate, mean]`
         checks/orders.yaml:17:11: assets[1].monitors.custom_sql[0]: missing `name`: expected a metric name
         ");
+    }
+
+    #[test]
+    fn category_shift_takes_sensitivity_and_bounds_but_not_a_direction() {
+        let set = parse(
+            "version: 1\nassets:\n  - source: shop\n    table: orders\n    monitors:\n      columns:\n        status: {category_shift: {max: 0.5, sensitivity: high}}\n        country: [category_shift, null_rate]\n",
+        )
+        .unwrap();
+        let check = set.assets.values().next().unwrap();
+        let rule = check.rule_for(MetricKind::CategoryShift, "status").unwrap();
+        assert_eq!((rule.max, rule.auto, rule.tuning.sensitivity), (Some(0.5), true, Some(Sensitivity::High)));
+        assert!(check.rule_for(MetricKind::CategoryShift, "country").unwrap().auto);
+
+        let err = parse(
+            "version: 1\nassets:\n  - source: shop\n    table: orders\n    monitors:\n      columns:\n        status:\n          category_shift: {direction: down, min_change: 0.1}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("checks/orders.yaml:8:28: assets[0].monitors.columns.status.category_shift.direction: `direction` does not apply to `category_shift`"),
+            "{err}"
+        );
+        assert!(err.contains("category_shift.min_change: `min_change` does not apply"), "{err}");
     }
 
     #[test]

@@ -118,6 +118,7 @@ metric_kinds! {
     P95 => "p95": "95th percentile",
     InvalidCount => "invalid_count": "non-null values outside `accepted_values`",
     InvalidRate => "invalid_rate": "share of non-null values outside `accepted_values`",
+    CategoryShift => "category_shift": "population stability index of the column's value frequencies against its earlier profiles (top 20 values, the rest pooled)",
     MinLength => "min_length": "shortest string length",
     MaxLength => "max_length": "longest string length",
     MeanLength => "mean_length": "average string length",
@@ -128,6 +129,37 @@ metric_kinds! {
 impl fmt::Display for MetricKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The most frequent non-null values of a column (at most `source::sql::TOP_VALUES`) with their rows;
+/// `rest` counts the rows of every other non-null value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValueCounts {
+    pub values: Vec<(String, u64)>,
+    pub rest: u64,
+}
+
+impl ValueCounts {
+    /// Reads the rows of a value-frequency query back: `(value, rows, rows of every value)`.
+    pub fn from_rows(rows: &[Vec<Option<String>>]) -> ValueCounts {
+        let count = |cell: Option<&Option<String>>| {
+            cell.and_then(|c| c.as_deref()).and_then(|t| t.trim().parse::<f64>().ok()).map(|v| v.max(0.0) as u64)
+        };
+        let mut values = Vec::with_capacity(rows.len());
+        let mut total = 0;
+        for row in rows {
+            let (Some(Some(value)), Some(rows)) = (row.first(), count(row.get(1))) else { continue };
+            total = total.max(count(row.get(2)).unwrap_or(0));
+            values.push((value.clone(), rows));
+        }
+        let listed: u64 = values.iter().map(|(_, n)| n).sum();
+        ValueCounts { values, rest: total.saturating_sub(listed) }
+    }
+
+    /// Rows of every non-null value.
+    pub fn total(&self) -> u64 {
+        self.values.iter().map(|(_, n)| n).sum::<u64>() + self.rest
     }
 }
 

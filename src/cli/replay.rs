@@ -179,10 +179,19 @@ pub fn read_series(path: &str, reader: impl BufRead) -> Result<Vec<Point>, Repla
 /// Replays and writes verdicts; returns how many anomalies were found.
 pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<usize, ReplayError> {
     let settings = settings_from(args)?;
-    let kind: MetricKind = args.metric.parse().map_err(|e: String| {
-        let valid: Vec<&str> = MetricKind::ALL.iter().map(|k| k.as_str()).collect();
-        ReplayError::Usage(format!("{e}; valid metrics: {}", valid.join(", ")))
-    })?;
+    let valid = || {
+        let names: Vec<&str> =
+            MetricKind::ALL.iter().filter(|k| **k != MetricKind::CategoryShift).map(|k| k.as_str()).collect();
+        names.join(", ")
+    };
+    let kind: MetricKind =
+        args.metric.parse().map_err(|e: String| ReplayError::Usage(format!("{e}; valid metrics: {}", valid())))?;
+    if kind == MetricKind::CategoryShift {
+        return Err(ReplayError::Usage(format!(
+            "`category_shift` is judged on value frequencies, not on a series of numbers, so it cannot be replayed; valid metrics: {}",
+            valid()
+        )));
+    }
     let class: MetricClass = crate::runtime::class_of(kind);
     let path = args.input.display().to_string();
     let points = if path == "-" {
@@ -277,5 +286,22 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(anomalies, 1, "{text}");
         assert!(text.lines().nth(1).unwrap().starts_with("2026-01-21T21:00:00+00:00,10,learned,"), "{text}");
+    }
+
+    #[test]
+    fn category_shift_cannot_be_replayed_as_a_series() {
+        let args = ReplayArgs {
+            input: "unused.csv".into(),
+            metric: "category_shift".into(),
+            format: ReplayFormat::Csv,
+            sensitivity: "medium".into(),
+            direction: None,
+            seasonality: "auto".into(),
+            min_change: None,
+            anomalies_only: true,
+        };
+        let err = run(&args, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("judged on value frequencies") && err.contains("rows_added"), "{err}");
+        assert!(!err.split("valid metrics:").nth(1).unwrap().contains("category_shift"), "{err}");
     }
 }

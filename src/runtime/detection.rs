@@ -9,14 +9,21 @@ use chrono::{DateTime, Utc};
 
 use super::{Agent, CheckOutcome, Status};
 use crate::check::AssetCheck;
-use crate::detect::{Label, LabelKind, MetricClass, Point, Settings, StreamingDetector, TimeRange, Verdict};
-use crate::measure::{AssetId, Measurement, MetricKind};
+use crate::detect::{
+    Label, LabelKind, MetricClass, Point, Settings, StreamingDetector, TimeRange, Verdict, categorical,
+};
+use crate::measure::{AssetId, Measurement, MetricKind, ValueCounts};
 use crate::store::VerdictRecord;
 
 /// Points of history replayed into a new detector.
 const WARM_UP_POINTS: usize = 3000;
 /// History older than this is not replayed unless the check sets a longer `training_window`.
 const DEFAULT_TRAINING_DAYS: i64 = 56;
+/// Days of earlier profiles a column's value frequencies are compared with (a shorter
+/// `training_window` shortens it).
+pub const CATEGORY_BASELINE_DAYS: i64 = 7;
+/// The name the rows of every value beyond the most frequent ones are compared under.
+pub const OTHER_VALUES: &str = "(other values)";
 
 type SeriesKey = (AssetId, MetricKind, String);
 
@@ -93,6 +100,24 @@ impl Agent {
     ) {
         let mut records = Vec::new();
         for o in outcomes.iter_mut() {
+            // Judged by their own detector in the job (value frequencies): record and apply.
+            if let (Some(kind), Some(verdict)) = (o.metric, o.verdict.as_ref()) {
+                let column = o.column.clone().unwrap_or_default();
+                let at = measurements
+                    .iter()
+                    .find(|m| m.asset == check.asset && m.kind == kind && m.column == column)
+                    .map(|m| m.observed_at)
+                    .or_else(|| DateTime::from_timestamp(verdict.timestamp, 0))
+                    .unwrap_or_default();
+                records.push(verdict_record(&check.asset, kind, &column, at, verdict));
+                if verdict.anomaly && o.status != Status::Fail {
+                    o.status = Status::Fail;
+                    o.message = format!("anomaly: {}", verdict.explanation);
+                } else if o.status != Status::Fail {
+                    o.message = format!("{} ({})", o.message, verdict.explanation);
+                }
+                continue;
+            }
             let (Some(kind), Some(value)) = (o.metric, o.value) else { continue };
             if o.status == Status::Error {
                 continue;
@@ -139,6 +164,49 @@ impl Agent {
         {
             tracing::error!(parent: crate::telemetry::spans::parent(), asset = %check.asset, error = %e, "cannot save verdicts");
         }
+    }
+
+    /// Judges a profile's value frequencies of a column against the column's earlier profiles
+    /// (the trailing week, less what labels and `exclude` take out), then saves them.
+    pub(crate) async fn judge_categories(
+        &self,
+        asset: &AssetId,
+        column: &str,
+        settings: &Settings,
+        counts: &ValueCounts,
+        at: DateTime<Utc>,
+    ) -> Verdict {
+        let kind = MetricKind::CategoryShift;
+        let window = settings.training_window.unwrap_or(i64::MAX).min(CATEGORY_BASELINE_DAYS * 86_400);
+        let since = at - chrono::Duration::seconds(window);
+        let history = match self.store.value_count_history(asset, kind, column, since, at).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot read value frequencies");
+                Vec::new()
+            }
+        };
+        let labels = self.store.labels(asset, kind, column).await.unwrap_or_default();
+        // An expected change re-baselines: profiles before it no longer count.
+        let rebaselined =
+            labels.iter().filter(|l| l.label == "expected" && l.starts_at <= at).map(|l| l.starts_at).max();
+        let frames: Vec<Vec<(String, u64)>> = history
+            .into_iter()
+            .filter(|(t, _)| rebaselined.is_none_or(|r| *t >= r))
+            .filter(|(t, _)| {
+                !labels.iter().any(|l| l.label != "expected" && l.starts_at <= *t && *t < l.ends_at)
+                    && !settings.is_excluded(t.timestamp())
+            })
+            .map(|(_, c)| named_frame(&c))
+            .collect();
+        let previous_anomaly =
+            self.store.last_verdict(asset, kind, column).await.ok().flatten().is_some_and(|(_, anomaly)| anomaly);
+        let verdict =
+            categorical::judge_history(&frames, &named_frame(counts), settings, at.timestamp(), previous_anomaly);
+        if let Err(e) = self.store.record_value_counts(asset, kind, column, at, counts).await {
+            tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot save value frequencies");
+        }
+        verdict
     }
 
     /// A detector point; proportions carry their counts when the profile's row count is known.
@@ -277,6 +345,16 @@ impl Agent {
             }
         }
     }
+}
+
+/// A frequency table as the categorical detector reads it: the rows beyond the listed values
+/// compared as one more category.
+fn named_frame(counts: &ValueCounts) -> Vec<(String, u64)> {
+    let mut frame = counts.values.clone();
+    if counts.rest > 0 {
+        frame.push((OTHER_VALUES.to_string(), counts.rest));
+    }
+    frame
 }
 
 pub(crate) fn verdict_record(

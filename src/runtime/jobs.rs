@@ -574,6 +574,30 @@ impl Agent {
                 outcomes.push(o);
             }
         }
+        // Value frequencies: the shift against the column's earlier profiles.
+        for (column, counts) in &result.frequencies {
+            let kind = MetricKind::CategoryShift;
+            let Some(rule) = check.rule_for(kind, column) else { continue };
+            let settings = rule.tuning.apply(&check.detection);
+            let verdict = self.judge_categories(asset, column, &settings, counts, now).await;
+            let subject = format!("{column}.{kind}");
+            let mut o = outcome(Some(check), asset, "column").about(kind, column);
+            if verdict.status == crate::detect::Status::Learned {
+                out.push(Measurement::new(asset, kind, verdict.value, now, &name).with_column(column));
+                o = judge(o, verdict.value, rule, &subject);
+            } else {
+                o.message = format!(
+                    "{subject}: {} rows in {} values",
+                    counts.total(),
+                    counts.values.len() + usize::from(counts.rest > 0)
+                );
+            }
+            o.subject = Some(subject);
+            if rule.auto {
+                o.verdict = Some(verdict);
+            }
+            outcomes.push(o);
+        }
         outcomes
     }
 

@@ -21,7 +21,7 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Row, Type};
 
 use crate::config::{SourceConfig, SourceKind};
-use crate::measure::{Column, MetricKind, TableRef};
+use crate::measure::{Column, MetricKind, TableRef, ValueCounts};
 use crate::telemetry::db::QueryInfo;
 use sql::{ColumnRequest, Dialect};
 
@@ -144,6 +144,13 @@ pub struct ProfileResult {
     pub rows: f64,
     pub values: Vec<(String, MetricKind, Option<f64>)>,
     pub skipped: Vec<(String, MetricKind, String)>,
+    /// Value frequencies of the columns that asked for `category_shift`.
+    pub frequencies: Vec<(String, ValueCounts)>,
+}
+
+/// Columns of a profile request whose value frequencies are asked for.
+pub(crate) fn frequency_columns(request: &ProfileRequest) -> impl Iterator<Item = &str> {
+    request.columns.iter().filter(|c| c.metrics.contains(&MetricKind::CategoryShift)).map(|c| c.column.name.as_str())
 }
 
 /// Rows whose timestamp falls in `[start, start + bucket)`.
@@ -467,7 +474,22 @@ impl Source for SqlSource {
             source_name: self.name.clone(),
             message: "profile query returned no row".into(),
         })?;
-        Ok(profile_result(&query, row, |c| self.number(c)))
+        let mut result = profile_result(&query, row, |c| self.number(c));
+        // One query per column; a failing one costs its own metric only.
+        for column in frequency_columns(request) {
+            let sql = sql::value_counts_query(
+                self.dialect,
+                &request.table,
+                column,
+                request.filter.as_deref(),
+                request.sample_percent,
+            )?;
+            match self.query_text(QueryInfo::table("profile", &table), sql).await {
+                Ok(rows) => result.frequencies.push((column.to_string(), ValueCounts::from_rows(&rows))),
+                Err(e) => result.skipped.push((column.to_string(), MetricKind::CategoryShift, e.to_string())),
+            }
+        }
+        Ok(result)
     }
 
     async fn bucket_counts(

@@ -291,6 +291,8 @@ pub fn profile_query_with(
                 continue;
             }
             let expr = match metric {
+                // Value frequencies are a query of their own (`value_counts_query`).
+                MetricKind::CategoryShift => continue,
                 MetricKind::NullRate => {
                     format!(
                         "CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END",
@@ -382,6 +384,31 @@ pub fn profile_query_with(
     }
     let sql = format!("SELECT {}{}", select.join(", "), dialect.scan_clause(table, filter, sample_percent)?);
     Ok(ProfileQuery { sql, outputs, skipped, sqrt_outputs })
+}
+
+/// Values of a column a frequency query returns (the most frequent first); the rows of every
+/// other value are counted together.
+pub const TOP_VALUES: usize = 100;
+
+/// The [`TOP_VALUES`] most frequent non-null values of a column, in one `GROUP BY` over the same
+/// rows as the profile (`where`, `sample`): `(value as text, rows, rows of every non-null value)`.
+pub fn value_counts_query(
+    dialect: Dialect,
+    table: &TableRef,
+    column: &str,
+    filter: Option<&str>,
+    sample_percent: Option<f64>,
+) -> Result<String, SourceError> {
+    let col = dialect.quote_ident(column)?;
+    // The window sum runs before ORDER BY and LIMIT, over every non-null group.
+    Ok(format!(
+        "SELECT {} AS tt_value, {} AS tt_rows, {} AS tt_total FROM (SELECT {col} AS v, count(*) AS n{} GROUP BY {col}) g \
+         WHERE v IS NOT NULL ORDER BY n DESC, tt_value LIMIT {TOP_VALUES}",
+        dialect.text("v"),
+        dialect.text("n"),
+        dialect.text("sum(n) OVER ()"),
+        dialect.scan_clause(table, filter, sample_percent)?,
+    ))
 }
 
 /// Rows per time bucket since `since_epoch`: `(bucket_start, rows, newest_epoch)`.
@@ -552,6 +579,43 @@ mod tests {
         // Warehouses count exactly whatever the flag says.
         let q = profile_query_with(Dialect(SourceKind::Postgres), &table, &columns, None, None, true).unwrap();
         assert!(q.sql.contains("count(DISTINCT \"user\")") && !q.sql.contains("approx"), "{}", q.sql);
+    }
+
+    #[test]
+    fn value_frequencies_are_one_group_by_over_the_profiled_rows() {
+        let q = value_counts_query(
+            Dialect(SourceKind::Postgres),
+            &TableRef::new("public", "orders"),
+            "sta\"tus",
+            Some("created_at > now() - interval '1 day'"),
+            Some(10.0),
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            "SELECT (v)::text AS tt_value, (n)::text AS tt_rows, (sum(n) OVER ())::text AS tt_total FROM (SELECT \"sta\"\"tus\" AS v, count(*) AS n \
+             FROM \"public\".\"orders\" TABLESAMPLE SYSTEM (10) WHERE (created_at > now() - interval '1 day') \
+             GROUP BY \"sta\"\"tus\") g WHERE v IS NOT NULL ORDER BY n DESC, tt_value LIMIT 100"
+        );
+        let my = value_counts_query(Dialect(SourceKind::Mysql), &TableRef::new("shop", "t"), "s", None, None).unwrap();
+        assert!(my.starts_with(
+            "SELECT CAST(v AS CHAR) AS tt_value, CAST(n AS CHAR) AS tt_rows, CAST(sum(n) OVER () AS CHAR) AS tt_total FROM (SELECT `s` AS v"
+        ));
+        // The value-frequency metric is not part of the aggregate profile query.
+        let profile = profile_query(
+            Dialect(SourceKind::Sqlite),
+            &TableRef::new("main", "t"),
+            &[ColumnRequest {
+                column: col("s", "text"),
+                metrics: vec![MetricKind::CategoryShift, MetricKind::NullCount],
+                accepted_values: None,
+            }],
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(profile.outputs, vec![("s".to_string(), MetricKind::NullCount)]);
+        assert!(profile.skipped.is_empty());
     }
 
     #[test]

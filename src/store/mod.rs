@@ -21,7 +21,7 @@ mod lineage;
 pub use incidents::{IncidentEvent, IncidentFilter, OutboxEntry};
 pub use lineage::{LineageBatch, LineagePruned, LoadedEdge, LoadedLineage, StoredEdge, StoredNode};
 
-use crate::measure::{AssetId, Column, Measurement, MetricKind, SchemaChange};
+use crate::measure::{AssetId, Column, Measurement, MetricKind, SchemaChange, ValueCounts};
 use crate::secret::redact_url;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -185,6 +185,109 @@ impl Store {
         insert_measurements(self.backend, &mut tx, measurements).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Saves one profile's value frequencies of a column (replacing any saved at the same time).
+    pub async fn record_value_counts(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+        at: DateTime<Utc>,
+        counts: &ValueCounts,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM value_counts WHERE asset = $1 AND kind = $2 AND column_name = $3 AND observed_at = $4",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(kind.as_str())
+        .bind(column.to_string())
+        .bind(ms(at))
+        .execute(&mut *tx)
+        .await?;
+        let rows: Vec<(Option<&str>, u64)> = counts
+            .values
+            .iter()
+            .map(|(v, n)| (Some(v.as_str()), *n))
+            .chain((counts.rest > 0).then_some((None, counts.rest)))
+            .collect();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO value_counts (asset, kind, column_name, observed_at, category, row_count) VALUES {}",
+                placeholders(self.backend, chunk.len(), 6)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (value, n) in chunk {
+                q = q
+                    .bind(asset.as_str().to_string())
+                    .bind(kind.as_str())
+                    .bind(column.to_string())
+                    .bind(ms(at))
+                    .bind(value.map(str::to_string))
+                    .bind(i64::try_from(*n).unwrap_or(i64::MAX));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The value frequencies of a column saved in `[since, before)`, oldest first.
+    pub async fn value_count_history(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+        since: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, ValueCounts)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT observed_at, category, row_count FROM value_counts \
+             WHERE asset = $1 AND kind = $2 AND column_name = $3 AND observed_at >= $4 AND observed_at < $5 \
+             ORDER BY observed_at, row_count DESC, category",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(kind.as_str())
+        .bind(column.to_string())
+        .bind(ms(since))
+        .bind(ms(before))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(DateTime<Utc>, ValueCounts)> = Vec::new();
+        for r in &rows {
+            let at = from_ms(r.try_get(0)?);
+            let value: Option<String> = r.try_get(1)?;
+            let n = r.try_get::<i64, _>(2)?.max(0) as u64;
+            if out.last().is_none_or(|(t, _)| *t != at) {
+                out.push((at, ValueCounts::default()));
+            }
+            let frame = &mut out.last_mut().expect("pushed above").1;
+            match value {
+                Some(v) => frame.values.push((v, n)),
+                None => frame.rest += n,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest verdict of one series, if any.
+    pub async fn last_verdict(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+    ) -> Result<Option<(DateTime<Utc>, bool)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT observed_at, anomaly FROM verdicts WHERE asset = $1 AND kind = $2 AND column_name = $3 \
+             ORDER BY observed_at DESC LIMIT 1",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(kind.as_str())
+        .bind(column.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((from_ms(r.try_get(0)?), r.try_get::<i64, _>(1)? != 0))).transpose()
     }
 
     /// Saves everything one metadata scan learned about a source, in one transaction.
@@ -535,10 +638,11 @@ impl Store {
             .collect()
     }
 
-    /// Deletes measurements, verdicts and errors older than `before`; returns rows deleted.
+    /// Deletes measurements, verdicts, value frequencies and errors older than `before`; returns
+    /// rows deleted.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut deleted = 0;
-        for table in ["measurements", "verdicts"] {
+        for table in ["measurements", "verdicts", "value_counts"] {
             deleted += sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE observed_at < $1")))
                 .bind(ms(before))
                 .execute(&self.pool)

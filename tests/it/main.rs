@@ -5,6 +5,7 @@
 mod alert;
 mod api;
 mod catalog;
+mod categories;
 mod common;
 mod config_files;
 mod daemon;

@@ -36,7 +36,7 @@ use super::{
     Bucket, MetadataScan, ProfileRequest, ProfileResult, Scope, Source, SourceError, TableMetadata, profile_result,
 };
 use crate::config::{FileFormat, LakeOptions, SourceConfig, SourceKind};
-use crate::measure::{Column, TableRef};
+use crate::measure::{Column, MetricKind, TableRef};
 use store::{Location, Store, Stores};
 
 /// Profiles reading more rows than this estimate distinct counts (HyperLogLog, ~1% error)
@@ -375,6 +375,23 @@ impl Source for LakeSource {
         )?;
         let ctx = self.session_with(&[(view.clone(), files.clone())])?;
         let rows = self.run(ctx, format!("profile of {}", request.table), query.sql.clone()).await?;
+        // Value frequencies read the same files; a failing query costs its own metric only.
+        let mut frequencies = Vec::new();
+        let mut failed = Vec::new();
+        for column in super::frequency_columns(request) {
+            let sql = sql::value_counts_query(
+                Dialect(self.kind),
+                &request.table,
+                column,
+                request.filter.as_deref(),
+                request.sample_percent,
+            )?;
+            let ctx = self.session_with(&[(view.clone(), files.clone())])?;
+            match self.run(ctx, format!("value frequencies of {}.{column}", request.table), sql).await {
+                Ok(rows) => frequencies.push((column.to_string(), crate::measure::ValueCounts::from_rows(&rows))),
+                Err(e) => failed.push((column.to_string(), MetricKind::CategoryShift, e.to_string())),
+            }
+        }
         if self.options.profile_new_files_only {
             let mut profiled = self.profiled.lock().unwrap_or_else(|e| e.into_inner());
             let set = profiled.entry(request.table.clone()).or_default();
@@ -387,7 +404,10 @@ impl Source for LakeSource {
             source_name: self.name.clone(),
             message: "profile query returned no row".into(),
         })?;
-        Ok(profile_result(&query, row, |c| Self::number(Some(c))))
+        let mut result = profile_result(&query, row, |c| Self::number(Some(c)));
+        result.frequencies = frequencies;
+        result.skipped.extend(failed);
+        Ok(result)
     }
 
     async fn bucket_counts(

@@ -1,0 +1,202 @@
+//! Category shift end to end: each engine counts a column's values in its own `GROUP BY`, the
+//! store keeps the frequency tables, and the agent flags a vanished category once per excursion,
+//! on PostgreSQL, MariaDB, SQLite and lake files.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use telltale::clock::{ManualClock, SharedClock};
+use telltale::detect::Status as VerdictStatus;
+use telltale::measure::{AssetId, MetricKind};
+use telltale::runtime::{Agent, CheckOutcome, Status};
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{Workspace, config_with_source, mysql_db, mysql_exec, pg_exec, postgres_db};
+use crate::require;
+
+/// `status` is 60 % paid, 30 % shipped, 10 % refunded; `code` has 150 values, 0–99 in 7 rows
+/// each and 100–149 in 6, so a frequency table lists 100 values and counts 300 rows as the rest.
+fn rows() -> Vec<(&'static str, u32)> {
+    (0..1000u32)
+        .map(|i| {
+            let status = match i % 10 {
+                0..=5 => "paid",
+                6..=8 => "shipped",
+                _ => "refunded",
+            };
+            (status, i % 150)
+        })
+        .collect()
+}
+
+fn insert_sql() -> String {
+    let values: Vec<String> = rows().iter().map(|(s, c)| format!("('{s}', {c})")).collect();
+    format!("INSERT INTO orders (status, code) VALUES {}", values.join(", "))
+}
+
+const VANISH: &str = "UPDATE orders SET status = 'paid' WHERE status = 'refunded'";
+
+fn checks(source: &str) -> String {
+    format!(
+        "version: 1\nassets:\n  - source: {source}\n    table: orders\n    monitors:\n      columns:\n        status: {{category_shift: auto}}\n        code: {{category_shift: {{auto: false}}}}\n"
+    )
+}
+
+fn start() -> DateTime<Utc> {
+    "2026-06-01T00:00:00Z".parse().unwrap()
+}
+
+fn shift<'a>(outcomes: &'a [CheckOutcome], column: &str) -> &'a CheckOutcome {
+    let subject = format!("{column}.category_shift");
+    outcomes.iter().find(|o| o.subject.as_deref() == Some(subject.as_str())).unwrap_or_else(|| panic!("{outcomes:#?}"))
+}
+
+/// Three profiles of cold start, then a learned verdict on an unchanged table; returns the asset.
+async fn learn(agent: &Arc<Agent>, clock: &ManualClock, asset: &AssetId) {
+    let token = CancellationToken::new();
+    for hour in 0..4 {
+        clock.set(start() + Duration::hours(hour));
+        let outcomes = agent.asset_job(asset, &token).await;
+        let errors: Vec<_> = outcomes.iter().filter(|o| o.status == Status::Error).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let status = shift(&outcomes, "status");
+        let verdict = status.verdict.as_ref().expect("a verdict");
+        if hour < 3 {
+            assert_eq!(verdict.status, VerdictStatus::ColdStart, "{status:#?}");
+            assert_eq!(status.status, Status::Recorded);
+            assert!(status.message.contains(&format!("learning: {hour} of 3")), "{}", status.message);
+            assert!(status.message.contains("1000 rows in 3 values"), "{}", status.message);
+            assert_eq!(status.value, None);
+        } else {
+            assert_eq!(verdict.status, VerdictStatus::Learned, "{status:#?}");
+            assert_eq!(status.status, Status::Recorded, "{status:#?}");
+            assert!(status.value.unwrap() < 0.001 && !verdict.anomaly, "{status:#?}");
+            assert!(status.message.contains("PSI"), "{}", status.message);
+        }
+        // `auto: false`: measured, never judged.
+        let code = shift(&outcomes, "code");
+        assert!(code.verdict.is_none() && code.status == Status::Recorded, "{code:#?}");
+    }
+    let frames = agent
+        .store
+        .value_count_history(asset, MetricKind::CategoryShift, "code", start(), start() + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(frames.len(), 4);
+    let (_, last) = &frames[3];
+    assert_eq!((last.values.len(), last.rest), (100, 300), "{last:?}");
+    assert!(last.values.iter().all(|(_, n)| *n == 7), "{last:?}");
+    let status = agent
+        .store
+        .value_count_history(asset, MetricKind::CategoryShift, "status", start(), start() + Duration::days(1))
+        .await
+        .unwrap();
+    let expected = vec![("paid".to_string(), 600), ("shipped".to_string(), 300), ("refunded".to_string(), 100)];
+    assert_eq!(status[0].1.values, expected);
+}
+
+/// After `refunded` vanished: one alerting anomaly, then an anomaly without a new alert.
+async fn flag(agent: &Arc<Agent>, clock: &ManualClock, asset: &AssetId) {
+    let token = CancellationToken::new();
+    clock.set(start() + Duration::hours(4));
+    let outcomes = agent.asset_job(asset, &token).await;
+    let status = shift(&outcomes, "status");
+    assert_eq!(status.status, Status::Fail, "{status:#?}");
+    assert!(
+        status.message.starts_with("anomaly: ") && status.message.contains("disappeared: refunded"),
+        "{}",
+        status.message
+    );
+    let verdict = status.verdict.as_ref().unwrap();
+    assert!(verdict.anomaly && verdict.alert && verdict.score > 4.0, "{verdict:#?}");
+
+    clock.set(start() + Duration::hours(5));
+    let outcomes = agent.asset_job(asset, &token).await;
+    let verdict = shift(&outcomes, "status").verdict.clone().unwrap();
+    assert!(verdict.anomaly && !verdict.alert, "one alert per excursion: {verdict:#?}");
+
+    let verdicts = agent.store.verdicts(asset, None, false, 100).await.unwrap();
+    let shifts: Vec<_> = verdicts.iter().filter(|v| v.kind == MetricKind::CategoryShift).collect();
+    assert_eq!(shifts.len(), 6, "{shifts:#?}");
+    assert_eq!(shifts.iter().filter(|v| v.alert).count(), 1);
+    let psi = agent.store.history(asset, Some(MetricKind::CategoryShift), Some("status"), None, 100).await.unwrap();
+    assert_eq!(psi.len(), 3, "a PSI from the fourth profile on: {psi:#?}");
+    assert!(psi[2].value > psi[0].value + 0.1);
+}
+
+async fn agent_for(ws: &Workspace) -> (Arc<Agent>, ManualClock) {
+    let clock = ManualClock::new(start());
+    (ws.agent(Arc::new(clock.clone()) as SharedClock).await, clock)
+}
+
+#[tokio::test]
+async fn postgres_category_shift() {
+    let url = require!(postgres_db("categories").await);
+    pg_exec(&url, &["CREATE TABLE orders (status text, code int)", &insert_sql()]).await;
+    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", &checks("wh"))]);
+    let (agent, clock) = agent_for(&ws).await;
+    let asset: AssetId = "wh.public.orders".parse().unwrap();
+    learn(&agent, &clock, &asset).await;
+    pg_exec(&url, &[VANISH]).await;
+    flag(&agent, &clock, &asset).await;
+    agent.close().await;
+}
+
+#[tokio::test]
+async fn mariadb_category_shift() {
+    let url = require!(mysql_db("categories").await);
+    mysql_exec(&url, &["CREATE TABLE orders (status VARCHAR(10), code INT)", &insert_sql()]).await;
+    let db = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    let ws = Workspace::new(&config_with_source("mysql", &url, ""), &[("t.yaml", &checks("wh"))]);
+    let (agent, clock) = agent_for(&ws).await;
+    let asset: AssetId = format!("wh.{db}.orders").parse().unwrap();
+    learn(&agent, &clock, &asset).await;
+    mysql_exec(&url, &[VANISH]).await;
+    flag(&agent, &clock, &asset).await;
+    agent.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_category_shift() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display())).await.unwrap();
+    for s in ["CREATE TABLE orders (status TEXT, code INTEGER)".to_string(), insert_sql()] {
+        sqlx::query(sqlx::AssertSqlSafe(s)).execute(&pool).await.unwrap();
+    }
+    let ws = Workspace::new(
+        &config_with_source("sqlite", &format!("sqlite://{}", db.display()), ""),
+        &[("t.yaml", &checks("wh"))],
+    );
+    let (agent, clock) = agent_for(&ws).await;
+    let asset: AssetId = "wh.main.orders".parse().unwrap();
+    learn(&agent, &clock, &asset).await;
+    sqlx::query(VANISH).execute(&pool).await.unwrap();
+    pool.close().await;
+    flag(&agent, &clock, &asset).await;
+    agent.close().await;
+}
+
+#[tokio::test]
+async fn lake_files_category_shift() {
+    let csv = |vanished: bool| {
+        let mut text = String::from("status,code\n");
+        for (s, c) in rows() {
+            let s = if vanished && s == "refunded" { "paid" } else { s };
+            text.push_str(&format!("{s},{c}\n"));
+        }
+        text
+    };
+    let ws = Workspace::new(
+        "version: 1\nstore: sqlite://state/t.db\nsources:\n  lake:\n    kind: files\n    url: lake\n    include: [\"main.*\"]\nchecks: [checks/]\n",
+        &[("t.yaml", &checks("lake"))],
+    );
+    std::fs::create_dir_all(ws.path().join("lake/orders")).unwrap();
+    std::fs::write(ws.path().join("lake/orders/part-0.csv"), csv(false)).unwrap();
+    let (agent, clock) = agent_for(&ws).await;
+    let asset: AssetId = "lake.main.orders".parse().unwrap();
+    learn(&agent, &clock, &asset).await;
+    std::fs::write(ws.path().join("lake/orders/part-0.csv"), csv(true)).unwrap();
+    flag(&agent, &clock, &asset).await;
+    agent.close().await;
+}
