@@ -42,6 +42,11 @@ pub const MIN_VALUES: u64 = 20;
 /// moved past some threshold): samples of thousands of values make trivial shifts significant.
 /// `min_change` raises it (0.2 = at least a fifth of the values moved).
 pub const MIN_DISTANCE: f64 = 0.1;
+/// The minimum distance is also this many times the median distance of each earlier sample to
+/// the union of the others: a column whose samples differ from day to day (a drifting
+/// timestamp or id, a weekly rhythm) is judged against its own variability, not against
+/// sampling noise alone.
+pub const SPREAD_FACTOR: f64 = 2.5;
 /// Largest `m·n` for which the p-value is computed exactly (about 200 values on each side).
 pub const EXACT_MAX_CELLS: u64 = 40_000;
 
@@ -405,6 +410,12 @@ pub fn judge_samples(
 /// the minimum distance. The score is `-log10 p`, kept below the alert threshold while `D` is
 /// under the minimum distance (`threshold·D/minimum`).
 ///
+/// The minimum distance is the largest of [`MIN_DISTANCE`], `min_change` and
+/// [`SPREAD_FACTOR`] times the earlier samples' own spread: the median over them of each
+/// one's distance to the union of the others. For samples of one distribution that spread is
+/// sampling noise (0.03 for samples of 1 000: 2.5 times that is under 0.1) and does not bind; a column that drifts or has
+/// a weekly rhythm shows it in its history, and only a change well beyond it alerts.
+///
 /// Earlier samples may overlap (profiles of a slowly changing table see the same rows again):
 /// the baseline's sampling noise is that of as many values as it holds distinct ones, at
 /// least the largest single sample's and at most all of them. A sample of continuous values
@@ -453,7 +464,8 @@ pub fn judge(
     let p_value = if walk.max_gap == 0 { 1.0 } else { null.tail(walk.max_gap) };
 
     let alpha = (settings.sensitivity.false_alarm_rate() * (step.max(1) as f64 / DAY as f64).min(1.0)).min(0.5);
-    let minimum = MIN_DISTANCE.max(settings.min_change.unwrap_or(0.0)).min(1.0);
+    let spread = spread(history, &baseline);
+    let minimum = MIN_DISTANCE.max(settings.min_change.unwrap_or(0.0)).max(SPREAD_FACTOR * spread).min(1.0);
     let critical = null.critical(alpha);
     let threshold_score = -alpha.log10();
     let raw_score = -p_value.log10();
@@ -470,6 +482,7 @@ pub fn judge(
         p_value,
         alpha,
         minimum,
+        spread_binds: SPREAD_FACTOR * spread > MIN_DISTANCE.max(settings.min_change.unwrap_or(0.0)),
         high: critical.max(minimum),
         anomaly,
         baseline: &baseline,
@@ -492,12 +505,42 @@ pub fn judge(
     }
 }
 
+/// The median over the earlier samples of each one's KS distance to the union of the others
+/// (`F_rest = (N·F_all − nᵢ·Fᵢ)/(N − nᵢ)`: one pass over the union per sample).
+fn spread(history: &[Sample], union: &Sample) -> f64 {
+    let mut distances: Vec<f64> = history
+        .iter()
+        .filter(|part| !part.is_empty() && part.len() < union.len())
+        .map(|part| {
+            let (part_len, rest_len) = (u128::from(part.len()), u128::from(union.len() - part.len()));
+            let (mut in_union, mut in_part, mut next, mut gap) = (0u128, 0u128, 0usize, 0u128);
+            for &(value, count) in &union.values {
+                in_union += u128::from(count);
+                if part.values.get(next).is_some_and(|v| v.0 == value) {
+                    in_part += u128::from(part.values[next].1);
+                    next += 1;
+                }
+                gap = gap.max((in_part * rest_len).abs_diff((in_union - in_part) * part_len));
+            }
+            gap as f64 / (part_len as f64 * rest_len as f64)
+        })
+        .collect();
+    if distances.is_empty() {
+        return 0.0;
+    }
+    distances.sort_by(f64::total_cmp);
+    let middle = distances.len() / 2;
+    if distances.len() % 2 == 1 { distances[middle] } else { 0.5 * (distances[middle - 1] + distances[middle]) }
+}
+
 /// What the verdict's sentence says.
 struct Sentence<'a> {
     distance: f64,
     p_value: f64,
     alpha: f64,
     minimum: f64,
+    /// The minimum distance comes from the earlier samples' spread.
+    spread_binds: bool,
     high: f64,
     anomaly: bool,
     baseline: &'a Sample,
@@ -528,6 +571,11 @@ fn explain(s: &Sentence) -> String {
             out.push_str(", alerts from ");
             format::write_approx(&mut out, s.high);
         }
+    }
+    if s.spread_binds {
+        out.push_str(if s.anomaly { "; " } else { ", " });
+        out.push_str("the earlier samples differ from each other by ");
+        format::write_approx(&mut out, s.minimum / SPREAD_FACTOR);
     }
     out.push_str(") against ");
     format::write_number(&mut out, s.baseline.len() as f64);
@@ -836,6 +884,40 @@ mod tests {
     }
 
     #[test]
+    fn a_drifting_column_is_judged_against_its_own_spread() {
+        // A column that moves by 0.3 sigma a day (a timestamp, an id, a slow trend): each day
+        // differs from the week before by far more than sampling noise, and the next day as
+        // well. The earlier samples' spread lifts the minimum distance above it.
+        let mut rng = Rng(21);
+        let settings = Settings::default();
+        let history: Vec<Vec<f64>> = (0..7).map(|day| rng.normals(1_000, 0.3 * day as f64)).collect();
+        let next = judge_samples(&history, &rng.normals(1_000, 0.3 * 7.0), &settings, 0, false);
+        assert!(!next.anomaly && next.value > MIN_DISTANCE, "{next:?}");
+        assert!(
+            next.explanation.contains("the earlier samples differ from each other by"),
+            "{}",
+            next.explanation.as_str()
+        );
+        // A jump well beyond the drift still alerts.
+        let jump = judge_samples(&history, &rng.normals(1_000, 0.3 * 7.0 + 3.0), &settings, 0, false);
+        assert!(jump.anomaly, "{jump:?}");
+        // Samples of one distribution: the spread is sampling noise and does not bind.
+        let flat: Vec<Sample> = (0..7).map(|_| Sample::from_values(&rng.normals(1_000, 0.0))).collect();
+        let union = Sample::union(&flat);
+        let noise = spread(&flat, &union);
+        assert!(noise * SPREAD_FACTOR < MIN_DISTANCE && noise > 0.01, "{noise}");
+        // Each sample's distance to the others, as the test computes it.
+        let mut direct: Vec<f64> = (0..flat.len())
+            .map(|i| {
+                let others = Sample::union(flat.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, s)| s));
+                test(&flat[i], &others).statistic
+            })
+            .collect();
+        direct.sort_by(f64::total_cmp);
+        assert!((noise - direct[3]).abs() < 1e-12, "{noise} vs {direct:?}");
+    }
+
+    #[test]
     fn tiny_samples_and_short_histories_cold_start() {
         let mut rng = Rng(5);
         let settings = Settings::default();
@@ -905,16 +987,19 @@ mod tests {
     #[test]
     fn overlapping_samples_count_once() {
         // Seven profiles of the same 200 rows hold 200 values of evidence, not 1 400: the
-        // range is that of 200 values.
-        let rows: Vec<f64> = (0..200).map(|i| (i as f64 * 0.37).sin() * 10.0 + i as f64 * 0.01).collect();
-        let repeated: Vec<Sample> = (0..7).map(|_| Sample::from_values(&rows)).collect();
-        let mut rng = Rng(3);
-        let distinct: Vec<Sample> = (0..7).map(|_| Sample::from_values(&rng.normals(200, 0.0))).collect();
-        let current = Sample::from_values(&rng.normals(200, 0.0));
+        // range is that of 200 values. (Seven disjoint interleaved grids of 200 values: same
+        // shape, 1 400 distinct values, and no spread between them to lift the minimum.)
+        let repeated: Vec<Sample> =
+            (0..7).map(|_| Sample::from_values(&(0..200).map(|i| f64::from(i * 7)).collect::<Vec<f64>>())).collect();
+        let distinct: Vec<Sample> = (0..7)
+            .map(|k| Sample::from_values(&(0..200).map(|i| f64::from(i * 7 + k)).collect::<Vec<f64>>()))
+            .collect();
+        let current = Sample::from_values(&(0..200).map(|i| f64::from(i * 7) + 3.5).collect::<Vec<f64>>());
         let settings =
             Settings { sensitivity: crate::detect::Sensitivity::FalseAlarmRate(0.01), ..Settings::default() };
         let wide = judge(&repeated, &current, &settings, DAY, 0, false).expected.unwrap().high;
         let narrow = judge(&distinct, &current, &settings, DAY, 0, false).expected.unwrap().high;
+        assert!(spread(&distinct, &Sample::union(&distinct)) < 0.01);
         assert!(wide > narrow * 1.15, "{wide} vs {narrow}");
     }
 
