@@ -4,7 +4,8 @@
 //! unusual: the robust seasonal baseline for count-like and continuous metrics
 //! ([`seasonal`]), update-cadence learning for freshness ([`freshness`]), beta-binomial rates
 //! for proportions such as the null rate ([`proportion`]), schema diffs ([`schema`]),
-//! categorical shift ([`categorical`]), per-series calibration ([`calibration`]), level-shift
+//! categorical shift ([`categorical`]), the two-sample Kolmogorov–Smirnov test of a numeric
+//! column's sampled values ([`ks`]), per-series calibration ([`calibration`]), level-shift
 //! recognition ([`regime`]) and alert hygiene ([`hygiene`]). [`streaming`] ties them together
 //! behind one replayable API that the daemon and `telltale detect replay` share, [`zscore`] is
 //! the peer baseline used by benchmarks, [`nab`] scores detectors with the published Numenta
@@ -21,6 +22,7 @@ pub mod change;
 pub mod explanation;
 pub mod freshness;
 pub mod hygiene;
+pub mod ks;
 pub mod nab;
 pub mod proportion;
 pub mod regime;
