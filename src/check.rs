@@ -254,6 +254,7 @@ pub const COLUMN_METRICS: &[MetricKind] = &[
     MetricKind::InvalidCount,
     MetricKind::InvalidRate,
     MetricKind::CategoryShift,
+    MetricKind::DistributionShift,
 ];
 
 /// All checks of a deployment, keyed by asset.
@@ -972,17 +973,30 @@ fn decode_column(
         }
         let Some(metric) = metric_name(d, key, &kp, kind) else { continue };
         if let Some(rule) = decode_rule(d, value, &kp) {
-            if metric == MetricKind::CategoryShift {
-                for (name, set) in
-                    [("direction", rule.tuning.direction.is_some()), ("min_change", rule.tuning.min_change.is_some())]
-                {
-                    if set {
-                        d.error(
-                            node_mark_of_in(value, name).unwrap_or(value.mark),
-                            &yaml::join(&kp, name),
-                            format!("`{name}` does not apply to `category_shift`, which has no direction and no forecast to change from; use `sensitivity`, or `max` on the shift's PSI"),
-                        );
-                    }
+            // A shift has no direction; PSI has no forecast to change from either, while the KS
+            // distance takes `min_change` as the least distance worth an alert.
+            let not_applicable: &[&str] = match metric {
+                MetricKind::CategoryShift => &["direction", "min_change"],
+                MetricKind::DistributionShift => &["direction"],
+                _ => &[],
+            };
+            for &name in not_applicable {
+                let set = if name == "direction" {
+                    rule.tuning.direction.is_some()
+                } else {
+                    rule.tuning.min_change.is_some()
+                };
+                if set {
+                    let hint = if metric == MetricKind::CategoryShift {
+                        "which has no direction and no forecast to change from; use `sensitivity`, or `max` on the shift's PSI"
+                    } else {
+                        "which has no direction; use `sensitivity`, `min_change` (the least KS distance that alerts) or `max`"
+                    };
+                    d.error(
+                        node_mark_of_in(value, name).unwrap_or(value.mark),
+                        &yaml::join(&kp, name),
+                        format!("`{name}` does not apply to `{metric}`, {hint}"),
+                    );
                 }
             }
             column.metrics.push((metric, rule));
@@ -1226,6 +1240,17 @@ assets:
             "{err}"
         );
         assert!(err.contains("category_shift.min_change: `min_change` does not apply"), "{err}");
+
+        let err = parse(
+            "version: 1\nassets:\n  - source: shop\n    table: orders\n    monitors:\n      columns:\n        amount: {distribution_shift: {direction: up, min_change: 0.2}}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("amount.distribution_shift.direction: `direction` does not apply to `distribution_shift`"),
+            "{err}"
+        );
+        assert!(!err.contains("distribution_shift.min_change"), "min_change is the least KS distance: {err}");
     }
 
     #[test]

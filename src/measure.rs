@@ -118,6 +118,7 @@ metric_kinds! {
     P95 => "p95": "95th percentile",
     InvalidCount => "invalid_count": "non-null values outside `accepted_values`",
     InvalidRate => "invalid_rate": "share of non-null values outside `accepted_values`",
+    DistributionShift => "distribution_shift": "Kolmogorov–Smirnov distance between a random sample of the column's values and the samples of its earlier profiles",
     CategoryShift => "category_shift": "population stability index of the column's value frequencies against its earlier profiles (top 20 values, the rest pooled)",
     MinLength => "min_length": "shortest string length",
     MaxLength => "max_length": "longest string length",

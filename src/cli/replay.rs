@@ -180,15 +180,18 @@ pub fn read_series(path: &str, reader: impl BufRead) -> Result<Vec<Point>, Repla
 pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<usize, ReplayError> {
     let settings = settings_from(args)?;
     let valid = || {
-        let names: Vec<&str> =
-            MetricKind::ALL.iter().filter(|k| **k != MetricKind::CategoryShift).map(|k| k.as_str()).collect();
+        let names: Vec<&str> = MetricKind::ALL
+            .iter()
+            .filter(|k| !matches!(k, MetricKind::CategoryShift | MetricKind::DistributionShift))
+            .map(|k| k.as_str())
+            .collect();
         names.join(", ")
     };
     let kind: MetricKind =
         args.metric.parse().map_err(|e: String| ReplayError::Usage(format!("{e}; valid metrics: {}", valid())))?;
-    if kind == MetricKind::CategoryShift {
+    if matches!(kind, MetricKind::CategoryShift | MetricKind::DistributionShift) {
         return Err(ReplayError::Usage(format!(
-            "`category_shift` is judged on value frequencies, not on a series of numbers, so it cannot be replayed; valid metrics: {}",
+            "`{kind}` is judged on value frequencies or samples of a column, not on a series of numbers, so it cannot be replayed; valid metrics: {}",
             valid()
         )));
     }
@@ -302,6 +305,7 @@ mod tests {
         };
         let err = run(&args, &mut Vec::new()).unwrap_err().to_string();
         assert!(err.contains("judged on value frequencies") && err.contains("rows_added"), "{err}");
-        assert!(!err.split("valid metrics:").nth(1).unwrap().contains("category_shift"), "{err}");
+        let valid = err.split("valid metrics:").nth(1).unwrap();
+        assert!(!valid.contains("category_shift") && !valid.contains("distribution_shift"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{Agent, CheckOutcome, Status};
 use crate::check::AssetCheck;
 use crate::detect::{
-    Label, LabelKind, MetricClass, Point, Settings, StreamingDetector, TimeRange, Verdict, categorical,
+    Label, LabelKind, MetricClass, Point, Settings, StreamingDetector, TimeRange, Verdict, categorical, ks,
 };
 use crate::measure::{AssetId, Measurement, MetricKind, ValueCounts};
 use crate::store::VerdictRecord;
@@ -19,9 +19,9 @@ use crate::store::VerdictRecord;
 const WARM_UP_POINTS: usize = 3000;
 /// History older than this is not replayed unless the check sets a longer `training_window`.
 const DEFAULT_TRAINING_DAYS: i64 = 56;
-/// Days of earlier profiles a column's value frequencies are compared with (a shorter
-/// `training_window` shortens it).
-pub const CATEGORY_BASELINE_DAYS: i64 = 7;
+/// Days of earlier profiles a column's value frequencies or samples are compared with (a
+/// shorter `training_window` shortens it).
+pub const PROFILE_BASELINE_DAYS: i64 = 7;
 /// The name the rows of every value beyond the most frequent ones are compared under.
 pub const OTHER_VALUES: &str = "(other values)";
 
@@ -177,36 +177,92 @@ impl Agent {
         at: DateTime<Utc>,
     ) -> Verdict {
         let kind = MetricKind::CategoryShift;
-        let window = settings.training_window.unwrap_or(i64::MAX).min(CATEGORY_BASELINE_DAYS * 86_400);
+        let (history, previous_anomaly) = self.earlier_profiles(asset, kind, column, settings, at).await;
+        let frames: Vec<Vec<(String, u64)>> = history.iter().map(|(_, c)| named_frame(c)).collect();
+        let verdict =
+            categorical::judge_history(&frames, &named_frame(counts), settings, at.timestamp(), previous_anomaly);
+        self.save_profile(asset, kind, column, at, counts).await;
+        verdict
+    }
+
+    /// The frequency tables or samples a column's earlier profiles saved for `kind` in the
+    /// trailing week (a shorter `training_window` shortens it), oldest first: profiles inside a
+    /// confirmed incident or an `exclude` range left out, and those before the latest
+    /// `expected` label (a re-baseline) too; and whether the series' last verdict was an anomaly.
+    async fn earlier_profiles(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+        settings: &Settings,
+        at: DateTime<Utc>,
+    ) -> (Vec<(DateTime<Utc>, ValueCounts)>, bool) {
+        let window = settings.training_window.unwrap_or(i64::MAX).min(PROFILE_BASELINE_DAYS * 86_400);
         let since = at - chrono::Duration::seconds(window);
         let history = match self.store.value_count_history(asset, kind, column, since, at).await {
             Ok(h) => h,
             Err(e) => {
-                tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot read value frequencies");
+                tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot read earlier profiles");
                 Vec::new()
             }
         };
         let labels = self.store.labels(asset, kind, column).await.unwrap_or_default();
-        // An expected change re-baselines: profiles before it no longer count.
         let rebaselined =
             labels.iter().filter(|l| l.label == "expected" && l.starts_at <= at).map(|l| l.starts_at).max();
-        let frames: Vec<Vec<(String, u64)>> = history
+        let frames = history
             .into_iter()
             .filter(|(t, _)| rebaselined.is_none_or(|r| *t >= r))
             .filter(|(t, _)| {
                 !labels.iter().any(|l| l.label != "expected" && l.starts_at <= *t && *t < l.ends_at)
                     && !settings.is_excluded(t.timestamp())
             })
-            .map(|(_, c)| named_frame(&c))
             .collect();
         let previous_anomaly =
             self.store.last_verdict(asset, kind, column).await.ok().flatten().is_some_and(|(_, anomaly)| anomaly);
-        let verdict =
-            categorical::judge_history(&frames, &named_frame(counts), settings, at.timestamp(), previous_anomaly);
-        if let Err(e) = self.store.record_value_counts(asset, kind, column, at, counts).await {
-            tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot save value frequencies");
-        }
+        (frames, previous_anomaly)
+    }
+
+    /// Judges a profile's random sample of a numeric column against the samples of the column's
+    /// earlier profiles (as [`Agent::judge_categories`] chooses them), then saves it.
+    pub(crate) async fn judge_distribution(
+        &self,
+        asset: &AssetId,
+        column: &str,
+        settings: &Settings,
+        sample: &[f64],
+        at: DateTime<Utc>,
+    ) -> Verdict {
+        let kind = MetricKind::DistributionShift;
+        let (history, previous_anomaly) = self.earlier_profiles(asset, kind, column, settings, at).await;
+        let earlier: Vec<ks::Sample> = history.iter().map(|(_, c)| ks::Sample::from_counts(&sample_pairs(c))).collect();
+        // Each verdict gets the share of the daily false-alarm rate of the column's usual interval.
+        let mut gaps: Vec<i64> = history.windows(2).map(|w| (w[1].0 - w[0].0).num_seconds()).collect();
+        gaps.sort_unstable();
+        let step = gaps.get(gaps.len() / 2).copied().filter(|g| *g > 0).unwrap_or(86_400);
+        let counts = sample_counts(sample);
+        let verdict = ks::judge(
+            &earlier,
+            &ks::Sample::from_counts(&sample_pairs(&counts)),
+            settings,
+            step,
+            at.timestamp(),
+            previous_anomaly,
+        );
+        self.save_profile(asset, kind, column, at, &counts).await;
         verdict
+    }
+
+    async fn save_profile(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+        at: DateTime<Utc>,
+        counts: &ValueCounts,
+    ) {
+        if let Err(e) = self.store.record_value_counts(asset, kind, column, at, counts).await {
+            tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot save a column profile");
+        }
     }
 
     /// A detector point; proportions carry their counts when the profile's row count is known.
@@ -355,6 +411,28 @@ fn named_frame(counts: &ValueCounts) -> Vec<(String, u64)> {
         frame.push((OTHER_VALUES.to_string(), counts.rest));
     }
     frame
+}
+
+/// A sample of numbers stored as a frequency table: each distinct value (as its shortest
+/// round-trip text) with how often it was drawn.
+fn sample_counts(sample: &[f64]) -> ValueCounts {
+    let mut sorted: Vec<f64> = sample.iter().copied().filter(|v| v.is_finite()).map(|v| v + 0.0).collect();
+    sorted.sort_by(f64::total_cmp);
+    let mut values: Vec<(String, u64)> = Vec::new();
+    let mut last: Option<f64> = None;
+    for v in sorted {
+        match values.last_mut() {
+            Some((_, n)) if last == Some(v) => *n += 1,
+            _ => values.push((v.to_string(), 1)),
+        }
+        last = Some(v);
+    }
+    ValueCounts { values, rest: 0 }
+}
+
+/// A stored sample read back as `(value, times drawn)`.
+fn sample_pairs(counts: &ValueCounts) -> Vec<(f64, u64)> {
+    counts.values.iter().filter_map(|(v, n)| Some((v.parse::<f64>().ok()?, *n))).collect()
 }
 
 pub(crate) fn verdict_record(

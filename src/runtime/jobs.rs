@@ -574,29 +574,23 @@ impl Agent {
                 outcomes.push(o);
             }
         }
-        // Value frequencies: the shift against the column's earlier profiles.
+        // Value frequencies and samples: the shift against the column's earlier profiles.
         for (column, counts) in &result.frequencies {
             let kind = MetricKind::CategoryShift;
             let Some(rule) = check.rule_for(kind, column) else { continue };
             let settings = rule.tuning.apply(&check.detection);
             let verdict = self.judge_categories(asset, column, &settings, counts, now).await;
-            let subject = format!("{column}.{kind}");
-            let mut o = outcome(Some(check), asset, "column").about(kind, column);
-            if verdict.status == crate::detect::Status::Learned {
-                out.push(Measurement::new(asset, kind, verdict.value, now, &name).with_column(column));
-                o = judge(o, verdict.value, rule, &subject);
-            } else {
-                o.message = format!(
-                    "{subject}: {} rows in {} values",
-                    counts.total(),
-                    counts.values.len() + usize::from(counts.rest > 0)
-                );
-            }
-            o.subject = Some(subject);
-            if rule.auto {
-                o.verdict = Some(verdict);
-            }
-            outcomes.push(o);
+            let summary =
+                format!("{} rows in {} values", counts.total(), counts.values.len() + usize::from(counts.rest > 0));
+            outcomes.push(shift_outcome(check, (kind, column), rule, verdict, summary, (now, &name), out));
+        }
+        for (column, sample) in &result.samples {
+            let kind = MetricKind::DistributionShift;
+            let Some(rule) = check.rule_for(kind, column) else { continue };
+            let settings = rule.tuning.apply(&check.detection);
+            let verdict = self.judge_distribution(asset, column, &settings, sample, now).await;
+            let summary = format!("a sample of {} values", sample.len());
+            outcomes.push(shift_outcome(check, (kind, column), rule, verdict, summary, (now, &name), out));
         }
         outcomes
     }
@@ -890,6 +884,33 @@ fn observe_metadata(
         outcomes.push(o);
     }
     outcomes
+}
+
+/// The outcome of a shift judged on a column's profile (`category_shift`, `distribution_shift`):
+/// the shift is stored and held to the rule's bounds once it is learned; the verdict goes along
+/// for detection to record when the rule is `auto`.
+fn shift_outcome(
+    check: &AssetCheck,
+    (kind, column): (MetricKind, &str),
+    rule: &Rule,
+    verdict: crate::detect::Verdict,
+    summary: String,
+    (now, name): (DateTime<Utc>, &str),
+    out: &mut Vec<Measurement>,
+) -> CheckOutcome {
+    let subject = format!("{column}.{kind}");
+    let mut o = outcome(Some(check), &check.asset, "column").about(kind, column);
+    if verdict.status == crate::detect::Status::Learned {
+        out.push(Measurement::new(&check.asset, kind, verdict.value, now, name).with_column(column));
+        o = judge(o, verdict.value, rule, &subject);
+    } else {
+        o.message = format!("{subject}: {summary}");
+    }
+    o.subject = Some(subject);
+    if rule.auto {
+        o.verdict = Some(verdict);
+    }
+    o
 }
 
 fn freshness_outcome(check: Option<&AssetCheck>, asset: &AssetId, lag: f64, max_age: Option<Duration>) -> CheckOutcome {

@@ -146,11 +146,23 @@ pub struct ProfileResult {
     pub skipped: Vec<(String, MetricKind, String)>,
     /// Value frequencies of the columns that asked for `category_shift`.
     pub frequencies: Vec<(String, ValueCounts)>,
+    /// Random samples of the numeric and time columns that asked for `distribution_shift`.
+    pub samples: Vec<(String, Vec<f64>)>,
+}
+
+/// Reads the rows of a [`sql::value_sample_query`] back (values that are not numbers are left out).
+pub(crate) fn sample_from_rows(rows: &[Vec<Option<String>>]) -> Vec<f64> {
+    rows.iter().filter_map(|r| r.first()?.as_deref()?.trim().parse::<f64>().ok()).filter(|v| v.is_finite()).collect()
 }
 
 /// Columns of a profile request whose value frequencies are asked for.
 pub(crate) fn frequency_columns(request: &ProfileRequest) -> impl Iterator<Item = &str> {
     request.columns.iter().filter(|c| c.metrics.contains(&MetricKind::CategoryShift)).map(|c| c.column.name.as_str())
+}
+
+/// Columns of a profile request whose value samples are asked for.
+pub(crate) fn sample_columns(request: &ProfileRequest) -> impl Iterator<Item = &Column> {
+    request.columns.iter().filter(|c| c.metrics.contains(&MetricKind::DistributionShift)).map(|c| &c.column)
 }
 
 /// Rows whose timestamp falls in `[start, start + bucket)`.
@@ -487,6 +499,22 @@ impl Source for SqlSource {
             match self.query_text(QueryInfo::table("profile", &table), sql).await {
                 Ok(rows) => result.frequencies.push((column.to_string(), ValueCounts::from_rows(&rows))),
                 Err(e) => result.skipped.push((column.to_string(), MetricKind::CategoryShift, e.to_string())),
+            }
+        }
+        for column in sample_columns(request) {
+            let Some(sql) = sql::value_sample_query(
+                self.dialect,
+                &request.table,
+                column,
+                request.filter.as_deref(),
+                request.sample_percent,
+            )?
+            else {
+                continue;
+            };
+            match self.query_text(QueryInfo::table("profile", &table), sql).await {
+                Ok(rows) => result.samples.push((column.name.clone(), sample_from_rows(&rows))),
+                Err(e) => result.skipped.push((column.name.clone(), MetricKind::DistributionShift, e.to_string())),
             }
         }
         Ok(result)

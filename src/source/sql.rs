@@ -290,9 +290,21 @@ pub fn profile_query_with(
                 ));
                 continue;
             }
+            if metric == MetricKind::DistributionShift && !matches!(class, ValueClass::Numeric | ValueClass::Temporal) {
+                skipped.push((
+                    req.column.name.clone(),
+                    metric,
+                    format!(
+                        "`{metric}` needs a numeric or time column, but `{}` is {}; use `category_shift` for categories",
+                        req.column.name, req.column.data_type
+                    ),
+                ));
+                continue;
+            }
             let expr = match metric {
-                // Value frequencies are a query of their own (`value_counts_query`).
-                MetricKind::CategoryShift => continue,
+                // Value frequencies and samples are queries of their own (`value_counts_query`,
+                // `value_sample_query`).
+                MetricKind::CategoryShift | MetricKind::DistributionShift => continue,
                 MetricKind::NullRate => {
                     format!(
                         "CASE WHEN count(*) = 0 THEN NULL ELSE {} / count(*) END",
@@ -409,6 +421,36 @@ pub fn value_counts_query(
         dialect.text("sum(n) OVER ()"),
         dialect.scan_clause(table, filter, sample_percent)?,
     ))
+}
+
+/// Values a sample query draws for `distribution_shift`.
+pub const SAMPLE_VALUES: usize = 1000;
+
+/// A uniform random sample of [`SAMPLE_VALUES`] non-null values of a numeric or time column
+/// (times as Unix seconds) over the same rows as the profile; `None` for other columns (the
+/// profile query reports them).
+pub fn value_sample_query(
+    dialect: Dialect,
+    table: &TableRef,
+    column: &Column,
+    filter: Option<&str>,
+    sample_percent: Option<f64>,
+) -> Result<Option<String>, SourceError> {
+    let col = dialect.quote_ident(&column.name)?;
+    let value = match dialect.classify(&column.data_type) {
+        ValueClass::Numeric => dialect.float(&col),
+        ValueClass::Temporal => dialect.epoch(&col),
+        _ => return Ok(None),
+    };
+    let random = match dialect.0 {
+        SourceKind::Mysql => "RAND()",
+        _ => "random()",
+    };
+    Ok(Some(format!(
+        "SELECT {} AS tt_value FROM (SELECT {value} AS v{}) s WHERE v IS NOT NULL ORDER BY {random} LIMIT {SAMPLE_VALUES}",
+        dialect.text("v"),
+        dialect.scan_clause(table, filter, sample_percent)?,
+    )))
 }
 
 /// Rows per time bucket since `since_epoch`: `(bucket_start, rows, newest_epoch)`.
@@ -616,6 +658,43 @@ mod tests {
         .unwrap();
         assert_eq!(profile.outputs, vec![("s".to_string(), MetricKind::NullCount)]);
         assert!(profile.skipped.is_empty());
+    }
+
+    #[test]
+    fn value_samples_draw_numbers_or_epoch_seconds_at_random() {
+        let table = TableRef::new("public", "orders");
+        let q = value_sample_query(Dialect(SourceKind::Postgres), &table, &col("amount", "numeric(10,2)"), None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            q,
+            "SELECT (v)::text AS tt_value FROM (SELECT (\"amount\")::float8 AS v FROM \"public\".\"orders\") s \
+             WHERE v IS NOT NULL ORDER BY random() LIMIT 1000"
+        );
+        let my = value_sample_query(Dialect(SourceKind::Mysql), &table, &col("at", "datetime"), Some("x > 1"), None)
+            .unwrap()
+            .unwrap();
+        assert!(my.contains("UNIX_TIMESTAMP(`at`) AS v") && my.contains("WHERE (x > 1)"), "{my}");
+        assert!(my.ends_with("ORDER BY RAND() LIMIT 1000"), "{my}");
+        assert_eq!(
+            value_sample_query(Dialect(SourceKind::Sqlite), &table, &col("s", "text"), None, None).unwrap(),
+            None
+        );
+        // A text column asking for a distribution shift is told why not, by the profile query.
+        let profile = profile_query(
+            Dialect(SourceKind::Postgres),
+            &table,
+            &[ColumnRequest {
+                column: col("s", "text"),
+                metrics: vec![MetricKind::DistributionShift],
+                accepted_values: None,
+            }],
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(profile.outputs.is_empty());
+        assert!(profile.skipped[0].2.contains("needs a numeric or time column"), "{:?}", profile.skipped);
     }
 
     #[test]

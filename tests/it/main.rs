@@ -5,7 +5,6 @@
 mod alert;
 mod api;
 mod catalog;
-mod categories;
 mod common;
 mod config_files;
 mod daemon;
@@ -21,6 +20,7 @@ mod outbox;
 mod postgres;
 mod report;
 mod scheduler;
+mod shifts;
 mod sqlite;
 mod store;
 mod telemetry;

@@ -392,6 +392,24 @@ impl Source for LakeSource {
                 Err(e) => failed.push((column.to_string(), MetricKind::CategoryShift, e.to_string())),
             }
         }
+        let mut samples = Vec::new();
+        for column in super::sample_columns(request) {
+            let Some(sql) = sql::value_sample_query(
+                Dialect(self.kind),
+                &request.table,
+                column,
+                request.filter.as_deref(),
+                request.sample_percent,
+            )?
+            else {
+                continue;
+            };
+            let ctx = self.session_with(&[(view.clone(), files.clone())])?;
+            match self.run(ctx, format!("value sample of {}.{}", request.table, column.name), sql).await {
+                Ok(rows) => samples.push((column.name.clone(), super::sample_from_rows(&rows))),
+                Err(e) => failed.push((column.name.clone(), MetricKind::DistributionShift, e.to_string())),
+            }
+        }
         if self.options.profile_new_files_only {
             let mut profiled = self.profiled.lock().unwrap_or_else(|e| e.into_inner());
             let set = profiled.entry(request.table.clone()).or_default();
@@ -406,6 +424,7 @@ impl Source for LakeSource {
         })?;
         let mut result = profile_result(&query, row, |c| Self::number(Some(c)));
         result.frequencies = frequencies;
+        result.samples = samples;
         result.skipped.extend(failed);
         Ok(result)
     }

@@ -1,6 +1,7 @@
-//! Category shift end to end: each engine counts a column's values in its own `GROUP BY`, the
-//! store keeps the frequency tables, and the agent flags a vanished category once per excursion,
-//! on PostgreSQL, MariaDB, SQLite and lake files.
+//! Category and distribution shifts end to end: each engine counts a column's values in its own
+//! `GROUP BY` and draws a random sample of a numeric column, the store keeps the frequency tables
+//! and samples, and the agent flags a vanished category and a unit change once per excursion, on
+//! PostgreSQL, MariaDB, SQLite and lake files.
 
 use std::sync::Arc;
 
@@ -15,8 +16,9 @@ use crate::common::{Workspace, config_with_source, mysql_db, mysql_exec, pg_exec
 use crate::require;
 
 /// `status` is 60 % paid, 30 % shipped, 10 % refunded; `code` has 150 values, 0–99 in 7 rows
-/// each and 100–149 in 6, so a frequency table lists 100 values and counts 300 rows as the rest.
-fn rows() -> Vec<(&'static str, u32)> {
+/// each and 100–149 in 6, so a frequency table lists 100 values and counts 300 rows as the rest;
+/// `amount` spreads evenly over 20–80.
+fn rows() -> Vec<(&'static str, u32, f64)> {
     (0..1000u32)
         .map(|i| {
             let status = match i % 10 {
@@ -24,21 +26,23 @@ fn rows() -> Vec<(&'static str, u32)> {
                 6..=8 => "shipped",
                 _ => "refunded",
             };
-            (status, i % 150)
+            (status, i % 150, 20.0 + f64::from(i * 37 % 1000) * 0.06)
         })
         .collect()
 }
 
 fn insert_sql() -> String {
-    let values: Vec<String> = rows().iter().map(|(s, c)| format!("('{s}', {c})")).collect();
-    format!("INSERT INTO orders (status, code) VALUES {}", values.join(", "))
+    let values: Vec<String> = rows().iter().map(|(s, c, a)| format!("('{s}', {c}, {a:.2})")).collect();
+    format!("INSERT INTO orders (status, code, amount) VALUES {}", values.join(", "))
 }
 
-const VANISH: &str = "UPDATE orders SET status = 'paid' WHERE status = 'refunded'";
+/// A category vanishes and the amounts change unit (×1.5).
+const CHANGES: [&str; 2] =
+    ["UPDATE orders SET status = 'paid' WHERE status = 'refunded'", "UPDATE orders SET amount = amount * 1.5"];
 
 fn checks(source: &str) -> String {
     format!(
-        "version: 1\nassets:\n  - source: {source}\n    table: orders\n    monitors:\n      columns:\n        status: {{category_shift: auto}}\n        code: {{category_shift: {{auto: false}}}}\n"
+        "version: 1\nassets:\n  - source: {source}\n    table: orders\n    monitors:\n      columns:\n        status: {{category_shift: auto}}\n        code: {{category_shift: {{auto: false}}}}\n        amount: [distribution_shift, mean]\n"
     )
 }
 
@@ -47,7 +51,8 @@ fn start() -> DateTime<Utc> {
 }
 
 fn shift<'a>(outcomes: &'a [CheckOutcome], column: &str) -> &'a CheckOutcome {
-    let subject = format!("{column}.category_shift");
+    let metric = if column == "amount" { "distribution_shift" } else { "category_shift" };
+    let subject = format!("{column}.{metric}");
     outcomes.iter().find(|o| o.subject.as_deref() == Some(subject.as_str())).unwrap_or_else(|| panic!("{outcomes:#?}"))
 }
 
@@ -72,6 +77,15 @@ async fn learn(agent: &Arc<Agent>, clock: &ManualClock, asset: &AssetId) {
             assert_eq!(status.status, Status::Recorded, "{status:#?}");
             assert!(status.value.unwrap() < 0.001 && !verdict.anomaly, "{status:#?}");
             assert!(status.message.contains("PSI"), "{}", status.message);
+        }
+        let amount = shift(&outcomes, "amount");
+        let verdict = amount.verdict.as_ref().expect("a verdict");
+        if hour < 3 {
+            assert_eq!(verdict.status, VerdictStatus::ColdStart, "{amount:#?}");
+            assert!(amount.message.contains("a sample of 1000 values (learning: "), "{}", amount.message);
+        } else {
+            assert_eq!(verdict.status, VerdictStatus::Learned, "{amount:#?}");
+            assert!(!verdict.anomaly && amount.value.unwrap() < 0.1, "{amount:#?}");
         }
         // `auto: false`: measured, never judged.
         let code = shift(&outcomes, "code");
@@ -110,15 +124,25 @@ async fn flag(agent: &Arc<Agent>, clock: &ManualClock, asset: &AssetId) {
     let verdict = status.verdict.as_ref().unwrap();
     assert!(verdict.anomaly && verdict.alert && verdict.score > 4.0, "{verdict:#?}");
 
+    let amount = shift(&outcomes, "amount");
+    assert_eq!(amount.status, Status::Fail, "{amount:#?}");
+    assert!(amount.message.starts_with("anomaly: ") && amount.message.contains("median"), "{}", amount.message);
+    let verdict = amount.verdict.as_ref().unwrap();
+    assert!(verdict.anomaly && verdict.alert && amount.value.unwrap() > 0.3, "{verdict:#?}");
+
     clock.set(start() + Duration::hours(5));
     let outcomes = agent.asset_job(asset, &token).await;
-    let verdict = shift(&outcomes, "status").verdict.clone().unwrap();
-    assert!(verdict.anomaly && !verdict.alert, "one alert per excursion: {verdict:#?}");
+    for column in ["status", "amount"] {
+        let verdict = shift(&outcomes, column).verdict.clone().unwrap();
+        assert!(verdict.anomaly && !verdict.alert, "one alert per excursion: {verdict:#?}");
+    }
 
     let verdicts = agent.store.verdicts(asset, None, false, 100).await.unwrap();
-    let shifts: Vec<_> = verdicts.iter().filter(|v| v.kind == MetricKind::CategoryShift).collect();
-    assert_eq!(shifts.len(), 6, "{shifts:#?}");
-    assert_eq!(shifts.iter().filter(|v| v.alert).count(), 1);
+    for kind in [MetricKind::CategoryShift, MetricKind::DistributionShift] {
+        let shifts: Vec<_> = verdicts.iter().filter(|v| v.kind == kind).collect();
+        assert_eq!(shifts.len(), 6, "{shifts:#?}");
+        assert_eq!(shifts.iter().filter(|v| v.alert).count(), 1);
+    }
     let psi = agent.store.history(asset, Some(MetricKind::CategoryShift), Some("status"), None, 100).await.unwrap();
     assert_eq!(psi.len(), 3, "a PSI from the fourth profile on: {psi:#?}");
     assert!(psi[2].value > psi[0].value + 0.1);
@@ -132,12 +156,12 @@ async fn agent_for(ws: &Workspace) -> (Arc<Agent>, ManualClock) {
 #[tokio::test]
 async fn postgres_category_shift() {
     let url = require!(postgres_db("categories").await);
-    pg_exec(&url, &["CREATE TABLE orders (status text, code int)", &insert_sql()]).await;
+    pg_exec(&url, &["CREATE TABLE orders (status text, code int, amount numeric(10,2))", &insert_sql()]).await;
     let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", &checks("wh"))]);
     let (agent, clock) = agent_for(&ws).await;
     let asset: AssetId = "wh.public.orders".parse().unwrap();
     learn(&agent, &clock, &asset).await;
-    pg_exec(&url, &[VANISH]).await;
+    pg_exec(&url, &CHANGES).await;
     flag(&agent, &clock, &asset).await;
     agent.close().await;
 }
@@ -145,13 +169,14 @@ async fn postgres_category_shift() {
 #[tokio::test]
 async fn mariadb_category_shift() {
     let url = require!(mysql_db("categories").await);
-    mysql_exec(&url, &["CREATE TABLE orders (status VARCHAR(10), code INT)", &insert_sql()]).await;
+    mysql_exec(&url, &["CREATE TABLE orders (status VARCHAR(10), code INT, amount DECIMAL(10,2))", &insert_sql()])
+        .await;
     let db = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
     let ws = Workspace::new(&config_with_source("mysql", &url, ""), &[("t.yaml", &checks("wh"))]);
     let (agent, clock) = agent_for(&ws).await;
     let asset: AssetId = format!("wh.{db}.orders").parse().unwrap();
     learn(&agent, &clock, &asset).await;
-    mysql_exec(&url, &[VANISH]).await;
+    mysql_exec(&url, &CHANGES).await;
     flag(&agent, &clock, &asset).await;
     agent.close().await;
 }
@@ -161,7 +186,7 @@ async fn sqlite_category_shift() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display())).await.unwrap();
-    for s in ["CREATE TABLE orders (status TEXT, code INTEGER)".to_string(), insert_sql()] {
+    for s in ["CREATE TABLE orders (status TEXT, code INTEGER, amount REAL)".to_string(), insert_sql()] {
         sqlx::query(sqlx::AssertSqlSafe(s)).execute(&pool).await.unwrap();
     }
     let ws = Workspace::new(
@@ -171,7 +196,9 @@ async fn sqlite_category_shift() {
     let (agent, clock) = agent_for(&ws).await;
     let asset: AssetId = "wh.main.orders".parse().unwrap();
     learn(&agent, &clock, &asset).await;
-    sqlx::query(VANISH).execute(&pool).await.unwrap();
+    for change in CHANGES {
+        sqlx::query(change).execute(&pool).await.unwrap();
+    }
     pool.close().await;
     flag(&agent, &clock, &asset).await;
     agent.close().await;
@@ -180,10 +207,10 @@ async fn sqlite_category_shift() {
 #[tokio::test]
 async fn lake_files_category_shift() {
     let csv = |vanished: bool| {
-        let mut text = String::from("status,code\n");
-        for (s, c) in rows() {
-            let s = if vanished && s == "refunded" { "paid" } else { s };
-            text.push_str(&format!("{s},{c}\n"));
+        let mut text = String::from("status,code,amount\n");
+        for (s, c, a) in rows() {
+            let (s, a) = if vanished { (if s == "refunded" { "paid" } else { s }, a * 1.5) } else { (s, a) };
+            text.push_str(&format!("{s},{c},{a:.2}\n"));
         }
         text
     };
