@@ -4,8 +4,9 @@
 //! This module owns the test itself ([`two_sample`], [`test`]: the statistic at distinct values,
 //! an exact p-value for small samples, the Kolmogorov distribution with Stephens' correction
 //! otherwise) and the verdict the agent stores for it ([`judge_samples`], [`judge`]: cold start,
-//! exclusions, the false-alarm rate per check, a minimum effect size, one alert per excursion
-//! and a sentence naming the median and p95 before and after).
+//! exclusions, the false-alarm rate per check, a minimum effect size, the column's own
+//! day-to-day spread, one alert per excursion and a sentence naming the median and p95 before
+//! and after). The test is two-sided: `direction` does not apply.
 //!
 //! *Ties.* The statistic is evaluated only after each run of equal values, where both
 //! empirical distribution functions are defined. The exact p-value is conditional on the tie
@@ -681,6 +682,20 @@ mod tests {
         let counted = test(&Sample::from_counts(&[(2.0, 2), (1.0, 2)]), &Sample::from_counts(&[(1.0, 1), (2.0, 1)]));
         assert_eq!(counted, tied);
         assert_eq!(Sample::from_values(&[-0.0, 0.0]).counts(), &[(0.0, 2)]);
+    }
+
+    #[test]
+    fn samples_serialise_as_sorted_pairs() {
+        let sample = Sample::from_counts(&[(3.0, 1), (1.5, 2), (f64::NAN, 4), (3.0, 2), (7.0, 0)]);
+        assert_eq!((sample.len(), sample.distinct()), (5, 2));
+        let json = serde_json::to_string(&sample).unwrap();
+        assert_eq!(json, "[[1.5,2],[3.0,3]]");
+        // Unsorted or repeated pairs read back normalised.
+        let read: Sample = serde_json::from_str("[[3.0,1],[1.5,2],[3.0,2]]").unwrap();
+        assert_eq!(read, sample);
+        assert_eq!(sample.quantile(0.5), Some(3.0));
+        assert_eq!(sample.quantile(0.0), Some(1.5));
+        assert_eq!(sample.quantile(0.375), Some(2.25));
     }
 
     #[test]
