@@ -4,8 +4,9 @@
 //! This module owns the test itself ([`two_sample`], [`test`]: the statistic at distinct values,
 //! an exact p-value for small samples, the Kolmogorov distribution with Stephens' correction
 //! otherwise) and the verdict the agent stores for it ([`judge_samples`], [`judge`]: cold start,
-//! exclusions, the false-alarm rate per check, a minimum effect size, one alert per excursion
-//! and a sentence naming the median and p95 before and after).
+//! exclusions, the false-alarm rate per check, a minimum effect size, the column's own
+//! day-to-day spread, one alert per excursion and a sentence naming the median and p95 before
+//! and after). The test is two-sided: `direction` does not apply.
 //!
 //! *Ties.* The statistic is evaluated only after each run of equal values, where both
 //! empirical distribution functions are defined. The exact p-value is conditional on the tie
@@ -42,10 +43,11 @@ pub const MIN_VALUES: u64 = 20;
 /// moved past some threshold): samples of thousands of values make trivial shifts significant.
 /// `min_change` raises it (0.2 = at least a fifth of the values moved).
 pub const MIN_DISTANCE: f64 = 0.1;
-/// The minimum distance is also this many times the median distance of each earlier sample to
-/// the union of the others: a column whose samples differ from day to day (a drifting
-/// timestamp or id, a weekly rhythm) is judged against its own variability, not against
-/// sampling noise alone.
+/// A verdict also needs `D` beyond the critical distance by this many times the earlier
+/// samples' spread beyond sampling noise (the median over them of each one's distance to the
+/// union of the others, less that distance's median under sampling noise alone): a column whose
+/// samples differ from day to day (a drifting timestamp or id, a weekly rhythm) is judged
+/// against its own variability, not against sampling noise alone.
 pub const SPREAD_FACTOR: f64 = 2.5;
 /// Largest `m·n` for which the p-value is computed exactly (about 200 values on each side).
 pub const EXACT_MAX_CELLS: u64 = 40_000;
@@ -404,17 +406,15 @@ pub fn judge_samples(
 /// per excursion.
 ///
 /// The verdict's value is the KS distance `D`; its expected range is 0 to the distance needed
-/// to alert (the larger of the critical distance at the per-check rate and the minimum
-/// distance, [`MIN_DISTANCE`] or `min_change` if larger), its forecast the median of `D` when
-/// nothing changed. An anomaly needs both a p-value below the per-check rate and `D` at least
-/// the minimum distance. The score is `-log10 p`, kept below the alert threshold while `D` is
-/// under the minimum distance (`threshold·D/minimum`).
-///
-/// The minimum distance is the largest of [`MIN_DISTANCE`], `min_change` and
-/// [`SPREAD_FACTOR`] times the earlier samples' own spread: the median over them of each
-/// one's distance to the union of the others. For samples of one distribution that spread is
-/// sampling noise (0.03 for samples of 1 000: 2.5 times that is under 0.1) and does not bind; a column that drifts or has
-/// a weekly rhythm shows it in its history, and only a change well beyond it alerts.
+/// to alert, its forecast the median of `D` when nothing changed. An anomaly needs a p-value
+/// below the per-check rate and `D` at least the required distance: the largest of
+/// [`MIN_DISTANCE`], `min_change`, and the critical distance at the per-check rate plus
+/// [`SPREAD_FACTOR`] times the earlier samples' excess spread (the median over them of each
+/// one's distance to the union of the others, less what sampling noise alone gives such a
+/// distance). For samples of one distribution the excess is about 0 and the term is the
+/// critical distance; a column that drifts or has a weekly rhythm shows it in its history, and
+/// only a change well beyond it alerts. The score is `-log10 p`, kept below the alert threshold
+/// while `D` is under the required distance (`threshold·D/required`).
 ///
 /// Earlier samples may overlap (profiles of a slowly changing table see the same rows again):
 /// the baseline's sampling noise is that of as many values as it holds distinct ones, at
@@ -464,13 +464,14 @@ pub fn judge(
     let p_value = if walk.max_gap == 0 { 1.0 } else { null.tail(walk.max_gap) };
 
     let alpha = (settings.sensitivity.false_alarm_rate() * (step.max(1) as f64 / DAY as f64).min(1.0)).min(0.5);
-    let spread = spread(history, &baseline);
-    let minimum = MIN_DISTANCE.max(settings.min_change.unwrap_or(0.0)).max(SPREAD_FACTOR * spread).min(1.0);
+    let (spread, excess) = spread(history, &baseline);
+    let minimum = MIN_DISTANCE.max(settings.min_change.unwrap_or(0.0)).min(1.0);
     let critical = null.critical(alpha);
+    let required = minimum.max(critical + SPREAD_FACTOR * excess).min(1.0);
     let threshold_score = -alpha.log10();
     let raw_score = -p_value.log10();
-    let score = if distance < minimum { raw_score.min(threshold_score * distance / minimum) } else { raw_score };
-    let anomaly = p_value < alpha && distance >= minimum;
+    let score = if distance < required { raw_score.min(threshold_score * distance / required) } else { raw_score };
+    let anomaly = p_value < alpha && distance >= required;
     let confidence = match history.len() {
         n if n < 7 => Confidence::Low,
         n if n < 28 => Confidence::Medium,
@@ -481,9 +482,8 @@ pub fn judge(
         distance,
         p_value,
         alpha,
-        minimum,
-        spread_binds: SPREAD_FACTOR * spread > MIN_DISTANCE.max(settings.min_change.unwrap_or(0.0)),
-        high: critical.max(minimum),
+        required,
+        spread: (excess > 0.0 && critical + SPREAD_FACTOR * excess > minimum).then_some(spread),
         anomaly,
         baseline: &baseline,
         samples: history.len(),
@@ -493,7 +493,7 @@ pub fn judge(
         timestamp,
         value: distance,
         status: Status::Learned,
-        expected: Some(Expected { low: 0.0, high: critical.max(minimum), forecast: null.median() }),
+        expected: Some(Expected { low: 0.0, high: required, forecast: null.median() }),
         score,
         anomaly,
         alert: anomaly && !previous_anomaly,
@@ -506,9 +506,18 @@ pub fn judge(
 }
 
 /// The median over the earlier samples of each one's KS distance to the union of the others
-/// (`F_rest = (N·F_all − nᵢ·Fᵢ)/(N − nᵢ)`: one pass over the union per sample).
-fn spread(history: &[Sample], union: &Sample) -> f64 {
-    let mut distances: Vec<f64> = history
+/// (`F_rest = (N·F_all − nᵢ·Fᵢ)/(N − nᵢ)`: one pass over the union per sample), and the
+/// median of those distances less their median under sampling noise alone (at least 0).
+fn spread(history: &[Sample], union: &Sample) -> (f64, f64) {
+    let median = |mut values: Vec<f64>| {
+        if values.is_empty() {
+            return 0.0;
+        }
+        values.sort_by(f64::total_cmp);
+        let middle = values.len() / 2;
+        if values.len() % 2 == 1 { values[middle] } else { 0.5 * (values[middle - 1] + values[middle]) }
+    };
+    let distances: Vec<(f64, f64)> = history
         .iter()
         .filter(|part| !part.is_empty() && part.len() < union.len())
         .map(|part| {
@@ -522,15 +531,14 @@ fn spread(history: &[Sample], union: &Sample) -> f64 {
                 }
                 gap = gap.max((in_part * rest_len).abs_diff((in_union - in_part) * part_len));
             }
-            gap as f64 / (part_len as f64 * rest_len as f64)
+            let distance = gap as f64 / (part_len as f64 * rest_len as f64);
+            let noise = KOLMOGOROV_MEDIAN / stephens_lambda(part_len as f64, rest_len as f64);
+            (distance, distance - noise)
         })
         .collect();
-    if distances.is_empty() {
-        return 0.0;
-    }
-    distances.sort_by(f64::total_cmp);
-    let middle = distances.len() / 2;
-    if distances.len() % 2 == 1 { distances[middle] } else { 0.5 * (distances[middle - 1] + distances[middle]) }
+    let spread = median(distances.iter().map(|d| d.0).collect());
+    let excess = median(distances.iter().map(|d| d.1).collect()).max(0.0);
+    (spread, excess)
 }
 
 /// What the verdict's sentence says.
@@ -538,10 +546,10 @@ struct Sentence<'a> {
     distance: f64,
     p_value: f64,
     alpha: f64,
-    minimum: f64,
-    /// The minimum distance comes from the earlier samples' spread.
-    spread_binds: bool,
-    high: f64,
+    /// The distance needed to alert.
+    required: f64,
+    /// The earlier samples' spread, when it sets the required distance.
+    spread: Option<f64>,
     anomaly: bool,
     baseline: &'a Sample,
     samples: usize,
@@ -564,18 +572,17 @@ fn explain(s: &Sentence) -> String {
     out.push_str(" (");
     write_p(&mut out, s.p_value);
     if !s.anomaly {
-        if s.p_value < s.alpha && s.distance < s.minimum {
+        if s.p_value < s.alpha && s.distance < s.required {
             out.push_str(", under the minimum ");
-            format::write_approx(&mut out, s.minimum);
         } else {
             out.push_str(", alerts from ");
-            format::write_approx(&mut out, s.high);
         }
+        format::write_approx(&mut out, s.required);
     }
-    if s.spread_binds {
+    if let Some(spread) = s.spread {
         out.push_str(if s.anomaly { "; " } else { ", " });
         out.push_str("the earlier samples differ from each other by ");
-        format::write_approx(&mut out, s.minimum / SPREAD_FACTOR);
+        format::write_approx(&mut out, spread);
     }
     out.push_str(") against ");
     format::write_number(&mut out, s.baseline.len() as f64);
@@ -675,6 +682,20 @@ mod tests {
         let counted = test(&Sample::from_counts(&[(2.0, 2), (1.0, 2)]), &Sample::from_counts(&[(1.0, 1), (2.0, 1)]));
         assert_eq!(counted, tied);
         assert_eq!(Sample::from_values(&[-0.0, 0.0]).counts(), &[(0.0, 2)]);
+    }
+
+    #[test]
+    fn samples_serialise_as_sorted_pairs() {
+        let sample = Sample::from_counts(&[(3.0, 1), (1.5, 2), (f64::NAN, 4), (3.0, 2), (7.0, 0)]);
+        assert_eq!((sample.len(), sample.distinct()), (5, 2));
+        let json = serde_json::to_string(&sample).unwrap();
+        assert_eq!(json, "[[1.5,2],[3.0,3]]");
+        // Unsorted or repeated pairs read back normalised.
+        let read: Sample = serde_json::from_str("[[3.0,1],[1.5,2],[3.0,2]]").unwrap();
+        assert_eq!(read, sample);
+        assert_eq!(sample.quantile(0.5), Some(3.0));
+        assert_eq!(sample.quantile(0.0), Some(1.5));
+        assert_eq!(sample.quantile(0.375), Some(2.25));
     }
 
     #[test]
@@ -901,11 +922,11 @@ mod tests {
         // A jump well beyond the drift still alerts.
         let jump = judge_samples(&history, &rng.normals(1_000, 0.3 * 7.0 + 3.0), &settings, 0, false);
         assert!(jump.anomaly, "{jump:?}");
-        // Samples of one distribution: the spread is sampling noise and does not bind.
+        // Samples of one distribution: the spread is sampling noise, its excess about 0.
         let flat: Vec<Sample> = (0..7).map(|_| Sample::from_values(&rng.normals(1_000, 0.0))).collect();
         let union = Sample::union(&flat);
-        let noise = spread(&flat, &union);
-        assert!(noise * SPREAD_FACTOR < MIN_DISTANCE && noise > 0.01, "{noise}");
+        let (noise, excess) = spread(&flat, &union);
+        assert!(noise > 0.01 && excess < 0.01, "{noise} {excess}");
         // Each sample's distance to the others, as the test computes it.
         let mut direct: Vec<f64> = (0..flat.len())
             .map(|i| {
@@ -915,6 +936,24 @@ mod tests {
             .collect();
         direct.sort_by(f64::total_cmp);
         assert!((noise - direct[3]).abs() < 1e-12, "{noise} vs {direct:?}");
+    }
+
+    #[test]
+    fn small_samples_of_one_distribution_keep_their_false_alarm_rate() {
+        // Samples of 40 values differ from each other by about 0.14 from sampling noise alone;
+        // only the spread beyond that noise may lift the required distance, or small samples
+        // would never reach their false-alarm rate (2.5 times the raw spread: 0 alerts).
+        let mut rng = Rng(2026);
+        let settings =
+            Settings { sensitivity: crate::detect::Sensitivity::FalseAlarmRate(0.02), ..Settings::default() };
+        let trials = 500;
+        let mut flagged = 0;
+        for _ in 0..trials {
+            let history = history_of(&mut rng, 7, 40, 0.0);
+            flagged += usize::from(judge_samples(&history, &rng.normals(40, 0.0), &settings, 0, false).anomaly);
+        }
+        // 2 % of 500 is 10 (binomial sd 3.1).
+        assert!((3..=20).contains(&flagged), "{flagged} of {trials}");
     }
 
     #[test]
@@ -999,7 +1038,7 @@ mod tests {
             Settings { sensitivity: crate::detect::Sensitivity::FalseAlarmRate(0.01), ..Settings::default() };
         let wide = judge(&repeated, &current, &settings, DAY, 0, false).expected.unwrap().high;
         let narrow = judge(&distinct, &current, &settings, DAY, 0, false).expected.unwrap().high;
-        assert!(spread(&distinct, &Sample::union(&distinct)) < 0.01);
+        assert!(spread(&distinct, &Sample::union(&distinct)).0 < 0.01);
         assert!(wide > narrow * 1.15, "{wide} vs {narrow}");
     }
 
