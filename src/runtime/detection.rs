@@ -22,6 +22,11 @@ const DEFAULT_TRAINING_DAYS: i64 = 56;
 /// Days of earlier profiles a column's value frequencies or samples are compared with (a
 /// shorter `training_window` shortens it).
 pub const PROFILE_BASELINE_DAYS: i64 = 7;
+/// Earlier samples a column's distribution is compared with: the newest of the trailing week.
+pub const MAX_BASELINE_SAMPLES: usize = 28;
+/// Samples of a column the store keeps (within the trailing week), so that labels and
+/// `exclude` ranges still leave a full baseline.
+const KEPT_PROFILES: usize = 2 * MAX_BASELINE_SAMPLES;
 /// The name the rows of every value beyond the most frequent ones are compared under.
 pub const OTHER_VALUES: &str = "(other values)";
 
@@ -233,7 +238,8 @@ impl Agent {
         at: DateTime<Utc>,
     ) -> Verdict {
         let kind = MetricKind::DistributionShift;
-        let (history, previous_anomaly) = self.earlier_profiles(asset, kind, column, settings, at).await;
+        let (mut history, previous_anomaly) = self.earlier_profiles(asset, kind, column, settings, at).await;
+        history.drain(..history.len().saturating_sub(MAX_BASELINE_SAMPLES));
         let earlier: Vec<ks::Sample> = history.iter().map(|(_, c)| ks::Sample::from_counts(&sample_pairs(c))).collect();
         // Each verdict gets the share of the daily false-alarm rate of the column's usual interval.
         let mut gaps: Vec<i64> = history.windows(2).map(|w| (w[1].0 - w[0].0).num_seconds()).collect();
@@ -262,6 +268,13 @@ impl Agent {
     ) {
         if let Err(e) = self.store.record_value_counts(asset, kind, column, at, counts).await {
             tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot save a column profile");
+        }
+        // Only the trailing week is ever read again.
+        let since = at - chrono::Duration::days(PROFILE_BASELINE_DAYS);
+        // Samples weigh a thousand rows each: only the newest are kept.
+        let keep = if kind == MetricKind::DistributionShift { KEPT_PROFILES } else { 1_000_000 };
+        if let Err(e) = self.store.trim_value_counts(asset, kind, column, since, keep).await {
+            tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot trim old column profiles");
         }
     }
 

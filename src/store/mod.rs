@@ -233,6 +233,32 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a column's saved frequency tables or samples older than `since`, and all but the
+    /// newest `keep` of the rest; returns rows deleted.
+    pub async fn trim_value_counts(
+        &self,
+        asset: &AssetId,
+        kind: MetricKind,
+        column: &str,
+        since: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM value_counts WHERE asset = $1 AND kind = $2 AND column_name = $3 AND (observed_at < $4 OR observed_at < \
+             (SELECT coalesce(min(observed_at), 0) FROM (SELECT DISTINCT observed_at FROM value_counts \
+               WHERE asset = $1 AND kind = $2 AND column_name = $3 ORDER BY observed_at DESC LIMIT $5) newest))",
+        )
+        .bind(asset.as_str().to_string())
+        .bind(kind.as_str())
+        .bind(column.to_string())
+        .bind(ms(since))
+        .bind(keep as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
     /// The value frequencies of a column saved in `[since, before)`, oldest first.
     pub async fn value_count_history(
         &self,

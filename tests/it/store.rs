@@ -1,7 +1,7 @@
 //! The metric store behaves the same on SQLite and PostgreSQL.
 
 use chrono::{DateTime, Utc};
-use telltale::measure::{AssetId, Column, Measurement, MetricKind};
+use telltale::measure::{AssetId, Column, Measurement, MetricKind, ValueCounts};
 use telltale::store::{AssetRecord, AssetState, ErrorRecord, MetadataBatch, Store};
 
 use crate::common::postgres_db;
@@ -106,6 +106,55 @@ async fn exercise(store: Store) {
     assert_eq!(err.class, "unreachable");
     assert_eq!(store.errors_since(t("2026-01-01T00:00:00Z")).await.unwrap(), 1);
     assert!(store.ping().await);
+
+    // Frequency tables and samples of columns: the rest of the rows (a NULL category) and
+    // multiplicities round-trip, re-saving a profile replaces it, trimming keeps the newest.
+    let kind = MetricKind::CategoryShift;
+    for (day, rest) in [(1, 0), (2, 5), (3, 7)] {
+        let counts = ValueCounts { values: vec![("paid".into(), 60 + day), ("o'k".into(), 30)], rest };
+        let at = t(&format!("2026-01-0{day}T12:00:00Z"));
+        store.record_value_counts(&asset, kind, "status", at, &counts).await.unwrap();
+        store.record_value_counts(&asset, kind, "status", at, &counts).await.unwrap();
+    }
+    let frames = store
+        .value_count_history(&asset, kind, "status", t("2026-01-01T00:00:00Z"), t("2026-01-03T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(frames.len(), 2, "[since, before): {frames:?}");
+    assert_eq!(frames[1].1, ValueCounts { values: vec![("paid".into(), 62), ("o'k".into(), 30)], rest: 5 });
+    assert_eq!(frames[1].1.total(), 97);
+    assert!(
+        store
+            .value_count_history(
+                &asset,
+                MetricKind::DistributionShift,
+                "status",
+                t("2026-01-01T00:00:00Z"),
+                t("2026-02-01T00:00:00Z")
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let trimmed = store.trim_value_counts(&asset, kind, "status", t("2026-01-01T00:00:00Z"), 2).await.unwrap();
+    assert_eq!(trimmed, 2, "the oldest profile's two rows");
+    let left = store
+        .value_count_history(&asset, kind, "status", t("2026-01-01T00:00:00Z"), t("2026-02-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+        vec![t("2026-01-02T12:00:00Z"), t("2026-01-03T12:00:00Z")]
+    );
+    store.trim_value_counts(&asset, kind, "status", t("2026-01-03T00:00:00Z"), 10).await.unwrap();
+    assert_eq!(
+        store
+            .value_count_history(&asset, kind, "status", t("2026-01-01T00:00:00Z"), t("2026-02-01T00:00:00Z"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Retention: everything observed before the cut goes, the rest stays.
     let deleted = store.prune(t("2026-01-03T00:00:00Z")).await.unwrap();
