@@ -3,9 +3,13 @@
 //! index (PSI) and the Jensen–Shannon divergence, and names categories that disappeared while
 //! the current sample was large enough to expect them.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::calendar::DAY;
 use super::format;
+use super::proportion::{lower_tail, upper_tail};
 use super::settings::{Sensitivity, Settings};
 use super::verdict::{Confidence, Deviation, Expected, Status, Verdict};
 
@@ -17,6 +21,10 @@ const MIN_SHARE_TO_MISS: f64 = 0.01;
 const MIN_EXPECTED_ROWS: f64 = 10.0;
 /// Earlier frequency tables a column needs before [`judge_history`] gives a verdict.
 pub const MIN_BASELINE_FRAMES: usize = 3;
+/// Smallest change of a category's share worth an alert: half a percentage point plus a tenth
+/// of the share (a category at 0.3 % of 10 million rows that moves to 0.33 % is no incident).
+const MIN_SHARE_CHANGE: f64 = 0.005;
+const MIN_RELATIVE_SHARE_CHANGE: f64 = 0.1;
 
 /// Result of comparing two frequency tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +63,27 @@ pub fn compare_sized(
     base_rows: f64,
     current: &[(String, u64)],
     settings: &Settings,
+) -> CategoricalVerdict {
+    compare_with(baseline, base_rows, current, settings, None)
+}
+
+/// The per-category evidence of a verdict: the category whose share moved the most
+/// improbably, given the spread of its share across the earlier frames.
+struct ShareShift {
+    name: String,
+    before: f64,
+    now: f64,
+    /// Probability of a share at least this far out (beyond the minimum change), over all the
+    /// categories tested.
+    p_value: f64,
+}
+
+fn compare_with(
+    baseline: &[(String, u64)],
+    base_rows: f64,
+    current: &[(String, u64)],
+    settings: &Settings,
+    history: Option<&CategoryHistory>,
 ) -> CategoricalVerdict {
     let mut top: Vec<&(String, u64)> = baseline.iter().filter(|(_, n)| *n > 0).collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -111,7 +140,11 @@ pub fn compare_sized(
         .filter(|(name, _)| count_in(baseline, name) == 0)
         .map(|(name, _)| name.clone())
         .collect();
-    let anomaly = psi > threshold || !disappeared.is_empty();
+    let alpha = settings.sensitivity.false_alarm_rate()
+        * history.map_or(1.0, |h| (h.step.max(1) as f64 / DAY as f64).min(1.0));
+    let shift = history.and_then(|h| h.share_shift(&top, base_rows, current, current_total));
+    let shifted = shift.as_ref().is_some_and(|s| s.p_value < alpha);
+    let anomaly = psi > threshold || !disappeared.is_empty() || shifted;
     // Missing categories: Poisson evidence -log10 P(0 | expected rows).
     let missing = disappeared
         .iter()
@@ -120,7 +153,8 @@ pub fn compare_sized(
         .fold(0.0, f64::max)
         * std::f64::consts::LOG10_E;
     let threshold_score = -settings.sensitivity.false_alarm_rate().log10();
-    let score = (threshold_score * psi / threshold).max(missing);
+    let shift_score = shift.as_ref().map_or(0.0, |s| -s.p_value.max(1e-300).log10());
+    let score = (threshold_score * psi / threshold).max(missing).max(shift_score);
     let mut explanation = format!(
         "distribution shift PSI {} (threshold {}), Jensen–Shannon {}",
         format::approx(psi),
@@ -133,7 +167,218 @@ pub fn compare_sized(
     if !appeared.is_empty() {
         explanation.push_str(&format!("; new: {}", appeared.join(", ")));
     }
+    if let Some(shift) = shift.filter(|_| shifted) {
+        explanation.push_str(&format!(
+            "; share of {} {} (usually {})",
+            shift.name,
+            format::percent(shift.now),
+            format::percent(shift.before)
+        ));
+    }
     CategoricalVerdict { psi, jensen_shannon, threshold, disappeared, appeared, anomaly, score, explanation }
+}
+
+/// Rows of one category summed over the frames of a [`CategoryHistory`].
+#[derive(Debug, Clone, Copy, Default)]
+struct CategorySums {
+    /// Σ rows of the category.
+    rows: u64,
+    /// Σ rows² / frame rows: with `rows`, the frames' spread of the category's share.
+    weighted_squares: f64,
+}
+
+/// A column's earlier frequency tables (frames), summed so that frames can be added and
+/// removed as a trailing window moves: the baseline of [`CategoryHistory::compare`].
+///
+/// Besides the summed frequencies it keeps, per category, how much its share varied from
+/// frame to frame. Batches of real data differ more than multinomial samples of one
+/// distribution: a category's share moves a little from batch to batch. Judged against the
+/// summed frequencies alone (PSI), a share that tripled from 5 % to 14 % is within the noise
+/// allowance of any threshold that keeps those batch-to-batch moves quiet; judged against the
+/// spread of its own share, it is far out.
+#[derive(Debug, Clone)]
+pub struct CategoryHistory {
+    frames: usize,
+    rows: u64,
+    rows_squared: f64,
+    categories: HashMap<String, CategorySums>,
+    overlapping: bool,
+    step: i64,
+}
+
+impl Default for CategoryHistory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CategoryHistory {
+    /// An empty history of independent frames (each a sample of its own rows, such as the
+    /// rows a load added), judged once a day.
+    pub fn new() -> Self {
+        Self { frames: 0, rows: 0, rows_squared: 0.0, categories: HashMap::new(), overlapping: false, step: DAY }
+    }
+
+    /// The frames are profiles of a whole table, each seeing the rows of the one before: the
+    /// baseline holds the sampling noise of one frame of their mean size, not of their sum.
+    pub fn overlapping(mut self) -> Self {
+        self.overlapping = true;
+        self
+    }
+
+    /// The column is judged about every `step` seconds: the sensitivity is a false-alarm rate
+    /// per day, so each judgement gets its share of it.
+    pub fn judged_every(mut self, step: i64) -> Self {
+        self.step = step;
+        self
+    }
+
+    /// Frames summed.
+    pub fn len(&self) -> usize {
+        self.frames
+    }
+
+    /// Whether no frame is summed.
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+
+    /// Add a frame (category, rows).
+    pub fn push(&mut self, frame: &[(String, u64)]) {
+        self.apply(frame, 1.0);
+    }
+
+    /// Remove a frame added before (the oldest of a trailing window).
+    pub fn remove(&mut self, frame: &[(String, u64)]) {
+        self.apply(frame, -1.0);
+    }
+
+    fn apply(&mut self, frame: &[(String, u64)], sign: f64) {
+        let total: u64 = frame.iter().map(|(_, n)| n).sum();
+        if total == 0 {
+            return;
+        }
+        if sign > 0.0 {
+            self.frames += 1;
+            self.rows += total;
+        } else {
+            self.frames = self.frames.saturating_sub(1);
+            self.rows = self.rows.saturating_sub(total);
+        }
+        self.rows_squared += sign * (total as f64) * (total as f64);
+        for (name, rows) in frame.iter().filter(|(_, n)| *n > 0) {
+            let weighted = sign * (*rows as f64) * (*rows as f64) / total as f64;
+            if sign > 0.0 {
+                let sums = self.categories.entry(name.clone()).or_default();
+                sums.rows += rows;
+                sums.weighted_squares += weighted;
+            } else if let Some(sums) = self.categories.get_mut(name) {
+                sums.rows = sums.rows.saturating_sub(*rows);
+                sums.weighted_squares += weighted;
+                if sums.rows == 0 {
+                    self.categories.remove(name);
+                }
+            }
+        }
+        if self.frames == 0 {
+            self.rows_squared = 0.0;
+            self.categories.clear();
+        }
+    }
+
+    /// The summed frequencies, most frequent first.
+    fn summed(&self) -> Vec<(String, u64)> {
+        let mut summed: Vec<(String, u64)> = self.categories.iter().map(|(name, s)| (name.clone(), s.rows)).collect();
+        summed.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        summed
+    }
+
+    /// Rows of independent evidence in the summed frames.
+    fn base_rows(&self) -> f64 {
+        if self.overlapping { self.rows as f64 / self.frames.max(1) as f64 } else { self.rows as f64 }
+    }
+
+    /// Compare `current` value counts with the frames: [`compare_sized`] (PSI, disappeared
+    /// categories) plus a test of every compared category's share against the spread of that
+    /// share across the frames.
+    pub fn compare(&self, current: &[(String, u64)], settings: &Settings) -> CategoricalVerdict {
+        compare_with(&self.summed(), self.base_rows(), current, settings, Some(self))
+    }
+
+    /// The category whose share now is the least probable, given its share and its
+    /// between-frame variance in the history (beta-binomial, beyond the minimum change),
+    /// with the probability multiplied by the number of categories tested (both sides).
+    ///
+    /// The between-frame variance of a share is estimated per category by the method of
+    /// moments with each frame weighted by its rows (as for null rates, see
+    /// [`super::proportion::ProportionModel::baseline`]), and at least the pooled estimate of
+    /// all categories on a relative scale (variance ∝ share²), which a few frames estimate
+    /// better than each category's own.
+    fn share_shift(
+        &self,
+        top: &[&(String, u64)],
+        base_rows: f64,
+        current: &[(String, u64)],
+        current_total: u64,
+    ) -> Option<ShareShift> {
+        if self.frames < 2 || current_total == 0 || self.rows == 0 {
+            return None;
+        }
+        let frames = self.frames as f64;
+        let rows = self.rows as f64;
+        let spread_rows = (rows - self.rows_squared / rows).max(1e-9);
+        let cells: Vec<(&str, f64, f64)> = top
+            .iter()
+            .filter_map(|(name, _)| {
+                let sums = self.categories.get(name)?;
+                let count = sums.rows as f64;
+                let share = (count + 0.5) / (rows + 1.0);
+                let observed = (sums.weighted_squares - 2.0 * share * count + share * share * rows).max(0.0);
+                let sampling = (frames - 1.0) * share * (1.0 - share);
+                Some((name.as_str(), share, observed - sampling))
+            })
+            .collect();
+        let squares: f64 = cells.iter().map(|c| c.1 * c.1).sum();
+        let relative = (cells.iter().map(|c| c.2).sum::<f64>() / (spread_rows * squares.max(1e-12))).max(0.0);
+        let tested = cells.len() as f64;
+        let n = current_total;
+        let mut best: Option<ShareShift> = None;
+        for (name, share, excess) in cells {
+            let between = (excess / spread_rows).max(relative * share * share);
+            // The share of the history is itself an estimate.
+            let variance = (between * (1.0 + 1.0 / frames) + share * (1.0 - share) / base_rows.max(1.0))
+                .min(0.5 * share * (1.0 - share));
+            let k: u64 = current.iter().filter(|(c, _)| c == name).map(|(_, r)| *r).sum();
+            let margin = MIN_SHARE_CHANGE + MIN_RELATIVE_SHARE_CHANGE * share;
+            let p_up = share_tail(k, n, share + margin, variance, true);
+            let p_down = share_tail(k, n, share - margin, variance, false);
+            let p_value = (2.0 * tested * p_up.min(p_down)).min(1.0);
+            if best.as_ref().is_none_or(|b| p_value < b.p_value) {
+                best = Some(ShareShift { name: name.to_string(), before: share, now: k as f64 / n as f64, p_value });
+            }
+        }
+        best
+    }
+}
+
+/// P(X ≥ k) (`upper`) or P(X ≤ k) of a beta-binomial count of `n` rows with share `mean` and
+/// between-frame variance `variance`; 1 on the near side of the mean. Exact tails only where
+/// they matter: where the normal approximation gives more than 1 %, it is taken.
+fn share_tail(k: u64, n: u64, mean: f64, variance: f64, upper: bool) -> f64 {
+    if mean <= 0.0 || mean >= 1.0 {
+        return 1.0;
+    }
+    let (nf, kf) = (n as f64, k as f64);
+    if (upper && kf <= nf * mean) || (!upper && kf >= nf * mean) {
+        return 1.0;
+    }
+    let sd = (nf * mean * (1.0 - mean) + nf * nf * variance).sqrt().max(1e-12);
+    let z = if upper { (kf - 0.5 - nf * mean) / sd } else { (nf * mean - kf - 0.5) / sd };
+    let approximate = super::stats::normal_sf(z);
+    if approximate > 0.01 {
+        return approximate;
+    }
+    if upper { upper_tail(k, n, mean, variance) } else { lower_tail(k, n, mean, variance) }
 }
 
 /// Judges a column's value frequencies now against its earlier frequency tables (oldest
