@@ -23,7 +23,7 @@ const MIN_EXPECTED_ROWS: f64 = 10.0;
 pub const MIN_BASELINE_FRAMES: usize = 3;
 /// Smallest change of a category's share worth an alert: half a percentage point plus a tenth
 /// of the share (a category at 0.3 % of 10 million rows that moves to 0.33 % is no incident).
-const MIN_SHARE_CHANGE: f64 = 0.005;
+const MIN_SHARE_CHANGE: f64 = 0.001;
 const MIN_RELATIVE_SHARE_CHANGE: f64 = 0.1;
 
 /// Result of comparing two frequency tables.
@@ -113,7 +113,11 @@ fn compare_with(
     // The chi² approximation is optimistic for a sample of a few dozen rows (most cells hold
     // zero or one row, and the half-row smoothing inflates their terms): a wider allowance.
     let allowance = if current_total < 50 { 4.0 } else { 3.0 };
-    let noise = allowance * (cells - 1.0) * (1.0 / base_rows.max(1.0) + 1.0 / (current_total.max(1) as f64));
+    let spreads = history.map(|h| h.spreads(&top, base_rows)).unwrap_or_default();
+    // Shares that vary from frame to frame beyond sampling noise add their variance.
+    let dispersion: f64 = spreads.iter().map(|s| s.between / s.share).sum();
+    let noise =
+        allowance * ((cells - 1.0) * (1.0 / base_rows.max(1.0) + 1.0 / (current_total.max(1) as f64)) + dispersion);
     let base_threshold = match settings.sensitivity {
         Sensitivity::Low => 0.5,
         Sensitivity::Medium => 0.25,
@@ -122,16 +126,27 @@ fn compare_with(
     };
     let threshold = base_threshold + noise;
 
-    let disappeared: Vec<String> = top
+    // -log10 P(no row of a category), Poisson or, given frames, beta-binomial with the
+    // category's spread: a category that came in a burst is no surprise when it is gone.
+    let absence = |name: &str, rows: u64| -> f64 {
+        let share = rows as f64 / base_total.max(1) as f64;
+        match spreads.iter().find(|s| s.name == name) {
+            Some(spread) => {
+                -share_tail(0, current_total, spread.share, spread.variance, false).max(1e-300).log10()
+            }
+            None => share * current_total as f64 * std::f64::consts::LOG10_E,
+        }
+    };
+    let disappeared: Vec<(String, f64)> = top
         .iter()
         .filter(|(name, n)| {
-            let share = *n as f64 / base_total.max(1) as f64;
-            share >= MIN_SHARE_TO_MISS
-                && share * current_total as f64 >= MIN_EXPECTED_ROWS
-                && count_in(current, name) == 0
+            *n as f64 / base_total.max(1) as f64 >= MIN_SHARE_TO_MISS && count_in(current, name) == 0
         })
-        .map(|(name, _)| name.clone())
+        .map(|(name, n)| (name.clone(), absence(name, *n)))
+        .filter(|(_, evidence)| *evidence >= MIN_EXPECTED_ROWS * std::f64::consts::LOG10_E)
         .collect();
+    let missing = disappeared.iter().map(|(_, evidence)| *evidence).fold(0.0, f64::max);
+    let disappeared: Vec<String> = disappeared.into_iter().map(|(name, _)| name).collect();
     let mut current_top: Vec<&(String, u64)> = current.iter().filter(|(_, n)| *n > 0).collect();
     current_top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let appeared: Vec<String> = current_top
@@ -142,16 +157,9 @@ fn compare_with(
         .collect();
     let alpha = settings.sensitivity.false_alarm_rate()
         * history.map_or(1.0, |h| (h.step.max(1) as f64 / DAY as f64).min(1.0));
-    let shift = history.and_then(|h| h.share_shift(&top, base_rows, current, current_total));
+    let shift = share_shift(&spreads, current, current_total);
     let shifted = shift.as_ref().is_some_and(|s| s.p_value < alpha);
     let anomaly = psi > threshold || !disappeared.is_empty() || shifted;
-    // Missing categories: Poisson evidence -log10 P(0 | expected rows).
-    let missing = disappeared
-        .iter()
-        .filter_map(|name| top.iter().find(|(n, _)| n == name))
-        .map(|(_, rows)| *rows as f64 / base_total.max(1) as f64 * current_total as f64)
-        .fold(0.0, f64::max)
-        * std::f64::consts::LOG10_E;
     let threshold_score = -settings.sensitivity.false_alarm_rate().log10();
     let shift_score = shift.as_ref().map_or(0.0, |s| -s.p_value.max(1e-300).log10());
     let score = (threshold_score * psi / threshold).max(missing).max(shift_score);
@@ -305,24 +313,18 @@ impl CategoryHistory {
         compare_with(&self.summed(), self.base_rows(), current, settings, Some(self))
     }
 
-    /// The category whose share now is the least probable, given its share and its
-    /// between-frame variance in the history (beta-binomial, beyond the minimum change),
-    /// with the probability multiplied by the number of categories tested (both sides).
+    /// Share and variance of each compared category (`top`, the baseline's most frequent):
+    /// the variance of its share in a frame of its own, beyond that frame's sampling noise,
+    /// plus the uncertainty of the share the frames give.
     ///
     /// The between-frame variance of a share is estimated per category by the method of
     /// moments with each frame weighted by its rows (as for null rates, see
     /// [`super::proportion::ProportionModel::baseline`]), and at least the pooled estimate of
     /// all categories on a relative scale (variance ∝ share²), which a few frames estimate
     /// better than each category's own.
-    fn share_shift(
-        &self,
-        top: &[&(String, u64)],
-        base_rows: f64,
-        current: &[(String, u64)],
-        current_total: u64,
-    ) -> Option<ShareShift> {
-        if self.frames < 2 || current_total == 0 || self.rows == 0 {
-            return None;
+    fn spreads(&self, top: &[&(String, u64)], base_rows: f64) -> Vec<Spread> {
+        if self.frames == 0 || self.rows == 0 {
+            return Vec::new();
         }
         let frames = self.frames as f64;
         let rows = self.rows as f64;
@@ -340,25 +342,59 @@ impl CategoryHistory {
             .collect();
         let squares: f64 = cells.iter().map(|c| c.1 * c.1).sum();
         let relative = (cells.iter().map(|c| c.2).sum::<f64>() / (spread_rows * squares.max(1e-12))).max(0.0);
-        let tested = cells.len() as f64;
-        let n = current_total;
-        let mut best: Option<ShareShift> = None;
-        for (name, share, excess) in cells {
-            let between = (excess / spread_rows).max(relative * share * share);
-            // The share of the history is itself an estimate.
-            let variance = (between * (1.0 + 1.0 / frames) + share * (1.0 - share) / base_rows.max(1.0))
-                .min(0.5 * share * (1.0 - share));
-            let k: u64 = current.iter().filter(|(c, _)| c == name).map(|(_, r)| *r).sum();
-            let margin = MIN_SHARE_CHANGE + MIN_RELATIVE_SHARE_CHANGE * share;
-            let p_up = share_tail(k, n, share + margin, variance, true);
-            let p_down = share_tail(k, n, share - margin, variance, false);
-            let p_value = (2.0 * tested * p_up.min(p_down)).min(1.0);
-            if best.as_ref().is_none_or(|b| p_value < b.p_value) {
-                best = Some(ShareShift { name: name.to_string(), before: share, now: k as f64 / n as f64, p_value });
-            }
-        }
-        best
+        cells
+            .into_iter()
+            .map(|(name, share, excess)| {
+                let between = if self.frames < 2 { 0.0 } else { (excess / spread_rows).max(relative * share * share) };
+                Spread {
+                    name: name.to_string(),
+                    share,
+                    between,
+                    variance: (between * (1.0 + 1.0 / frames) + share * (1.0 - share) / base_rows.max(1.0))
+                        .min(0.5 * share * (1.0 - share)),
+                }
+            })
+            .collect()
     }
+}
+
+/// One compared category of a [`CategoryHistory`].
+struct Spread {
+    name: String,
+    /// Its share of the summed frames.
+    share: f64,
+    /// Variance of its share from frame to frame beyond sampling noise.
+    between: f64,
+    /// Variance of its share in a new frame around `share`, beyond that frame's sampling noise.
+    variance: f64,
+}
+
+/// The category whose share now is the least probable, given its share and its variance
+/// (beta-binomial, beyond the minimum change), with the probability multiplied by the number
+/// of categories tested (both sides).
+fn share_shift(spreads: &[Spread], current: &[(String, u64)], current_total: u64) -> Option<ShareShift> {
+    if current_total == 0 {
+        return None;
+    }
+    let tested = spreads.len() as f64;
+    let n = current_total;
+    let mut best: Option<ShareShift> = None;
+    for spread in spreads {
+        let k: u64 = current.iter().filter(|(c, _)| *c == spread.name).map(|(_, r)| *r).sum();
+        let margin = MIN_SHARE_CHANGE + MIN_RELATIVE_SHARE_CHANGE * spread.share;
+        let p_up = share_tail(k, n, spread.share + margin, spread.variance, true);
+        let p_down = share_tail(k, n, spread.share - margin, spread.variance, false);
+        let p_value = (2.0 * tested * p_up.min(p_down)).min(1.0);
+        if best.as_ref().is_none_or(|b| p_value < b.p_value) {
+            best = Some(ShareShift {
+                name: spread.name.clone(),
+                before: spread.share,
+                now: k as f64 / n as f64,
+                p_value,
+            });
+        }
+    }
+    best
 }
 
 /// P(X ≥ k) (`upper`) or P(X ≤ k) of a beta-binomial count of `n` rows with share `mean` and
