@@ -420,7 +420,9 @@ fn share_tail(k: u64, n: u64, mean: f64, variance: f64, upper: bool) -> f64 {
 /// Judges a column's value frequencies now against its earlier frequency tables (oldest
 /// first, the ones a trailing window and the user's labels leave), as the agent does at run
 /// time. The baseline is their sum, with the sampling noise of one table of their mean size:
-/// profiles of a whole table overlap, so summing their rows would overstate the evidence.
+/// profiles of a whole table overlap, so summing their rows would overstate the evidence
+/// ([`CategoryHistory::overlapping`]); each category's share is also judged against its spread
+/// across the tables.
 /// `previous_anomaly` says whether the column's last verdict was an anomaly: one alert per
 /// excursion. The verdict's value is the PSI; its expected range is 0 to the threshold.
 pub fn judge_history(
@@ -445,21 +447,11 @@ pub fn judge_history(
             ),
         );
     }
-    let mut summed: Vec<(String, u64)> = Vec::new();
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut frames = CategoryHistory::new().overlapping();
     for frame in history {
-        for (name, rows) in frame {
-            match index.get(name.as_str()) {
-                Some(&i) => summed[i].1 += rows,
-                None => {
-                    index.insert(name, summed.len());
-                    summed.push((name.clone(), *rows));
-                }
-            }
-        }
+        frames.push(frame);
     }
-    let total: u64 = summed.iter().map(|(_, n)| n).sum();
-    let verdict = compare_sized(&summed, total as f64 / history.len() as f64, current, settings);
+    let verdict = frames.compare(current, settings);
     let confidence = match history.len() {
         n if n < 7 => Confidence::Low,
         n if n < 28 => Confidence::Medium,
