@@ -131,17 +131,13 @@ fn compare_with(
     let absence = |name: &str, rows: u64| -> f64 {
         let share = rows as f64 / base_total.max(1) as f64;
         match spreads.iter().find(|s| s.name == name) {
-            Some(spread) => {
-                -share_tail(0, current_total, spread.share, spread.variance, false).max(1e-300).log10()
-            }
+            Some(spread) => -share_tail(0, current_total, spread.share, spread.variance, false).max(1e-300).log10(),
             None => share * current_total as f64 * std::f64::consts::LOG10_E,
         }
     };
     let disappeared: Vec<(String, f64)> = top
         .iter()
-        .filter(|(name, n)| {
-            *n as f64 / base_total.max(1) as f64 >= MIN_SHARE_TO_MISS && count_in(current, name) == 0
-        })
+        .filter(|(name, n)| *n as f64 / base_total.max(1) as f64 >= MIN_SHARE_TO_MISS && count_in(current, name) == 0)
         .map(|(name, n)| (name.clone(), absence(name, *n)))
         .filter(|(_, evidence)| *evidence >= MIN_EXPECTED_ROWS * std::f64::consts::LOG10_E)
         .collect();
@@ -155,8 +151,8 @@ fn compare_with(
         .filter(|(name, _)| count_in(baseline, name) == 0)
         .map(|(name, _)| name.clone())
         .collect();
-    let alpha = settings.sensitivity.false_alarm_rate()
-        * history.map_or(1.0, |h| (h.step.max(1) as f64 / DAY as f64).min(1.0));
+    let alpha =
+        settings.sensitivity.false_alarm_rate() * history.map_or(1.0, |h| (h.step.max(1) as f64 / DAY as f64).min(1.0));
     let shift = share_shift(&spreads, current, current_total);
     let shifted = shift.as_ref().is_some_and(|s| s.p_value < alpha);
     let anomaly = psi > threshold || !disappeared.is_empty() || shifted;
@@ -386,12 +382,8 @@ fn share_shift(spreads: &[Spread], current: &[(String, u64)], current_total: u64
         let p_down = share_tail(k, n, spread.share - margin, spread.variance, false);
         let p_value = (2.0 * tested * p_up.min(p_down)).min(1.0);
         if best.as_ref().is_none_or(|b| p_value < b.p_value) {
-            best = Some(ShareShift {
-                name: spread.name.clone(),
-                before: spread.share,
-                now: k as f64 / n as f64,
-                p_value,
-            });
+            best =
+                Some(ShareShift { name: spread.name.clone(), before: spread.share, now: k as f64 / n as f64, p_value });
         }
     }
     best
@@ -590,5 +582,150 @@ mod tests {
         let verdict = compare(&base, &now, &Settings::default());
         assert!(verdict.anomaly && verdict.psi > 1.0, "{verdict:?}");
         assert_eq!(verdict.appeared, vec!["e".to_string()]);
+    }
+
+    /// xorshift64 uniform in (0, 1).
+    fn uniform(state: &mut u64) -> f64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        ((*state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// `rows` rows drawn one by one from `shares` (summing to 1).
+    fn sample(state: &mut u64, names: &[&str], shares: &[f64], rows: u64) -> Vec<(String, u64)> {
+        let mut counts = vec![0u64; shares.len()];
+        for _ in 0..rows {
+            let mut pick = uniform(state);
+            let mut category = 0;
+            while category + 1 < shares.len() && pick >= shares[category] {
+                pick -= shares[category];
+                category += 1;
+            }
+            counts[category] += 1;
+        }
+        names.iter().map(|n| n.to_string()).zip(counts).filter(|(_, c)| *c > 0).collect()
+    }
+
+    /// Shares moved by a log-normal factor of `relative` sd each, renormalised.
+    fn jittered(state: &mut u64, shares: &[f64], relative: f64) -> Vec<f64> {
+        let moved: Vec<f64> = shares
+            .iter()
+            .map(|s| {
+                let normal = (-2.0 * uniform(state).ln()).sqrt() * (std::f64::consts::TAU * uniform(state)).cos();
+                s * (relative * normal).exp()
+            })
+            .collect();
+        let total: f64 = moved.iter().sum();
+        moved.iter().map(|s| s / total).collect()
+    }
+
+    #[test]
+    fn a_five_percent_category_that_triples_is_flagged_against_its_frames() {
+        // Two weeks of daily loads of about 800 rows whose shares move by 5 % from load to load;
+        // then category "e" (5 %) triples to 13.6 % of a load of 800 rows.
+        let names = ["a", "b", "c", "d", "e"];
+        let shares = [0.35, 0.25, 0.2, 0.15, 0.05];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut history = CategoryHistory::new();
+        for day in 0..14 {
+            let jitter = jittered(&mut state, &shares, 0.05);
+            history.push(&sample(&mut state, &names, &jitter, 750 + 10 * day));
+        }
+        let now = table(&[("a", 258), ("b", 184), ("c", 148), ("d", 111), ("e", 109)]);
+        let settings = Settings::default();
+        let verdict = history.compare(&now, &settings);
+        assert!(verdict.anomaly && verdict.score > 6.0, "{verdict:?}");
+        assert!(verdict.explanation.contains("share of e 13"), "{}", verdict.explanation);
+        // The PSI of the summed frames alone (0.1) stays under its threshold (0.25 and more).
+        let summed = compare_sized(&history.summed(), history.base_rows(), &now, &settings);
+        assert!(!summed.anomaly && summed.psi < 0.15, "{summed:?}");
+    }
+
+    #[test]
+    fn frames_with_natural_overdispersion_rarely_alert() {
+        // Six categories whose shares move by 10 % from batch to batch (well beyond multinomial
+        // sampling for batches of thousands of rows), batches of 50 to 3 000 rows, each judged
+        // against the fourteen before it. Judged as multinomial samples of the summed shares,
+        // a batch of 3 000 rows whose 30 % category moved by 3 points is far out.
+        let names = ["a", "b", "c", "d", "e", "f"];
+        let shares = [0.3, 0.25, 0.2, 0.12, 0.08, 0.05];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let settings = Settings::default();
+        let mut window: std::collections::VecDeque<Vec<(String, u64)>> = std::collections::VecDeque::new();
+        let mut history = CategoryHistory::new();
+        let (mut alerts, mut share_alerts, mut judged) = (0, 0, 0);
+        for batch in 0..1_500 {
+            let rows = 50 + (uniform(&mut state) * 2_950.0) as u64;
+            let jitter = jittered(&mut state, &shares, 0.1);
+            let frame = sample(&mut state, &names, &jitter, rows);
+            if window.len() == 14 {
+                let verdict = history.compare(&frame, &settings);
+                judged += 1;
+                alerts += usize::from(verdict.anomaly);
+                share_alerts += usize::from(verdict.explanation.contains("share of"));
+                if let Some(old) = window.pop_front() {
+                    history.remove(&old);
+                }
+            }
+            history.push(&frame);
+            window.push_back(frame);
+            let _ = batch;
+        }
+        assert!(alerts <= 3 && share_alerts <= 2, "{alerts} alerts ({share_alerts} of a share) in {judged} batches");
+    }
+
+    #[test]
+    fn a_category_that_came_in_a_burst_is_no_disappearance_when_gone() {
+        // Seventeen loads of a/b/c, and three in which every value was spelled differently (a
+        // format change, since reverted): A, B and C hold 5 % of the summed rows each.
+        let normal = table(&[("a", 500), ("b", 300), ("c", 200)]);
+        let renamed = table(&[("A", 500), ("B", 300), ("C", 200)]);
+        let mut history = CategoryHistory::new();
+        for day in 0..20 {
+            history.push(if (5..8).contains(&day) { &renamed } else { &normal });
+        }
+        let now = table(&[("a", 510), ("b", 295), ("c", 195)]);
+        let verdict = history.compare(&now, &Settings::default());
+        assert!(!verdict.anomaly && verdict.disappeared.is_empty(), "{verdict:?}");
+        // Judged against the summed rows alone, all three had disappeared.
+        let summed = compare(&history.summed(), &now, &Settings::default());
+        assert!(summed.anomaly && summed.disappeared.len() == 3, "{summed:?}");
+        // Without the burst, a category present in every load that vanishes is named.
+        let mut steady = CategoryHistory::new();
+        for _ in 0..20 {
+            steady.push(&normal);
+        }
+        let gone = table(&[("a", 620), ("b", 380)]);
+        let verdict = steady.compare(&gone, &Settings::default());
+        assert!(verdict.anomaly && verdict.disappeared == vec!["c".to_string()], "{verdict:?}");
+    }
+
+    #[test]
+    fn a_history_that_moves_equals_one_built_afresh() {
+        let mut state = 7_u64;
+        let names = ["a", "b", "c", "d"];
+        let frames: Vec<Vec<(String, u64)>> = (0..12)
+            .map(|i| {
+                let jitter = jittered(&mut state, &[0.4, 0.3, 0.2, 0.1], 0.1);
+                sample(&mut state, &names[..if i % 3 == 0 { 3 } else { 4 }], &jitter, 300 + 20 * i)
+            })
+            .collect();
+        let mut moving = CategoryHistory::new();
+        for frame in &frames {
+            moving.push(frame);
+        }
+        for frame in &frames[..5] {
+            moving.remove(frame);
+        }
+        let mut fresh = CategoryHistory::new();
+        for frame in &frames[5..] {
+            fresh.push(frame);
+        }
+        assert_eq!(moving.len(), 7);
+        let now = table(&[("a", 100), ("b", 150), ("c", 40), ("d", 10)]);
+        let (a, b) = (moving.compare(&now, &Settings::default()), fresh.compare(&now, &Settings::default()));
+        assert!((a.score - b.score).abs() < 1e-6 && (a.threshold - b.threshold).abs() < 1e-9, "{a:?} {b:?}");
+        assert_eq!(a.explanation, b.explanation);
     }
 }
