@@ -1,7 +1,10 @@
 //! Categorical shift: compare the value frequencies of a column now with a baseline, over the
 //! baseline's top-K categories (the rest pooled as "other"). Reports the population stability
 //! index (PSI) and the Jensen–Shannon divergence, and names categories that disappeared while
-//! the current sample was large enough to expect them.
+//! the current sample was large enough to expect them. Given the earlier frames themselves
+//! ([`CategoryHistory`]), it also tests each category's share against the spread of that share
+//! from frame to frame, and lets that spread widen the PSI threshold and the evidence a missing
+//! category needs.
 
 use std::collections::HashMap;
 
@@ -21,8 +24,9 @@ const MIN_SHARE_TO_MISS: f64 = 0.01;
 const MIN_EXPECTED_ROWS: f64 = 10.0;
 /// Earlier frequency tables a column needs before [`judge_history`] gives a verdict.
 pub const MIN_BASELINE_FRAMES: usize = 3;
-/// Smallest change of a category's share worth an alert: half a percentage point plus a tenth
-/// of the share (a category at 0.3 % of 10 million rows that moves to 0.33 % is no incident).
+/// Smallest change of a category's share worth an alert (share test): a tenth of a percentage
+/// point plus a tenth of the share (a category at 0.3 % of 10 million rows that moves to
+/// 0.33 % is no incident, however improbable the move).
 const MIN_SHARE_CHANGE: f64 = 0.001;
 const MIN_RELATIVE_SHARE_CHANGE: f64 = 0.1;
 
@@ -416,7 +420,9 @@ fn share_tail(k: u64, n: u64, mean: f64, variance: f64, upper: bool) -> f64 {
 /// ([`CategoryHistory::overlapping`]); each category's share is also judged against its spread
 /// across the tables.
 /// `previous_anomaly` says whether the column's last verdict was an anomaly: one alert per
-/// excursion. The verdict's value is the PSI; its expected range is 0 to the threshold.
+/// excursion. The verdict's value is the PSI; its expected range is 0 to the threshold. An
+/// anomaly can also come from one category's share (the PSI then within its range): the
+/// explanation names the category and its usual share.
 pub fn judge_history(
     history: &[Vec<(String, u64)>],
     current: &[(String, u64)],
@@ -551,6 +557,20 @@ mod tests {
         assert!(first.score > 3.0 && first.direction == Some(Deviation::Above));
         let later = judge_history(&history, &gone, &settings, 200, true);
         assert!(later.anomaly && !later.alert);
+    }
+
+    #[test]
+    fn history_flags_a_tripled_share_that_the_psi_leaves_under_its_threshold() {
+        // Profiles of 20 000 rows in which "e" holds 5 %, give or take a few rows; now 15 %.
+        let history: Vec<Vec<(String, u64)>> = (0..7)
+            .map(|i| table(&[("a", 8_000 + 10 * i), ("b", 6_000), ("c", 5_000 - 10 * i), ("e", 1_000 + (i % 2))]))
+            .collect();
+        let now = table(&[("a", 7_000), ("b", 5_300), ("c", 4_700), ("e", 3_000)]);
+        let settings = Settings::default();
+        let verdict = judge_history(&history, &now, &settings, 100, false);
+        assert!(verdict.anomaly && verdict.alert && verdict.score > 6.0, "{verdict:?}");
+        assert!(verdict.value < verdict.expected.unwrap().high, "the PSI alone is within its range: {verdict:?}");
+        assert!(verdict.explanation.as_str().contains("share of e 15"), "{}", verdict.explanation.as_str());
     }
 
     #[test]
