@@ -22,6 +22,10 @@ pub const TOP_K: usize = 20;
 const MIN_SHARE_TO_MISS: f64 = 0.01;
 /// ... provided at least this many rows of it were expected in the current sample.
 const MIN_EXPECTED_ROWS: f64 = 10.0;
+/// ... and, given frames, that the probability of no row of it with the spread of its share is
+/// at most `exp(-MIN_EVIDENCE_WITH_SPREAD)` (a category that came in a burst is no surprise
+/// when it is gone; one whose share merely wanders keeps the rule of the expected rows).
+const MIN_EVIDENCE_WITH_SPREAD: f64 = 8.0;
 /// Earlier frequency tables a column needs before [`judge_history`] gives a verdict.
 pub const MIN_BASELINE_FRAMES: usize = 3;
 /// Smallest change of a category's share worth an alert (share test): a tenth of a percentage
@@ -130,20 +134,25 @@ fn compare_with(
     };
     let threshold = base_threshold + noise;
 
-    // -log10 P(no row of a category), Poisson or, given frames, beta-binomial with the
-    // category's spread: a category that came in a burst is no surprise when it is gone.
-    let absence = |name: &str, rows: u64| -> f64 {
+    // -log10 P(no row of a category): Poisson, and given frames, beta-binomial with the
+    // category's spread.
+    let absence = |name: &str, rows: u64| -> (f64, f64) {
         let share = rows as f64 / base_total.max(1) as f64;
+        let poisson = share * current_total as f64 * std::f64::consts::LOG10_E;
         match spreads.iter().find(|s| s.name == name) {
-            Some(spread) => -share_tail(0, current_total, spread.share, spread.variance, false).max(1e-300).log10(),
-            None => share * current_total as f64 * std::f64::consts::LOG10_E,
+            Some(spread) => (poisson, -lower_tail(0, current_total, spread.share, spread.variance).max(1e-300).log10()),
+            None => (poisson, poisson),
         }
     };
     let disappeared: Vec<(String, f64)> = top
         .iter()
         .filter(|(name, n)| *n as f64 / base_total.max(1) as f64 >= MIN_SHARE_TO_MISS && count_in(current, name) == 0)
         .map(|(name, n)| (name.clone(), absence(name, *n)))
-        .filter(|(_, evidence)| *evidence >= MIN_EXPECTED_ROWS * std::f64::consts::LOG10_E)
+        .filter(|(_, (poisson, spread))| {
+            *poisson >= MIN_EXPECTED_ROWS * std::f64::consts::LOG10_E
+                && *spread >= MIN_EVIDENCE_WITH_SPREAD * std::f64::consts::LOG10_E
+        })
+        .map(|(name, (_, spread))| (name, spread))
         .collect();
     let missing = disappeared.iter().map(|(_, evidence)| *evidence).fold(0.0, f64::max);
     let disappeared: Vec<String> = disappeared.into_iter().map(|(name, _)| name).collect();
@@ -718,6 +727,23 @@ mod tests {
         }
         let gone = table(&[("a", 620), ("b", 380)]);
         let verdict = steady.compare(&gone, &Settings::default());
+        assert!(verdict.anomaly && verdict.disappeared == vec!["c".to_string()], "{verdict:?}");
+    }
+
+    #[test]
+    fn a_category_whose_share_wanders_is_still_missed_at_ten_expected_rows() {
+        // Daily loads of 400 rows in which "c" holds 7–15 %, more spread than sampling gives.
+        // 110 rows without "c" lack 12 expected rows (Poisson e^-12); with the spread of its
+        // share, no row of it has a probability of e^-8.4: less evidence, but not a category
+        // that came in a burst.
+        let history: Vec<Vec<(String, u64)>> =
+            [28, 60, 34, 56, 30, 54, 46].iter().map(|c| table(&[("a", 220), ("b", 180 - c), ("c", *c)])).collect();
+        let mut frames = CategoryHistory::new();
+        for frame in &history {
+            frames.push(frame);
+        }
+        let now = table(&[("a", 62), ("b", 48)]);
+        let verdict = frames.compare(&now, &Settings::default());
         assert!(verdict.anomaly && verdict.disappeared == vec!["c".to_string()], "{verdict:?}");
     }
 
