@@ -5,7 +5,7 @@
 //! budget (the single ranking number).
 //!
 //! Two detectors are run side by side: telltale (the [`StreamingDetector`] for volume,
-//! freshness, null rate and mean, [`categorical::compare`] against a trailing week, and
+//! freshness, null rate and mean, [`categorical::CategoryHistory`] of a trailing week of buckets, and
 //! [`schema::diff`]) and the z-score peer of today's open tools ([`ZScoreDetector`]: mean and
 //! standard deviation of a trailing 14-day window that includes the tested point, threshold
 //! 3; per-category shares for categorical columns; the same deterministic schema diff). Both get
