@@ -5,7 +5,7 @@
 //! budget (the single ranking number).
 //!
 //! Two detectors are run side by side: telltale (the [`StreamingDetector`] for volume,
-//! freshness, null rate and mean, [`categorical::compare`] against a trailing week, and
+//! freshness, null rate and mean, [`categorical::CategoryHistory`] of a trailing week of buckets, and
 //! [`schema::diff`]) and the z-score peer of today's open tools ([`ZScoreDetector`]: mean and
 //! standard deviation of a trailing 14-day window that includes the tested point, threshold
 //! 3; per-category shares for categorical columns; the same deterministic schema diff). Both get
@@ -168,15 +168,15 @@ fn stream(class: MetricClass, settings: &Settings, points: &[Point], delay: i64,
         .collect()
 }
 
-/// Trailing sums of category rows over the last [`CATEGORICAL_BASELINE_DAYS`] days.
+/// A column's frames over the last [`CATEGORICAL_BASELINE_DAYS`] days.
 struct CategoryBaseline {
-    counts: Vec<u64>,
-    frames: VecDeque<(i64, Vec<(u16, u64)>)>,
+    history: categorical::CategoryHistory,
+    frames: VecDeque<(i64, Vec<(String, u64)>)>,
 }
 
 impl CategoryBaseline {
-    fn new(names: usize) -> Self {
-        Self { counts: vec![0; names], frames: VecDeque::new() }
+    fn new(bucket: i64) -> Self {
+        Self { history: categorical::CategoryHistory::new().judged_every(bucket), frames: VecDeque::new() }
     }
 
     fn advance(&mut self, now: i64) {
@@ -184,19 +184,15 @@ impl CategoryBaseline {
             if *timestamp > now - CATEGORICAL_BASELINE_DAYS * DAY {
                 break;
             }
-            if let Some((_, counts)) = self.frames.pop_front() {
-                for (c, n) in counts {
-                    self.counts[c as usize] -= n;
-                }
+            if let Some((_, frame)) = self.frames.pop_front() {
+                self.history.remove(&frame);
             }
         }
     }
 
-    fn push(&mut self, timestamp: i64, counts: &[(u16, u64)]) {
-        for &(c, n) in counts {
-            self.counts[c as usize] += n;
-        }
-        self.frames.push_back((timestamp, counts.to_vec()));
+    fn push(&mut self, timestamp: i64, frame: Vec<(String, u64)>) {
+        self.history.push(&frame);
+        self.frames.push_back((timestamp, frame));
     }
 }
 
@@ -228,7 +224,7 @@ pub fn run_telltale(table: &Table, base: &Settings) -> Vec<MonitorRun> {
     ];
 
     // Categorical: each bucket against the trailing week, one alert per excursion.
-    let mut baseline = CategoryBaseline::new(table.category_names.len());
+    let mut baseline = CategoryBaseline::new(bucket);
     let mut tracker = ExcursionTracker::new(EXCURSION_MEMORY);
     let mut points = Vec::with_capacity(table.categories.len());
     for frame in &table.categories {
@@ -236,10 +232,9 @@ pub fn run_telltale(table: &Table, base: &Settings) -> Vec<MonitorRun> {
             continue;
         }
         baseline.advance(frame.timestamp);
+        let current = named(&table.category_names, frame.counts.iter().map(|&(c, n)| (c as usize, n)));
         let judged = if baseline.frames.len() >= 3 {
-            let reference = named(&table.category_names, baseline.counts.iter().copied().enumerate());
-            let current = named(&table.category_names, frame.counts.iter().map(|&(c, n)| (c as usize, n)));
-            let verdict = categorical::compare(&reference, &current, &settings);
+            let verdict = baseline.history.compare(&current, &settings);
             let score = verdict.score;
             let alert = tracker.observe(verdict.anomaly, Some(Deviation::Above), None);
             Judged { at: frame.timestamp + bucket, score: score as f32, alert }
@@ -247,7 +242,7 @@ pub fn run_telltale(table: &Table, base: &Settings) -> Vec<MonitorRun> {
             Judged { at: frame.timestamp + bucket, score: 0.0, alert: false }
         };
         points.push(judged);
-        baseline.push(frame.timestamp, &frame.counts);
+        baseline.push(frame.timestamp, current);
     }
     runs.push(MonitorRun { monitor: Monitor::Categorical, points });
     runs.push(MonitorRun { monitor: Monitor::Schema, points: schema_points(table) });

@@ -184,8 +184,14 @@ impl Agent {
         let kind = MetricKind::CategoryShift;
         let (history, previous_anomaly) = self.earlier_profiles(asset, kind, column, settings, at).await;
         let frames: Vec<Vec<(String, u64)>> = history.iter().map(|(_, c)| named_frame(c)).collect();
-        let verdict =
-            categorical::judge_history(&frames, &named_frame(counts), settings, at.timestamp(), previous_anomaly);
+        let verdict = categorical::judge_history(
+            &frames,
+            &named_frame(counts),
+            settings,
+            profile_step(&history),
+            at.timestamp(),
+            previous_anomaly,
+        );
         self.save_profile(asset, kind, column, at, counts).await;
         verdict
     }
@@ -241,10 +247,7 @@ impl Agent {
         let (mut history, previous_anomaly) = self.earlier_profiles(asset, kind, column, settings, at).await;
         history.drain(..history.len().saturating_sub(MAX_BASELINE_SAMPLES));
         let earlier: Vec<ks::Sample> = history.iter().map(|(_, c)| ks::Sample::from_counts(&sample_pairs(c))).collect();
-        // Each verdict gets the share of the daily false-alarm rate of the column's usual interval.
-        let mut gaps: Vec<i64> = history.windows(2).map(|w| (w[1].0 - w[0].0).num_seconds()).collect();
-        gaps.sort_unstable();
-        let step = gaps.get(gaps.len() / 2).copied().filter(|g| *g > 0).unwrap_or(86_400);
+        let step = profile_step(&history);
         let counts = sample_counts(sample);
         let verdict = ks::judge(
             &earlier,
@@ -424,6 +427,14 @@ fn named_frame(counts: &ValueCounts) -> Vec<(String, u64)> {
         frame.push((OTHER_VALUES.to_string(), counts.rest));
     }
     frame
+}
+
+/// A column's usual interval between profiles (the median gap; a day until there are two), so
+/// each verdict gets its share of the daily false-alarm rate.
+fn profile_step(history: &[(DateTime<Utc>, ValueCounts)]) -> i64 {
+    let mut gaps: Vec<i64> = history.windows(2).map(|w| (w[1].0 - w[0].0).num_seconds()).collect();
+    gaps.sort_unstable();
+    gaps.get(gaps.len() / 2).copied().filter(|g| *g > 0).unwrap_or(86_400)
 }
 
 /// A sample of numbers stored as a frequency table: each distinct value (as its shortest
