@@ -1,5 +1,7 @@
 //! The metric store: measurement history, measurement errors, schema snapshots, per-asset change
-//! state and the asset list, in embedded SQLite (default) or PostgreSQL (teams).
+//! state, the asset list, and the value frequencies and samples of profiled columns (the trailing
+//! week that `category_shift` and `distribution_shift` compare with), in embedded SQLite
+//! (default) or PostgreSQL (teams).
 //!
 //! One implementation serves both through sqlx's `Any` driver: the schema uses only portable
 //! types (text, bigint unix milliseconds, double precision) and `$n` placeholders, and each backend
