@@ -63,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/assets/{asset}", get(asset_detail))
         .route("/api/v1/assets/{asset}/metrics", get(asset_metrics))
         .route("/api/v1/assets/{asset}/verdicts", get(asset_verdicts))
+        .route("/api/v1/assets/{asset}/columns/{column}/values", get(column_values))
         .route("/api/v1/assets/{asset}/labels", axum::routing::post(add_label))
         .route("/api/v1/assets/{asset}/health", get(asset_health))
         .route("/api/v1/incidents", get(list_incidents))
@@ -204,6 +205,50 @@ async fn asset_verdicts(
     };
     let verdicts = state.agent.store.verdicts(&asset, since, q.anomalies, q.limit.unwrap_or(1000).min(100_000)).await?;
     Ok(Json(json!({ "asset": asset, "verdicts": verdicts })))
+}
+
+#[derive(Deserialize)]
+struct ValuesQuery {
+    /// `category_shift` (value frequencies, the default) or `distribution_shift` (samples).
+    metric: Option<String>,
+    since: Option<String>,
+}
+
+/// The value frequencies (or samples) a column's profiles saved, oldest first: what a
+/// `category_shift` or `distribution_shift` verdict compared.
+async fn column_values(
+    State(state): State<ApiState>,
+    Path((asset, column)): Path<(String, String)>,
+    Query(q): Query<ValuesQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asset = parse_asset(&asset)?;
+    if state.agent.store.asset(&asset).await?.is_none() {
+        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
+    }
+    let kind = match q.metric.as_deref().unwrap_or("category_shift") {
+        "category_shift" => MetricKind::CategoryShift,
+        "distribution_shift" => MetricKind::DistributionShift,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid `metric` `{other}`; expected `category_shift` or `distribution_shift`"
+            )));
+        }
+    };
+    let now = state.agent.clock.now();
+    let since = match q.since.as_deref() {
+        Some(s) => parse_since(s, now).map_err(ApiError::bad_request)?,
+        None => DateTime::<Utc>::MIN_UTC,
+    };
+    let until = now.max(since) + chrono::Duration::days(1);
+    let frames = state.agent.store.value_count_history(&asset, kind, &column, since, until).await?;
+    let profiles: Vec<_> = frames
+        .iter()
+        .map(|(at, counts)| {
+            let values: Vec<_> = counts.values.iter().map(|(v, n)| json!({ "value": v, "rows": n })).collect();
+            json!({ "observed_at": at, "values": values, "other_rows": counts.rest, "rows": counts.total() })
+        })
+        .collect();
+    Ok(Json(json!({ "asset": asset, "column": column, "metric": kind, "profiles": profiles })))
 }
 
 #[derive(Deserialize)]

@@ -1212,7 +1212,7 @@ assets:
         checks/orders.yaml:10:13: assets[1].sample: expected a percentage of rows to sample, such as `10%` (more than 0, at most 100)
         checks/orders.yaml:12:24: assets[1].monitors.volume.bucket: expected a bucket that divides a day (such as `15m`, `1h`, `6h`) or whole days
         checks/orders.yaml:12:39: assets[1].monitors.volume.row_count: min 10 is greater than max 1
-        checks/orders.yaml:14:18: assets[1].monitors.columns.amount.null_rat: unknown column metric `null_rat` (did you mean `null_rate`?); expected one of: null_rate, null_count, distinct_count, distinct_ratio, uniqueness, min, max, mean, stddev, p50, p95, min_length, max_length, mean_length, invalid_count, invalid_rate, category_shift, accepted_values
+        checks/orders.yaml:14:18: assets[1].monitors.columns.amount.null_rat: unknown column metric `null_rat` (did you mean `null_rate`?); expected one of: null_rate, null_count, distinct_count, distinct_ratio, uniqueness, min, max, mean, stddev, p50, p95, min_length, max_length, mean_length, invalid_count, invalid_rate, category_shift, distribution_shift, accepted_values
         checks/orders.yaml:14:40: assets[1].monitors.columns.amount.p95: `p95` needs ordered-set aggregates, which sqlite sources lack; use min, max, mean and stddev there
         checks/orders.yaml:15:17: assets[1].monitors.columns.status: no metrics for this column; expected e.g. `null_rate: {max: 0.01}` or `[null_rate, mean]`
         checks/orders.yaml:17:11: assets[1].monitors.custom_sql[0]: missing `name`: expected a metric name
