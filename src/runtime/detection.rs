@@ -24,9 +24,9 @@ const DEFAULT_TRAINING_DAYS: i64 = 56;
 pub const PROFILE_BASELINE_DAYS: i64 = 7;
 /// Earlier samples a column's distribution is compared with: the newest of the trailing week.
 pub const MAX_BASELINE_SAMPLES: usize = 28;
-/// Samples of a column the store keeps (within the trailing week), so that labels and
-/// `exclude` ranges still leave a full baseline.
-const KEPT_PROFILES: usize = 2 * MAX_BASELINE_SAMPLES;
+/// Earlier frequency tables a column's categories are compared with: the newest of the
+/// trailing week (a week of hourly profiles).
+pub const MAX_BASELINE_FRAMES: usize = 168;
 /// The name the rows of every value beyond the most frequent ones are compared under.
 pub const OTHER_VALUES: &str = "(other values)";
 
@@ -182,7 +182,8 @@ impl Agent {
         at: DateTime<Utc>,
     ) -> Verdict {
         let kind = MetricKind::CategoryShift;
-        let (history, previous_anomaly) = self.earlier_profiles(asset, kind, column, settings, at).await;
+        let (mut history, previous_anomaly) = self.earlier_profiles(asset, kind, column, settings, at).await;
+        history.drain(..history.len().saturating_sub(MAX_BASELINE_FRAMES));
         let frames: Vec<Vec<(String, u64)>> = history.iter().map(|(_, c)| named_frame(c)).collect();
         let verdict = categorical::judge_history(
             &frames,
@@ -274,8 +275,8 @@ impl Agent {
         }
         // Only the trailing week is ever read again.
         let since = at - chrono::Duration::days(PROFILE_BASELINE_DAYS);
-        // Samples weigh a thousand rows each: only the newest are kept.
-        let keep = if kind == MetricKind::DistributionShift { KEPT_PROFILES } else { 1_000_000 };
+        // Twice what a baseline reads, so that labels and `exclude` ranges still leave a full one.
+        let keep = 2 * if kind == MetricKind::DistributionShift { MAX_BASELINE_SAMPLES } else { MAX_BASELINE_FRAMES };
         if let Err(e) = self.store.trim_value_counts(asset, kind, column, since, keep).await {
             tracing::error!(parent: crate::telemetry::spans::parent(), asset = %asset, error = %e, "cannot trim old column profiles");
         }
