@@ -718,6 +718,9 @@ impl SeasonalModel {
                 if mode == Mode::HourOfWeek && reach != Reach::Short {
                     continue;
                 }
+                if settings.seasonality == Seasonality::Auto && Self::pruned(class, mode, reach, params.step) {
+                    continue;
+                }
                 candidates.push(Candidate::new(mode, reach, &params));
             }
         }
@@ -793,6 +796,24 @@ impl SeasonalModel {
             catch_up_until: i64::MIN,
             count_mean: (class == MetricClass::Count).then(|| Box::new(CountMean::new(params.day_slots))),
             params,
+        }
+    }
+
+    /// Whether automatic seasonality leaves out the candidate of `mode` and `reach`: every
+    /// candidate costs every point a forecast, an error update and (but for Holt) a level
+    /// window, and model selection among near-equal candidates bought nothing measurable on
+    /// the benchmark (session 10, see docs/detection.md, "Speed"). Counts keep the daily
+    /// mode's short window only (its long window and its Holt level were selected at some time
+    /// on 15 and 23 % of the tuning seeds' count series; left out, false alerts fell 1.42 →
+    /// 1.40 per 1000 table-days with every recall the same) and no Holt level for the flat mode (3 360 of 3.3
+    /// million points); sub-daily continuous metrics leave the weekly mode to the
+    /// hour-of-week candidate, which refines it (the weekly candidates were never selected
+    /// on the benchmark, on NAB for 48 points).
+    fn pruned(class: MetricClass, mode: Mode, reach: Reach, step: i64) -> bool {
+        if class == MetricClass::Count {
+            (mode == Mode::Daily && reach != Reach::Short) || (mode == Mode::Flat && reach == Reach::Holt)
+        } else {
+            mode == Mode::Weekly && step < DAY
         }
     }
 
@@ -2062,6 +2083,51 @@ mod tests {
             .expect("a forecast after four weeks");
         let scale = model.scale(forecast, model.untransform(forecast));
         assert!(scale >= 0.02, "scale {scale} for rows with a log-scale noise of 0.03");
+    }
+
+    fn kinds(class: MetricClass, seasonality: Seasonality, step: i64) -> Vec<(Mode, Reach)> {
+        let settings = Settings { seasonality, ..Settings::default() };
+        SeasonalModel::new(class, &settings, step, MONDAY).candidates.iter().map(|c| (c.mode, c.reach)).collect()
+    }
+
+    #[test]
+    fn automatic_seasonality_scores_only_the_candidates_that_earn_their_cost() {
+        use Mode::*;
+        use Reach::*;
+        // Hourly counts: no long window or Holt level for the daily mode, no flat Holt level.
+        assert_eq!(
+            kinds(MetricClass::Count, Seasonality::Auto, HOUR),
+            [
+                (Flat, Long),
+                (Flat, Short),
+                (Daily, Short),
+                (Weekly, Long),
+                (Weekly, Short),
+                (Weekly, Holt),
+                (HourOfWeek, Short)
+            ]
+        );
+        // Daily counts: the weekly mode keeps its three reaches.
+        assert_eq!(
+            kinds(MetricClass::Count, Seasonality::Auto, 24 * HOUR),
+            [(Flat, Long), (Flat, Short), (Weekly, Long), (Weekly, Short), (Weekly, Holt)]
+        );
+        // Hourly continuous metrics: the hour-of-week candidate stands for the weekly mode ...
+        assert_eq!(
+            kinds(MetricClass::Continuous, Seasonality::Auto, HOUR),
+            [(Flat, Long), (Flat, Short), (Daily, Long), (Daily, Short), (HourOfWeek, Short)]
+        );
+        // ... daily ones keep it (it is their only day-of-week model).
+        assert_eq!(
+            kinds(MetricClass::Continuous, Seasonality::Auto, 24 * HOUR),
+            [(Flat, Long), (Flat, Short), (Weekly, Long), (Weekly, Short)]
+        );
+        // A seasonality the user chose keeps every reach of its modes.
+        assert_eq!(kinds(MetricClass::Count, Seasonality::Daily, HOUR), [(Daily, Long), (Daily, Short), (Daily, Holt)]);
+        assert_eq!(
+            kinds(MetricClass::Continuous, Seasonality::Weekly, HOUR),
+            [(Weekly, Long), (Weekly, Short), (HourOfWeek, Short)]
+        );
     }
 
     #[test]
