@@ -578,8 +578,11 @@ pub struct SeasonalModel {
     long_times: Ring<i64>,
     short_times: Ring<i64>,
     active: usize,
-    /// Absolute errors of whichever candidate was active, over a long window.
-    active_errors: SortedWindow,
+    /// Absolute errors of whichever candidate was active, over a long window ...
+    active_errors: MedianWindow,
+    /// ... and their median, refreshed every [`LONG_ERROR_EVERY`] points (and at every point
+    /// while fewer than [`LONG_ERROR_EVERY_POINT`] errors were seen): the long half of the scale.
+    long_error: f64,
     calibrator: Calibrator,
     /// Continuous metrics: a CUSUM of the calibrated residuals (a change of variance), which
     /// takes `change_alpha` of the false-alarm budget.
@@ -665,6 +668,15 @@ const COMMON_EXCURSIONS: f64 = 3.0;
 const OUTCLASSED_ERROR_RATIO: f64 = 2.0;
 /// ... when at least this many residuals remain.
 const MIN_CALIBRATION_AFTER_FORGETTING: usize = 200;
+
+/// Absolute errors of the active candidate behind the long half of the scale. Their median
+/// moves slowly: it is selected from an unsorted window every [`LONG_ERROR_EVERY`] points, not
+/// kept sorted at every point (session 10: a `SortedWindow` of 512 cost a count point ~290
+/// instructions, a selection ~4 000 at each refresh).
+const LONG_ERRORS: usize = 512;
+const LONG_ERROR_EVERY: usize = 64;
+/// Errors before which the long median is refreshed at every point (the first hours' scale).
+const LONG_ERROR_EVERY_POINT: usize = 64;
 
 /// Days of one hour of the week remembered for its factor, and needed before it has one.
 const WEEK_HOUR_CAPACITY: usize = 4;
@@ -766,7 +778,8 @@ impl SeasonalModel {
             long_times: Ring::new(params.long_window),
             short_times: Ring::new(params.short_window),
             active: 0,
-            active_errors: SortedWindow::new(512),
+            active_errors: MedianWindow::new(LONG_ERRORS),
+            long_error: 0.0,
             calibrator: Calibrator::standardised(CALIBRATION_RESIDUALS),
             change,
             change_alpha: alpha * change_weight,
@@ -1124,7 +1137,7 @@ impl SeasonalModel {
         // quiet stretch from narrowing the range (scale estimates from a few hundred points
         // are ±10 %, which would triple the false-alarm rate at 4 sigma).
         let recent = candidate.residuals.median().unwrap_or(0.0);
-        let long = self.active_errors.median().unwrap_or(0.0);
+        let long = self.long_error;
         let mad = recent.max(long) * MAD_TO_SIGMA;
         let floor = if self.log_scale {
             // Poisson-like noise of a count around the forecast, and 1 % minimal change.
@@ -1469,7 +1482,7 @@ impl SeasonalModel {
                 if index == self.active {
                     active_forecast = Some(forecast);
                     if informative {
-                        self.active_errors.push((observed - forecast).abs());
+                        self.active_errors.push((observed - forecast).abs(), false);
                     }
                 }
             }
@@ -1655,6 +1668,9 @@ impl SeasonalModel {
             self.since_selection = 0;
             self.select();
             self.magnitude = self.recent_magnitude();
+        }
+        if self.trained % LONG_ERROR_EVERY == 0 || self.active_errors.len() < LONG_ERROR_EVERY_POINT {
+            self.long_error = self.active_errors.median().unwrap_or(0.0);
         }
         self.since_trend += 1;
         if self.since_trend >= (self.params.long_window / 8).max(1) {
@@ -2029,12 +2045,7 @@ impl SeasonalModel {
             self.active,
             self.trend,
             self.calibrator.inflation(),
-            self.candidates[self.active]
-                .residuals
-                .median()
-                .unwrap_or(0.0)
-                .max(self.active_errors.median().unwrap_or(0.0))
-                * MAD_TO_SIGMA,
+            self.candidates[self.active].residuals.median().unwrap_or(0.0).max(self.long_error) * MAD_TO_SIGMA,
             self.calibrator.threshold(self.alpha, self.degrees_of_freedom())
         );
         for c in &self.candidates {
@@ -2128,6 +2139,27 @@ mod tests {
             kinds(MetricClass::Continuous, Seasonality::Weekly, HOUR),
             [(Weekly, Long), (Weekly, Short), (HourOfWeek, Short)]
         );
+    }
+
+    #[test]
+    fn the_long_half_of_the_scale_is_refreshed_every_64_points() {
+        let mut rng = Noise::new(5);
+        let mut model = SeasonalModel::new(MetricClass::Count, &Settings::default(), HOUR, MONDAY);
+        let mut refreshed = f64::NAN;
+        for h in 0..24 * 21 {
+            let value = (1_000.0 * (1.0 + 0.05 * rng.normal())).round();
+            model.learn(MONDAY + h * HOUR, value);
+            let exact = model.active_errors.median().unwrap_or(0.0);
+            if model.active_errors.len() < LONG_ERROR_EVERY_POINT || model.trained % LONG_ERROR_EVERY == 0 {
+                // The exact median of the active errors ...
+                assert_eq!(model.long_error, exact, "after {} points", model.trained);
+                refreshed = exact;
+            } else {
+                // ... kept until the next refresh.
+                assert_eq!(model.long_error, refreshed, "after {} points", model.trained);
+            }
+        }
+        assert!(refreshed > 0.0);
     }
 
     #[test]
