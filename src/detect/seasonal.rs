@@ -1669,7 +1669,7 @@ impl SeasonalModel {
             self.select();
             self.magnitude = self.recent_magnitude();
         }
-        if self.trained % LONG_ERROR_EVERY == 0 || self.active_errors.len() < LONG_ERROR_EVERY_POINT {
+        if self.trained.is_multiple_of(LONG_ERROR_EVERY) || self.active_errors.len() < LONG_ERROR_EVERY_POINT {
             self.long_error = self.active_errors.median().unwrap_or(0.0);
         }
         self.since_trend += 1;
@@ -2150,7 +2150,7 @@ mod tests {
             let value = (1_000.0 * (1.0 + 0.05 * rng.normal())).round();
             model.learn(MONDAY + h * HOUR, value);
             let exact = model.active_errors.median().unwrap_or(0.0);
-            if model.active_errors.len() < LONG_ERROR_EVERY_POINT || model.trained % LONG_ERROR_EVERY == 0 {
+            if model.active_errors.len() < LONG_ERROR_EVERY_POINT || model.trained.is_multiple_of(LONG_ERROR_EVERY) {
                 // The exact median of the active errors ...
                 assert_eq!(model.long_error, exact, "after {} points", model.trained);
                 refreshed = exact;
