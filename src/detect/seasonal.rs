@@ -818,13 +818,19 @@ impl SeasonalModel {
     /// the benchmark (session 10, see docs/detection.md, "Speed"). Counts keep the daily
     /// mode's short window only (its long window and its Holt level were selected at some time
     /// on 15 and 23 % of the tuning seeds' count series; left out, false alerts fell 1.42 →
-    /// 1.40 per 1000 table-days with every recall the same) and no Holt level for the flat mode (3 360 of 3.3
-    /// million points); sub-daily continuous metrics leave the weekly mode to the
-    /// hour-of-week candidate, which refines it (the weekly candidates were never selected
+    /// 1.40 per 1000 table-days with every recall the same), no Holt level for the flat mode,
+    /// and a sub-daily series no flat short window either (the daily short window follows the
+    /// last hours, of the same day); a daily series keeps it (it follows a steady growth, and
+    /// tells a Saturday's own level); sub-daily continuous metrics leave the weekly mode to
+    /// the hour-of-week candidate, which refines it (the weekly candidates were never selected
     /// on the benchmark, on NAB for 48 points).
     fn pruned(class: MetricClass, mode: Mode, reach: Reach, step: i64) -> bool {
         if class == MetricClass::Count {
-            (mode == Mode::Daily && reach != Reach::Short) || (mode == Mode::Flat && reach == Reach::Holt)
+            match mode {
+                Mode::Flat => reach == Reach::Holt || (reach == Reach::Short && step < DAY),
+                Mode::Daily => reach != Reach::Short,
+                Mode::Weekly | Mode::HourOfWeek => false,
+            }
         } else {
             mode == Mode::Weekly && step < DAY
         }
@@ -2105,20 +2111,13 @@ mod tests {
     fn automatic_seasonality_scores_only_the_candidates_that_earn_their_cost() {
         use Mode::*;
         use Reach::*;
-        // Hourly counts: no long window or Holt level for the daily mode, no flat Holt level.
+        // Hourly counts: the flat long window, the daily short one, the weekly mode's three, the
+        // hour-of-week one.
         assert_eq!(
             kinds(MetricClass::Count, Seasonality::Auto, HOUR),
-            [
-                (Flat, Long),
-                (Flat, Short),
-                (Daily, Short),
-                (Weekly, Long),
-                (Weekly, Short),
-                (Weekly, Holt),
-                (HourOfWeek, Short)
-            ]
+            [(Flat, Long), (Daily, Short), (Weekly, Long), (Weekly, Short), (Weekly, Holt), (HourOfWeek, Short)]
         );
-        // Daily counts: the weekly mode keeps its three reaches.
+        // Daily counts: the flat short window too.
         assert_eq!(
             kinds(MetricClass::Count, Seasonality::Auto, 24 * HOUR),
             [(Flat, Long), (Flat, Short), (Weekly, Long), (Weekly, Short), (Weekly, Holt)]
