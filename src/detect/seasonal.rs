@@ -578,8 +578,11 @@ pub struct SeasonalModel {
     long_times: Ring<i64>,
     short_times: Ring<i64>,
     active: usize,
-    /// Absolute errors of whichever candidate was active, over a long window.
-    active_errors: SortedWindow,
+    /// Absolute errors of whichever candidate was active, over a long window ...
+    active_errors: MedianWindow,
+    /// ... and their median, refreshed every [`LONG_ERROR_EVERY`] points (and at every point
+    /// while fewer than [`LONG_ERROR_EVERY_POINT`] errors were seen): the long half of the scale.
+    long_error: f64,
     calibrator: Calibrator,
     /// Continuous metrics: a CUSUM of the calibrated residuals (a change of variance), which
     /// takes `change_alpha` of the false-alarm budget.
@@ -666,6 +669,15 @@ const OUTCLASSED_ERROR_RATIO: f64 = 2.0;
 /// ... when at least this many residuals remain.
 const MIN_CALIBRATION_AFTER_FORGETTING: usize = 200;
 
+/// Absolute errors of the active candidate behind the long half of the scale. Their median
+/// moves slowly: it is selected from an unsorted window every [`LONG_ERROR_EVERY`] points, not
+/// kept sorted at every point (session 10: a `SortedWindow` of 512 cost a count point ~290
+/// instructions, a selection ~4 000 at each refresh).
+const LONG_ERRORS: usize = 512;
+const LONG_ERROR_EVERY: usize = 64;
+/// Errors before which the long median is refreshed at every point (the first hours' scale).
+const LONG_ERROR_EVERY_POINT: usize = 64;
+
 /// Days of one hour of the week remembered for its factor, and needed before it has one.
 const WEEK_HOUR_CAPACITY: usize = 4;
 const WEEK_HOUR_MIN_DAYS: usize = 2;
@@ -718,6 +730,9 @@ impl SeasonalModel {
                 if mode == Mode::HourOfWeek && reach != Reach::Short {
                     continue;
                 }
+                if settings.seasonality == Seasonality::Auto && Self::pruned(class, mode, reach, params.step) {
+                    continue;
+                }
                 candidates.push(Candidate::new(mode, reach, &params));
             }
         }
@@ -763,7 +778,8 @@ impl SeasonalModel {
             long_times: Ring::new(params.long_window),
             short_times: Ring::new(params.short_window),
             active: 0,
-            active_errors: SortedWindow::new(512),
+            active_errors: MedianWindow::new(LONG_ERRORS),
+            long_error: 0.0,
             calibrator: Calibrator::standardised(CALIBRATION_RESIDUALS),
             change,
             change_alpha: alpha * change_weight,
@@ -793,6 +809,30 @@ impl SeasonalModel {
             catch_up_until: i64::MIN,
             count_mean: (class == MetricClass::Count).then(|| Box::new(CountMean::new(params.day_slots))),
             params,
+        }
+    }
+
+    /// Whether automatic seasonality leaves out the candidate of `mode` and `reach`: every
+    /// candidate costs every point a forecast, an error update and (but for Holt) a level
+    /// window, and model selection among near-equal candidates bought nothing measurable on
+    /// the benchmark (session 10, see docs/detection.md, "Speed"). Counts keep the daily
+    /// mode's short window only (its long window and its Holt level were selected at some time
+    /// on 15 and 23 % of the tuning seeds' count series; left out, false alerts fell 1.42 →
+    /// 1.40 per 1000 table-days with every recall the same), no Holt level for the flat mode,
+    /// and a sub-daily series no flat short window either (the daily short window follows the
+    /// last hours, of the same day); a daily series keeps it (it follows a steady growth, and
+    /// tells a Saturday's own level); sub-daily continuous metrics leave the weekly mode to
+    /// the hour-of-week candidate, which refines it (the weekly candidates were never selected
+    /// on the benchmark, on NAB for 48 points).
+    fn pruned(class: MetricClass, mode: Mode, reach: Reach, step: i64) -> bool {
+        if class == MetricClass::Count {
+            match mode {
+                Mode::Flat => reach == Reach::Holt || (reach == Reach::Short && step < DAY),
+                Mode::Daily => reach != Reach::Short,
+                Mode::Weekly | Mode::HourOfWeek => false,
+            }
+        } else {
+            mode == Mode::Weekly && step < DAY
         }
     }
 
@@ -1103,7 +1143,7 @@ impl SeasonalModel {
         // quiet stretch from narrowing the range (scale estimates from a few hundred points
         // are ±10 %, which would triple the false-alarm rate at 4 sigma).
         let recent = candidate.residuals.median().unwrap_or(0.0);
-        let long = self.active_errors.median().unwrap_or(0.0);
+        let long = self.long_error;
         let mad = recent.max(long) * MAD_TO_SIGMA;
         let floor = if self.log_scale {
             // Poisson-like noise of a count around the forecast, and 1 % minimal change.
@@ -1448,7 +1488,7 @@ impl SeasonalModel {
                 if index == self.active {
                     active_forecast = Some(forecast);
                     if informative {
-                        self.active_errors.push((observed - forecast).abs());
+                        self.active_errors.push((observed - forecast).abs(), false);
                     }
                 }
             }
@@ -1634,6 +1674,9 @@ impl SeasonalModel {
             self.since_selection = 0;
             self.select();
             self.magnitude = self.recent_magnitude();
+        }
+        if self.trained.is_multiple_of(LONG_ERROR_EVERY) || self.active_errors.len() < LONG_ERROR_EVERY_POINT {
+            self.long_error = self.active_errors.median().unwrap_or(0.0);
         }
         self.since_trend += 1;
         if self.since_trend >= (self.params.long_window / 8).max(1) {
@@ -2008,12 +2051,7 @@ impl SeasonalModel {
             self.active,
             self.trend,
             self.calibrator.inflation(),
-            self.candidates[self.active]
-                .residuals
-                .median()
-                .unwrap_or(0.0)
-                .max(self.active_errors.median().unwrap_or(0.0))
-                * MAD_TO_SIGMA,
+            self.candidates[self.active].residuals.median().unwrap_or(0.0).max(self.long_error) * MAD_TO_SIGMA,
             self.calibrator.threshold(self.alpha, self.degrees_of_freedom())
         );
         for c in &self.candidates {
@@ -2062,6 +2100,65 @@ mod tests {
             .expect("a forecast after four weeks");
         let scale = model.scale(forecast, model.untransform(forecast));
         assert!(scale >= 0.02, "scale {scale} for rows with a log-scale noise of 0.03");
+    }
+
+    fn kinds(class: MetricClass, seasonality: Seasonality, step: i64) -> Vec<(Mode, Reach)> {
+        let settings = Settings { seasonality, ..Settings::default() };
+        SeasonalModel::new(class, &settings, step, MONDAY).candidates.iter().map(|c| (c.mode, c.reach)).collect()
+    }
+
+    #[test]
+    fn automatic_seasonality_scores_only_the_candidates_that_earn_their_cost() {
+        use Mode::*;
+        use Reach::*;
+        // Hourly counts: the flat long window, the daily short one, the weekly mode's three, the
+        // hour-of-week one.
+        assert_eq!(
+            kinds(MetricClass::Count, Seasonality::Auto, HOUR),
+            [(Flat, Long), (Daily, Short), (Weekly, Long), (Weekly, Short), (Weekly, Holt), (HourOfWeek, Short)]
+        );
+        // Daily counts: the flat short window too.
+        assert_eq!(
+            kinds(MetricClass::Count, Seasonality::Auto, 24 * HOUR),
+            [(Flat, Long), (Flat, Short), (Weekly, Long), (Weekly, Short), (Weekly, Holt)]
+        );
+        // Hourly continuous metrics: the hour-of-week candidate stands for the weekly mode ...
+        assert_eq!(
+            kinds(MetricClass::Continuous, Seasonality::Auto, HOUR),
+            [(Flat, Long), (Flat, Short), (Daily, Long), (Daily, Short), (HourOfWeek, Short)]
+        );
+        // ... daily ones keep it (it is their only day-of-week model).
+        assert_eq!(
+            kinds(MetricClass::Continuous, Seasonality::Auto, 24 * HOUR),
+            [(Flat, Long), (Flat, Short), (Weekly, Long), (Weekly, Short)]
+        );
+        // A seasonality the user chose keeps every reach of its modes.
+        assert_eq!(kinds(MetricClass::Count, Seasonality::Daily, HOUR), [(Daily, Long), (Daily, Short), (Daily, Holt)]);
+        assert_eq!(
+            kinds(MetricClass::Continuous, Seasonality::Weekly, HOUR),
+            [(Weekly, Long), (Weekly, Short), (HourOfWeek, Short)]
+        );
+    }
+
+    #[test]
+    fn the_long_half_of_the_scale_is_refreshed_every_64_points() {
+        let mut rng = Noise::new(5);
+        let mut model = SeasonalModel::new(MetricClass::Count, &Settings::default(), HOUR, MONDAY);
+        let mut refreshed = f64::NAN;
+        for h in 0..24 * 21 {
+            let value = (1_000.0 * (1.0 + 0.05 * rng.normal())).round();
+            model.learn(MONDAY + h * HOUR, value);
+            let exact = model.active_errors.median().unwrap_or(0.0);
+            if model.active_errors.len() < LONG_ERROR_EVERY_POINT || model.trained.is_multiple_of(LONG_ERROR_EVERY) {
+                // The exact median of the active errors ...
+                assert_eq!(model.long_error, exact, "after {} points", model.trained);
+                refreshed = exact;
+            } else {
+                // ... kept until the next refresh.
+                assert_eq!(model.long_error, refreshed, "after {} points", model.trained);
+            }
+        }
+        assert!(refreshed > 0.0);
     }
 
     #[test]

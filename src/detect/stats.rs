@@ -265,6 +265,7 @@ impl MedianWindow {
                 }
                 &mut buffer[..count]
             } else {
+                heap.reserve_exact(self.order.len());
                 heap.extend(self.order.iter().copied().filter(|&key| from <= key && key <= to));
                 &mut heap
             };
