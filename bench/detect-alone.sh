@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A standalone crate of the pure `detect` module, for fast iterations on detection: its lib is
-# this checkout's src/detect (by #[path]), its examples are bench/detection.rs and bench/nab.rs,
+# this checkout's src/detect (by #[path]), its examples are bench/detection.rs, bench/nab.rs and
+# bench/shifts.rs,
 # and its only dependencies are serde, serde_json, statrs and proptest, so a cold release build
 # takes about a minute on two cores instead of the full crate's ten and more (datafusion, sqlx).
 #
@@ -37,6 +38,10 @@ path = "$root/bench/detection.rs"
 [[example]]
 name = "nab"
 path = "$root/bench/nab.rs"
+
+[[example]]
+name = "shifts"
+path = "$root/bench/shifts.rs"
 
 [profile.release]
 debug = "line-tables-only"

@@ -126,6 +126,15 @@ fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {
     raw.parse().map_err(ApiError::bad_request)
 }
 
+/// The asset a path names, which must be in the store's asset list (`404` otherwise).
+async fn watched_asset(state: &ApiState, raw: &str) -> Result<AssetId, ApiError> {
+    let asset = parse_asset(raw)?;
+    if state.agent.store.asset(&asset).await?.is_none() {
+        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
+    }
+    Ok(asset)
+}
+
 async fn asset_detail(
     State(state): State<ApiState>,
     Path(asset): Path<String>,
@@ -156,10 +165,7 @@ async fn asset_metrics(
     Path(asset): Path<String>,
     Query(q): Query<MetricsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let asset = parse_asset(&asset)?;
-    if state.agent.store.asset(&asset).await?.is_none() {
-        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
-    }
+    let asset = watched_asset(&state, &asset).await?;
     let kind = match q.kind.as_deref().filter(|k| !k.is_empty()) {
         Some(k) => Some(k.parse::<MetricKind>().map_err(|e| {
             let valid: Vec<&str> = MetricKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -195,10 +201,7 @@ async fn asset_verdicts(
     Path(asset): Path<String>,
     Query(q): Query<VerdictsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let asset = parse_asset(&asset)?;
-    if state.agent.store.asset(&asset).await?.is_none() {
-        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
-    }
+    let asset = watched_asset(&state, &asset).await?;
     let since = match q.since.as_deref() {
         Some(s) => Some(parse_since(s, state.agent.clock.now()).map_err(ApiError::bad_request)?),
         None => None,
@@ -221,10 +224,7 @@ async fn column_values(
     Path((asset, column)): Path<(String, String)>,
     Query(q): Query<ValuesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let asset = parse_asset(&asset)?;
-    if state.agent.store.asset(&asset).await?.is_none() {
-        return Err(ApiError::not_found(format!("asset `{asset}` is not watched")));
-    }
+    let asset = watched_asset(&state, &asset).await?;
     let kind = match q.metric.as_deref().unwrap_or("category_shift") {
         "category_shift" => MetricKind::CategoryShift,
         "distribution_shift" => MetricKind::DistributionShift,

@@ -14,7 +14,7 @@ use super::calendar::DAY;
 use super::format;
 use super::proportion::{lower_tail, upper_tail};
 use super::settings::{Sensitivity, Settings};
-use super::verdict::{Confidence, Deviation, Expected, Status, Verdict};
+use super::verdict::{Shift, Verdict};
 
 /// Categories compared individually; the rest are pooled.
 pub const TOP_K: usize = 20;
@@ -442,59 +442,37 @@ pub fn judge_history(
     timestamp: i64,
     previous_anomaly: bool,
 ) -> Verdict {
-    if settings.is_excluded(timestamp) {
-        return Verdict::unjudged(timestamp, 0.0, Status::Excluded, history.len(), "in an excluded time range");
-    }
-    if history.len() < MIN_BASELINE_FRAMES {
-        return Verdict::unjudged(
-            timestamp,
-            0.0,
-            Status::ColdStart,
-            history.len(),
-            format!(
-                "learning: {} of {MIN_BASELINE_FRAMES} earlier profiles of the column's values, no verdict yet",
-                history.len()
-            ),
-        );
-    }
-    if current.iter().all(|(_, n)| *n == 0) {
-        return Verdict::unjudged(
-            timestamp,
-            0.0,
-            Status::ColdStart,
-            history.len(),
-            "no non-null value in this profile, nothing to compare",
-        );
-    }
-    let mut frames = CategoryHistory::new().overlapping().judged_every(step);
-    for frame in history {
-        frames.push(frame);
-    }
-    let verdict = frames.compare(current, settings);
-    let confidence = match history.len() {
-        n if n < 7 => Confidence::Low,
-        n if n < 28 => Confidence::Medium,
-        _ => Confidence::High,
-    };
-    Verdict {
+    Verdict::of_shift(
+        settings,
         timestamp,
-        value: verdict.psi,
-        status: Status::Learned,
-        expected: Some(Expected { low: 0.0, high: verdict.threshold, forecast: 0.0 }),
-        score: verdict.score,
-        anomaly: verdict.anomaly,
-        alert: verdict.anomaly && !previous_anomaly,
-        direction: verdict.anomaly.then_some(Deviation::Above),
-        event: None,
-        confidence,
-        history_points: history.len(),
-        explanation: verdict.explanation.into(),
-    }
+        history.len(),
+        (MIN_BASELINE_FRAMES, "profiles of the column's values"),
+        previous_anomaly,
+        || {
+            if current.iter().all(|(_, n)| *n == 0) {
+                return Err("no non-null value in this profile, nothing to compare".into());
+            }
+            let mut frames = CategoryHistory::new().overlapping().judged_every(step);
+            for frame in history {
+                frames.push(frame);
+            }
+            let verdict = frames.compare(current, settings);
+            Ok(Shift {
+                value: verdict.psi,
+                high: verdict.threshold,
+                forecast: 0.0,
+                score: verdict.score,
+                anomaly: verdict.anomaly,
+                explanation: verdict.explanation,
+            })
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::{Deviation, Status};
 
     fn table(rows: &[(&str, u64)]) -> Vec<(String, u64)> {
         rows.iter().map(|(n, c)| (n.to_string(), *c)).collect()

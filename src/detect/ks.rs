@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use super::calendar::DAY;
 use super::format;
 use super::settings::Settings;
-use super::verdict::{Confidence, Deviation, Expected, Status, Verdict};
+use super::stats;
+use super::verdict::{Shift, Verdict};
 
 /// Earlier samples a column needs before [`judge`] gives a verdict.
 pub const MIN_BASELINE_SAMPLES: usize = 3;
@@ -429,16 +430,19 @@ pub fn judge(
     timestamp: i64,
     previous_anomaly: bool,
 ) -> Verdict {
-    if settings.is_excluded(timestamp) {
-        return Verdict::unjudged(timestamp, 0.0, Status::Excluded, history.len(), "in an excluded time range");
-    }
-    if history.len() < MIN_BASELINE_SAMPLES {
-        let text = format!(
-            "learning: {} of {MIN_BASELINE_SAMPLES} earlier samples of the column's values, no verdict yet",
-            history.len()
-        );
-        return Verdict::unjudged(timestamp, 0.0, Status::ColdStart, history.len(), text);
-    }
+    Verdict::of_shift(
+        settings,
+        timestamp,
+        history.len(),
+        (MIN_BASELINE_SAMPLES, "samples of the column's values"),
+        previous_anomaly,
+        || judge_shift(history, current, settings, step),
+    )
+}
+
+/// The shift of `current` against the union of `history` (enough of both), or the reason it is
+/// not judged.
+fn judge_shift(history: &[Sample], current: &Sample, settings: &Settings, step: i64) -> Result<Shift, String> {
     let baseline = Sample::union(history);
     if current.len() < MIN_VALUES || baseline.len() < MIN_VALUES {
         let (what, count) = if current.len() < MIN_VALUES {
@@ -449,7 +453,7 @@ pub fn judge(
         let mut text = format!("learning: {what} ");
         format::write_number(&mut text, count as f64);
         text.push_str(&format!(" values, {MIN_VALUES} needed for a verdict"));
-        return Verdict::unjudged(timestamp, 0.0, Status::ColdStart, history.len(), text);
+        return Err(text);
     }
 
     let largest = history.iter().map(Sample::len).max().unwrap_or(0);
@@ -472,12 +476,6 @@ pub fn judge(
     let raw_score = -p_value.log10();
     let score = if distance < required { raw_score.min(threshold_score * distance / required) } else { raw_score };
     let anomaly = p_value < alpha && distance >= required;
-    let confidence = match history.len() {
-        n if n < 7 => Confidence::Low,
-        n if n < 28 => Confidence::Medium,
-        _ => Confidence::High,
-    };
-
     let explanation = explain(&Sentence {
         distance,
         p_value,
@@ -489,34 +487,13 @@ pub fn judge(
         samples: history.len(),
         current,
     });
-    Verdict {
-        timestamp,
-        value: distance,
-        status: Status::Learned,
-        expected: Some(Expected { low: 0.0, high: required, forecast: null.median() }),
-        score,
-        anomaly,
-        alert: anomaly && !previous_anomaly,
-        direction: anomaly.then_some(Deviation::Above),
-        event: None,
-        confidence,
-        history_points: history.len(),
-        explanation: explanation.into(),
-    }
+    Ok(Shift { value: distance, high: required, forecast: null.median(), score, anomaly, explanation })
 }
 
 /// The median over the earlier samples of each one's KS distance to the union of the others
 /// (`F_rest = (N·F_all − nᵢ·Fᵢ)/(N − nᵢ)`: one pass over the union per sample), and the
 /// median of those distances less their median under sampling noise alone (at least 0).
 fn spread(history: &[Sample], union: &Sample) -> (f64, f64) {
-    let median = |mut values: Vec<f64>| {
-        if values.is_empty() {
-            return 0.0;
-        }
-        values.sort_by(f64::total_cmp);
-        let middle = values.len() / 2;
-        if values.len() % 2 == 1 { values[middle] } else { 0.5 * (values[middle - 1] + values[middle]) }
-    };
     let distances: Vec<(f64, f64)> = history
         .iter()
         .filter(|part| !part.is_empty() && part.len() < union.len())
@@ -536,8 +513,8 @@ fn spread(history: &[Sample], union: &Sample) -> (f64, f64) {
             (distance, distance - noise)
         })
         .collect();
-    let spread = median(distances.iter().map(|d| d.0).collect());
-    let excess = median(distances.iter().map(|d| d.1).collect()).max(0.0);
+    let spread = stats::median_of(distances.iter().map(|d| d.0)).unwrap_or(0.0);
+    let excess = stats::median_of(distances.iter().map(|d| d.1)).unwrap_or(0.0).max(0.0);
     (spread, excess)
 }
 
@@ -625,6 +602,7 @@ fn write_p(out: &mut String, p: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::{Deviation, Status};
 
     /// xorshift64* uniform in (0, 1).
     struct Rng(u64);

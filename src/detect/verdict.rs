@@ -99,7 +99,66 @@ pub struct Verdict {
     pub explanation: Explanation,
 }
 
+/// A shift of a column's values judged against its earlier profiles (value frequencies,
+/// samples): what the detector measured, before it becomes a [`Verdict`].
+pub(crate) struct Shift {
+    /// The distance measured (PSI, KS distance).
+    pub value: f64,
+    /// The distance at which it alerts.
+    pub high: f64,
+    /// The distance expected when nothing changed.
+    pub forecast: f64,
+    pub score: f64,
+    pub anomaly: bool,
+    pub explanation: String,
+}
+
 impl Verdict {
+    /// The verdict of a shift judged against `history_points` earlier profiles: excluded times
+    /// and fewer than `min_history` profiles are not judged (`what` names the profiles in the
+    /// cold-start sentence, e.g. "profiles of the column's values"); otherwise `judge` measures
+    /// the shift, or says why there is too little to judge (a cold-start sentence), and an
+    /// anomaly alerts only when the column's last verdict (`previous_anomaly`) was not one: one
+    /// alert per excursion.
+    pub(crate) fn of_shift(
+        settings: &super::settings::Settings,
+        timestamp: i64,
+        history_points: usize,
+        (min_history, what): (usize, &str),
+        previous_anomaly: bool,
+        judge: impl FnOnce() -> Result<Shift, String>,
+    ) -> Verdict {
+        if settings.is_excluded(timestamp) {
+            return Verdict::unjudged(timestamp, 0.0, Status::Excluded, history_points, "in an excluded time range");
+        }
+        if history_points < min_history {
+            let text = format!("learning: {history_points} of {min_history} earlier {what}, no verdict yet");
+            return Verdict::unjudged(timestamp, 0.0, Status::ColdStart, history_points, text);
+        }
+        let shift = match judge() {
+            Ok(shift) => shift,
+            Err(why) => return Verdict::unjudged(timestamp, 0.0, Status::ColdStart, history_points, why),
+        };
+        Verdict {
+            timestamp,
+            value: shift.value,
+            status: Status::Learned,
+            expected: Some(Expected { low: 0.0, high: shift.high, forecast: shift.forecast }),
+            score: shift.score,
+            anomaly: shift.anomaly,
+            alert: shift.anomaly && !previous_anomaly,
+            direction: shift.anomaly.then_some(Deviation::Above),
+            event: None,
+            confidence: match history_points {
+                n if n < 7 => Confidence::Low,
+                n if n < 28 => Confidence::Medium,
+                _ => Confidence::High,
+            },
+            history_points,
+            explanation: shift.explanation.into(),
+        }
+    }
+
     /// A verdict that judges nothing (cold start or excluded point).
     pub(crate) fn unjudged(
         timestamp: i64,

@@ -249,16 +249,12 @@ impl Agent {
         history.drain(..history.len().saturating_sub(MAX_BASELINE_SAMPLES));
         let earlier: Vec<ks::Sample> = history.iter().map(|(_, c)| ks::Sample::from_counts(&sample_pairs(c))).collect();
         let step = profile_step(&history);
-        let counts = sample_counts(sample);
-        let verdict = ks::judge(
-            &earlier,
-            &ks::Sample::from_counts(&sample_pairs(&counts)),
-            settings,
-            step,
-            at.timestamp(),
-            previous_anomaly,
-        );
-        self.save_profile(asset, kind, column, at, &counts).await;
+        let current = ks::Sample::from_values(sample);
+        let verdict = ks::judge(&earlier, &current, settings, step, at.timestamp(), previous_anomaly);
+        // Stored as a frequency table: each distinct value (its shortest round-trip text) and how
+        // often it was drawn.
+        let values = current.counts().iter().map(|(v, n)| (v.to_string(), *n)).collect();
+        self.save_profile(asset, kind, column, at, &ValueCounts { values, rest: 0 }).await;
         verdict
     }
 
@@ -436,23 +432,6 @@ fn profile_step(history: &[(DateTime<Utc>, ValueCounts)]) -> i64 {
     let mut gaps: Vec<i64> = history.windows(2).map(|w| (w[1].0 - w[0].0).num_seconds()).collect();
     gaps.sort_unstable();
     gaps.get(gaps.len() / 2).copied().filter(|g| *g > 0).unwrap_or(86_400)
-}
-
-/// A sample of numbers stored as a frequency table: each distinct value (as its shortest
-/// round-trip text) with how often it was drawn.
-fn sample_counts(sample: &[f64]) -> ValueCounts {
-    let mut sorted: Vec<f64> = sample.iter().copied().filter(|v| v.is_finite()).map(|v| v + 0.0).collect();
-    sorted.sort_by(f64::total_cmp);
-    let mut values: Vec<(String, u64)> = Vec::new();
-    let mut last: Option<f64> = None;
-    for v in sorted {
-        match values.last_mut() {
-            Some((_, n)) if last == Some(v) => *n += 1,
-            _ => values.push((v.to_string(), 1)),
-        }
-        last = Some(v);
-    }
-    ValueCounts { values, rest: 0 }
 }
 
 /// A stored sample read back as `(value, times drawn)`.

@@ -151,17 +151,48 @@ pub struct ProfileResult {
 }
 
 /// Reads the rows of a [`sql::value_sample_query`] back (values that are not numbers are left out).
-pub(crate) fn sample_from_rows(rows: &[Vec<Option<String>>]) -> Vec<f64> {
+fn sample_from_rows(rows: &[Vec<Option<String>>]) -> Vec<f64> {
     rows.iter().filter_map(|r| r.first()?.as_deref()?.trim().parse::<f64>().ok()).filter(|v| v.is_finite()).collect()
 }
 
+/// The value frequencies (`category_shift`) and samples (`distribution_shift`) a profile
+/// request asks for, one query per column through `run(what, sql)`, over the profile's rows;
+/// a failing query costs its own column's metric only (a skipped metric with the error).
+pub(crate) async fn column_value_queries<F, Fut>(
+    dialect: sql::Dialect,
+    request: &ProfileRequest,
+    result: &mut ProfileResult,
+    mut run: F,
+) -> Result<(), SourceError>
+where
+    F: FnMut(String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<TextRows, SourceError>>,
+{
+    let (table, filter, sample) = (&request.table, request.filter.as_deref(), request.sample_percent);
+    for column in frequency_columns(request) {
+        let sql = sql::value_counts_query(dialect, table, column, filter, sample)?;
+        match run(format!("value frequencies of {table}.{column}"), sql).await {
+            Ok(rows) => result.frequencies.push((column.to_string(), ValueCounts::from_rows(&rows))),
+            Err(e) => result.skipped.push((column.to_string(), MetricKind::CategoryShift, e.to_string())),
+        }
+    }
+    for column in sample_columns(request) {
+        let Some(sql) = sql::value_sample_query(dialect, table, column, filter, sample)? else { continue };
+        match run(format!("value sample of {table}.{}", column.name), sql).await {
+            Ok(rows) => result.samples.push((column.name.clone(), sample_from_rows(&rows))),
+            Err(e) => result.skipped.push((column.name.clone(), MetricKind::DistributionShift, e.to_string())),
+        }
+    }
+    Ok(())
+}
+
 /// Columns of a profile request whose value frequencies are asked for.
-pub(crate) fn frequency_columns(request: &ProfileRequest) -> impl Iterator<Item = &str> {
+fn frequency_columns(request: &ProfileRequest) -> impl Iterator<Item = &str> {
     request.columns.iter().filter(|c| c.metrics.contains(&MetricKind::CategoryShift)).map(|c| c.column.name.as_str())
 }
 
 /// Columns of a profile request whose value samples are asked for.
-pub(crate) fn sample_columns(request: &ProfileRequest) -> impl Iterator<Item = &Column> {
+fn sample_columns(request: &ProfileRequest) -> impl Iterator<Item = &Column> {
     request.columns.iter().filter(|c| c.metrics.contains(&MetricKind::DistributionShift)).map(|c| &c.column)
 }
 
@@ -487,36 +518,10 @@ impl Source for SqlSource {
             message: "profile query returned no row".into(),
         })?;
         let mut result = profile_result(&query, row, |c| self.number(c));
-        // One query per column; a failing one costs its own metric only.
-        for column in frequency_columns(request) {
-            let sql = sql::value_counts_query(
-                self.dialect,
-                &request.table,
-                column,
-                request.filter.as_deref(),
-                request.sample_percent,
-            )?;
-            match self.query_text(QueryInfo::table("profile", &table), sql).await {
-                Ok(rows) => result.frequencies.push((column.to_string(), ValueCounts::from_rows(&rows))),
-                Err(e) => result.skipped.push((column.to_string(), MetricKind::CategoryShift, e.to_string())),
-            }
-        }
-        for column in sample_columns(request) {
-            let Some(sql) = sql::value_sample_query(
-                self.dialect,
-                &request.table,
-                column,
-                request.filter.as_deref(),
-                request.sample_percent,
-            )?
-            else {
-                continue;
-            };
-            match self.query_text(QueryInfo::table("profile", &table), sql).await {
-                Ok(rows) => result.samples.push((column.name.clone(), sample_from_rows(&rows))),
-                Err(e) => result.skipped.push((column.name.clone(), MetricKind::DistributionShift, e.to_string())),
-            }
-        }
+        column_value_queries(self.dialect, request, &mut result, |_, sql| {
+            self.query_text(QueryInfo::table("profile", &table), sql)
+        })
+        .await?;
         Ok(result)
     }
 

@@ -277,25 +277,16 @@ pub fn profile_query_with(
                 ));
                 continue;
             }
-            if matches!(metric, MetricKind::Min | MetricKind::Max)
+            if matches!(metric, MetricKind::Min | MetricKind::Max | MetricKind::DistributionShift)
                 && !matches!(class, ValueClass::Numeric | ValueClass::Temporal)
             {
+                let hint =
+                    if metric == MetricKind::DistributionShift { "; use `category_shift` for categories" } else { "" };
                 skipped.push((
                     req.column.name.clone(),
                     metric,
                     format!(
-                        "`{metric}` needs a numeric or time column, but `{}` is {}",
-                        req.column.name, req.column.data_type
-                    ),
-                ));
-                continue;
-            }
-            if metric == MetricKind::DistributionShift && !matches!(class, ValueClass::Numeric | ValueClass::Temporal) {
-                skipped.push((
-                    req.column.name.clone(),
-                    metric,
-                    format!(
-                        "`{metric}` needs a numeric or time column, but `{}` is {}; use `category_shift` for categories",
+                        "`{metric}` needs a numeric or time column, but `{}` is {}{hint}",
                         req.column.name, req.column.data_type
                     ),
                 ));

@@ -12,7 +12,8 @@ use tower::ServiceExt;
 
 use crate::common::{Workspace, config_with_source};
 
-async fn call(
+/// Answers one request through the router: status and JSON body (`null` when not JSON).
+pub async fn call(
     state: &ApiState,
     method: &str,
     uri: &str,

@@ -5,18 +5,16 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use http_body_util::BodyExt;
-use telltale::api::{ApiState, router};
+use telltale::api::ApiState;
 use telltale::clock::{ManualClock, SharedClock};
 use telltale::detect::Status as VerdictStatus;
 use telltale::measure::{AssetId, MetricKind};
 use telltale::runtime::{Agent, CheckOutcome, Status};
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
+use crate::api::call;
 use crate::common::{Workspace, config_with_source, mysql_db, mysql_exec, pg_exec, postgres_db};
 use crate::require;
 
@@ -152,12 +150,9 @@ async fn flag(agent: &Arc<Agent>, clock: &ManualClock, asset: &AssetId) {
     }
     // What the verdicts compared, over the API: the last profile has no `refunded` left.
     let state = ApiState { agent: Arc::clone(agent) };
-    let uri = format!("/api/v1/assets/{asset}/columns/status/values?since=2h");
-    let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
-    let response = router(state.clone()).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let doc: serde_json::Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let (status, doc) =
+        call(&state, "GET", &format!("/api/v1/assets/{asset}/columns/status/values?since=2h"), None).await;
+    assert_eq!(status, StatusCode::OK);
     let profiles = doc["profiles"].as_array().unwrap();
     assert_eq!(profiles.len(), 3, "profiles of hours 3, 4 and 5: {doc}");
     assert_eq!(
@@ -166,15 +161,11 @@ async fn flag(agent: &Arc<Agent>, clock: &ManualClock, asset: &AssetId) {
     );
     assert_eq!((profiles[0]["rows"].as_u64(), profiles[0]["other_rows"].as_u64()), (Some(1000), Some(0)));
     let uri = format!("/api/v1/assets/{asset}/columns/amount/values?metric=distribution_shift");
-    let response =
-        router(state.clone()).oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let doc: serde_json::Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let (_, doc) = call(&state, "GET", &uri, None).await;
     assert_eq!(doc["profiles"].as_array().unwrap().len(), 6);
     assert_eq!(doc["profiles"][0]["rows"], 1000, "a sample of 1 000 values: {}", doc["profiles"][0]);
     let uri = format!("/api/v1/assets/{asset}/columns/status/values?metric=mean");
-    let response = router(state).oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(call(&state, "GET", &uri, None).await.0, StatusCode::BAD_REQUEST);
 
     let psi = agent.store.history(asset, Some(MetricKind::CategoryShift), Some("status"), None, 100).await.unwrap();
     assert_eq!(psi.len(), 3, "a PSI from the fourth profile on: {psi:#?}");

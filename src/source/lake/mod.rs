@@ -36,7 +36,7 @@ use super::{
     Bucket, MetadataScan, ProfileRequest, ProfileResult, Scope, Source, SourceError, TableMetadata, profile_result,
 };
 use crate::config::{FileFormat, LakeOptions, SourceConfig, SourceKind};
-use crate::measure::{Column, MetricKind, TableRef};
+use crate::measure::{Column, TableRef};
 use store::{Location, Store, Stores};
 
 /// Profiles reading more rows than this estimate distinct counts (HyperLogLog, ~1% error)
@@ -375,41 +375,6 @@ impl Source for LakeSource {
         )?;
         let ctx = self.session_with(&[(view.clone(), files.clone())])?;
         let rows = self.run(ctx, format!("profile of {}", request.table), query.sql.clone()).await?;
-        // Value frequencies read the same files; a failing query costs its own metric only.
-        let mut frequencies = Vec::new();
-        let mut failed = Vec::new();
-        for column in super::frequency_columns(request) {
-            let sql = sql::value_counts_query(
-                Dialect(self.kind),
-                &request.table,
-                column,
-                request.filter.as_deref(),
-                request.sample_percent,
-            )?;
-            let ctx = self.session_with(&[(view.clone(), files.clone())])?;
-            match self.run(ctx, format!("value frequencies of {}.{column}", request.table), sql).await {
-                Ok(rows) => frequencies.push((column.to_string(), crate::measure::ValueCounts::from_rows(&rows))),
-                Err(e) => failed.push((column.to_string(), MetricKind::CategoryShift, e.to_string())),
-            }
-        }
-        let mut samples = Vec::new();
-        for column in super::sample_columns(request) {
-            let Some(sql) = sql::value_sample_query(
-                Dialect(self.kind),
-                &request.table,
-                column,
-                request.filter.as_deref(),
-                request.sample_percent,
-            )?
-            else {
-                continue;
-            };
-            let ctx = self.session_with(&[(view.clone(), files.clone())])?;
-            match self.run(ctx, format!("value sample of {}.{}", request.table, column.name), sql).await {
-                Ok(rows) => samples.push((column.name.clone(), super::sample_from_rows(&rows))),
-                Err(e) => failed.push((column.name.clone(), MetricKind::DistributionShift, e.to_string())),
-            }
-        }
         if self.options.profile_new_files_only {
             let mut profiled = self.profiled.lock().unwrap_or_else(|e| e.into_inner());
             let set = profiled.entry(request.table.clone()).or_default();
@@ -423,9 +388,12 @@ impl Source for LakeSource {
             message: "profile query returned no row".into(),
         })?;
         let mut result = profile_result(&query, row, |c| Self::number(Some(c)));
-        result.frequencies = frequencies;
-        result.samples = samples;
-        result.skipped.extend(failed);
+        // Value frequencies and samples read the same files.
+        super::column_value_queries(Dialect(self.kind), request, &mut result, |what, sql| {
+            let ctx = self.session_with(&[(view.clone(), files.clone())]);
+            async move { self.run(ctx?, what, sql).await }
+        })
+        .await?;
         Ok(result)
     }
 
