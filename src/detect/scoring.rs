@@ -122,11 +122,16 @@ pub fn table_settings(table: &Table, base: &Settings) -> Settings {
     settings
 }
 
-/// Ranked score of a verdict: its score when it could alert (learned, allowed direction,
-/// change above the minimum), 0 otherwise. Alerts that come from a level-shift event rank
-/// at least at the default threshold.
+/// Ranked score of a verdict: its score when it could alert (learned or flagged by the
+/// cold-start rule, allowed direction, change above the minimum), 0 otherwise. Alerts that
+/// come from a level-shift event rank at least at the default threshold.
 pub fn ranked_score(verdict: &Verdict, class: MetricClass, settings: &Settings) -> f64 {
-    if verdict.status != Status::Learned {
+    let judged = match verdict.status {
+        Status::Learned => true,
+        Status::ColdStart => verdict.anomaly,
+        Status::Excluded => false,
+    };
+    if !judged {
         return 0.0;
     }
     let mut score = verdict.score;

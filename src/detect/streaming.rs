@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use super::Point;
 use super::explanation::Explanation;
+use super::format::write_number;
 use super::freshness::FreshnessModel;
 use super::hygiene::ExcursionTracker;
 use super::proportion::ProportionModel;
 use super::seasonal::{Judgement, SeasonalModel};
 use super::settings::{LabelKind, MetricClass, Settings};
 use super::stats::median_in_place;
-use super::verdict::{Deviation, Event, Status, Verdict};
+use super::verdict::{Confidence, Deviation, Event, Expected, Status, Verdict};
 
 /// Points needed before the first learned verdict; with fewer only hard rules apply.
 pub const COLD_START_POINTS: usize = 5;
@@ -23,6 +24,23 @@ pub const PROPORTION_COLD_START_POINTS: usize = 4;
 
 /// Consecutive unremarkable points that close an excursion.
 const CALM_POINTS_TO_END_EXCURSION: usize = 3;
+
+/// The cold-start rule for counts (see [`StreamingDetector::cold_start_rule`]): a count at
+/// least this many times the largest earlier point is flagged while the model is learning.
+const COLD_RULE_FACTOR: f64 = 5.0;
+/// Earlier points the cold-start rule compares with.
+const COLD_RULE_MIN_POINTS: usize = 3;
+/// The largest earlier count must reach this many rows: below it, count noise alone makes
+/// fivefold swings (a Poisson count of 1 is 5 or more one time in 270).
+const COLD_RULE_MIN_ROWS: f64 = 10.0;
+/// The rule applies to series measured daily or less often (median gap at least this many
+/// seconds): five points of an hourly series are a few hours, whose daily rhythm (a night
+/// at a tenth of the day) the rule cannot tell from a spike.
+const COLD_RULE_MIN_STEP: i64 = 20 * 3_600;
+/// The score of the cold-start rule's verdicts. A rule has no calibrated probability; it is
+/// scored as a one-in-a-million point, above the `medium` threshold of any series (scores of
+/// 4–5) and below a breaking schema change (100).
+pub const COLD_RULE_SCORE: f64 = 6.0;
 
 #[derive(Debug, Clone)]
 enum Model {
@@ -153,10 +171,20 @@ impl StreamingDetector {
                 if self.class == MetricClass::Proportion { PROPORTION_COLD_START_POINTS } else { COLD_START_POINTS };
             if self.cold.len() < needed || self.class == MetricClass::Freshness && !self.freshness_ready() {
                 let seen = self.cold.len();
+                let ruled = if in_order && label != Some(LabelKind::Expected) {
+                    self.cold_start_rule(&point, needed)
+                } else {
+                    None
+                };
                 if learns {
                     self.cold.push(point);
                     self.history += 1;
                     self.last_timestamp = Some(timestamp);
+                }
+                let alert = self.excursions.observe(ruled.is_some(), ruled.as_ref().and(Some(Deviation::Above)), None);
+                if let Some(mut verdict) = ruled {
+                    verdict.alert = alert;
+                    return verdict;
                 }
                 return Verdict::unjudged(
                     timestamp,
@@ -276,6 +304,73 @@ impl StreamingDetector {
             history_points: self.history.saturating_sub(usize::from(learns)),
             explanation,
         }
+    }
+
+    /// The one rule of a count's cold start (the "only hard rules apply"): a count at
+    /// least [`COLD_RULE_FACTOR`] times the largest of three or more earlier points (of at
+    /// least [`COLD_RULE_MIN_ROWS`] rows) is an anomaly. No rhythm of a few days explains it: a
+    /// weekend, a first partial day or a table that triples daily stay below it, a tenfold or
+    /// duplicated-many-times load does not. Only for series measured daily or less often, only
+    /// upwards (a first weekend of a weekday-only table is an empty day that three weekdays
+    /// cannot tell from a missed load; a missed load is freshness's to see), and only where the
+    /// direction filter lets spikes alert.
+    fn cold_start_rule(&self, point: &Point, needed: usize) -> Option<Verdict> {
+        if self.class != MetricClass::Count
+            || self.cold.len() < COLD_RULE_MIN_POINTS
+            || !self.settings.direction_for(self.class).allows(true)
+        {
+            return None;
+        }
+        let largest = self.cold.iter().map(|p| p.value).fold(f64::NEG_INFINITY, f64::max);
+        if largest < COLD_RULE_MIN_ROWS || point.value < COLD_RULE_FACTOR * largest {
+            return None;
+        }
+        let mut gaps: Vec<f64> = self
+            .cold
+            .iter()
+            .chain(std::iter::once(point))
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|w| (w[1].timestamp - w[0].timestamp) as f64)
+            .collect();
+        if median_in_place(&mut gaps).is_none_or(|gap| gap < COLD_RULE_MIN_STEP as f64) {
+            return None;
+        }
+        let min_change = self.settings.min_change_for(self.class);
+        if point.value - largest < min_change * largest {
+            return None;
+        }
+        let mut values: Vec<f64> = self.cold.iter().map(|p| p.value).collect();
+        let typical = median_in_place(&mut values).unwrap_or(largest);
+        let lowest = self.cold.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
+        let seen = self.cold.len();
+        let mut text = String::new();
+        write_number(&mut text, point.value);
+        if !self.noun.is_empty() {
+            text.push(' ');
+            text.push_str(&self.noun);
+        }
+        text.push_str(", at least five times the largest of the ");
+        write_number(&mut text, seen as f64);
+        text.push_str(" earlier points (");
+        write_number(&mut text, largest);
+        text.push_str(&format!(
+            "): still learning ({seen} of {needed} points of history), so only this hard rule judges it"
+        ));
+        Some(Verdict {
+            timestamp: point.timestamp,
+            value: point.value,
+            status: Status::ColdStart,
+            expected: Some(Expected { low: lowest, high: COLD_RULE_FACTOR * largest, forecast: typical }),
+            score: COLD_RULE_SCORE,
+            anomaly: true,
+            alert: false,
+            direction: Some(Deviation::Above),
+            event: None,
+            confidence: Confidence::Low,
+            history_points: seen,
+            explanation: text.into(),
+        })
     }
 
     fn freshness_ready(&self) -> bool {

@@ -56,7 +56,8 @@ fn alerts(verdicts: &[Verdict]) -> Vec<usize> {
 }
 
 #[test]
-fn cold_start_says_so_and_never_flags() {
+fn cold_start_says_so_and_never_flags_an_hourly_series() {
+    // Five hours say nothing of a daily rhythm: a fivefold hour may be the morning.
     let points = hourly(&[10.0, 10.0, 5_000.0, 10.0, 10.0, 10.0]);
     let verdicts = replay(MetricClass::Count, &Settings::default(), &points);
     for verdict in &verdicts[..COLD_START] {
@@ -68,6 +69,63 @@ fn cold_start_says_so_and_never_flags() {
 }
 
 const COLD_START: usize = streaming::COLD_START_POINTS;
+
+#[test]
+fn a_tenfold_day_in_the_cold_start_is_flagged_by_the_hard_rule_once() {
+    let points = daily(&[9_800.0, 10_400.0, 10_100.0, 98_000.0, 99_000.0, 10_000.0, 10_200.0, 9_900.0]);
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &points);
+    let spike = &verdicts[3];
+    assert_eq!(spike.status, Status::ColdStart);
+    assert!(spike.anomaly && spike.alert, "{spike:?}");
+    assert_eq!(spike.direction, Some(Deviation::Above));
+    assert_eq!(spike.score, streaming::COLD_RULE_SCORE);
+    let expected = spike.expected.expect("the rule names its bound");
+    assert_eq!((expected.low, expected.forecast, expected.high), (9_800.0, 10_100.0, 52_000.0));
+    let text = spike.explanation.replace('\u{202f}', " ");
+    assert!(
+        text.starts_with("98 000 rows, at least five times the largest of the 3 earlier points (10 400)"),
+        "{text}"
+    );
+    assert!(text.contains("still learning (3 of 5 points of history)"), "{text}");
+    // The next day compares with the spike: no second alert, nothing flagged.
+    assert!(!verdicts[4].anomaly && !verdicts[4].alert, "{:?}", verdicts[4]);
+    for verdict in &verdicts[..3] {
+        assert!(!verdict.anomaly && verdict.status == Status::ColdStart && verdict.expected.is_none());
+    }
+    // Ranked like any judged point: the benchmark counts it at every threshold up to its score.
+    assert_eq!(scoring::ranked_score(spike, MetricClass::Count, &Settings::default()), streaming::COLD_RULE_SCORE);
+    assert_eq!(scoring::ranked_score(&verdicts[2], MetricClass::Count, &Settings::default()), 0.0);
+}
+
+#[test]
+fn the_cold_start_rule_leaves_rhythms_small_counts_and_filtered_directions_alone() {
+    let flagged = |values: &[f64], settings: &Settings| -> Vec<usize> {
+        let verdicts = replay(MetricClass::Count, settings, &daily(values));
+        verdicts.iter().enumerate().filter(|(_, v)| v.anomaly).map(|(i, _)| i).collect()
+    };
+    let default = Settings::default();
+    // A table that triples every day, a first partial day, a weekend at a tenth of the week.
+    assert!(flagged(&[100.0, 300.0, 900.0, 2_700.0, 8_100.0], &default).is_empty());
+    assert!(flagged(&[40.0, 1_000.0, 1_100.0, 1_050.0, 990.0], &default).is_empty());
+    assert!(flagged(&[100.0, 10.0, 10.0, 100.0, 110.0], &default).is_empty());
+    // Counts too small for a fivefold change to mean anything.
+    assert!(flagged(&[2.0, 1.0, 3.0, 15.0, 2.0], &default).is_empty());
+    // Three earlier points at least; drops are left to freshness.
+    assert!(flagged(&[1_000.0, 1_000.0, 50_000.0, 1_000.0], &default).is_empty());
+    assert!(flagged(&[1_000.0, 1_000.0, 1_000.0, 0.0, 1_000.0], &default).is_empty());
+    // The direction filter and an "expected" label hold for the rule too.
+    let spike = [1_000.0, 1_100.0, 1_050.0, 20_000.0, 1_000.0];
+    assert_eq!(flagged(&spike, &default), vec![3]);
+    let drops_only = Settings { direction: Some(Direction::Down), ..Settings::default() };
+    assert!(flagged(&spike, &drops_only).is_empty());
+    let label =
+        Label { range: TimeRange { start: MONDAY + 3 * DAY, end: MONDAY + 4 * DAY }, kind: LabelKind::Expected };
+    let expected = Settings { labels: vec![label], ..Settings::default() };
+    assert!(flagged(&spike, &expected).is_empty());
+    // Only counts: a continuous metric (a mean) has no scale to be five times of.
+    let verdicts = replay(MetricClass::Continuous, &default, &daily(&spike));
+    assert!(verdicts.iter().all(|v| !v.anomaly));
+}
 
 #[test]
 fn a_null_spike_at_the_fifth_batch_alerts() {

@@ -12,7 +12,9 @@ pub enum Status {
     Learned,
     /// Too little history (fewer than [`crate::detect::streaming::COLD_START_POINTS`] points,
     /// [`crate::detect::streaming::PROPORTION_COLD_START_POINTS`] for a proportion): only hard
-    /// rules apply, nothing is flagged.
+    /// rules apply. The one built in flags a daily count at least five times the largest of
+    /// three or more earlier points (its verdict has a range and an alert); nothing else is
+    /// flagged.
     ColdStart,
     /// The point lies in an excluded range (maintenance window, holiday): not judged.
     Excluded,
@@ -75,7 +77,8 @@ pub struct Verdict {
     pub value: f64,
     /// Whether the verdict is learned, cold-start or excluded.
     pub status: Status,
-    /// The expected range (absent in cold start and excluded ranges).
+    /// The expected range (absent in excluded ranges and in cold start, but for the cold-start
+    /// rule's verdicts).
     pub expected: Option<Expected>,
     /// Calibrated surprise, `-log10` of the point's tail probability under the series' own
     /// model; comparable across series (3 = one in a thousand). 0 when not judged.
