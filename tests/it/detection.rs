@@ -1,5 +1,6 @@
 //! Learned thresholds end to end on a real PostgreSQL table: after backfill, the agent flags a
-//! partial load and a stopped loader, and leaves a healthy hour alone.
+//! partial load and a stopped loader, and leaves a healthy hour alone; on a new daily table the
+//! cold-start rule flags a tenfold day.
 
 use std::sync::Arc;
 
@@ -111,5 +112,47 @@ async fn after_backfill_the_agent_flags_a_partial_load_and_a_stopped_loader() {
     let freshness_alerts = anomalies.iter().filter(|v| v.kind == MetricKind::FreshnessLag && v.alert).count();
     assert!(freshness_alerts >= 1, "{anomalies:#?}");
     assert!(anomalies.iter().any(|v| v.kind == MetricKind::RowsAdded), "{anomalies:#?}");
+    agent.close().await;
+}
+
+/// A new daily table: three ordinary days, then a day loaded ten times over.
+const NEW_TABLE: &str = r#"version: 1
+assets:
+  - source: wh
+    table: fresh_daily
+    monitors:
+      volume: {timestamp_column: at, bucket: 1d}
+"#;
+
+#[tokio::test]
+async fn a_new_daily_table_loaded_ten_times_over_is_flagged_by_the_cold_start_rule() {
+    let url = require!(postgres_db("cold").await);
+    let end: DateTime<Utc> = "2026-06-10T00:00:00Z".parse().unwrap();
+    let start = (end - Duration::days(4)).to_rfc3339();
+    let spike = (end - Duration::days(1)).to_rfc3339();
+    // 1 000 rows a day (10 000 on the last day), spread over the day.
+    let insert = format!(
+        "INSERT INTO fresh_daily (at) SELECT d.t + make_interval(secs => i * 86399.0 / d.n) FROM \
+         (SELECT t, CASE WHEN t = '{spike}'::timestamptz THEN 10000 ELSE 1000 END AS n \
+          FROM generate_series('{start}'::timestamptz, '{spike}'::timestamptz, interval '1 day') t) d, \
+         LATERAL generate_series(1, d.n) i"
+    );
+    pg_exec(&url, &["CREATE TABLE fresh_daily (at timestamptz)", &insert]).await;
+    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", NEW_TABLE)]);
+    let clock = ManualClock::new(end + Duration::minutes(2));
+    let agent = ws.agent(Arc::new(clock.clone()) as SharedClock).await;
+    let token = CancellationToken::new();
+    let asset = "wh.public.fresh_daily".parse().unwrap();
+    assert_eq!(agent.backfill(&asset, 4, &token).await.unwrap(), 4);
+
+    let outcomes = agent.asset_job(&asset, &token).await;
+    let rows = outcomes.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    assert_eq!(rows.value, Some(10_000.0), "{rows:#?}");
+    assert_eq!(rows.status, Status::Fail, "a tenfold day on the fourth day of a table: {rows:#?}");
+    let verdict = rows.verdict.as_ref().expect("the cold-start rule's verdict");
+    assert!(verdict.anomaly && verdict.alert && verdict.history_points == 3, "{verdict:#?}");
+    let message = rows.message.replace('\u{202f}', " ");
+    assert!(message.contains("at least five times the largest of the 3 earlier points (1 000)"), "{message}");
+    assert!(message.contains("still learning"), "{message}");
     agent.close().await;
 }
