@@ -25,8 +25,9 @@ pub const PROPORTION_COLD_START_POINTS: usize = 4;
 /// Consecutive unremarkable points that close an excursion.
 const CALM_POINTS_TO_END_EXCURSION: usize = 3;
 
-/// The cold-start rule for counts (see [`StreamingDetector::cold_start_rule`]): a count at
-/// least this many times the largest earlier point is flagged while the model is learning.
+/// The cold-start rule (see [`StreamingDetector::cold_start_rule`]): a value at least this many
+/// times the largest earlier point (or, for a positive continuous metric, at most the smallest
+/// over this factor) is flagged while the model is learning.
 const COLD_RULE_FACTOR: f64 = 5.0;
 /// Earlier points the cold-start rule compares with.
 const COLD_RULE_MIN_POINTS: usize = 3;
@@ -181,7 +182,7 @@ impl StreamingDetector {
                     self.history += 1;
                     self.last_timestamp = Some(timestamp);
                 }
-                let alert = self.excursions.observe(ruled.is_some(), ruled.as_ref().and(Some(Deviation::Above)), None);
+                let alert = self.excursions.observe(ruled.is_some(), ruled.as_ref().and_then(|v| v.direction), None);
                 if let Some(mut verdict) = ruled {
                     verdict.alert = alert;
                     return verdict;
@@ -306,23 +307,31 @@ impl StreamingDetector {
         }
     }
 
-    /// The one rule of a count's cold start (the "only hard rules apply"): a count at
-    /// least [`COLD_RULE_FACTOR`] times the largest of three or more earlier points (of at
-    /// least [`COLD_RULE_MIN_ROWS`] rows) is an anomaly. No rhythm of a few days explains it: a
-    /// weekend, a first partial day or a table that triples daily stay below it, a tenfold or
-    /// duplicated-many-times load does not. Only for series measured daily or less often, only
-    /// upwards (a first weekend of a weekday-only table is an empty day that three weekdays
-    /// cannot tell from a missed load; a missed load is freshness's to see), and only where the
-    /// direction filter lets spikes alert.
+    /// The one hard rule of a cold start (the "only hard rules apply"), for series
+    /// measured daily or less often with three or more earlier points: a value at least
+    /// [`COLD_RULE_FACTOR`] times the largest earlier one is an anomaly, and for a continuous
+    /// metric whose earlier values are all positive (a mean amount, a price) so is one at most a
+    /// fifth of the smallest (a unit change: cents for dollars, or back). No rhythm of a few
+    /// days explains it: a weekend, a first partial day or a table that triples daily stay
+    /// inside. A count needs [`COLD_RULE_MIN_ROWS`] rows at least (count noise), and its drops
+    /// are left alone (three weekdays cannot tell a weekday-only table's first weekend from a
+    /// missed load: that is freshness's to see). The direction filter, `min_change` and an
+    /// `expected` label hold as for learned verdicts.
     fn cold_start_rule(&self, point: &Point, needed: usize) -> Option<Verdict> {
-        if self.class != MetricClass::Count
-            || self.cold.len() < COLD_RULE_MIN_POINTS
-            || !self.settings.direction_for(self.class).allows(true)
-        {
+        let continuous = match self.class {
+            MetricClass::Count => false,
+            MetricClass::Continuous => true,
+            MetricClass::Proportion | MetricClass::Freshness => return None,
+        };
+        if self.cold.len() < COLD_RULE_MIN_POINTS {
             return None;
         }
         let largest = self.cold.iter().map(|p| p.value).fold(f64::NEG_INFINITY, f64::max);
-        if largest < COLD_RULE_MIN_ROWS || point.value < COLD_RULE_FACTOR * largest {
+        let lowest = self.cold.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
+        let above = point.value >= COLD_RULE_FACTOR * largest;
+        let below = continuous && point.value <= lowest / COLD_RULE_FACTOR;
+        let applies = if continuous { lowest > 0.0 } else { largest >= COLD_RULE_MIN_ROWS };
+        if !applies || !(above || below) || !self.settings.direction_for(self.class).allows(above) {
             return None;
         }
         let mut gaps: Vec<f64> = self
@@ -336,13 +345,13 @@ impl StreamingDetector {
         if median_in_place(&mut gaps).is_none_or(|gap| gap < COLD_RULE_MIN_STEP as f64) {
             return None;
         }
-        let min_change = self.settings.min_change_for(self.class);
-        if point.value - largest < min_change * largest {
+        let (bound, change) =
+            if above { (largest, point.value / largest - 1.0) } else { (lowest, 1.0 - point.value / lowest) };
+        if change < self.settings.min_change_for(self.class) {
             return None;
         }
         let mut values: Vec<f64> = self.cold.iter().map(|p| p.value).collect();
         let typical = median_in_place(&mut values).unwrap_or(largest);
-        let lowest = self.cold.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
         let seen = self.cold.len();
         let mut text = String::new();
         write_number(&mut text, point.value);
@@ -350,22 +359,27 @@ impl StreamingDetector {
             text.push(' ');
             text.push_str(&self.noun);
         }
-        text.push_str(", at least five times the largest of the ");
+        text.push_str(if above {
+            ", at least five times the largest of the "
+        } else {
+            ", at most a fifth of the smallest of the "
+        });
         write_number(&mut text, seen as f64);
         text.push_str(" earlier points (");
-        write_number(&mut text, largest);
+        write_number(&mut text, bound);
         text.push_str(&format!(
             "): still learning ({seen} of {needed} points of history), so only this hard rule judges it"
         ));
+        let low = if continuous { lowest / COLD_RULE_FACTOR } else { lowest };
         Some(Verdict {
             timestamp: point.timestamp,
             value: point.value,
             status: Status::ColdStart,
-            expected: Some(Expected { low: lowest, high: COLD_RULE_FACTOR * largest, forecast: typical }),
+            expected: Some(Expected { low, high: COLD_RULE_FACTOR * largest, forecast: typical }),
             score: COLD_RULE_SCORE,
             anomaly: true,
             alert: false,
-            direction: Some(Deviation::Above),
+            direction: Some(if above { Deviation::Above } else { Deviation::Below }),
             event: None,
             confidence: Confidence::Low,
             history_points: seen,

@@ -122,9 +122,28 @@ fn the_cold_start_rule_leaves_rhythms_small_counts_and_filtered_directions_alone
         Label { range: TimeRange { start: MONDAY + 3 * DAY, end: MONDAY + 4 * DAY }, kind: LabelKind::Expected };
     let expected = Settings { labels: vec![label], ..Settings::default() };
     assert!(flagged(&spike, &expected).is_empty());
-    // Only counts: a continuous metric (a mean) has no scale to be five times of.
-    let verdicts = replay(MetricClass::Continuous, &default, &daily(&spike));
-    assert!(verdicts.iter().all(|v| !v.anomaly));
+}
+
+#[test]
+fn a_unit_change_of_a_positive_daily_mean_in_the_cold_start_is_flagged_both_ways() {
+    let judged = |values: &[f64]| replay(MetricClass::Continuous, &Settings::default(), &daily(values));
+    // Dollars become cents on the fourth day, and cents dollars.
+    let up = judged(&[36.2, 37.1, 36.8, 3_690.0, 3_702.0]);
+    assert!(up[3].anomaly && up[3].alert && up[3].direction == Some(Deviation::Above), "{:?}", up[3]);
+    assert!(!up[4].anomaly, "{:?}", up[4]);
+    let down = judged(&[3_620.0, 3_710.0, 3_680.0, 36.9, 37.0]);
+    assert!(down[3].anomaly && down[3].alert && down[3].direction == Some(Deviation::Below), "{:?}", down[3]);
+    let text = down[3].explanation.replace('\u{202f}', " ");
+    assert!(text.starts_with("36.9, at most a fifth of the smallest of the 3 earlier points (3 620)"), "{text}");
+    let expected = down[3].expected.unwrap();
+    assert_eq!((expected.low, expected.high), (724.0, 18_550.0));
+    // A metric that crosses zero has no ratio to speak of; an hourly mean has a daily rhythm
+    // five hours cannot show; a threefold change is not a unit change.
+    assert!(judged(&[-2.0, 1.0, 2.0, 40.0, 1.0]).iter().all(|v| !v.anomaly));
+    assert!(judged(&[10.0, 11.0, 10.5, 33.0, 0.0]).iter().take(4).all(|v| !v.anomaly));
+    let hourly_mean =
+        replay(MetricClass::Continuous, &Settings::default(), &hourly(&[36.0, 37.0, 36.5, 3_650.0, 36.0]));
+    assert!(hourly_mean.iter().all(|v| !v.anomaly));
 }
 
 #[test]
