@@ -16,8 +16,8 @@
 //! of that monitor outside benign windows with its verdict and the points before it
 //! (`MONITOR:benign`: those inside benign windows);
 //! `--dump incidents` prints every incident with telltale's first matching alert;
-//! `--dump trace:TABLE:FIRST_DAY:LAST_DAY[:debug][:nulls]` prints every volume (`:nulls`: null-rate)
-//! verdict of one table.
+//! `--dump trace:TABLE:FIRST_DAY:LAST_DAY[:debug][:nulls|:freshness]` prints every volume
+//! (`:nulls`: null-rate, `:freshness`: freshness) verdict of one table.
 //! `--callgrind CLASS` only replays ten 2 000-point series of the speed table's
 //! warehouse once each and then writes every explanation, for instruction counts
 //! (`bench/detection-callgrind.sh`).
@@ -295,9 +295,12 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
             if parts.len() >= 3 && parts[0] == table.name {
                 let (first, last): (i64, i64) = (parts[1].parse().unwrap_or(0), parts[2].parse().unwrap_or(60));
                 let debug = parts[3..].contains(&"debug");
-                // `:nulls` traces the null-rate series instead of the volume.
+                // `:nulls` traces the null-rate series instead of the volume, `:freshness` the
+                // freshness polls.
                 let (class, series) = if parts[3..].contains(&"nulls") {
                     (MetricClass::Proportion, &table.nulls)
+                } else if parts[3..].contains(&"freshness") {
+                    (MetricClass::Freshness, &table.freshness)
                 } else {
                     (MetricClass::Count, &table.volume)
                 };

@@ -154,8 +154,8 @@ impl Cadence {
             let centre = median(&offsets).unwrap_or(0.0);
             let time_of_day = (anchor + centre.round() as i64).rem_euclid(DAY);
             let deviations: Vec<f64> = offsets.iter().map(|o| (o - centre).abs()).collect();
-            let worst = usual_worst(deviations.clone());
-            let (spread, _) = spread_and_worst(deviations);
+            let (spread, _) = spread_and_worst(deviations.clone());
+            let worst = usual_worst(without_passing_runs(&deviations, spread));
             if spread <= 2.0 * HOUR as f64 {
                 let (_, weekdays) = activity(&updates, offset, false);
                 let tolerance = small_sample_tolerance(spread, worst, updates.len());
@@ -825,6 +825,37 @@ fn usual_worst(mut deviations: Vec<f64>) -> f64 {
     *worst
 }
 
+/// Off-schedule updates after which the schedule came back: this many on-time updates end a
+/// run (see [`without_passing_runs`]).
+const BACK_ON_SCHEDULE: usize = 2;
+
+/// The deviations of a daily schedule's updates (in time order) without those of runs that
+/// passed: updates off the schedule by more than four spreads (and [`MIN_TOLERANCE`]),
+/// followed by at least [`BACK_ON_SCHEDULE`] updates on it. A load three hours late on three
+/// days of a timezone mistake, back at its time since, is an incident, not the table's jitter;
+/// as the usual worst it widened the tolerance to four and a half hours for good, and every
+/// later delay under that passed. A schedule that moved for good (a new load time) never comes
+/// back: its deviations stay, widen the tolerance and let the usual time follow.
+fn without_passing_runs(deviations: &[f64], spread: f64) -> Vec<f64> {
+    let off = |d: f64| d > (4.0 * spread).max(MIN_TOLERANCE as f64);
+    let mut kept = Vec::with_capacity(deviations.len());
+    let mut index = 0;
+    while index < deviations.len() {
+        if !off(deviations[index]) {
+            kept.push(deviations[index]);
+            index += 1;
+            continue;
+        }
+        let end = (index..deviations.len()).find(|&i| !off(deviations[i])).unwrap_or(deviations.len());
+        let back = deviations[end..].iter().take_while(|&&d| !off(d)).count();
+        if back < BACK_ON_SCHEDULE {
+            kept.extend_from_slice(&deviations[index..end]);
+        }
+        index = end;
+    }
+    kept
+}
+
 /// Late tolerance from the spread of past deviations, widened honestly while few updates
 /// were seen.
 fn small_sample_tolerance(spread: f64, worst: f64, updates: usize) -> i64 {
@@ -1034,6 +1065,34 @@ mod tests {
         assert!(check.late && check.score > 4.0, "{check:?}");
         assert!(check.explanation.contains("3 h 00 min late"), "{}", check.explanation);
         assert!(check.explanation.contains("on weekdays"), "{}", check.explanation);
+    }
+
+    #[test]
+    fn loads_off_schedule_for_a_few_days_then_back_do_not_widen_the_tolerance_but_a_move_does() {
+        // Six weeks of 09:00 loads; in the third week three loads come at 12:00 (a timezone
+        // mistake), then the table is back at 09:00.
+        let mut updates = weekday_loads(6);
+        for load in &mut updates[10..13] {
+            *load += 3 * HOUR;
+        }
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Daily { tolerance, .. } = cadence else { panic!("a daily cadence: {cadence:?}") };
+        assert!(tolerance < HOUR, "the passing run is an incident, not jitter: {tolerance}");
+        // A load three and a half hours late is late again.
+        let week7 = MONDAY + 6 * WEEK;
+        assert!(cadence.is_late(week7 + 9 * HOUR, week7 + DAY + 12 * HOUR + 30 * 60));
+
+        // The same three hours for good (the load moved to 12:00): the last loads never come
+        // back, so the tolerance follows them and a 12:00 load is not late.
+        let mut moved = weekday_loads(6);
+        let len = moved.len();
+        for load in &mut moved[len - 3..] {
+            *load += 3 * HOUR;
+        }
+        let cadence = Cadence::learn(&moved, &Settings::default());
+        let Cadence::Daily { tolerance, .. } = cadence else { panic!("a daily cadence: {cadence:?}") };
+        assert!(tolerance > 3 * HOUR, "{tolerance}");
+        assert!(!cadence.is_late(week7 + 12 * HOUR, week7 + DAY + 12 * HOUR + 5 * 60));
     }
 
     #[test]
