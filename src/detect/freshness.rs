@@ -612,6 +612,10 @@ fn silence_reaching(surprises: &[f64], offset: i64, from: i64, target: f64) -> i
     t
 }
 
+/// A silence longer than this is an outage, not a schedule's day off: the longest gap of a
+/// weekday-only load is Friday to Monday, or Tuesday after a Monday holiday (four days).
+const OUTAGE_GAP: i64 = 4 * DAY + 12 * HOUR;
+
 /// Quiet hours in a row needed for a pause (inactive hours); a shorter run is skipped slots.
 const MIN_PAUSE_HOURS: usize = 4;
 
@@ -622,8 +626,10 @@ const MIN_PAUSE_HOURS: usize = 4;
 /// on at most a quarter of them (a late load or a few days of a shifted schedule do not wake
 /// up the night), and only in a run of at least [`MIN_PAUSE_HOURS`] such hours (a quiet hour
 /// between busy ones is a skipped slot, not a pause). A weekday is a load day when it saw
-/// updates on at least 30 % of its occurrences; a weekday not covered yet is presumed a load
-/// day from Monday to Friday only (weekday-only loads are common, weekend-only ones are not).
+/// updates on every occurrence, or on two or more and at least 30 % of them (one stray update,
+/// a Friday load late past midnight, does not make Saturday a load day; days inside a silence
+/// longer than [`OUTAGE_GAP`] are not occurrences); a weekday not covered yet is presumed a load day from
+/// Monday to Friday only (weekday-only loads are common, weekend-only ones are not).
 fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool; 7]) {
     let (Some(first), Some(last)) = (updates.first(), updates.last()) else {
         return ([true; 24], [true; 7]);
@@ -635,8 +641,16 @@ fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool;
     let mut hour_covered = [0i64; 24];
     let mut weekday_days = [0i64; 7];
     let mut occurrences = [0i64; 7];
+    // Days wholly inside a silence longer than any weekly schedule skips (a stale source, a
+    // table dormant before its loads began) say nothing of which weekdays are load days.
+    let silences: Vec<(i64, i64)> =
+        updates.windows(2).filter(|w| w[1] - w[0] > OUTAGE_GAP).map(|w| (w[0] + offset, w[1] + offset)).collect();
     for day in first_day..=last_day {
-        occurrences[calendar::weekday(day * DAY)] += 1;
+        let (start, end) = (day * DAY, (day + 1) * DAY);
+        if silences.iter().any(|&(from, to)| from < start && end <= to) {
+            continue;
+        }
+        occurrences[calendar::weekday(start)] += 1;
     }
     // Every hour of the days between the first and the last lies inside the history; only
     // those two days can be partly outside it.
@@ -701,7 +715,8 @@ fn activity(updates: &[i64], offset: i64, frequent: bool) -> ([bool; 24], [bool;
         *active = if occurrences[weekday] == 0 {
             weekday < 5
         } else {
-            weekday_days[weekday] > 0 && weekday_days[weekday] * 10 >= occurrences[weekday] * 3
+            let (loaded, seen) = (weekday_days[weekday], occurrences[weekday]);
+            loaded == seen || loaded >= 2 && loaded * 10 >= seen * 3
         };
     }
     (hours, weekdays)
@@ -1093,6 +1108,33 @@ mod tests {
         let Cadence::Daily { tolerance, .. } = cadence else { panic!("a daily cadence: {cadence:?}") };
         assert!(tolerance > 3 * HOUR, "{tolerance}");
         assert!(!cadence.is_late(week7 + 12 * HOUR, week7 + DAY + 12 * HOUR + 5 * 60));
+    }
+
+    #[test]
+    fn days_of_a_dormant_stretch_do_not_teach_which_weekdays_are_load_days() {
+        // The table's last update before its loads began was a week earlier: the days between
+        // say nothing of its schedule, and its first Thursday's load is due as any weekday's.
+        let updates =
+            vec![MONDAY - WEEK + 20 * HOUR, MONDAY + 20 * HOUR, MONDAY + DAY + 20 * HOUR, MONDAY + 2 * DAY + 20 * HOUR];
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Daily { weekdays, .. } = cadence else { panic!("a daily cadence: {cadence:?}") };
+        assert_eq!(weekdays, [true, true, true, true, true, false, false]);
+        let wednesday_load = MONDAY + 2 * DAY + 20 * HOUR;
+        assert!(cadence.is_late(wednesday_load, MONDAY + 3 * DAY + 23 * HOUR));
+    }
+
+    #[test]
+    fn one_stray_saturday_update_does_not_make_saturday_a_load_day_but_a_daily_table_s_does() {
+        // Three weeks of weekday loads at 19:00; one Friday load came past midnight.
+        let mut updates = weekday_loads(3).iter().map(|t| t + 10 * HOUR).collect::<Vec<_>>();
+        updates[9] += 6 * HOUR;
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Daily { weekdays, .. } = cadence else { panic!("a daily cadence: {cadence:?}") };
+        assert_eq!(weekdays, [true, true, true, true, true, false, false], "{updates:?}");
+        // A daily table's first Saturday load makes Saturday a load day at once.
+        let daily: Vec<i64> = (0..6).map(|day| MONDAY + day * DAY + 9 * HOUR).collect();
+        let Cadence::Daily { weekdays, .. } = Cadence::learn(&daily, &Settings::default()) else { panic!() };
+        assert!(weekdays[5], "{weekdays:?}");
     }
 
     #[test]
