@@ -17,7 +17,7 @@
 //! (`MONITOR:benign`: those inside benign windows);
 //! `--dump incidents` prints every incident with telltale's first matching alert;
 //! `--dump trace:TABLE:FIRST_DAY:LAST_DAY[:debug][:nulls|:freshness]` prints every volume
-//! (`:nulls`: null-rate, `:freshness`: freshness) verdict of one table.
+//! (`:nulls`: null-rate, `:freshness`: freshness) verdict of one table (`*`: of every table).
 //! `--callgrind CLASS` only replays ten 2 000-point series of the speed table's
 //! warehouse once each and then writes every explanation, for instruction counts
 //! (`bench/detection-callgrind.sh`).
@@ -292,7 +292,7 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
         if let Some(spec) = monitor.strip_prefix("trace:") {
             // trace:TABLE:FIRST_DAY:LAST_DAY — every volume verdict of that table in those days.
             let parts: Vec<&str> = spec.split(':').collect();
-            if parts.len() >= 3 && parts[0] == table.name {
+            if parts.len() >= 3 && (parts[0] == table.name || parts[0] == "*") {
                 let (first, last): (i64, i64) = (parts[1].parse().unwrap_or(0), parts[2].parse().unwrap_or(60));
                 let debug = parts[3..].contains(&"debug");
                 // `:nulls` traces the null-rate series instead of the volume, `:freshness` the
@@ -311,7 +311,7 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
                     let day = (point.timestamp - table.start).div_euclid(86_400);
                     if day >= first && day <= last {
                         println!(
-                            "trace seed {seed} {} {} score {:.2} alert {}: {} {state}",
+                            "trace seed {seed} {} ({kind}) {} score {:.2} alert {}: {} {state}",
                             table.name,
                             when(table, point.timestamp),
                             verdict.score,
