@@ -141,12 +141,18 @@ impl Calibrator {
     /// Forget every residual of the sources `forget` selects (in one pass; the others keep
     /// their order).
     pub fn forget_sources(&mut self, forget: impl Fn(usize) -> bool) {
+        self.forget_residuals(|source, _| forget(source));
+    }
+
+    /// Forget every residual that `forget` selects by its source and value (in one pass; the
+    /// others keep their order).
+    pub fn forget_residuals(&mut self, forget: impl Fn(usize, f64) -> bool) {
         self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
         let kept: Vec<(f64, u8)> = self
             .residuals
             .iter_in_order()
             .zip(self.sources.iter().copied())
-            .filter(|&(_, source)| !forget(source as usize))
+            .filter(|&(residual, source)| !forget(source as usize, residual))
             .collect();
         self.residuals.clear();
         self.sources.clear();
@@ -157,6 +163,11 @@ impl Calibrator {
             self.per_source[source as usize] += 1;
         }
         self.refresh();
+    }
+
+    /// The residual at quantile `q` (nearest rank), if any.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.residuals.quantile(q)
     }
 
     /// Number of residuals the calibration rests on.
@@ -385,5 +396,20 @@ mod tests {
         assert_eq!((calibrator.len(), calibrator.count_from(2), calibrator.count_from(3)), (500, 400, 100));
         calibrator.observe_from(1.0, 3);
         assert_eq!((calibrator.count_from(2), calibrator.count_from(3)), (399, 101));
+    }
+
+    #[test]
+    fn forgetting_by_value_takes_only_the_selected_residuals_of_a_source() {
+        let mut calibrator = Calibrator::new(500);
+        for i in 0..300 {
+            let (z, source) =
+                if i % 3 == 0 { (if i % 30 == 0 { 40.0 } else { 1.0 }, 1) } else { (1.0 + (i % 7) as f64 / 7.0, 2) };
+            calibrator.observe_from(z, source);
+        }
+        let wide = calibrator.threshold(1e-5, 1e6);
+        calibrator.forget_residuals(|source, residual| source == 1 && residual > 5.0);
+        assert_eq!((calibrator.count_from(1), calibrator.count_from(2)), (90, 200));
+        let narrow = calibrator.threshold(1e-5, 1e6);
+        assert!(narrow < wide / 2.0, "{narrow} vs {wide}");
     }
 }

@@ -665,9 +665,11 @@ const COMMON_EXCURSIONS: f64 = 3.0;
 
 /// Calibration residuals of a model whose typical error is this many times the active one's
 /// are forgotten ...
-const OUTCLASSED_ERROR_RATIO: f64 = 2.0;
-/// ... when at least this many residuals remain.
+const OUTCLASSED_ERROR_RATIO: f64 = 1.5;
+/// ... when at least this many residuals remain; otherwise only their residuals beyond the
+/// calibration's top [`TAIL_OF_OUTCLASSED`].
 const MIN_CALIBRATION_AFTER_FORGETTING: usize = 200;
+const TAIL_OF_OUTCLASSED: f64 = 0.05;
 
 /// Absolute errors of the active candidate behind the long half of the scale. Their median
 /// moves slowly: it is selected from an unsorted window every [`LONG_ERROR_EVERY`] points, not
@@ -1965,8 +1967,16 @@ impl SeasonalModel {
                 forgotten += self.calibrator.count_from(index);
             }
         }
-        if forgotten > 0 && self.calibrator.len() - forgotten >= MIN_CALIBRATION_AFTER_FORGETTING {
-            self.calibrator.forget_sources(|source| forget.get(source).copied().unwrap_or(false));
+        if forgotten == 0 {
+            return;
+        }
+        let outclassed_source = |source: usize| forget.get(source).copied().unwrap_or(false);
+        if self.calibrator.len() - forgotten >= MIN_CALIBRATION_AFTER_FORGETTING {
+            self.calibrator.forget_sources(outclassed_source);
+        } else if let Some(bulk) = self.calibrator.quantile(1.0 - TAIL_OF_OUTCLASSED) {
+            // Too few of the active model's own: keep the outclassed models' bulk, forget their
+            // misfits (their residuals beyond the calibration's top few per cent).
+            self.calibrator.forget_residuals(|source, residual| outclassed_source(source) && residual > bulk);
         }
     }
 
@@ -2064,7 +2074,7 @@ impl SeasonalModel {
             self.calibrator.threshold(self.alpha, self.degrees_of_freedom())
         );
         for c in &self.candidates {
-            out.push_str(&format!(" {:.3}", c.typical_error().unwrap_or(f64::NAN)));
+            out.push_str(&format!(" {:?}/{:?}:{:.3}", c.mode, c.reach, c.typical_error().unwrap_or(f64::NAN)));
         }
         out.push_str(" calib ");
         out.push_str(&self.calibrator.describe());
