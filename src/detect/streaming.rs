@@ -25,10 +25,15 @@ pub const PROPORTION_COLD_START_POINTS: usize = 4;
 /// Consecutive unremarkable points that close an excursion.
 const CALM_POINTS_TO_END_EXCURSION: usize = 3;
 
-/// The cold-start rule (see [`StreamingDetector::cold_start_rule`]): a value at least this many
-/// times the largest earlier point (or, for a positive continuous metric, at most the smallest
-/// over this factor) is flagged while the model is learning.
+/// The cold-start rule (see [`StreamingDetector::cold_start_rule`]): a count at least this many
+/// times the largest earlier point is flagged while the model is learning.
 const COLD_RULE_FACTOR: f64 = 5.0;
+/// ... and a positive continuous metric at least this many times the largest earlier point, or
+/// at most the smallest over it: a unit change (cents for dollars, milliseconds for seconds).
+/// A sum kept as a custom metric (a business's revenue) may fall to a fifth at its first
+/// weekend; not to a twentieth of three weekdays' smallest, nor rise to twenty times their
+/// largest.
+const COLD_RULE_UNIT_FACTOR: f64 = 20.0;
 /// Earlier points the cold-start rule compares with.
 const COLD_RULE_MIN_POINTS: usize = 3;
 /// The largest earlier count must reach this many rows: below it, count noise alone makes
@@ -310,8 +315,8 @@ impl StreamingDetector {
     /// The one hard rule of a cold start (the "only hard rules apply"), for series
     /// measured daily or less often with three or more earlier points: a value at least
     /// [`COLD_RULE_FACTOR`] times the largest earlier one is an anomaly, and for a continuous
-    /// metric whose earlier values are all positive (a mean amount, a price) so is one at most a
-    /// fifth of the smallest (a unit change: cents for dollars, or back). No rhythm of a few
+    /// metric whose earlier values are all positive (a mean amount, a price) it takes
+    /// [`COLD_RULE_UNIT_FACTOR`] either way (a unit change: cents for dollars, or back). No rhythm of a few
     /// days explains it: a weekend, a first partial day or a table that triples daily stay
     /// inside. A count needs [`COLD_RULE_MIN_ROWS`] rows at least (count noise), and its drops
     /// are left alone (three weekdays cannot tell a weekday-only table's first weekend from a
@@ -328,8 +333,9 @@ impl StreamingDetector {
         }
         let largest = self.cold.iter().map(|p| p.value).fold(f64::NEG_INFINITY, f64::max);
         let lowest = self.cold.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
-        let above = point.value >= COLD_RULE_FACTOR * largest;
-        let below = continuous && point.value <= lowest / COLD_RULE_FACTOR;
+        let factor = if continuous { COLD_RULE_UNIT_FACTOR } else { COLD_RULE_FACTOR };
+        let above = point.value >= factor * largest;
+        let below = continuous && point.value <= lowest / factor;
         let applies = if continuous { lowest > 0.0 } else { largest >= COLD_RULE_MIN_ROWS };
         if !applies || !(above || below) || !self.settings.direction_for(self.class).allows(above) {
             return None;
@@ -359,10 +365,10 @@ impl StreamingDetector {
             text.push(' ');
             text.push_str(&self.noun);
         }
-        text.push_str(if above {
-            ", at least five times the largest of the "
-        } else {
-            ", at most a fifth of the smallest of the "
+        text.push_str(match (above, continuous) {
+            (true, false) => ", at least five times the largest of the ",
+            (true, true) => ", at least twenty times the largest of the ",
+            (false, _) => ", at most a twentieth of the smallest of the ",
         });
         write_number(&mut text, seen as f64);
         text.push_str(" earlier points (");
@@ -370,12 +376,12 @@ impl StreamingDetector {
         text.push_str(&format!(
             "): still learning ({seen} of {needed} points of history), so only this hard rule judges it"
         ));
-        let low = if continuous { lowest / COLD_RULE_FACTOR } else { lowest };
+        let low = if continuous { lowest / factor } else { lowest };
         Some(Verdict {
             timestamp: point.timestamp,
             value: point.value,
             status: Status::ColdStart,
-            expected: Some(Expected { low, high: COLD_RULE_FACTOR * largest, forecast: typical }),
+            expected: Some(Expected { low, high: factor * largest, forecast: typical }),
             score: COLD_RULE_SCORE,
             anomaly: true,
             alert: false,

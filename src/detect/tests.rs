@@ -134,13 +134,15 @@ fn a_unit_change_of_a_positive_daily_mean_in_the_cold_start_is_flagged_both_ways
     let down = judged(&[3_620.0, 3_710.0, 3_680.0, 36.9, 37.0]);
     assert!(down[3].anomaly && down[3].alert && down[3].direction == Some(Deviation::Below), "{:?}", down[3]);
     let text = down[3].explanation.replace('\u{202f}', " ");
-    assert!(text.starts_with("36.9, at most a fifth of the smallest of the 3 earlier points (3 620)"), "{text}");
+    assert!(text.starts_with("36.9, at most a twentieth of the smallest of the 3 earlier points (3 620)"), "{text}");
     let expected = down[3].expected.unwrap();
-    assert_eq!((expected.low, expected.high), (724.0, 18_550.0));
+    assert_eq!((expected.low, expected.high), (181.0, 74_200.0));
     // A metric that crosses zero has no ratio to speak of; an hourly mean has a daily rhythm
-    // five hours cannot show; a threefold change is not a unit change.
-    assert!(judged(&[-2.0, 1.0, 2.0, 40.0, 1.0]).iter().all(|v| !v.anomaly));
-    assert!(judged(&[10.0, 11.0, 10.5, 33.0, 0.0]).iter().take(4).all(|v| !v.anomaly));
+    // five hours cannot show; a sum's first weekend at a tenth of three weekdays, or a
+    // tenfold day, is not a unit change.
+    assert!(judged(&[-2.0, 1.0, 2.0, 400.0, 1.0]).iter().all(|v| !v.anomaly));
+    assert!(judged(&[10_000.0, 11_000.0, 10_500.0, 1_000.0, 900.0]).iter().all(|v| !v.anomaly));
+    assert!(judged(&[10.0, 11.0, 10.5, 110.0, 0.0]).iter().take(4).all(|v| !v.anomaly));
     let hourly_mean =
         replay(MetricClass::Continuous, &Settings::default(), &hourly(&[36.0, 37.0, 36.5, 3_650.0, 36.0]));
     assert!(hourly_mean.iter().all(|v| !v.anomaly));

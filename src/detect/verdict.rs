@@ -13,8 +13,8 @@ pub enum Status {
     /// Too little history (fewer than [`crate::detect::streaming::COLD_START_POINTS`] points,
     /// [`crate::detect::streaming::PROPORTION_COLD_START_POINTS`] for a proportion): only hard
     /// rules apply. The one built in flags a daily value at least five times the largest of
-    /// three or more earlier points, or a positive continuous one at most a fifth of the
-    /// smallest (its verdict has a range and an alert); nothing else is flagged.
+    /// three or more earlier points, or a positive continuous one twenty times the largest or
+    /// a twentieth of the smallest (its verdict has a range and an alert); nothing else is flagged.
     ColdStart,
     /// The point lies in an excluded range (maintenance window, holiday): not judged.
     Excluded,
