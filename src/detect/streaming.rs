@@ -313,12 +313,12 @@ impl StreamingDetector {
     }
 
     /// The one hard rule of a cold start (the "only hard rules apply"), for series
-    /// measured daily or less often with three or more earlier points: a value at least
-    /// [`COLD_RULE_FACTOR`] times the largest earlier one is an anomaly, and for a continuous
-    /// metric whose earlier values are all positive (a mean amount, a price) it takes
-    /// [`COLD_RULE_UNIT_FACTOR`] either way (a unit change: cents for dollars, or back). No rhythm of a few
-    /// days explains it: a weekend, a first partial day or a table that triples daily stay
-    /// inside. A count needs [`COLD_RULE_MIN_ROWS`] rows at least (count noise), and its drops
+    /// measured daily or less often with three or more earlier points: a count at least
+    /// [`COLD_RULE_FACTOR`] times the largest earlier one is an anomaly, and so is a continuous
+    /// metric whose earlier values are all positive (a mean amount, a price) at
+    /// [`COLD_RULE_UNIT_FACTOR`] times either way (a unit change: cents for dollars, or back).
+    /// No rhythm of a few days explains it: a weekend, a first partial day or a table that
+    /// triples daily stay inside. A count needs [`COLD_RULE_MIN_ROWS`] rows at least (count noise), and its drops
     /// are left alone (three weekdays cannot tell a weekday-only table's first weekend from a
     /// missed load: that is freshness's to see). The direction filter, `min_change` and an
     /// `expected` label hold as for learned verdicts.
