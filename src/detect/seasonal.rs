@@ -669,6 +669,8 @@ const OUTCLASSED_ERROR_RATIO: f64 = 1.5;
 /// ... when at least this many residuals remain; otherwise only their residuals beyond the
 /// calibration's top [`TAIL_OF_OUTCLASSED`].
 const MIN_CALIBRATION_AFTER_FORGETTING: usize = 200;
+/// The share of the calibration's largest residuals beyond which an outclassed model's
+/// residuals count as its misfits.
 const TAIL_OF_OUTCLASSED: f64 = 0.05;
 
 /// Absolute errors of the active candidate behind the long half of the scale. Their median

@@ -122,9 +122,7 @@ impl StreamingDetector {
     }
 
     fn build_model(&mut self) {
-        let mut gaps: Vec<f64> =
-            self.cold.windows(2).map(|w| (w[1].timestamp - w[0].timestamp) as f64).filter(|gap| *gap > 0.0).collect();
-        let step = median_in_place(&mut gaps).unwrap_or(3_600.0).round() as i64;
+        let step = median_gap(self.cold.iter()).unwrap_or(3_600.0).round() as i64;
         let first = self.cold.first().map_or(0, |p| p.timestamp);
         let mut model = match self.class {
             MetricClass::Count | MetricClass::Continuous => {
@@ -340,15 +338,8 @@ impl StreamingDetector {
         if !applies || !(above || below) || !self.settings.direction_for(self.class).allows(above) {
             return None;
         }
-        let mut gaps: Vec<f64> = self
-            .cold
-            .iter()
-            .chain(std::iter::once(point))
-            .collect::<Vec<_>>()
-            .windows(2)
-            .map(|w| (w[1].timestamp - w[0].timestamp) as f64)
-            .collect();
-        if median_in_place(&mut gaps).is_none_or(|gap| gap < COLD_RULE_MIN_STEP as f64) {
+        if median_gap(self.cold.iter().chain(std::iter::once(point))).is_none_or(|gap| gap < COLD_RULE_MIN_STEP as f64)
+        {
             return None;
         }
         let (bound, change) =
@@ -429,6 +420,21 @@ impl StreamingDetector {
         }
         event
     }
+}
+
+/// The median gap in seconds between consecutive points (in time order), leaving out repeated
+/// timestamps; `None` for fewer than two distinct ones.
+fn median_gap<'a>(points: impl Iterator<Item = &'a Point>) -> Option<f64> {
+    let mut previous: Option<i64> = None;
+    let mut gaps: Vec<f64> = points
+        .filter_map(|p| {
+            let gap = previous.map(|t| (p.timestamp - t) as f64);
+            previous = Some(p.timestamp);
+            gap
+        })
+        .filter(|gap| *gap > 0.0)
+        .collect();
+    median_in_place(&mut gaps)
 }
 
 /// Judge every point of `points` (in time order) on its past only: the replay behind
