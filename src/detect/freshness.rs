@@ -76,6 +76,12 @@ pub enum Cadence {
         /// Probability of at least one update in each hour of the week (0 = Monday 00:00
         /// local), learned from the history and shrunk towards the hour of the day.
         hourly: Vec<f64>,
+        /// How sure the model is of each weekday's rate (Monday first): the shape of the
+        /// gamma law of that weekday's factor, [`SPARSE_WEEKDAY_PRIOR`] plus the updated hours
+        /// seen on it. A weekday seen little (the first weekend) makes a silence on it less
+        /// surprising than its estimated chances say. Empty: the chances are taken as known.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        weekday_shapes: Vec<f64>,
         /// `-log10` of the probability of the silence at which the table is late.
         late_score: f64,
         /// Offset of local time from UTC.
@@ -90,6 +96,10 @@ const SPARSE_RANDOM_RANGE: (f64, f64) = (0.1, 0.85);
 const SPARSE_MIN_RANDOM_HOURS: usize = 6;
 /// Weight, in observed hours, of the hour-of-day chance in an hour of the week's chance.
 const SPARSE_WEEK_PRIOR: f64 = 4.0;
+/// Weight, in observed hours, of the overall chance in a weekday's chance of an update.
+const SPARSE_WEEKDAY_WEIGHT: f64 = 24.0;
+/// Shape of the gamma law of a weekday's rate factor before any updated hour of it is seen.
+const SPARSE_WEEKDAY_PRIOR: f64 = 5.0;
 /// Longest silence a sparse cadence looks at (two weeks), in hours.
 const SPARSE_HORIZON_HOURS: usize = 336;
 
@@ -163,9 +173,9 @@ impl Cadence {
             }
         }
 
-        if let Some(hourly) = sparse_chances(&updates, offset) {
+        if let Some((hourly, weekday_shapes)) = sparse_chances(&updates, offset) {
             let late_score = -settings.sensitivity.false_alarm_rate().log10();
-            return Cadence::Sparse { hourly, late_score, utc_offset: offset };
+            return Cadence::Sparse { hourly, weekday_shapes, late_score, utc_offset: offset };
         }
 
         let (hours, weekdays) = activity(&updates, offset, typical_gap <= 2.0 * HOUR as f64);
@@ -315,11 +325,11 @@ impl Cadence {
                 };
                 Some(Due { expected_at, late_after })
             }
-            Cadence::Sparse { late_score, utc_offset, .. } => {
+            Cadence::Sparse { late_score, utc_offset, weekday_shapes, .. } => {
                 // Usually within the median silence; late once the silence is improbable.
-                let expected_at = silence_reaching(surprises, *utc_offset, last_update, std::f64::consts::LOG10_2);
-                let late_after =
-                    silence_reaching(surprises, *utc_offset, last_update, *late_score).max(expected_at + 1);
+                let silence = Silence { surprises, weekday_shapes, offset: *utc_offset };
+                let expected_at = silence.reaching(last_update, std::f64::consts::LOG10_2);
+                let late_after = silence.reaching(last_update, *late_score).max(expected_at + 1);
                 Some(Due { expected_at, late_after })
             }
         }
@@ -369,8 +379,9 @@ impl Cadence {
         let score = match self {
             // The improbability of the silence itself (the same scale: it reaches the
             // threshold when the table turns late).
-            Cadence::Sparse { late_score, utc_offset, .. } => {
-                silence_score(surprises, *utc_offset, last_update, now) * threshold_score / late_score
+            Cadence::Sparse { late_score, utc_offset, weekday_shapes, .. } => {
+                let silence = Silence { surprises, weekday_shapes, offset: *utc_offset };
+                silence.score(last_update, now) * threshold_score / late_score
             }
             _ => (threshold_score * overdue as f64 / allowance as f64).max(0.0),
         };
@@ -519,7 +530,7 @@ impl FreshnessParts {
 /// last update; an hour of the day's chance is `(updated + 2 p) / (observed + 2)` around the
 /// overall chance `p`, an hour of the week's is shrunk towards its hour of the day with a
 /// weight of [`SPARSE_WEEK_PRIOR`] hours.
-fn sparse_chances(updates: &[i64], offset: i64) -> Option<Vec<f64>> {
+fn sparse_chances(updates: &[i64], offset: i64) -> Option<(Vec<f64>, Vec<f64>)> {
     let (first, last) = (*updates.first()? + offset, *updates.last()? + offset);
     let first_hour = first.div_euclid(HOUR);
     let last_hour = last.div_euclid(HOUR);
@@ -563,53 +574,121 @@ fn sparse_chances(updates: &[i64], offset: i64) -> Option<Vec<f64>> {
     if random_hours < SPARSE_MIN_RANDOM_HOURS {
         return None;
     }
-    Some(
-        (0..168)
-            .map(|slot| {
-                let prior = by_hour[slot % 24];
-                (updated[slot] as f64 + SPARSE_WEEK_PRIOR * prior) / (observed[slot] as f64 + SPARSE_WEEK_PRIOR)
-            })
-            .collect(),
-    )
+    // Each weekday's rate relative to the week's (a quiet weekend): an hour of the week is
+    // shrunk towards its hour of the day times its weekday's factor, as rates (`-ln` of the
+    // chance of silence) multiply. Shrunk towards the hour of the day alone, a weekend hour
+    // seen a few times kept most of the weekdays' chance, and an ordinary Sunday silence of
+    // half a day was improbable.
+    let rate = |chance: f64| -(1.0 - chance).ln();
+    let overall_rate = rate(overall);
+    let by_weekday: [(f64, f64); 7] = std::array::from_fn(|day| {
+        (0..24).fold((0.0, 0.0), |(n, u), hour| {
+            (n + observed[day * 24 + hour] as f64, u + updated[day * 24 + hour] as f64)
+        })
+    });
+    let weekday_factors = by_weekday.map(|(n, u)| {
+        rate((u + SPARSE_WEEKDAY_WEIGHT * overall) / (n + SPARSE_WEEKDAY_WEIGHT)) / overall_rate.max(1e-12)
+    });
+    let hourly = (0..168)
+        .map(|slot| {
+            let prior = 1.0 - (-rate(by_hour[slot % 24]) * weekday_factors[slot / 24]).exp();
+            (updated[slot] as f64 + SPARSE_WEEK_PRIOR * prior) / (observed[slot] as f64 + SPARSE_WEEK_PRIOR)
+        })
+        .collect();
+    let shapes = by_weekday.iter().map(|(_, u)| SPARSE_WEEKDAY_PRIOR + u).collect();
+    Some((hourly, shapes))
 }
 
-/// `-log10` of the probability of no update from `from` to `to` under hourly chances
-/// (`surprises`: `-log10` of each hour of the week's chance of silence).
-fn silence_score(surprises: &[f64], offset: i64, from: i64, to: i64) -> f64 {
-    let mut score = 0.0;
-    let mut t = from;
-    for _ in 0..SPARSE_HORIZON_HOURS {
-        if t >= to {
-            break;
-        }
-        let local = t + offset;
-        let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
-        let piece = (hour_end.min(to) - t) as f64 / HOUR as f64;
-        let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
-        score += piece * surprises[slot];
-        t = hour_end;
-    }
-    score
+/// A silence of a sparse cadence: how improbable no update from one moment to another is.
+/// Each hour of the week adds its `-log10` chance of silence (its surprise) to its weekday's
+/// exposure; a weekday's exposure `x` counts as `a log10(1 + x ln 10 / a)` for its shape `a`
+/// (the chance of silence when the weekday's rate is only known up to a gamma factor of mean
+/// one and shape `a`), which is `x` for a weekday seen often and much less for one seen
+/// little.
+struct Silence<'a> {
+    /// `-log10` of each hour of the week's chance of silence.
+    surprises: &'a [f64],
+    /// Each weekday's shape (empty: known rates, the exposures count as they are).
+    weekday_shapes: &'a [f64],
+    offset: i64,
 }
 
-/// The moment after `from` at which a silence reaches `target` (see [`silence_score`]), or
-/// two weeks after it.
-fn silence_reaching(surprises: &[f64], offset: i64, from: i64, target: f64) -> i64 {
-    let mut score = 0.0;
-    let mut t = from;
-    for _ in 0..SPARSE_HORIZON_HOURS {
-        let local = t + offset;
-        let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
-        let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
-        let per_hour = surprises[slot];
-        let piece = per_hour * (hour_end - t) as f64 / HOUR as f64;
-        if score + piece >= target {
-            return t + ((target - score) / per_hour.max(1e-12) * HOUR as f64).round() as i64;
+impl Silence<'_> {
+    /// What a weekday's exposure (in `log10` units) counts for.
+    fn weighed(&self, day: usize, exposure: f64) -> f64 {
+        match self.weekday_shapes.get(day) {
+            Some(&shape) if shape > 0.0 => {
+                shape * (exposure * std::f64::consts::LN_10 / shape).ln_1p() / std::f64::consts::LN_10
+            }
+            _ => exposure,
         }
-        score += piece;
-        t = hour_end;
     }
-    t
+
+    /// The exposure at which a weekday's weighed exposure is `weighed` ([`weighed`](Self::weighed)'s inverse).
+    fn exposure_for(&self, day: usize, weighed: f64) -> f64 {
+        match self.weekday_shapes.get(day) {
+            Some(&shape) if shape > 0.0 => {
+                shape * (weighed * std::f64::consts::LN_10 / shape).exp_m1() / std::f64::consts::LN_10
+            }
+            _ => weighed,
+        }
+    }
+
+    /// `-log10` of the probability of no update from `from` to `to` (two weeks at most).
+    fn score(&self, from: i64, to: i64) -> f64 {
+        let mut exposures = [0.0; 7];
+        let mut t = from;
+        for _ in 0..SPARSE_HORIZON_HOURS {
+            if t >= to {
+                break;
+            }
+            let local = t + self.offset;
+            let hour_end = local - local.rem_euclid(HOUR) + HOUR - self.offset;
+            let piece = (hour_end.min(to) - t) as f64 / HOUR as f64;
+            let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
+            exposures[slot / 24] += piece * self.surprises[slot];
+            t = hour_end;
+        }
+        // (Most silences touch a day or two: the others weigh nothing.)
+        exposures
+            .iter()
+            .enumerate()
+            .filter(|(_, exposure)| **exposure > 0.0)
+            .map(|(day, exposure)| self.weighed(day, *exposure))
+            .sum()
+    }
+
+    /// The moment after `from` at which the silence's score reaches `target`, or two weeks
+    /// after it.
+    fn reaching(&self, from: i64, target: f64) -> i64 {
+        let mut exposures = [0.0; 7];
+        // The weighed exposures of the other days, and the exposure the current day needs to
+        // reach the target (set when the day begins: two logarithms a day, not per hour).
+        let (mut others, mut needed, mut current) = (0.0, 0.0, usize::MAX);
+        let mut t = from;
+        for _ in 0..SPARSE_HORIZON_HOURS {
+            let local = t + self.offset;
+            let hour_end = local - local.rem_euclid(HOUR) + HOUR - self.offset;
+            let slot = (calendar::second_of_week(local) / HOUR) as usize % 168;
+            let (day, per_hour) = (slot / 24, self.surprises[slot]);
+            if day != current {
+                if current != usize::MAX {
+                    others += self.weighed(current, exposures[current]);
+                }
+                others -= self.weighed(day, exposures[day]);
+                needed = self.exposure_for(day, target - others);
+                current = day;
+            }
+            let added = per_hour * (hour_end - t) as f64 / HOUR as f64;
+            if exposures[day] + added >= needed {
+                let missing = needed - exposures[day];
+                return t + (missing.max(0.0) / per_hour.max(1e-12) * HOUR as f64).round() as i64;
+            }
+            exposures[day] += added;
+            t = hour_end;
+        }
+        t
+    }
 }
 
 /// A silence longer than this is an outage, not a schedule's day off: the longest gap of a
@@ -1158,6 +1237,86 @@ mod tests {
         // Last load 10:05: late by 12:00.
         let morning = week4 + 10 * HOUR + 300;
         assert!(cadence.is_late(morning, week4 + 12 * HOUR));
+    }
+
+    /// Updates at random for `days` days from [`MONDAY`]: an hour gets rows with chance
+    /// `weekday` (in tenths) Monday to Friday and `weekend` on Saturday and Sunday.
+    fn random_hours(days: i64, weekday: u64, weekend: u64) -> Vec<i64> {
+        let mut updates = Vec::new();
+        let mut state: u64 = 11;
+        for hour in 0..days * 24 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let tenths = if (hour / 24) % 7 < 5 { weekday } else { weekend };
+            if (state >> 33) % 10 < tenths {
+                updates.push(MONDAY + hour * HOUR + 20 * 60);
+            }
+        }
+        updates
+    }
+
+    #[test]
+    fn a_sparse_table_with_quiet_weekends_is_not_late_on_an_ordinary_weekend_silence() {
+        // Rows in 70 % of weekday hours and 15 % of weekend hours for three weeks and five
+        // days, the last on Friday 23:20. Twenty silent hours on a Saturday happen about once
+        // in thirty weekends; shrunk towards the hour of the day alone (the weekdays' chance),
+        // the Saturday's three observed days said one in ten thousand.
+        let mut updates = random_hours(26, 7, 1);
+        updates.retain(|t| *t < MONDAY + 25 * DAY);
+        let friday_night = MONDAY + 25 * DAY + 23 * HOUR + 20 * 60;
+        updates.push(friday_night);
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        assert!(matches!(cadence, Cadence::Sparse { .. }), "{cadence:?}");
+        let saturday = cadence.check(friday_night, friday_night + 20 * HOUR, 1e-4);
+        assert!(!saturday.late && saturday.score < 3.0, "{saturday:?}");
+        // The same silence on a weekday is an outage.
+        let tuesday_night = updates.iter().copied().filter(|t| *t < MONDAY + 23 * DAY).max().unwrap();
+        let weekday = cadence.check(tuesday_night, tuesday_night + 20 * HOUR, 1e-4);
+        assert!(weekday.late && weekday.score > 8.0, "{weekday:?}");
+        // A weekend without rows is rare but possible (one in a few thousand); the silence
+        // is late by Monday morning.
+        assert!(!cadence.is_late(friday_night, friday_night + 2 * DAY));
+        assert!(cadence.is_late(friday_night, friday_night + 2 * DAY + 12 * HOUR));
+    }
+
+    #[test]
+    fn a_weekday_not_seen_yet_is_judged_with_an_honestly_wide_chance() {
+        // Five weekdays of rows in half the hours: nothing says yet how busy a Saturday is. A
+        // Saturday silence of twenty hours is not an outage, though it would be on a weekday
+        // (a chance of 1e-6 at the weekdays' rate).
+        let updates = random_hours(5, 5, 5);
+        let friday_night = *updates.last().unwrap();
+        assert!(friday_night >= MONDAY + 4 * DAY + 22 * HOUR, "{friday_night}");
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        assert!(matches!(cadence, Cadence::Sparse { .. }), "{cadence:?}");
+        let saturday = cadence.check(friday_night, friday_night + 20 * HOUR, 1e-4);
+        assert!(!saturday.late, "{saturday:?}");
+        let wednesday = updates.iter().copied().filter(|t| *t < MONDAY + 2 * DAY + 12 * HOUR).max().unwrap();
+        assert!(cadence.is_late(wednesday, wednesday + 20 * HOUR));
+        // A silence of days still is.
+        assert!(cadence.is_late(friday_night, friday_night + 3 * DAY));
+    }
+
+    #[test]
+    fn a_sparse_silence_reaches_its_target_where_its_score_says() {
+        // `reaching` inverts `score`, across weekdays seen well and little.
+        let surprises: Vec<f64> =
+            (0..168).map(|slot| 0.05 + (slot % 24) as f64 * 0.01 + (slot / 24) as f64 * 0.02).collect();
+        let weekday_shapes = vec![40.0, 30.0, 5.0, 60.0, 8.0, 5.0, 5.0];
+        for offset in [0, 3600, -5 * 3600] {
+            let silence = Silence { surprises: &surprises, weekday_shapes: &weekday_shapes, offset };
+            for from in [MONDAY + 1234, MONDAY + 3 * DAY + 17 * HOUR, MONDAY + 5 * DAY + 59] {
+                for target in [0.3, 1.0, 2.5, 4.0, 6.0] {
+                    let at = silence.reaching(from, target);
+                    assert!(at > from);
+                    let score = silence.score(from, at);
+                    assert!((score - target).abs() < 1e-3, "{offset} {from} {target}: {score} at {at}");
+                }
+            }
+        }
+        // Without shapes the exposures add up as they are.
+        let known = Silence { surprises: &surprises, weekday_shapes: &[], offset: 0 };
+        let expected: f64 = (0..10).map(|hour| surprises[hour]).sum();
+        assert!((known.score(MONDAY, MONDAY + 10 * HOUR) - expected).abs() < 1e-9);
     }
 
     #[test]
