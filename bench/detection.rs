@@ -112,9 +112,9 @@ fn print_report(report: &Report) {
         report.budget
     );
     println!(
-        "| incident type | n | telltale recall | z-score recall | telltale (sev>=3) | z-score (sev>=3) | telltale @budget | z-score @budget | telltale delay median / p90 |"
+        "| incident type | n | telltale recall | z-score recall | telltale (sev>=3) | z-score (sev>=3) | telltale @budget | z-score @budget | telltale delay median / p90 | oracle ceiling |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (index, (kind, n)) in report.incidents.iter().enumerate() {
         let (a, b) = (&t.types[index], &z.types[index]);
         let delays = if a.delays.buckets.is_empty() {
@@ -122,8 +122,9 @@ fn print_report(report: &Report) {
         } else {
             format!("{:.2} / {:.2}", a.delays.quantile(0.5), a.delays.quantile(0.9))
         };
+        let oracle = report.oracle[index].map_or_else(|| "-".to_string(), |chance| format!("{chance:.2}"));
         println!(
-            "| {} | {n} | {} | {} | {} ({}) | {} | {} | {} | {delays} |",
+            "| {} | {n} | {} | {} | {} ({}) | {} | {} | {} | {delays} | {oracle} |",
             kind.name(),
             rate(&a.recall),
             rate(&b.recall),
@@ -339,11 +340,12 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
                     .flat_map(|r| r.points.iter().filter(|p| p.alert).map(|p| p.at))
                     .any(|at| at >= incident.start && at <= incident.end + grace);
                 println!(
-                    "incident seed {seed} {} ({kind}) {} at {} sev {:.1}: {} (z-score {})",
+                    "incident seed {seed} {} ({kind}) {} at {} sev {:.1}{}: {} (z-score {})",
                     table.name,
                     incident.kind.name(),
                     when(table, incident.start),
                     incident.severity,
+                    incident.oracle.map_or(String::new(), |chance| format!(" oracle {chance:.2}")),
                     first.map_or("missed".to_string(), |at| format!("detected {}", when(table, at))),
                     if peer { "detected" } else { "missed" }
                 );

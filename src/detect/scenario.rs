@@ -15,7 +15,8 @@
 use super::Point;
 use super::calendar::{DAY, HOUR, WEEK};
 use super::schema::Column;
-use super::settings::TimeRange;
+use super::settings::{Sensitivity, TimeRange};
+use super::stats::{normal_sf, normal_upper_quantile};
 
 /// Monday 2024-01-01 00:00 UTC: the first instant of every generated warehouse.
 pub const EPOCH: i64 = 1_704_067_200;
@@ -301,6 +302,11 @@ pub struct Incident {
     pub severity: f64,
     /// Days of history the table had when the incident started.
     pub history_days: f64,
+    /// For a volume incident (missed, partial or duplicate load, volume spike): the chance that
+    /// a detector knowing the bucket's true distribution flags it at the default `medium`
+    /// sensitivity (see `TableGenerator::volume_oracle`); the ceiling any detector can reach on
+    /// it. `None` for other kinds.
+    pub oracle: Option<f64>,
 }
 
 /// Kinds of benign (legitimate but unusual) windows.
@@ -838,6 +844,25 @@ impl<'a> TableGenerator<'a> {
         Self::loads_between(loads, bucket_start, bucket_start + self.bucket).iter().map(|&i| loads[i].expected).sum()
     }
 
+    /// The chance that a detector which knows a bucket's true distribution (`expected` rows,
+    /// the table's noise) flags a bucket whose expectation an incident moved to `incident`,
+    /// two-sided at the `medium` rate per point (1e-4 a day, divided among the day's buckets).
+    /// Late rows and everything a detector must learn are left out, so it is an upper bound.
+    /// A low-count table's rows are Poisson: a bucket is flagged when a count that low (or
+    /// high) has a Poisson chance below half the rate. Other tables' rows are judged on the log
+    /// scale with the generator's sigma (`volume_sigma`, its noise and count noise); a bucket
+    /// with no rows left is flagged when an empty bucket is that improbable.
+    fn volume_oracle(&self, expected: f64, incident: f64) -> f64 {
+        let alpha = Sensitivity::Medium.false_alarm_rate() * self.bucket as f64 / DAY as f64;
+        if self.low_count || incident < 0.5 {
+            return poisson_oracle(expected, incident, alpha / 2.0);
+        }
+        let z = normal_upper_quantile(alpha / 2.0);
+        let (sigma, incident_sigma) = (self.volume_sigma(expected), self.volume_sigma(incident));
+        let shift = ((incident + 1.0) / (expected + 1.0)).ln().abs();
+        normal_sf((z * sigma - shift) / incident_sigma) + normal_sf((z * sigma + shift) / incident_sigma)
+    }
+
     /// Severity of a bucket going from `expected` to `observed` rows.
     fn volume_severity(&self, expected: f64, observed: f64) -> f64 {
         ((observed + 1.0) / (expected + 1.0)).ln().abs() / self.volume_sigma(expected)
@@ -884,6 +909,7 @@ impl<'a> TableGenerator<'a> {
             detectable_at,
             severity,
             history_days: Self::history(start),
+            oracle: None,
         };
         match kind {
             MissedLoad | PartialLoad | DuplicateLoad | VolumeSpike => {
@@ -918,7 +944,8 @@ impl<'a> TableGenerator<'a> {
                 let severity = self.volume_severity(expected, observed);
                 let detectable = if kind == MissedLoad { self.missing_detectable(time) } else { bucket + self.bucket };
                 let end = if kind == MissedLoad { self.next_load_after(loads, time) } else { bucket + self.bucket };
-                Some(make(time, end.max(bucket + self.bucket), detectable, severity))
+                let incident = make(time, end.max(bucket + self.bucket), detectable, severity);
+                Some(Incident { oracle: Some(self.volume_oracle(expected, observed)), ..incident })
             }
             LateLoad => {
                 let index = self.pick_load(loads, day_start, rng)?;
@@ -1193,6 +1220,34 @@ pub fn week_of(timestamp: i64) -> i64 {
     (timestamp - EPOCH).div_euclid(WEEK)
 }
 
+/// The chance that a Poisson count of mean `incident` has a tail probability below `half_alpha`
+/// (either side) under a Poisson law of mean `expected` (see `TableGenerator::volume_oracle`).
+fn poisson_oracle(expected: f64, incident: f64, half_alpha: f64) -> f64 {
+    let pmf = |mean: f64, upto: usize| -> Vec<f64> {
+        let mut values = Vec::with_capacity(upto + 1);
+        let mut p = (-mean).exp();
+        for k in 0..=upto {
+            values.push(p);
+            p *= mean / (k + 1) as f64;
+        }
+        values
+    };
+    let upto = (expected.max(incident) + 12.0 * expected.max(incident).sqrt() + 40.0).ceil() as usize;
+    let (normal, hit) = (pmf(expected, upto), pmf(incident, upto));
+    // Lower tails P(X <= k) and upper tails P(X >= k) of the normal count.
+    let mut lower = 0.0;
+    let mut upper: f64 = normal.iter().sum::<f64>().min(1.0);
+    let mut chance = 0.0;
+    for k in 0..=upto {
+        lower += normal[k];
+        if lower < half_alpha || upper < half_alpha {
+            chance += hit[k];
+        }
+        upper -= normal[k];
+    }
+    chance.min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1230,6 +1285,52 @@ mod tests {
             }
         }
         assert!(kinds.len() >= 12, "{kinds:?}");
+    }
+
+    #[test]
+    fn a_poisson_oracle_flags_only_counts_improbable_at_the_rate() {
+        let half_alpha = 1e-4 / 24.0 / 2.0;
+        // A missing load of 3 rows: an empty hour has a chance of e^-3 = 5 %.
+        assert_eq!(poisson_oracle(3.0, 0.0, half_alpha), 0.0);
+        // Of 30 rows: e^-30, always flagged.
+        assert_eq!(poisson_oracle(30.0, 0.0, half_alpha), 1.0);
+        // Ten times 0.5 rows: seven rows or more where 0.5 are due have a chance of 9e-7, below
+        // half the rate (six: 1.3e-5, above); a Poisson count of mean 5 reaches seven 24 % of
+        // the time.
+        let spike = poisson_oracle(0.5, 5.0, half_alpha);
+        assert!((0.2..0.3).contains(&spike), "{spike}");
+        // Ten times 20 rows: always.
+        assert!(poisson_oracle(20.0, 200.0, half_alpha) > 0.999);
+    }
+
+    #[test]
+    fn volume_incidents_carry_the_ceiling_an_oracle_reaches() {
+        let tables = generate(&ScenarioConfig::standard(1));
+        let (mut zero_heavy_missed, mut other_missed) = (Vec::new(), Vec::new());
+        for table in &tables {
+            for incident in &table.incidents {
+                match incident.kind {
+                    IncidentKind::MissedLoad
+                    | IncidentKind::PartialLoad
+                    | IncidentKind::DuplicateLoad
+                    | IncidentKind::VolumeSpike => {
+                        let chance = incident.oracle.expect("volume incidents have an oracle");
+                        assert!((0.0..=1.0).contains(&chance), "{incident:?}");
+                    }
+                    _ => assert_eq!(incident.oracle, None, "{incident:?}"),
+                }
+                if incident.kind == IncidentKind::MissedLoad {
+                    let chance = incident.oracle.unwrap_or(f64::NAN);
+                    if table.low_count { zero_heavy_missed.push(chance) } else { other_missed.push(chance) }
+                }
+            }
+        }
+        // A missing load of a few rows on a zero-heavy table is an ordinary empty hour; a
+        // missing load of any other table is an empty bucket no table of its size shows.
+        assert!(!zero_heavy_missed.is_empty(), "{other_missed:?}");
+        assert!(!other_missed.is_empty());
+        assert!(zero_heavy_missed.iter().all(|c| *c < 0.5), "{zero_heavy_missed:?}");
+        assert!(other_missed.iter().filter(|c| **c > 0.99).count() * 10 >= other_missed.len() * 9, "{other_missed:?}");
     }
 
     #[test]

@@ -459,6 +459,10 @@ pub struct Report {
     pub budget: f64,
     /// Incidents per type.
     pub incidents: Vec<(IncidentKind, usize)>,
+    /// Per type, the mean of the incidents' [`oracle`](crate::detect::scenario::Incident::oracle)
+    /// chances: the recall a detector knowing each bucket's true distribution would reach at
+    /// the default sensitivity. `None` for types without one (all but volume incidents).
+    pub oracle: Vec<Option<f64>>,
     /// telltale, then the z-score peer.
     pub detectors: Vec<DetectorReport>,
 }
@@ -700,11 +704,23 @@ pub fn score(evaluated: &[Evaluated], budget: f64) -> Report {
             }
         }
     }
+    let oracle = IncidentKind::ALL
+        .iter()
+        .map(|kind| {
+            let chances: Vec<f64> = evaluated
+                .iter()
+                .flat_map(|e| &e.labels.incidents)
+                .filter(|incident| incident.kind == *kind)
+                .filter_map(|incident| incident.oracle)
+                .collect();
+            (!chances.is_empty()).then(|| chances.iter().sum::<f64>() / chances.len() as f64)
+        })
+        .collect();
     let detectors = vec![
         score_detector("telltale", evaluated, |e| &e.telltale, table_days, budget),
         score_detector("z-score", evaluated, |e| &e.zscore, table_days, budget),
     ];
-    Report { tables: evaluated.len(), table_days, benign_table_days, budget, incidents, detectors }
+    Report { tables: evaluated.len(), table_days, benign_table_days, budget, incidents, oracle, detectors }
 }
 
 #[cfg(test)]
