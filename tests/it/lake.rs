@@ -630,8 +630,11 @@ for h in range(24):\n    for i in range(100):\n        buf = io.BytesIO()\n     
             moto.endpoint
         ),
     );
+    // The scan lists three pages and reads 120 files from moto_server, a Python server: on a
+    // loaded two-core machine that took more than 20 s once, so the deadline is generous (the
+    // vanished server below is bounded by `connect_timeout`, not by it).
     let config = format!(
-        "version: 1\nstore: sqlite://state/t.db\nsources:\n  s3lake:\n    kind: files\n    url: s3://lake/raw\n    statement_timeout: 20s\n    connect_timeout: 2s\n    s3:\n      endpoint: {}\n      region: us-east-1\n      access_key_id: ${{TT_S3_KEY}}\n      secret_access_key: ${{TT_S3_SECRET}}\n      path_style: true\n      allow_http: true\nchecks: [checks/]\n",
+        "version: 1\nstore: sqlite://state/t.db\nsources:\n  s3lake:\n    kind: files\n    url: s3://lake/raw\n    statement_timeout: 90s\n    connect_timeout: 2s\n    s3:\n      endpoint: {}\n      region: us-east-1\n      access_key_id: ${{TT_S3_KEY}}\n      secret_access_key: ${{TT_S3_SECRET}}\n      path_style: true\n      allow_http: true\nchecks: [checks/]\n",
         moto.endpoint
     );
     // `sample: 5` reads 5% of the files (the same ones every run): 120 files of 3 rows.
