@@ -47,6 +47,11 @@ const COLD_RULE_MIN_STEP: i64 = 20 * 3_600;
 /// scored as a one-in-a-million point, above the `medium` threshold of any series (scores of
 /// 4–5) and below a breaking schema change (100).
 pub const COLD_RULE_SCORE: f64 = 6.0;
+/// The cold-start rule keeps judging a count or continuous series beside its learned model
+/// until this many points were learned (two weeks of a daily series): the model's first
+/// ranges are honestly wide (a Student-t of a handful of degrees of freedom), and a tenfold day
+/// on day 6 was inside them.
+const EARLY_RULE_POINTS: usize = 14;
 
 #[derive(Debug, Clone)]
 enum Model {
@@ -121,6 +126,11 @@ impl StreamingDetector {
         self.history
     }
 
+    /// Whether the earliest points are kept for the cold-start rule after the model exists.
+    fn keeps_early_points(&self) -> bool {
+        matches!(self.class, MetricClass::Count | MetricClass::Continuous)
+    }
+
     fn build_model(&mut self) {
         let step = median_gap(self.cold.iter()).unwrap_or(3_600.0).round() as i64;
         let first = self.cold.first().map_or(0, |p| p.timestamp);
@@ -140,7 +150,11 @@ impl StreamingDetector {
                 Model::Freshness(m) => m.learn(point),
             }
         }
-        self.cold.clear();
+        // Counts and continuous metrics keep their first points (and the next ones learned, up
+        // to `EARLY_RULE_POINTS`) for the cold-start rule.
+        if !self.keeps_early_points() {
+            self.cold.clear();
+        }
         self.model = Some(model);
     }
 
@@ -176,7 +190,7 @@ impl StreamingDetector {
             if self.cold.len() < needed || self.class == MetricClass::Freshness && !self.freshness_ready() {
                 let seen = self.cold.len();
                 let ruled = if in_order && label != Some(LabelKind::Expected) {
-                    self.cold_start_rule(&point, needed)
+                    self.cold_start_rule(&point, Some(needed))
                 } else {
                     None
                 };
@@ -225,6 +239,17 @@ impl StreamingDetector {
         if label == Some(LabelKind::Expected) {
             judgement.anomaly = false;
         }
+        // The cold-start rule still judges the first weeks beside the model's wide ranges.
+        let ruled = if !judgement.anomaly
+            && in_order
+            && label != Some(LabelKind::Expected)
+            && self.keeps_early_points()
+            && self.history < EARLY_RULE_POINTS
+        {
+            self.cold_start_rule(&point, None)
+        } else {
+            None
+        };
         // An anomalous rate is learned at the edge of its expected range: a null spike must
         // not teach the model that spikes are normal (its between-batch variance would widen
         // the range for the next 500 batches).
@@ -252,7 +277,9 @@ impl StreamingDetector {
         };
         let held = self.held.take().filter(|(_, at)| timestamp > *at && timestamp - *at <= step * 3 / 2);
         let mut note = "";
-        if let Some((score, _)) = held
+        if ruled.is_some() {
+            // Flagged by the hard rule: neither held nor judged with a held bucket.
+        } else if let Some((score, _)) = held
             && !judgement.carried
             && (!judgement.anomaly || judgement.early_load)
             && label != Some(LabelKind::Expected)
@@ -273,6 +300,11 @@ impl StreamingDetector {
             Some(Model::Seasonal(m)) if learns => m.shift_in_progress(),
             _ => None,
         };
+        if let Some(mut verdict) = ruled {
+            verdict.alert = self.excursions.observe(true, verdict.direction, shifting);
+            verdict.event = judgement.event;
+            return verdict;
+        }
         let alert = self.excursions.observe(judgement.anomaly, judgement.side, shifting);
         // The sentence is written when the verdict is read (`Explanation`): most never are.
         let rebaselined = matches!(event, Some(Event::Rebaselined));
@@ -320,7 +352,11 @@ impl StreamingDetector {
     /// are left alone (three weekdays cannot tell a weekday-only table's first weekend from a
     /// missed load: that is freshness's to see). The direction filter, `min_change` and an
     /// `expected` label hold as for learned verdicts.
-    fn cold_start_rule(&self, point: &Point, needed: usize) -> Option<Verdict> {
+    ///
+    /// `needed` is the cold start's length while the model is not built yet (the verdict's status
+    /// is then `cold_start`); `None` once it judges beside the model, for the first
+    /// [`EARLY_RULE_POINTS`] points (status `learned`).
+    fn cold_start_rule(&self, point: &Point, needed: Option<usize>) -> Option<Verdict> {
         let continuous = match self.class {
             MetricClass::Count => false,
             MetricClass::Continuous => true,
@@ -364,14 +400,19 @@ impl StreamingDetector {
         write_number(&mut text, seen as f64);
         text.push_str(" earlier points (");
         write_number(&mut text, bound);
-        text.push_str(&format!(
-            "): still learning ({seen} of {needed} points of history), so only this hard rule judges it"
-        ));
+        match needed {
+            Some(needed) => text.push_str(&format!(
+                "): still learning ({seen} of {needed} points of history), so only this hard rule judges it"
+            )),
+            None => text.push_str(&format!(
+                "): the learned range is still wide after {seen} points of history, and this hard rule flags it"
+            )),
+        }
         let low = if continuous { lowest / factor } else { lowest };
         Some(Verdict {
             timestamp: point.timestamp,
             value: point.value,
-            status: Status::ColdStart,
+            status: if needed.is_some() { Status::ColdStart } else { Status::Learned },
             expected: Some(Expected { low, high: factor * largest, forecast: typical }),
             score: COLD_RULE_SCORE,
             anomaly: true,
@@ -394,6 +435,9 @@ impl StreamingDetector {
     fn learn(&mut self, point: &Point, label: Option<LabelKind>) -> Option<Event> {
         self.history += 1;
         self.last_timestamp = Some(point.timestamp);
+        if self.keeps_early_points() && self.cold.len() < EARLY_RULE_POINTS {
+            self.cold.push(*point);
+        }
         let model = self.model.as_mut()?;
         let mut event = match model {
             Model::Seasonal(m) => m.learn(point.timestamp, point.value),

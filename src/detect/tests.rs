@@ -98,6 +98,31 @@ fn a_tenfold_day_in_the_cold_start_is_flagged_by_the_hard_rule_once() {
 }
 
 #[test]
+fn a_tenfold_first_saturday_after_the_cold_start_is_flagged_by_the_hard_rule() {
+    // Monday to Friday about 3 000 rows, then 22 000 on the first Saturday: the learned model
+    // has never seen a Saturday (a weekday-only table's is empty, a retailer's triples) and its
+    // range is honestly wide, but no rhythm of five days explains six times their largest.
+    let values = [2_700.0, 3_477.0, 3_050.0, 2_800.0, 3_300.0, 21_956.0, 3_100.0, 3_264.0, 2_900.0];
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &daily(&values));
+    let spike = &verdicts[5];
+    assert_eq!(spike.status, Status::Learned);
+    assert!(spike.anomaly && spike.alert, "{spike:?}");
+    assert_eq!(spike.direction, Some(Deviation::Above));
+    assert_eq!(spike.score, streaming::COLD_RULE_SCORE);
+    let text = spike.explanation.replace('\u{202f}', " ");
+    assert!(text.starts_with("21 956 rows, at least five times the largest of the 5 earlier points (3 477)"), "{text}");
+    assert!(text.contains("the learned range is still wide after 5 points of history"), "{text}");
+    // The days after are ordinary again (the spike is learned, and compared with).
+    for verdict in &verdicts[6..] {
+        assert!(!verdict.anomaly && !verdict.alert, "{verdict:?}");
+    }
+    // A threefold Saturday (a shop's weekend) is the model's to judge, not the rule's.
+    let weekend = [9_800.0, 10_400.0, 10_100.0, 9_900.0, 10_300.0, 31_000.0, 29_000.0, 10_200.0];
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &daily(&weekend));
+    assert!(verdicts.iter().all(|v| !v.anomaly), "{verdicts:?}");
+}
+
+#[test]
 fn the_cold_start_rule_leaves_rhythms_small_counts_and_filtered_directions_alone() {
     let flagged = |values: &[f64], settings: &Settings| -> Vec<usize> {
         let verdicts = replay(MetricClass::Count, settings, &daily(values));
