@@ -318,7 +318,10 @@ impl Cadence {
                     expected_at += (*interval).min(HOUR);
                 }
                 let late_after = if skip_chances.is_empty() {
-                    expected_at + tolerance
+                    // The tolerance runs in active hours only, as the gaps it was learned from
+                    // did: expected at the last active hour of the day, a table is late the next
+                    // morning, not in the middle of a night without updates.
+                    after_active(expected_at, *tolerance, active_hours, *utc_offset)
                 } else {
                     let skipped = SkipRun { interval: *interval, active_hours, surprises, offset: *utc_offset };
                     skipped.late_after(last_update, *on_time, *skip_late_score).max(expected_at + on_time)
@@ -957,6 +960,29 @@ fn small_sample_tolerance(spread: f64, worst: f64, updates: usize) -> i64 {
     ((4.0 * spread).max(1.5 * worst) * widen).max(MIN_TOLERANCE as f64) as i64
 }
 
+/// The moment `duration` seconds of active hours (of the week, local time) have passed since
+/// `from`; inactive hours do not count. (Two weeks at most: a cadence without active hours
+/// counts every hour.)
+fn after_active(from: i64, duration: i64, active_hours: &[bool], offset: i64) -> i64 {
+    if active_hours.iter().all(|active| *active) || !active_hours.iter().any(|active| *active) {
+        return from + duration;
+    }
+    let (mut t, mut remaining) = (from, duration.max(0));
+    for _ in 0..SPARSE_HORIZON_HOURS {
+        let local = t + offset;
+        let hour_end = local - local.rem_euclid(HOUR) + HOUR - offset;
+        let hour = (calendar::second_of_week(local) / HOUR) as usize % 168;
+        if active_hours[hour] {
+            if t + remaining <= hour_end {
+                return t + remaining;
+            }
+            remaining -= hour_end - t;
+        }
+        t = hour_end;
+    }
+    t + remaining
+}
+
 fn crosses_inactive(from: i64, to: i64, active_hours: &[bool], offset: i64) -> bool {
     let mut t = from + HOUR;
     while t < to {
@@ -1317,6 +1343,38 @@ mod tests {
         let known = Silence { surprises: &surprises, weekday_shapes: &[], offset: 0 };
         let expected: f64 = (0..10).map(|hour| surprises[hour]).sum();
         assert!((known.score(MONDAY, MONDAY + 10 * HOUR) - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_tolerance_of_a_daytime_hourly_cadence_runs_in_its_active_hours() {
+        // Updates about every hour from 08:00 to 17:00, with a few skipped hours, for two days
+        // (a new table): the night is inactive, and the tolerance learned from the day's gaps
+        // is hours long. Due at 17:xx, the table is not late at 04:00 in the night but only
+        // once that tolerance has run in the next day's active hours.
+        let mut updates = vec![MONDAY - DAY + 17 * HOUR + 600];
+        for day in 0..2 {
+            // (The last update at 16:xx: the next is due at 17:xx, an active hour.)
+            for hour in 8..(if day == 1 { 17 } else { 18 }) {
+                if (day * 10 + hour) % 4 != 1 {
+                    updates.push(MONDAY + day * DAY + hour * HOUR + 60 * ((hour * 7 + day * 3) % 20));
+                }
+            }
+        }
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Interval { active_hours, tolerance, .. } = &cadence else {
+            panic!("expected an interval cadence, got {cadence:?}");
+        };
+        assert!(!active_hours[2] && !active_hours[22] && active_hours[12], "{active_hours:?}");
+        assert!(*tolerance > 2 * HOUR, "{tolerance}");
+        let last = *updates.last().unwrap();
+        let due = cadence.next_due(last).unwrap();
+        let late_hour = (due.late_after % DAY) / HOUR;
+        assert!((8..18).contains(&late_hour), "late at {late_hour}:00 ({due:?})");
+        // Counted in wall time, its hours ended in the night to Wednesday; in active hours, the
+        // next day (Tuesday's last, Wednesday's ten, then Thursday's first).
+        assert!(!cadence.is_late(last, MONDAY + 2 * DAY + 7 * HOUR), "{due:?}");
+        assert!(!cadence.is_late(last, MONDAY + 2 * DAY + 12 * HOUR), "{due:?}");
+        assert!(cadence.is_late(last, MONDAY + 3 * DAY + 12 * HOUR), "{due:?}");
     }
 
     #[test]
