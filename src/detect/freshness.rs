@@ -957,8 +957,13 @@ fn without_passing_runs(deviations: &[f64], spread: f64) -> Vec<f64> {
 /// were seen.
 fn small_sample_tolerance(spread: f64, worst: f64, updates: usize) -> i64 {
     let widen = 1.0 + 4.0 / updates as f64;
-    ((4.0 * spread).max(1.5 * worst) * widen).max(MIN_TOLERANCE as f64) as i64
+    let floor = (MIN_TOLERANCE as f64).max(SMALL_SAMPLE_FLOOR as f64 / updates as f64);
+    ((4.0 * spread).max(1.5 * worst) * widen).max(floor) as i64
 }
+
+/// Seconds of tolerance a cadence learned from one update would get: the floor of a tolerance
+/// learned from `n` updates is this over `n` (at least [`MIN_TOLERANCE`]).
+const SMALL_SAMPLE_FLOOR: i64 = 4 * HOUR;
 
 /// The moment `duration` seconds of active hours (of the week, local time) have passed since
 /// `from`; inactive hours do not count. (Two weeks at most: a cadence without active hours
@@ -1343,6 +1348,33 @@ mod tests {
         let known = Silence { surprises: &surprises, weekday_shapes: &[], offset: 0 };
         let expected: f64 = (0..10).map(|hour| surprises[hour]).sum();
         assert!((known.score(MONDAY, MONDAY + 10 * HOUR) - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn three_punctual_daily_loads_do_not_make_a_tolerance_of_minutes() {
+        // Three loads at 19:42 give or take a minute say little of the load's jitter: the
+        // fourth, 47 minutes late, is not an incident yet (the floor of a tolerance from n
+        // updates is 4 h / n: 80 minutes here); three hours late is.
+        let updates: Vec<i64> = [0, 60, -60]
+            .iter()
+            .enumerate()
+            .map(|(day, s)| MONDAY + day as i64 * DAY + 19 * HOUR + 42 * 60 + s)
+            .collect();
+        let cadence = Cadence::learn(&updates, &Settings::default());
+        let Cadence::Daily { tolerance, .. } = &cadence else {
+            panic!("expected a daily cadence, got {cadence:?}");
+        };
+        assert_eq!(*tolerance, 80 * 60);
+        let last = updates[2];
+        assert!(!cadence.is_late(last, last + DAY + 47 * 60));
+        assert!(cadence.is_late(last, last + DAY + 3 * HOUR));
+        // With more history the floor gives way to the learned spread (15 minutes at least).
+        let month: Vec<i64> =
+            (0..30).map(|day| MONDAY + day * DAY + 19 * HOUR + 42 * 60 + (day % 3 - 1) * 60).collect();
+        let Cadence::Daily { tolerance, .. } = Cadence::learn(&month, &Settings::default()) else {
+            panic!("expected a daily cadence");
+        };
+        assert_eq!(tolerance, MIN_TOLERANCE);
     }
 
     #[test]
