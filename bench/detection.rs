@@ -1,10 +1,13 @@
 //! Labelled-scenario benchmark of telltale's detectors against the z-score peer of today's
 //! open tools, on generated warehouses (see `telltale::detect::scenario` and `::scoring`).
 //!
-//! Usage: `detection [--seeds 101-105] [--tables 200] [--days 60] [--budget 2] [--no-speed] [--breakdown]
+//! Usage: `detection [--seeds 101-105] [--tables 200] [--days 60] [--budget 2] [--sensitivity low|medium|high|RATE] [--no-speed] [--breakdown]
 //! [--fingerprint] [--dump MONITOR|incidents|trace:TABLE:FIRST_DAY:LAST_DAY] [--callgrind count|continuous|freshness|proportion]`
 //!
 //! Tune on seeds 1-5 (`--seeds 1-5`), report on the held-out seeds 101-105 (the default).
+//! `--sensitivity` runs telltale at another setting than the default `medium` (a rate is the
+//! false-alarm probability per day of a series, as in a check file): the trade-off a user
+//! makes when tuning one.
 //! Prints markdown tables: recall per incident type (default setting, severe incidents only,
 //! at the false-alarm budget), recall per history length, precision, false alerts per 1000
 //! table-days outside and inside benign windows, detection delay in buckets, recall at the
@@ -26,7 +29,7 @@ use std::time::Instant;
 
 use telltale::detect::scenario::{self, IncidentKind, ScenarioConfig, Schedule};
 use telltale::detect::scoring::{self, DetectorReport, Evaluated, Recall, Report};
-use telltale::detect::{MetricClass, Point, Settings, StreamingDetector, Verdict, replay};
+use telltale::detect::{MetricClass, Point, Sensitivity, Settings, StreamingDetector, Verdict, replay};
 
 struct Args {
     seeds: Vec<u64>,
@@ -38,6 +41,7 @@ struct Args {
     fingerprint: bool,
     dump: Option<String>,
     callgrind: Option<MetricClass>,
+    sensitivity: Sensitivity,
 }
 
 fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
@@ -64,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         fingerprint: false,
         dump: None,
         callgrind: None,
+        sensitivity: Sensitivity::Medium,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -77,6 +82,17 @@ fn parse_args() -> Result<Args, String> {
             "--breakdown" => args.breakdown = true,
             "--fingerprint" => args.fingerprint = true,
             "--dump" => args.dump = Some(value()?),
+            "--sensitivity" => {
+                args.sensitivity = match value()?.as_str() {
+                    "low" => Sensitivity::Low,
+                    "medium" => Sensitivity::Medium,
+                    "high" => Sensitivity::High,
+                    rate => match rate.parse::<f64>() {
+                        Ok(rate) if rate > 0.0 && rate < 0.5 => Sensitivity::FalseAlarmRate(rate),
+                        _ => return Err("--sensitivity needs low, medium, high or a rate in (0, 0.5)".to_string()),
+                    },
+                }
+            }
             "--callgrind" => {
                 args.callgrind = Some(match value()?.as_str() {
                     "count" => MetricClass::Count,
@@ -606,7 +622,7 @@ fn main() -> Result<(), String> {
         callgrind_run(class);
         return Ok(());
     }
-    let settings = Settings::default();
+    let settings = Settings { sensitivity: args.sensitivity, ..Settings::default() };
     let started = Instant::now();
     let mut evaluated: Vec<Evaluated> = Vec::new();
     let mut kinds: Vec<String> = Vec::new();
@@ -636,10 +652,11 @@ fn main() -> Result<(), String> {
     }
     let report = scoring::score(&evaluated, args.budget);
     println!(
-        "seeds {:?}: {} tables x {} days; telltale judged {points} points in {:.2} s ({:.2} µs/point); total {:.1} s",
+        "seeds {:?}: {} tables x {} days; telltale ({:?} sensitivity) judged {points} points in {:.2} s ({:.2} µs/point); total {:.1} s",
         args.seeds,
         args.tables,
         args.days,
+        args.sensitivity,
         telltale_seconds,
         telltale_seconds / points as f64 * 1e6,
         started.elapsed().as_secs_f64()
