@@ -66,6 +66,8 @@ pub struct StreamingDetector {
     class: MetricClass,
     settings: Settings,
     noun: Arc<str>,
+    /// The first points: the cold start's, then (counts and continuous metrics) the learned
+    /// ones up to [`EARLY_RULE_POINTS`], which the cold-start rule compares with.
     cold: Vec<Point>,
     model: Option<Model>,
     excursions: ExcursionTracker,
