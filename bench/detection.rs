@@ -19,8 +19,9 @@
 //! of that monitor outside benign windows with its verdict and the points before it
 //! (`MONITOR:benign`: those inside benign windows);
 //! `--dump incidents` prints every incident with telltale's first matching alert;
-//! `--dump trace:TABLE:FIRST_DAY:LAST_DAY[:debug][:nulls|:freshness]` prints every volume
-//! (`:nulls`: null-rate, `:freshness`: freshness) verdict of one table (`*`: of every table).
+//! `--dump trace:TABLE:FIRST_DAY:LAST_DAY[:debug][:nulls|:freshness|:mean]` prints every volume
+//! (`:nulls`: null-rate, `:freshness`: freshness, `:mean`: column mean) verdict of one table
+//! (`*`: of every table).
 //! `--callgrind CLASS` only replays ten 2 000-point series of the speed table's
 //! warehouse once each and then writes every explanation, for instruction counts
 //! (`bench/detection-callgrind.sh`).
@@ -313,9 +314,11 @@ fn dump_false_alerts(seed: u64, tables: &[scenario::Table], evaluated: &[Evaluat
                 let (first, last): (i64, i64) = (parts[1].parse().unwrap_or(0), parts[2].parse().unwrap_or(60));
                 let debug = parts[3..].contains(&"debug");
                 // `:nulls` traces the null-rate series instead of the volume, `:freshness` the
-                // freshness polls.
+                // freshness polls, `:mean` the column mean.
                 let (class, series) = if parts[3..].contains(&"nulls") {
                     (MetricClass::Proportion, &table.nulls)
+                } else if parts[3..].contains(&"mean") {
+                    (MetricClass::Continuous, &table.mean)
                 } else if parts[3..].contains(&"freshness") {
                     (MetricClass::Freshness, &table.freshness)
                 } else {

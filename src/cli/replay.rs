@@ -264,6 +264,21 @@ mod tests {
         assert!(err.to_string().starts_with("s.csv:1: expected a header"), "{err}");
     }
 
+    /// The arguments of `telltale detect replay --input INPUT --metric METRIC --anomalies-only`,
+    /// everything else at its default.
+    fn anomalies_of(input: PathBuf, metric: &str) -> ReplayArgs {
+        ReplayArgs {
+            input,
+            metric: metric.into(),
+            format: ReplayFormat::Csv,
+            sensitivity: "medium".into(),
+            direction: None,
+            seasonality: "auto".into(),
+            min_change: None,
+            anomalies_only: true,
+        }
+    }
+
     #[test]
     fn a_replay_flags_the_injected_drop_and_nothing_else() {
         let mut csv = String::from("timestamp,value\n");
@@ -274,16 +289,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.csv");
         std::fs::write(&path, csv).unwrap();
-        let args = ReplayArgs {
-            input: path,
-            metric: "rows_added".into(),
-            format: ReplayFormat::Csv,
-            sensitivity: "medium".into(),
-            direction: None,
-            seasonality: "auto".into(),
-            min_change: None,
-            anomalies_only: true,
-        };
+        let args = anomalies_of(path, "rows_added");
         let mut out = Vec::new();
         let anomalies = run(&args, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -293,16 +299,7 @@ mod tests {
 
     #[test]
     fn category_shift_cannot_be_replayed_as_a_series() {
-        let args = ReplayArgs {
-            input: "unused.csv".into(),
-            metric: "category_shift".into(),
-            format: ReplayFormat::Csv,
-            sensitivity: "medium".into(),
-            direction: None,
-            seasonality: "auto".into(),
-            min_change: None,
-            anomalies_only: true,
-        };
+        let args = anomalies_of("unused.csv".into(), "category_shift");
         let err = run(&args, &mut Vec::new()).unwrap_err().to_string();
         assert!(err.contains("judged on value frequencies") && err.contains("rows_added"), "{err}");
         let valid = err.split("valid metrics:").nth(1).unwrap();

@@ -114,9 +114,14 @@ impl LevelShiftDetector {
         let new_level = median_of(self.recent.iter().copied())?;
         let spread = median_of(self.recent.iter().map(|v| (v - new_level).abs()))? * MAD_TO_SIGMA;
         let moved = (new_level - level) * statistic.signum();
-        // Every recent point on the new side, the new level well away from the old one and
-        // about as tight as the usual noise: a stable shift, not a burst of noise.
-        let all_on_new_side = self.recent.iter().all(|v| (v - level) * statistic.signum() > scale);
+        // Every recent point on the new side (past the midpoint between the levels), the new
+        // level well away from the old one and about as tight as the usual noise: a stable
+        // shift, not a burst of noise. (A point one scale past the old level was enough: a unit
+        // mistake of two days, back to normal on the third, was re-baselined on that third
+        // day, the median of its two wrong values being the "new level", and the next normal
+        // day alerted against it.)
+        let past_midpoint = (moved / 2.0).max(scale);
+        let all_on_new_side = self.recent.iter().all(|v| (v - level) * statistic.signum() > past_midpoint);
         if moved > 3.0 * scale && spread <= 2.0 * scale && all_on_new_side {
             let points = self.recent.len();
             self.reset();
@@ -151,6 +156,25 @@ mod tests {
         cusum.reset();
         cusum.update(-2.0);
         assert!((cusum.statistic() + 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_burst_that_ended_is_no_new_level() {
+        // Two points ten sigmas down, then one back near the old level (1.5 sigmas below it):
+        // the median of the three is the burst's level, but the last point is not there.
+        let mut detector = LevelShiftDetector::new(5.0, 3);
+        for _ in 0..10 {
+            assert_eq!(detector.observe(0.0, 0.0, 0.0, 1.0), None);
+        }
+        assert_eq!(detector.observe(-10.0, -10.0, 0.0, 1.0), None);
+        assert_eq!(detector.observe(-10.0, -10.0, 0.0, 1.0), None);
+        assert_eq!(detector.observe(-1.5, -1.5, 0.0, 1.0), None);
+        // A third point at the new level confirms it.
+        let mut detector = LevelShiftDetector::new(5.0, 3);
+        detector.observe(-10.0, -10.0, 0.0, 1.0);
+        detector.observe(-10.0, -10.0, 0.0, 1.0);
+        let shift = detector.observe(-9.2, -9.2, 0.0, 1.0).expect("a stable new level");
+        assert!((shift.new_level + 10.0).abs() < 1e-9, "{shift:?}");
     }
 
     #[test]
