@@ -953,6 +953,11 @@ impl SeasonalModel {
                 let (empty, full) = (slot.sorted_at(count / 2 - 1), slot.sorted_at(count / 2));
                 if level + empty < std::f64::consts::LN_2 && level + full > 11f64.ln() {
                     median = Some(if weekday >= 5 { empty } else { full });
+                } else if count == 2 {
+                    // Two occurrences, one of them a tenfold spike: their midpoint is neither,
+                    // and the next ordinary Thursday was judged three times too low. Of two,
+                    // the offset nearer the weekly level (the less surprising one) stands.
+                    median = Some(if empty.abs() <= full.abs() { empty } else { full });
                 }
             }
             self.week_offsets[weekday] = match median {

@@ -123,6 +123,29 @@ fn a_tenfold_first_saturday_after_the_cold_start_is_flagged_by_the_hard_rule() {
 }
 
 #[test]
+fn a_spike_on_a_weekday_seen_twice_does_not_set_that_weekday_factor() {
+    // A weekday-only table of about 32 000 rows, ten times that on its first Thursday (an
+    // incident, flagged). On the third Thursday the weekday's two past occurrences are the
+    // spike and an ordinary day: their midpoint made the range "62 300–159 000" and an
+    // ordinary 33 307 alerted as a drop.
+    let mut rng = Noise::new(51);
+    let values: Vec<f64> = (0..21)
+        .map(|day| match day % 7 {
+            5 | 6 => 0.0,
+            _ if day == 3 => 301_244.0,
+            _ => (32_000.0 * (1.0 + 0.04 * rng.normal())).round(),
+        })
+        .collect();
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &daily(&values));
+    assert!(verdicts[3].alert, "{:?}", verdicts[3]);
+    let third_thursday = &verdicts[17];
+    assert!(!third_thursday.anomaly, "{third_thursday:?}");
+    let expected = third_thursday.expected.expect("a learned range");
+    assert!(expected.low < 30_000.0 && expected.high > 34_000.0, "{expected:?}");
+    assert!(verdicts[4..].iter().all(|v| !v.anomaly), "{:?}", alerts(&verdicts));
+}
+
+#[test]
 fn the_cold_start_rule_leaves_rhythms_small_counts_and_filtered_directions_alone() {
     let flagged = |values: &[f64], settings: &Settings| -> Vec<usize> {
         let verdicts = replay(MetricClass::Count, settings, &daily(values));
