@@ -57,6 +57,8 @@ pub struct Calibrator {
     per_source: [u32; SOURCES],
     /// Whether the residuals are standardised (see [`standardised`](Self::standardised)).
     standardised: bool,
+    /// Whether a tail lighter than normal is only trusted from [`MIN_FOR_TAIL`] residuals.
+    no_light_start: bool,
     /// Whether no tail could be fitted to a history long enough for one (at least 95 % of the
     /// residuals identical: a series its model forecasts exactly but for recurring jumps).
     degenerate: bool,
@@ -84,6 +86,7 @@ impl Calibrator {
             sources: VecDeque::new(),
             per_source: [0; SOURCES],
             standardised: false,
+            no_light_start: false,
             degenerate: false,
             reference: (f64::NAN.to_bits(), f64::NAN),
             last_score: Cell::new((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN)),
@@ -103,6 +106,11 @@ impl Calibrator {
     /// within the range of the past ones is not judged rarer than the past made it.
     pub fn standardised(capacity: usize) -> Self {
         Self { standardised: true, ..Self::new(capacity) }
+    }
+
+    /// Trust no tail lighter than normal (inflation below 1) before [`MIN_FOR_TAIL`] residuals.
+    pub fn without_light_start(self) -> Self {
+        Self { no_light_start: true, ..self }
     }
 
     /// Record the absolute standardised residual of a point that has just been judged
@@ -293,7 +301,8 @@ impl Calibrator {
             }
             let reference = self.reference.1;
             if reference > 0.0 && empirical.is_finite() {
-                self.inflation = (empirical / reference).clamp(INFLATION_RANGE.0, INFLATION_RANGE.1);
+                let lightest = if self.no_light_start && n < MIN_FOR_TAIL { 1.0 } else { INFLATION_RANGE.0 };
+                self.inflation = (empirical / reference).clamp(lightest, INFLATION_RANGE.1);
             }
         }
         self.tail = None;
@@ -325,6 +334,32 @@ impl Calibrator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_history_that_looks_lighter_than_normal_does_not_narrow_the_threshold() {
+        // The first residuals of an hourly business-hours table: its scale fell from 19 to
+        // 0.16 within a day, so most residuals standardised by the early scale are tiny. From
+        // 30 of them the inflation said "lighter than normal" (0.8), the threshold fell by a
+        // fifth at once, and an empty evening hour alerted.
+        let alpha = 4.2e-6;
+        let fill = |mut calibrator: Calibrator| {
+            for index in 0..40 {
+                calibrator.observe(if index % 4 == 0 { 0.9 } else { 0.01 });
+            }
+            calibrator
+        };
+        let plain = fill(Calibrator::standardised(2_000));
+        let careful = fill(Calibrator::standardised(2_000).without_light_start());
+        assert!(plain.inflation() < 1.0, "{}", plain.inflation());
+        assert_eq!(careful.inflation(), 1.0);
+        assert!(careful.threshold(alpha, 39.0) > 1.2 * plain.threshold(alpha, 39.0));
+        // From a hundred residuals on, a light tail is the data's and counts.
+        let long = (0..120).fold(Calibrator::standardised(2_000).without_light_start(), |mut c, i| {
+            c.observe(if i % 4 == 0 { 0.9 } else { 0.01 });
+            c
+        });
+        assert!(long.inflation() < 1.0, "{}", long.inflation());
+    }
 
     #[test]
     fn heavy_tails_inflate_and_normal_tails_do_not() {

@@ -784,7 +784,11 @@ impl SeasonalModel {
             active: 0,
             active_errors: MedianWindow::new(LONG_ERRORS),
             long_error: 0.0,
-            calibrator: Calibrator::standardised(CALIBRATION_RESIDUALS),
+            calibrator: if params.step < DAY {
+                Calibrator::standardised(CALIBRATION_RESIDUALS).without_light_start()
+            } else {
+                Calibrator::standardised(CALIBRATION_RESIDUALS)
+            },
             change,
             change_alpha: alpha * change_weight,
             shape,
