@@ -118,6 +118,17 @@ impl CountNoise {
         (below, term)
     }
 
+    /// `P(X = x)`.
+    pub(crate) fn pmf(&self, x: f64) -> f64 {
+        self.ln_pmf(x).exp()
+    }
+
+    /// `(P(X <= x), P(X >= x))` for a count `x` up to a few hundred.
+    pub(crate) fn tails(&self, x: f64) -> (f64, f64) {
+        let (below, at) = self.below_and_at(x);
+        (below + at, at + self.above(x, at))
+    }
+
     /// The standardised residual of `value` rows: the normal `z` whose tail probability is
     /// the count's mid-p tail probability on its side of the mean (negative below it).
     pub(crate) fn z(&self, value: f64) -> f64 {

@@ -14,6 +14,7 @@
 
 use super::Point;
 use super::calendar::{DAY, HOUR, WEEK};
+use super::count_noise::CountNoise;
 use super::schema::Column;
 use super::settings::{Sensitivity, TimeRange};
 use super::stats::{normal_sf, normal_upper_quantile};
@@ -1223,27 +1224,25 @@ pub fn week_of(timestamp: i64) -> i64 {
 /// The chance that a Poisson count of mean `incident` has a tail probability below `half_alpha`
 /// (either side) under a Poisson law of mean `expected` (see `TableGenerator::volume_oracle`).
 fn poisson_oracle(expected: f64, incident: f64, half_alpha: f64) -> f64 {
-    let pmf = |mean: f64, upto: usize| -> Vec<f64> {
-        let mut values = Vec::with_capacity(upto + 1);
-        let mut p = (-mean).exp();
-        for k in 0..=upto {
-            values.push(p);
-            p *= mean / (k + 1) as f64;
-        }
-        values
+    let normal = CountNoise::new(expected, 0.0);
+    let flagged = |k: f64| {
+        let (lower, upper) = normal.tails(k);
+        lower < half_alpha || upper < half_alpha
     };
-    let upto = (expected.max(incident) + 12.0 * expected.max(incident).sqrt() + 40.0).ceil() as usize;
-    let (normal, hit) = (pmf(expected, upto), pmf(incident, upto));
-    // Lower tails P(X <= k) and upper tails P(X >= k) of the normal count.
-    let mut lower = 0.0;
-    let mut upper: f64 = normal.iter().sum::<f64>().min(1.0);
+    if incident <= 0.0 {
+        // No rows left: the bucket is empty.
+        return if flagged(0.0) { 1.0 } else { 0.0 };
+    }
+    let hit = CountNoise::new(incident, 0.0);
+    // The counts the incident's bucket can show (beyond, its chance is nil).
+    let upto = (incident + 12.0 * incident.sqrt() + 40.0).ceil();
     let mut chance = 0.0;
-    for k in 0..=upto {
-        lower += normal[k];
-        if lower < half_alpha || upper < half_alpha {
-            chance += hit[k];
+    let mut k = 0.0;
+    while k <= upto {
+        if flagged(k) {
+            chance += hit.pmf(k);
         }
-        upper -= normal[k];
+        k += 1.0;
     }
     chance.min(1.0)
 }

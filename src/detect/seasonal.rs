@@ -954,14 +954,16 @@ impl SeasonalModel {
                 && count.is_multiple_of(2)
                 && let Some(level) = week_level
             {
-                let (empty, full) = (slot.sorted_at(count / 2 - 1), slot.sorted_at(count / 2));
-                if level + empty < std::f64::consts::LN_2 && level + full > 11f64.ln() {
-                    median = Some(if weekday >= 5 { empty } else { full });
+                // The two middle offsets.
+                let (lower, upper) = (slot.sorted_at(count / 2 - 1), slot.sorted_at(count / 2));
+                if level + lower < std::f64::consts::LN_2 && level + upper > 11f64.ln() {
+                    // An empty day and a full one.
+                    median = Some(if weekday >= 5 { lower } else { upper });
                 } else if count == 2 {
                     // Two occurrences, one of them a tenfold spike: their midpoint is neither,
                     // and the next ordinary Thursday was judged three times too low. Of two,
                     // the offset nearer the weekly level (the less surprising one) stands.
-                    median = Some(if empty.abs() <= full.abs() { empty } else { full });
+                    median = Some(if lower.abs() <= upper.abs() { lower } else { upper });
                 }
             }
             self.week_offsets[weekday] = match median {
