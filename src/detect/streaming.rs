@@ -58,6 +58,9 @@ const EARLY_RULE_POINTS: usize = 14;
 const HOUR_RULE_FACTOR: f64 = 4.0;
 /// ... seen on at least this many days (each of the three hours) ...
 const HOUR_RULE_MIN_DAYS: u16 = 2;
+/// ... and at least this many times the largest count of any hour so far (a table whose big
+/// loads land at random hours has had loads that size before) ...
+const HOUR_RULE_OVER_ANY: f64 = 2.0;
 /// ... while the series is younger than this.
 const HOUR_RULE_SPAN: i64 = 14 * 86_400;
 
@@ -107,6 +110,11 @@ impl EarlyHours {
             hour.1 = hour.1.saturating_add(1);
             hour.2 = day;
         }
+    }
+
+    /// The largest count of any hour.
+    fn largest(&self) -> f64 {
+        self.hours.iter().map(|hour| hour.0).fold(0.0, f64::max)
     }
 
     /// The largest count of the hour of `local` and of the hours on either side, once each was
@@ -475,7 +483,8 @@ impl StreamingDetector {
     /// The hard rule of a sub-daily count's first two weeks: a count at least
     /// [`HOUR_RULE_FACTOR`] times the largest one learned in the same hour of the day and the
     /// hours on either side (each seen on two days or more, the largest at least
-    /// [`COLD_RULE_MIN_ROWS`] rows) is an anomaly. The model's ranges are honestly wide while
+    /// [`COLD_RULE_MIN_ROWS`] rows), and [`HOUR_RULE_OVER_ANY`] times the largest of any hour,
+    /// is an anomaly. The model's ranges are honestly wide while
     /// the weekly rhythm is unknown (an hourly table whose weekends hold a third of a weekday's
     /// rows was judged inside "1 140–174 000" on its second Tuesday, and a tenfold hour scored
     /// 3.1); no rhythm of the day, no weekend, catch-up day or duplicate load makes an hour four
@@ -486,6 +495,7 @@ impl StreamingDetector {
         let largest = early.largest_around(local)?;
         if largest < COLD_RULE_MIN_ROWS
             || point.value < HOUR_RULE_FACTOR * largest
+            || point.value < HOUR_RULE_OVER_ANY * early.largest()
             || !self.settings.direction_for(self.class).allows(true)
             || point.value / largest - 1.0 < self.settings.min_change_for(self.class)
         {

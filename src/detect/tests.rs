@@ -951,6 +951,17 @@ fn a_tenfold_hour_in_the_second_week_of_an_hourly_table_is_flagged_by_the_hour_r
     threefold[spike] = (3.0 * largest).round();
     let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&threefold));
     assert!(!verdicts[spike].explanation.contains("four times"), "{}", verdicts[spike].explanation);
+    // A table whose big loads land at random hours has had loads that size before: a load in
+    // an hour that never had one is not the rule's.
+    let mut rng = Noise::new(5);
+    let batches: Vec<f64> = (0..14 * 24)
+        .map(|_| {
+            let batch = if rng.uniform() < 0.1 { 20_000.0 * (1.0 + 0.1 * rng.normal()) } else { 0.0 };
+            (20.0 + 5.0 * rng.normal()).max(0.0).round() + batch.round()
+        })
+        .collect();
+    let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&batches));
+    assert!(verdicts.iter().all(|v| !v.explanation.contains("four times")), "the hour rule flagged a batch");
     // After two weeks the rule is off: the model, with the weekly rhythm learned, judges alone.
     let mut late = seasonal_counts(16 * 24, 0.25, 18);
     let late_spike = 15 * 24 + 23;
