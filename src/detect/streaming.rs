@@ -9,6 +9,7 @@ use super::Point;
 use super::explanation::Explanation;
 use super::format::write_number;
 use super::freshness::FreshnessModel;
+use super::hour_rule::{self, HourMaxima};
 use super::hygiene::ExcursionTracker;
 use super::proportion::ProportionModel;
 use super::seasonal::{Judgement, SeasonalModel};
@@ -52,18 +53,6 @@ pub const COLD_RULE_SCORE: f64 = 6.0;
 /// ranges are honestly wide (a Student-t of a handful of degrees of freedom), and a tenfold day
 /// on day 6 was inside them.
 const EARLY_RULE_POINTS: usize = 14;
-/// The hour-of-day rule of a sub-daily count's first two weeks (see
-/// [`StreamingDetector::hour_rule`]): a count at least this many times the largest one of the
-/// same hours of the day ...
-const HOUR_RULE_FACTOR: f64 = 4.0;
-/// ... seen on at least this many days (each of the three hours) ...
-const HOUR_RULE_MIN_DAYS: u16 = 2;
-/// ... and at least this many times the largest count of any hour so far (a table whose big
-/// loads land at random hours has had loads that size before) ...
-const HOUR_RULE_OVER_ANY: f64 = 2.0;
-/// ... while the series is younger than this.
-const HOUR_RULE_SPAN: i64 = 14 * 86_400;
-
 #[derive(Debug, Clone)]
 enum Model {
     Seasonal(Box<SeasonalModel>),
@@ -89,43 +78,9 @@ pub struct StreamingDetector {
     /// Score and time of the previous bucket, held because the next load may have arrived
     /// early; dropped unless the next judged point is the next bucket.
     held: Option<(f64, i64)>,
-    /// A sub-daily count's first two weeks: for each hour of the day (local), the largest count
-    /// learned and the days it was learned on (see [`hour_rule`](Self::hour_rule)).
-    early_hours: Option<Box<EarlyHours>>,
-}
-
-/// The largest count of each local hour of the day, the number of days it was seen on and the
-/// last of them.
-#[derive(Debug, Clone)]
-struct EarlyHours {
-    hours: [(f64, u16, i64); 24],
-}
-
-impl EarlyHours {
-    fn learn(&mut self, local: i64, value: f64) {
-        let hour = &mut self.hours[(local.rem_euclid(86_400) / 3_600) as usize];
-        let day = local.div_euclid(86_400);
-        hour.0 = hour.0.max(value);
-        if hour.2 != day {
-            hour.1 = hour.1.saturating_add(1);
-            hour.2 = day;
-        }
-    }
-
-    /// The largest count of any hour.
-    fn largest(&self) -> f64 {
-        self.hours.iter().map(|hour| hour.0).fold(0.0, f64::max)
-    }
-
-    /// The largest count of the hour of `local` and of the hours on either side, once each was
-    /// seen on [`HOUR_RULE_MIN_DAYS`] days.
-    fn largest_around(&self, local: i64) -> Option<f64> {
-        let hour = (local.rem_euclid(86_400) / 3_600) as usize;
-        [23, 0, 1].iter().try_fold(0.0_f64, |largest, offset| {
-            let (value, days, _) = self.hours[(hour + offset) % 24];
-            (days >= HOUR_RULE_MIN_DAYS).then_some(largest.max(value))
-        })
-    }
+    /// A sub-daily count's largest count of each local hour of the day over the last weeks,
+    /// for the hour rule (see [`hour_rule`](super::hour_rule)).
+    hour_maxima: Option<Box<HourMaxima>>,
 }
 
 impl StreamingDetector {
@@ -148,7 +103,7 @@ impl StreamingDetector {
             history: 0,
             expected_run: 0,
             held: None,
-            early_hours: None,
+            hour_maxima: None,
         }
     }
 
@@ -480,64 +435,20 @@ impl StreamingDetector {
         })
     }
 
-    /// The hard rule of a sub-daily count's first two weeks: a count at least
-    /// [`HOUR_RULE_FACTOR`] times the largest one learned in the same hour of the day and the
-    /// hours on either side (each seen on two days or more, the largest at least
-    /// [`COLD_RULE_MIN_ROWS`] rows), and [`HOUR_RULE_OVER_ANY`] times the largest of any hour,
-    /// is an anomaly. The model's ranges are honestly wide while
-    /// the weekly rhythm is unknown (an hourly table whose weekends hold a third of a weekday's
-    /// rows was judged inside "1 140–174 000" on its second Tuesday, and a tenfold hour scored
-    /// 3.1); no rhythm of the day, no weekend, catch-up day or duplicate load makes an hour four
-    /// times the largest it has been. Rises only, with the direction filter and `min_change`.
+    /// The hour rule's verdict on a count (see [`hour_rule`](super::hour_rule)), with the
+    /// direction filter and `min_change` of every verdict.
     fn hour_rule(&self, point: &Point) -> Option<Verdict> {
-        let early = self.early_hours.as_ref()?;
+        let maxima = self.hour_maxima.as_ref()?;
         let local = point.timestamp + self.settings.utc_offset;
-        let largest = early.largest_around(local)?;
-        if largest < COLD_RULE_MIN_ROWS
-            || point.value < HOUR_RULE_FACTOR * largest
-            || point.value < HOUR_RULE_OVER_ANY * early.largest()
-            || !self.settings.direction_for(self.class).allows(true)
-            || point.value / largest - 1.0 < self.settings.min_change_for(self.class)
-        {
-            return None;
-        }
-        // Days of history, counting the first and the current one begun.
-        let first = self.cold.first().map_or(point.timestamp, |p| p.timestamp);
-        let days = (point.timestamp - first).div_euclid(86_400) + 1;
-        let mut text = String::new();
-        write_number(&mut text, point.value);
-        if !self.noun.is_empty() {
-            text.push(' ');
-            text.push_str(&self.noun);
-        }
-        text.push_str(
-            ", at least four times the largest of this hour of the day and the hours beside it in the first ",
-        );
-        write_number(&mut text, days as f64);
-        text.push_str(" days (");
-        write_number(&mut text, largest);
-        text.push_str(
-            "): the learned range is still wide while the weekly rhythm is unknown, and this hard rule flags it",
-        );
-        Some(Verdict {
-            timestamp: point.timestamp,
-            value: point.value,
-            status: Status::Learned,
-            expected: Some(Expected { low: 0.0, high: HOUR_RULE_FACTOR * largest, forecast: largest }),
-            score: COLD_RULE_SCORE,
-            anomaly: true,
-            alert: false,
-            direction: Some(Deviation::Above),
-            event: None,
-            confidence: Confidence::Low,
-            history_points: self.history,
-            explanation: text.into(),
-        })
+        let verdict = maxima.judge(point.timestamp, local, point.value, &self.noun, self.history)?;
+        let forecast = verdict.expected.map_or(0.0, |e| e.forecast);
+        let change = if forecast > 0.0 { point.value / forecast - 1.0 } else { f64::INFINITY };
+        (self.settings.direction_for(self.class).allows(true) && change >= self.settings.min_change_for(self.class))
+            .then_some(verdict)
     }
 
-    /// Counts the hour rule compares with: a sub-daily count's learned points of its first two
-    /// weeks.
-    fn learn_early_hour(&mut self, point: &Point) {
+    /// The hour rule learns a sub-daily count's learned points.
+    fn learn_hour(&mut self, point: &Point) {
         if self.class != MetricClass::Count {
             return;
         }
@@ -545,22 +456,21 @@ impl StreamingDetector {
             Some(Model::Seasonal(m)) => m.step(),
             _ => return,
         };
-        let first = self.cold.first().map_or(point.timestamp, |p| p.timestamp);
-        if step >= COLD_RULE_MIN_STEP || point.timestamp - first >= HOUR_RULE_SPAN {
-            self.early_hours = None;
+        if step >= COLD_RULE_MIN_STEP {
             return;
         }
-        if self.early_hours.is_none() {
+        let offset = self.settings.utc_offset;
+        let maxima = self.hour_maxima.get_or_insert_with(|| {
+            // Days kept: eight weeks, or the training window if shorter.
+            let days = self.settings.training_window.map_or(hour_rule::DAYS, |w| (w / 86_400) as usize);
+            let mut maxima = HourMaxima::new(days.min(hour_rule::DAYS));
             // The cold start's points were learned before the model existed.
-            let mut early = EarlyHours { hours: [(0.0, 0, i64::MIN); 24] };
             for cold in self.cold.iter().filter(|p| p.timestamp < point.timestamp) {
-                early.learn(cold.timestamp + self.settings.utc_offset, cold.value);
+                maxima.learn(cold.timestamp + offset, cold.value);
             }
-            self.early_hours = Some(Box::new(early));
-        }
-        if let Some(early) = self.early_hours.as_mut() {
-            early.learn(point.timestamp + self.settings.utc_offset, point.value);
-        }
+            Box::new(maxima)
+        });
+        maxima.learn(point.timestamp + offset, point.value);
     }
 
     fn freshness_ready(&self) -> bool {
@@ -576,7 +486,7 @@ impl StreamingDetector {
         if self.keeps_early_points() && self.cold.len() < EARLY_RULE_POINTS {
             self.cold.push(*point);
         }
-        self.learn_early_hour(point);
+        self.learn_hour(point);
         let model = self.model.as_mut()?;
         let mut event = match model {
             Model::Seasonal(m) => m.learn(point.timestamp, point.value),
