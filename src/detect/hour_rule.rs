@@ -6,7 +6,7 @@
 //! A learned range can be honestly wide (an hourly table's first two weeks, while its weekly
 //! rhythm is unknown: a tenfold 23:00 on the second Tuesday sat inside "1 140–174 000") or made
 //! wide by a calibration that absorbed days of misfits (a business-hours table's three-day
-//! timezone mistake took its threshold from 5.5 to 50 standardised residuals, and a tenfold
+//! timezone mistake took its threshold from 5.6 to 72 standardised residuals, and a tenfold
 //! hour two weeks later scored 2). Neither a rhythm of the day (each hour is compared with
 //! itself), a weekend (lower), a catch-up day (at most twice), an early or a duplicate load
 //! (twice) nor growth (the largest of any hour grows with it) makes an hour four times the

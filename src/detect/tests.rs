@@ -969,7 +969,7 @@ fn a_tenfold_hour_after_days_of_misfits_is_flagged_by_the_hour_rule() {
     // A business-hours table (rows 08:00-18:00) whose loads ran six hours late for three days
     // in its fourth week (a timezone mistake, alerted then): the misfits' residuals made the
     // calibration's tail, and two weeks later a tenfold 15:00 was inside the learned range
-    // (generated seed 5 t182: threshold 50 standardised residuals). The hour rule compares
+    // (generated seed 5 t182: threshold 72 standardised residuals). The hour rule compares
     // with the largest 14:00-16:00 of the last eight weeks.
     let mut rng = Noise::new(182);
     let days = 42;
