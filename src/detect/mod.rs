@@ -37,7 +37,7 @@ pub mod zscore;
 mod calendar;
 mod count_noise;
 pub(crate) mod format;
-mod hour_rule;
+mod record_rule;
 mod settings;
 mod stats;
 mod verdict;

@@ -9,9 +9,9 @@ use super::Point;
 use super::explanation::Explanation;
 use super::format::write_number;
 use super::freshness::FreshnessModel;
-use super::hour_rule::{self, HourMaxima};
 use super::hygiene::ExcursionTracker;
 use super::proportion::ProportionModel;
+use super::record_rule::{self, Records};
 use super::seasonal::{Judgement, SeasonalModel};
 use super::settings::{LabelKind, MetricClass, Settings};
 use super::stats::median_in_place;
@@ -78,9 +78,9 @@ pub struct StreamingDetector {
     /// Score and time of the previous bucket, held because the next load may have arrived
     /// early; dropped unless the next judged point is the next bucket.
     held: Option<(f64, i64)>,
-    /// A sub-daily count's largest count of each local hour of the day over the last weeks,
-    /// for the hour rule (see [`hour_rule`](super::hour_rule)).
-    hour_maxima: Option<Box<HourMaxima>>,
+    /// A count's records over the last weeks, for the record rule (see
+    /// [`record_rule`](super::record_rule)).
+    records: Option<Box<Records>>,
 }
 
 impl StreamingDetector {
@@ -103,7 +103,7 @@ impl StreamingDetector {
             history: 0,
             expected_run: 0,
             held: None,
-            hour_maxima: None,
+            records: None,
         }
     }
 
@@ -257,7 +257,7 @@ impl StreamingDetector {
             None
         };
         let ruled = match ruled {
-            None if !judgement.anomaly && in_order && label != Some(LabelKind::Expected) => self.hour_rule(&point),
+            None if !judgement.anomaly && in_order && label != Some(LabelKind::Expected) => self.record_rule(&point),
             ruled => ruled,
         };
         // An anomalous rate is learned at the edge of its expected range: a null spike must
@@ -435,20 +435,20 @@ impl StreamingDetector {
         })
     }
 
-    /// The hour rule's verdict on a count (see [`hour_rule`](super::hour_rule)), with the
+    /// The record rule's verdict on a count (see [`record_rule`](super::record_rule)), with the
     /// direction filter and `min_change` of every verdict.
-    fn hour_rule(&self, point: &Point) -> Option<Verdict> {
-        let maxima = self.hour_maxima.as_ref()?;
+    fn record_rule(&self, point: &Point) -> Option<Verdict> {
+        let records = self.records.as_ref()?;
         let local = point.timestamp + self.settings.utc_offset;
-        let verdict = maxima.judge(point.timestamp, local, point.value, &self.noun, self.history)?;
-        let forecast = verdict.expected.map_or(0.0, |e| e.forecast);
-        let change = if forecast > 0.0 { point.value / forecast - 1.0 } else { f64::INFINITY };
+        let verdict = records.judge(point.timestamp, local, point.value, &self.noun, self.history)?;
+        let record = verdict.expected.map_or(0.0, |e| e.forecast);
+        let change = if record > 0.0 { point.value / record - 1.0 } else { f64::INFINITY };
         (self.settings.direction_for(self.class).allows(true) && change >= self.settings.min_change_for(self.class))
             .then_some(verdict)
     }
 
-    /// The hour rule learns a sub-daily count's learned points.
-    fn learn_hour(&mut self, point: &Point) {
+    /// The record rule learns a count's learned points.
+    fn learn_record(&mut self, point: &Point) {
         if self.class != MetricClass::Count {
             return;
         }
@@ -456,21 +456,18 @@ impl StreamingDetector {
             Some(Model::Seasonal(m)) => m.step(),
             _ => return,
         };
-        if step >= COLD_RULE_MIN_STEP {
-            return;
-        }
         let offset = self.settings.utc_offset;
-        let maxima = self.hour_maxima.get_or_insert_with(|| {
+        let records = self.records.get_or_insert_with(|| {
             // Days kept: eight weeks, or the training window if shorter.
-            let days = self.settings.training_window.map_or(hour_rule::DAYS, |w| (w / 86_400) as usize);
-            let mut maxima = HourMaxima::new(days.min(hour_rule::DAYS));
+            let days = self.settings.training_window.map_or(record_rule::DAYS, |w| (w / 86_400) as usize);
+            let mut records = Records::new(days.min(record_rule::DAYS), step >= COLD_RULE_MIN_STEP);
             // The cold start's points were learned before the model existed.
             for cold in self.cold.iter().filter(|p| p.timestamp < point.timestamp) {
-                maxima.learn(cold.timestamp + offset, cold.value);
+                records.learn(cold.timestamp + offset, cold.value);
             }
-            Box::new(maxima)
+            Box::new(records)
         });
-        maxima.learn(point.timestamp + offset, point.value);
+        records.learn(point.timestamp + offset, point.value);
     }
 
     fn freshness_ready(&self) -> bool {
@@ -486,7 +483,7 @@ impl StreamingDetector {
         if self.keeps_early_points() && self.cold.len() < EARLY_RULE_POINTS {
             self.cold.push(*point);
         }
-        self.learn_hour(point);
+        self.learn_record(point);
         let model = self.model.as_mut()?;
         let mut event = match model {
             Model::Seasonal(m) => m.learn(point.timestamp, point.value),

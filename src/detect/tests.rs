@@ -930,11 +930,11 @@ fn daily(values: &[f64]) -> Vec<Point> {
 }
 
 #[test]
-fn a_tenfold_hour_in_the_second_week_of_an_hourly_table_is_flagged_by_the_hour_rule() {
+fn a_tenfold_hour_in_the_second_week_of_an_hourly_table_is_flagged_by_the_record_rule() {
     // Nine days of hourly rows with a daily rhythm, weekends at 0.4 of a weekday and 25 % noise
     // (generated seed 3 t018's second week: its model's range for 23:00 was "1 140–174 000"),
     // then a tenfold hour. The learned range is honestly wide while the weekly rhythm is
-    // unknown; the hour rule compares with the largest count of the same hours of the day.
+    // unknown; the record rule compares with the largest count of the same hours of the day.
     let hours = 9 * 24;
     let mut values = seasonal_counts(hours, 0.25, 18);
     let spike = 8 * 24 + 23;
@@ -961,15 +961,15 @@ fn a_tenfold_hour_in_the_second_week_of_an_hourly_table_is_flagged_by_the_hour_r
         })
         .collect();
     let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&batches));
-    assert!(verdicts.iter().all(|v| !v.explanation.contains("four times")), "the hour rule flagged a batch");
+    assert!(verdicts.iter().all(|v| !v.explanation.contains("four times")), "the record rule flagged a batch");
 }
 
 #[test]
-fn a_tenfold_hour_after_days_of_misfits_is_flagged_by_the_hour_rule() {
+fn a_tenfold_hour_after_days_of_misfits_is_flagged_by_the_record_rule() {
     // A business-hours table (rows 08:00-18:00) whose loads ran six hours late for three days
     // in its fourth week (a timezone mistake, alerted then): the misfits' residuals made the
     // calibration's tail, and two weeks later a tenfold 15:00 was inside the learned range
-    // (generated seed 5 t182: threshold 72 standardised residuals). The hour rule compares
+    // (generated seed 5 t182: threshold 72 standardised residuals). The record rule compares
     // with the largest 14:00-16:00 of the last eight weeks.
     let mut rng = Noise::new(182);
     let days = 42;
@@ -991,6 +991,32 @@ fn a_tenfold_hour_after_days_of_misfits_is_flagged_by_the_hour_rule() {
         "{:?}",
         alerts(&verdicts)
     );
+}
+
+#[test]
+fn a_tenfold_day_after_an_unrecognised_rise_is_flagged_by_the_record_rule() {
+    // A generated noisy daily table (seed 4, table 12) whose level quadrupled over four days
+    // around day 31: its model took the rise into its scale instead of recognising a level
+    // shift, and the tenfold day labelled on day 39 (4 807 rows) sat inside "83–8 080". The
+    // record rule compares with the largest day of the last eight weeks (875).
+    let config = scenario::ScenarioConfig { tables: 13, ..scenario::ScenarioConfig::standard(4) };
+    let table = scenario::generate(&config).pop().expect("table 12");
+    assert_eq!(table.name, "t012_daily");
+    let spike = table
+        .incidents
+        .iter()
+        .find(|i| i.kind == scenario::IncidentKind::VolumeSpike)
+        .expect("the labelled tenfold day");
+    let settings = scoring::table_settings(&table, &Settings::default());
+    let verdicts = replay(MetricClass::Count, &settings, &table.volume);
+    let (_, verdict) = table
+        .volume
+        .iter()
+        .zip(&verdicts)
+        .find(|(p, _)| p.timestamp <= spike.start && spike.start < p.timestamp + table.bucket)
+        .expect("the day of the spike");
+    assert!(verdict.alert, "{}", verdict.explanation);
+    assert!(verdict.explanation.contains("four times the largest day of the last"), "{}", verdict.explanation);
 }
 
 #[test]
