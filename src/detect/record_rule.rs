@@ -75,13 +75,10 @@ impl Records {
         if self.days.back().is_none_or(|(last, _)| *last != day) {
             self.days.push_back((day, [f64::NAN; 24]));
             let oldest = day - self.capacity as i64 + 1;
-            let mut evicted = false;
             while self.days.front().is_some_and(|(first, _)| *first < oldest) {
-                self.days.pop_front();
-                evicted = true;
-            }
-            if evicted {
-                self.recompute();
+                if let Some((_, evicted)) = self.days.pop_front() {
+                    self.forget(&evicted);
+                }
             }
         }
         let Some((_, today)) = self.days.back_mut() else {
@@ -97,17 +94,23 @@ impl Records {
         self.largest = self.largest.max(value);
     }
 
-    fn recompute(&mut self) {
-        self.hours = [(0.0, 0); 24];
-        self.largest = 0.0;
-        for (_, day) in &self.days {
-            for (hour, &value) in day.iter().enumerate() {
-                if !value.is_nan() {
-                    self.hours[hour].0 = self.hours[hour].0.max(value);
-                    self.hours[hour].1 += 1;
-                    self.largest = self.largest.max(value);
-                }
+    /// Take an evicted day out of the records: an hour whose record it held is recomputed from
+    /// the days kept (most evictions change no record).
+    fn forget(&mut self, evicted: &[f64; 24]) {
+        let mut largest_left = false;
+        for (hour, &value) in evicted.iter().enumerate() {
+            if value.is_nan() {
+                continue;
             }
+            let record = &mut self.hours[hour];
+            record.1 = record.1.saturating_sub(1);
+            if value >= record.0 {
+                largest_left |= value >= self.largest;
+                record.0 = self.days.iter().map(|(_, day)| day[hour]).filter(|v| !v.is_nan()).fold(0.0, f64::max);
+            }
+        }
+        if largest_left {
+            self.largest = self.hours.iter().map(|hour| hour.0).fold(0.0, f64::max);
         }
     }
 
@@ -128,11 +131,21 @@ impl Records {
     /// The rule's verdict on a count of `value` at `timestamp` (local time `local`), if it
     /// flags it; `noun` names the rows in the sentence, `history` is the points learned so far.
     pub(crate) fn judge(&self, timestamp: i64, local: i64, value: f64, noun: &str, history: usize) -> Option<Verdict> {
-        let record = self.record_at(local)?;
+        // (Nearly every count is below twice the record of any hour: it returns here.)
         let over_any = if self.daily { 0.0 } else { OVER_ANY * self.largest };
-        if record < MIN_ROWS || value < FACTOR * record || value < over_any {
+        if value < over_any || value < FACTOR * MIN_ROWS {
             return None;
         }
+        let record = self.record_at(local)?;
+        if record < MIN_ROWS || value < FACTOR * record {
+            return None;
+        }
+        Some(self.verdict(timestamp, value, record, over_any, noun, history))
+    }
+
+    /// The verdict of a count the rule flags.
+    #[cold]
+    fn verdict(&self, timestamp: i64, value: f64, record: f64, over_any: f64, noun: &str, history: usize) -> Verdict {
         let days = self.days.back().zip(self.days.front()).map_or(1, |(last, first)| last.0 - first.0 + 1);
         let mut text = String::new();
         write_number(&mut text, value);
@@ -156,7 +169,7 @@ impl Records {
             write_number(&mut text, self.largest);
         }
         text.push_str("): whatever the learned range, this hard rule flags it");
-        Some(Verdict {
+        Verdict {
             timestamp,
             value,
             status: Status::Learned,
@@ -169,7 +182,7 @@ impl Records {
             confidence: Confidence::Low,
             history_points: history,
             explanation: text.into(),
-        })
+        }
     }
 }
 
