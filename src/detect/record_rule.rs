@@ -46,8 +46,9 @@ const HOUR: i64 = 3_600;
 #[derive(Debug, Clone)]
 pub(crate) struct Records {
     /// Per local day with points (oldest first): the day and the largest count of each hour
-    /// (NaN: no point in that hour).
-    days: VecDeque<(i64, [f64; 24])>,
+    /// (NaN: no point in that hour), in single precision (eight weeks of them are 5 kB a series;
+    /// a record needs no more than seven digits).
+    days: VecDeque<(i64, [f32; 24])>,
     capacity: usize,
     /// Over the days kept: the record of each hour and the days it was seen on.
     hours: [(f64, u16); 24],
@@ -70,10 +71,12 @@ impl Records {
         if !value.is_finite() {
             return;
         }
+        // The records hold what the days hold.
+        let value = value as f32;
         let day = local.div_euclid(DAY);
         let hour = (local.rem_euclid(DAY) / HOUR) as usize;
         if self.days.back().is_none_or(|(last, _)| *last != day) {
-            self.days.push_back((day, [f64::NAN; 24]));
+            self.days.push_back((day, [f32::NAN; 24]));
             let oldest = day - self.capacity as i64 + 1;
             while self.days.front().is_some_and(|(first, _)| *first < oldest) {
                 if let Some((_, evicted)) = self.days.pop_front() {
@@ -90,23 +93,25 @@ impl Records {
         } else {
             today[hour] = today[hour].max(value);
         }
-        self.hours[hour].0 = self.hours[hour].0.max(value);
-        self.largest = self.largest.max(value);
+        self.hours[hour].0 = self.hours[hour].0.max(f64::from(value));
+        self.largest = self.largest.max(f64::from(value));
     }
 
     /// Take an evicted day out of the records: an hour whose record it held is recomputed from
     /// the days kept (most evictions change no record).
-    fn forget(&mut self, evicted: &[f64; 24]) {
+    fn forget(&mut self, evicted: &[f32; 24]) {
         let mut largest_left = false;
         for (hour, &value) in evicted.iter().enumerate() {
             if value.is_nan() {
                 continue;
             }
+            let value = f64::from(value);
             let record = &mut self.hours[hour];
             record.1 = record.1.saturating_sub(1);
             if value >= record.0 {
                 largest_left |= value >= self.largest;
-                record.0 = self.days.iter().map(|(_, day)| day[hour]).filter(|v| !v.is_nan()).fold(0.0, f64::max);
+                record.0 =
+                    self.days.iter().map(|(_, day)| f64::from(day[hour])).filter(|v| !v.is_nan()).fold(0.0, f64::max);
             }
         }
         if largest_left {
