@@ -52,7 +52,7 @@ pub(crate) struct Records {
     capacity: usize,
     /// Over the days kept: the record of each hour and the days it was seen on.
     hours: [(f64, u16); 24],
-    /// The record of any hour over the days kept, and the days with points.
+    /// The record of any hour over the days kept.
     largest: f64,
     /// A daily series (one point a day): compared with the record day.
     daily: bool,

@@ -53,6 +53,7 @@ pub const COLD_RULE_SCORE: f64 = 6.0;
 /// ranges are honestly wide (a Student-t of a handful of degrees of freedom), and a tenfold day
 /// on day 6 was inside them.
 const EARLY_RULE_POINTS: usize = 14;
+
 #[derive(Debug, Clone)]
 enum Model {
     Seasonal(Box<SeasonalModel>),
