@@ -6,7 +6,8 @@
 //! for proportions such as the null rate ([`proportion`]), schema diffs ([`schema`]),
 //! categorical shift ([`categorical`]), the two-sample Kolmogorov–Smirnov test of a numeric
 //! column's sampled values ([`ks`]), per-series calibration ([`calibration`]), level-shift
-//! recognition ([`regime`]) and alert hygiene ([`hygiene`]). [`streaming`] ties them together
+//! recognition ([`regime`]), alert hygiene ([`hygiene`]) and the record rule of counts beside
+//! the learned model (`record_rule`). [`streaming`] ties them together
 //! behind one replayable API that the daemon and `telltale detect replay` share, [`zscore`] is
 //! the peer baseline used by benchmarks, [`nab`] scores detectors with the published Numenta
 //! Anomaly Benchmark rules, and [`scenario`] and [`scoring`] generate labelled warehouses and
