@@ -4,7 +4,10 @@
 //! - a sub-daily count at least [`FACTOR`] times the record of its hour of the day and the
 //!   hours on either side (each seen on [`MIN_DAYS`] days or more), and at least [`OVER_ANY`]
 //!   times the record of any hour;
-//! - a daily count at least [`FACTOR`] times the record day, once [`DAILY_MIN_DAYS`] were seen.
+//! - a daily count at least [`FACTOR`] times the record day, once [`DAILY_MIN_DAYS`] were seen;
+//!
+//! the record at least the cold-start rule's 10 rows (count noise makes fourfold swings of a
+//! few rows), and the verdict scored as the cold-start rule's (a one-in-a-million point).
 //!
 //! A learned range can be honestly wide (an hourly table's first two weeks, while its weekly
 //! rhythm is unknown: a tenfold 23:00 on the second Tuesday sat inside "1 140–174 000") or made
@@ -20,7 +23,9 @@
 
 use std::collections::VecDeque;
 
+use super::calendar::{DAY, HOUR, second_of_day};
 use super::format::write_number;
+use super::streaming::{COLD_RULE_MIN_ROWS as MIN_ROWS, COLD_RULE_SCORE as SCORE};
 use super::verdict::{Confidence, Deviation, Expected, Status, Verdict};
 
 /// A count at least this many times its record ...
@@ -30,17 +35,10 @@ pub(crate) const FACTOR: f64 = 4.0;
 const MIN_DAYS: u16 = 2;
 /// ... (a daily count: the record day, once this many days were seen) ...
 const DAILY_MIN_DAYS: u16 = 7;
-/// ... the record at least this many rows (count noise makes fourfold swings of a few rows) ...
-const MIN_ROWS: f64 = 10.0;
 /// ... and a sub-daily count at least this many times the record of any hour.
 const OVER_ANY: f64 = 2.0;
 /// Days the records are kept for (eight weeks, or the training window if shorter).
 pub(crate) const DAYS: usize = 56;
-/// The score of the rule's verdicts (the cold-start rule's: a one-in-a-million point).
-const SCORE: f64 = 6.0;
-
-const DAY: i64 = 86_400;
-const HOUR: i64 = 3_600;
 
 /// The records of a count: the largest count of each local hour of the day over the last days.
 #[derive(Debug, Clone)]
@@ -74,7 +72,7 @@ impl Records {
         // The records hold what the days hold.
         let value = value as f32;
         let day = local.div_euclid(DAY);
-        let hour = (local.rem_euclid(DAY) / HOUR) as usize;
+        let hour = (second_of_day(local) / HOUR) as usize;
         if self.days.back().is_none_or(|(last, _)| *last != day) {
             self.days.push_back((day, [f32::NAN; 24]));
             let oldest = day - self.capacity as i64 + 1;
@@ -126,7 +124,7 @@ impl Records {
         if self.daily {
             return (self.days.len() >= usize::from(DAILY_MIN_DAYS)).then_some(self.largest);
         }
-        let hour = (local.rem_euclid(DAY) / HOUR) as usize;
+        let hour = (second_of_day(local) / HOUR) as usize;
         [23, 0, 1].iter().try_fold(0.0_f64, |largest, offset| {
             let (value, days) = self.hours[(hour + offset) % 24];
             (days >= MIN_DAYS).then_some(largest.max(value))

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::Point;
+use super::calendar::DAY;
 use super::explanation::Explanation;
 use super::format::write_number;
 use super::freshness::FreshnessModel;
@@ -39,7 +40,7 @@ const COLD_RULE_UNIT_FACTOR: f64 = 20.0;
 const COLD_RULE_MIN_POINTS: usize = 3;
 /// The largest earlier count must reach this many rows: below it, count noise alone makes
 /// fivefold swings (a Poisson count of 1 is 5 or more one time in 270).
-const COLD_RULE_MIN_ROWS: f64 = 10.0;
+pub(crate) const COLD_RULE_MIN_ROWS: f64 = 10.0;
 /// The rule applies to series measured daily or less often (median gap at least this many
 /// seconds): five points of an hourly series are a few hours, whose daily rhythm (a night
 /// at a tenth of the day) the rule cannot tell from a spike.
@@ -460,7 +461,7 @@ impl StreamingDetector {
         let offset = self.settings.utc_offset;
         let records = self.records.get_or_insert_with(|| {
             // Days kept: eight weeks, or the training window if shorter.
-            let days = self.settings.training_window.map_or(record_rule::DAYS, |w| (w / 86_400) as usize);
+            let days = self.settings.training_window.map_or(record_rule::DAYS, |w| (w / DAY) as usize);
             let mut records = Records::new(days.min(record_rule::DAYS), step >= COLD_RULE_MIN_STEP);
             // The cold start's points were learned before the model existed.
             for cold in self.cold.iter().filter(|p| p.timestamp < point.timestamp) {
