@@ -1,6 +1,7 @@
 //! Learned thresholds end to end on a real PostgreSQL table: after backfill, the agent flags a
 //! partial load and a stopped loader, and leaves a healthy hour alone; on a new daily table the
-//! cold-start rule flags a tenfold day.
+//! cold-start rule flags a tenfold day; in an hourly table's second week the record rule flags a
+//! tenfold hour its honestly wide learned range would hold.
 
 use std::sync::Arc;
 
@@ -154,5 +155,73 @@ async fn a_new_daily_table_loaded_ten_times_over_is_flagged_by_the_cold_start_ru
     let message = rows.message.replace('\u{202f}', " ");
     assert!(message.contains("at least five times the largest of the 3 earlier points (1 000)"), "{message}");
     assert!(message.contains("still learning"), "{message}");
+    agent.close().await;
+}
+
+/// Rows per hour of a young hourly table: a daily rhythm, weekends at 0.4 of a weekday, 25 %
+/// noise (seeded SplitMix64, sum of twelve uniforms), starting on a Monday.
+fn noisy_weekly_hours(hours: usize, seed: u64) -> Vec<i64> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..hours)
+        .map(|h| {
+            let hour = (h % 24) as f64;
+            let daily = 1.0 + 0.6 * ((hour - 14.0) / 24.0 * std::f64::consts::TAU).cos();
+            let weekly = if (h / 24) % 7 >= 5 { 0.4 } else { 1.0 };
+            let normal = (0..12).map(|_| uniform()).sum::<f64>() - 6.0;
+            (200.0 * daily * weekly * (1.0 + 0.25 * normal)).round() as i64
+        })
+        .collect()
+}
+
+const YOUNG_HOURLY: &str = r#"version: 1
+assets:
+  - source: wh
+    table: young_hourly
+    monitors:
+      volume: {timestamp_column: at, bucket: 1h}
+"#;
+
+#[tokio::test]
+async fn a_tenfold_hour_in_the_second_week_of_an_hourly_table_is_flagged_by_the_record_rule() {
+    let url = require!(postgres_db("record").await);
+    // Nine days from Monday 2026-06-01; the last hour (Tuesday 23:00) loaded ten times over.
+    let start: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+    let end = start + Duration::days(9);
+    let mut hours = noisy_weekly_hours(9 * 24, 18);
+    let last = hours.len() - 1;
+    hours[last] *= 10;
+    let counts = hours.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let insert = format!(
+        "INSERT INTO young_hourly (at) SELECT '{start}'::timestamptz + (c.o - 1) * interval '1 hour' \
+           + make_interval(secs => i * 3599.0 / c.n) \
+         FROM unnest(ARRAY[{counts}]) WITH ORDINALITY AS c(n, o), LATERAL generate_series(1, c.n) i",
+        start = start.to_rfc3339()
+    );
+    pg_exec(&url, &["CREATE TABLE young_hourly (at timestamptz)", &insert]).await;
+    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", YOUNG_HOURLY)]);
+    let clock = ManualClock::new(end + Duration::minutes(2));
+    let agent = ws.agent(Arc::new(clock) as SharedClock).await;
+    let token = CancellationToken::new();
+    let asset = "wh.public.young_hourly".parse().unwrap();
+    assert_eq!(agent.backfill(&asset, 9, &token).await.unwrap(), 9 * 24);
+
+    let outcomes = agent.asset_job(&asset, &token).await;
+    let rows = outcomes.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    assert_eq!(rows.value, Some(hours[last] as f64), "{rows:#?}");
+    assert_eq!(rows.status, Status::Fail, "a tenfold hour in the second week: {rows:#?}");
+    let verdict = rows.verdict.as_ref().expect("a verdict");
+    assert!(verdict.anomaly && verdict.alert, "{verdict:#?}");
+    let message = rows.message.replace('\u{202f}', " ");
+    // The learned range holds it (the weekly rhythm is not known yet): the record rule flags it.
+    assert!(message.contains("at least four times the largest of this hour of the day"), "{message}");
+    assert!(message.contains("whatever the learned range, this hard rule flags it"), "{message}");
     agent.close().await;
 }
