@@ -806,10 +806,16 @@ impl SeasonalModel {
             active: 0,
             active_errors: MedianWindow::new(LONG_ERRORS),
             long_error: 0.0,
-            calibrator: if params.step < DAY {
-                Calibrator::standardised(CALIBRATION_RESIDUALS).without_light_start()
-            } else {
-                Calibrator::standardised(CALIBRATION_RESIDUALS)
+            calibrator: {
+                let calibrator = if params.step < DAY {
+                    Calibrator::standardised(CALIBRATION_RESIDUALS).without_light_start()
+                } else {
+                    Calibrator::standardised(CALIBRATION_RESIDUALS)
+                };
+                // Counts: residuals of a model that fits have the normal tail (small counts'
+                // by construction, see `count_noise`), and a long history that shows it is
+                // trusted (see `Calibrator::trusting_a_normal_tail`).
+                if class == MetricClass::Count { calibrator.trusting_a_normal_tail() } else { calibrator }
             },
             change,
             change_alpha: alpha * change_weight,
@@ -845,7 +851,7 @@ impl SeasonalModel {
     /// Whether automatic seasonality leaves out the candidate of `mode` and `reach`: every
     /// candidate costs every point a forecast, an error update and (but for Holt) a level
     /// window, and model selection among near-equal candidates bought nothing measurable on
-    /// the benchmark (session 10, see docs/detection.md, "Speed"). Counts keep the daily
+    /// the benchmark (session 10, see docs/detection-research.md, "Speed"). Counts keep the daily
     /// mode's short window only (its long window and its Holt level were selected at some time
     /// on 15 and 23 % of the tuning seeds' count series; left out, false alerts fell 1.42 →
     /// 1.40 per 1000 table-days with every recall the same), no Holt level for the flat mode,

@@ -22,10 +22,10 @@
 //! costs one insertion into the sorted reference, one into the calibrator and a sum over the
 //! bins.
 //!
-//! A level shift does not clear the reference: with a fresh reference of a few hundred values
-//! a drifting series (a temperature) sits above all of it within a window, and on NAB the
-//! default sensitivity's alerts went from 131 to 2 017. The new level is a change of shape
-//! until the reference holds enough of it (the excursion alerts once).
+//! A recognised level shift or a user's `expected` label clears the reference
+//! ([`ShapeDetector::restart`]): the new level is the series' normal now, not a change of
+//! shape, and the test stays silent until a new reference and [`WARM_UP`] values of its
+//! statistic were seen.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
