@@ -187,73 +187,8 @@ impl Measurement {
     }
 }
 
-/// One column as the engine's catalog describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Column {
-    pub name: String,
-    pub data_type: String,
-    pub nullable: bool,
-}
-
-/// A column change between two schema snapshots.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
-pub enum SchemaChange {
-    Added { column: String, data_type: String },
-    Removed { column: String, data_type: String },
-    TypeChanged { column: String, from: String, to: String },
-    NullabilityChanged { column: String, nullable: bool },
-}
-
-impl SchemaChange {
-    /// Removing or retyping a column breaks readers; adding one does not.
-    pub fn is_breaking(&self) -> bool {
-        matches!(self, SchemaChange::Removed { .. } | SchemaChange::TypeChanged { .. })
-    }
-}
-
-impl fmt::Display for SchemaChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SchemaChange::Added { column, data_type } => write!(f, "column `{column}` added ({data_type})"),
-            SchemaChange::Removed { column, data_type } => write!(f, "column `{column}` removed (was {data_type})"),
-            SchemaChange::TypeChanged { column, from, to } => {
-                write!(f, "column `{column}` changed type from {from} to {to}")
-            }
-            SchemaChange::NullabilityChanged { column, nullable } => {
-                write!(f, "column `{column}` became {}", if *nullable { "nullable" } else { "not nullable" })
-            }
-        }
-    }
-}
-
-/// The changes that turn `before` into `after`, in column order.
-pub fn diff_schema(before: &[Column], after: &[Column]) -> Vec<SchemaChange> {
-    let mut changes = Vec::new();
-    for old in before {
-        match after.iter().find(|c| c.name == old.name) {
-            None => changes.push(SchemaChange::Removed { column: old.name.clone(), data_type: old.data_type.clone() }),
-            Some(new) => {
-                if new.data_type != old.data_type {
-                    changes.push(SchemaChange::TypeChanged {
-                        column: old.name.clone(),
-                        from: old.data_type.clone(),
-                        to: new.data_type.clone(),
-                    });
-                }
-                if new.nullable != old.nullable {
-                    changes.push(SchemaChange::NullabilityChanged { column: old.name.clone(), nullable: new.nullable });
-                }
-            }
-        }
-    }
-    for new in after {
-        if !before.iter().any(|c| c.name == new.name) {
-            changes.push(SchemaChange::Added { column: new.name.clone(), data_type: new.data_type.clone() });
-        }
-    }
-    changes
-}
+// Columns and their diff live in the pure `detect` module, which the benchmark scores too.
+pub use crate::detect::schema::{Column, SchemaChange, diff as diff_schema};
 
 /// A stable fingerprint of a schema, to store a snapshot only when it changed.
 pub fn schema_fingerprint(columns: &[Column]) -> String {
@@ -267,27 +202,6 @@ pub fn schema_fingerprint(columns: &[Column]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn col(name: &str, ty: &str, nullable: bool) -> Column {
-        Column { name: name.into(), data_type: ty.into(), nullable }
-    }
-
-    #[test]
-    fn schema_diff_names_every_kind_of_change() {
-        let before = vec![col("id", "bigint", false), col("amount", "integer", true), col("note", "text", true)];
-        let after = vec![col("id", "bigint", true), col("amount", "numeric", true), col("comment", "text", true)];
-        let changes = diff_schema(&before, &after);
-        assert_eq!(
-            changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            vec![
-                "column `id` became nullable",
-                "column `amount` changed type from integer to numeric",
-                "column `note` removed (was text)",
-                "column `comment` added (text)",
-            ]
-        );
-        assert_eq!(changes.iter().filter(|c| c.is_breaking()).count(), 2);
-    }
 
     #[test]
     fn metric_kind_names_round_trip() {

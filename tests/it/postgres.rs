@@ -204,9 +204,8 @@ async fn schema_changes_are_diffed_and_breaking_ones_fail() {
     assert_eq!(schema.status, Status::Fail);
     assert_eq!(
         schema.message,
-        "schema changed: column `id` became nullable; column `name` removed (was text); \
-         column `price` changed type from integer to numeric(12,2); column `legacy` removed (was text); \
-         column `full_name` added (text)"
+        "schema changed: column `id` became nullable; column `name` renamed to `full_name` (text); \
+         column `price` changed type from integer to numeric(12,2); column `legacy` removed (was text)"
     );
     let asset = "wh.public.t".parse().unwrap();
     let history = agent.store.schema_history(&asset, 10).await.unwrap();
