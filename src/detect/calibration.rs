@@ -203,6 +203,38 @@ impl Calibrator {
         self.refresh();
     }
 
+    /// Forget the residuals above `level` among all but the newest `keep`: a misfit episode
+    /// (days of a model that could not forecast something, since learned) stops weighing on
+    /// the tails once it is that old, where residuals that recur keep coming back.
+    pub fn forget_old_excesses(&mut self, keep: usize, level: f64) {
+        let n = self.residuals.len();
+        if n <= keep || self.residuals.count_at_least(level) == 0 {
+            return;
+        }
+        let old = n - keep;
+        if self.residuals.iter_in_order().take(old).all(|residual| residual < level) {
+            return;
+        }
+        self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
+        let kept: Vec<(f64, u8)> = self
+            .residuals
+            .iter_in_order()
+            .zip(self.sources.iter().copied())
+            .enumerate()
+            .filter(|&(index, (residual, _))| index >= old || residual < level)
+            .map(|(_, kept)| kept)
+            .collect();
+        self.residuals.clear();
+        self.sources.clear();
+        self.per_source = [0; SOURCES];
+        for (residual, source) in kept {
+            self.residuals.push(residual);
+            self.sources.push_back(source);
+            self.per_source[source as usize] += 1;
+        }
+        self.refresh();
+    }
+
     /// The residual at quantile `q` (nearest rank), if any.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         self.residuals.quantile(q)
@@ -450,6 +482,31 @@ mod tests {
             spiked.observe(residual);
         }
         assert!(spiked.threshold(alpha, dof) > normal + 0.5, "{}", spiked.threshold(alpha, dof));
+    }
+
+    #[test]
+    fn old_excesses_are_forgotten_and_recent_ones_kept() {
+        let mut calibrator = Calibrator::standardised(2_000);
+        for i in 0..1_000 {
+            // A half-normal grid, with an episode of large residuals early and one late.
+            let residual = if (100..110).contains(&i) || i == 990 {
+                30.0
+            } else {
+                normal_upper_quantile((i % 500) as f64 / 500.0 / 2.0 + 0.0005)
+            };
+            calibrator.observe(residual);
+        }
+        let (alpha, dof) = (4.2e-6, 1e6);
+        let before = calibrator.threshold(alpha, dof);
+        calibrator.forget_old_excesses(672, 4.0);
+        // The ten early ones are gone, the late one stays, the bulk is untouched.
+        assert_eq!(calibrator.len(), 990);
+        assert_eq!(calibrator.quantile(1.0), Some(30.0));
+        assert!(calibrator.threshold(alpha, dof) < before, "{before}");
+        // Nothing old beyond the level: nothing changes.
+        let kept = calibrator.len();
+        calibrator.forget_old_excesses(672, 4.0);
+        assert_eq!(calibrator.len(), kept);
     }
 
     /// A calibrator of `calibrator` fed `copies` times the same 200 residuals: 190 of a

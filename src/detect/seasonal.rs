@@ -685,6 +685,16 @@ const EXCURSION_RATE_SPAN: f64 = CALIBRATION_RESIDUALS as f64;
 /// enter unclipped.
 const COMMON_EXCURSIONS: f64 = 3.0;
 
+/// A sub-daily count's calibration forgets its residuals above [`MISFIT_LEVEL`] standardised
+/// residuals once they are older than this (a one-off misfit episode: a timezone mistake, a
+/// second weekend before the weekly model, an incident's own residuals), checked every
+/// [`MISFIT_CHECK_EVERY`] points. A normal residual is beyond 4 once in 16 000: what lies there
+/// is misfits, and those that recur come back within the four weeks. Four weeks: on the tuning
+/// seeds two weeks added false alerts and three added them inside benign windows.
+const MISFIT_MEMORY: i64 = 28 * DAY;
+const MISFIT_LEVEL: f64 = 4.0;
+const MISFIT_CHECK_EVERY: usize = 24;
+
 /// Calibration residuals of a model whose typical error is this many times the active one's
 /// are forgotten ...
 const OUTCLASSED_ERROR_RATIO: f64 = 1.5;
@@ -1622,6 +1632,14 @@ impl SeasonalModel {
                 && (self.log_scale || self.candidates[self.active].errors > CALIBRATION_WARM_UP)
             {
                 self.calibrator.observe_from(raw_z.abs().min(clip), self.active);
+                // Sub-daily counts: a misfit episode weighs on the thresholds for four weeks,
+                // not for the 2 000 residuals (twelve weeks of hours) the window holds.
+                if self.log_scale && self.params.step < DAY && self.trained.is_multiple_of(MISFIT_CHECK_EVERY) {
+                    let keep = (MISFIT_MEMORY / self.params.step) as usize;
+                    if keep < CALIBRATION_RESIDUALS {
+                        self.calibrator.forget_old_excesses(keep, MISFIT_LEVEL);
+                    }
+                }
             }
             let mode = self.candidates[self.active].mode;
             let deseasonalized = observed - Self::factor_for(&factors, mode);

@@ -1018,6 +1018,35 @@ fn a_tenfold_hour_after_days_of_misfits_is_flagged_by_the_record_rule() {
 }
 
 #[test]
+fn a_misfit_episode_stops_widening_the_ranges_after_four_weeks() {
+    // An hourly table with 4 % noise whose rows ran six hours late for two days (a timezone
+    // mistake on days 10 and 11, alerted then): the episode's residuals of 10–40 made the
+    // calibration's tail, and for the twelve weeks its 2 000 residuals last a Wednesday 14:00
+    // read "3 000–80 000" around 16 000 rows. Forgotten after four weeks, the range on day 51
+    // reads about 11 000–23 000, and a load 35 % short alerts.
+    for seed in 0..4 {
+        let days = 56;
+        let base = seasonal_counts(days * 24, 0.04, seed);
+        let mut values: Vec<f64> = (0..days * 24)
+            .map(|h| {
+                let (day, hour) = (h / 24, h % 24);
+                if (10..12).contains(&day) { base[day * 24 + (hour + 18) % 24] } else { base[h] }
+            })
+            .collect();
+        let at = 51 * 24 + 14;
+        values[at] = (values[at] * 0.65).round();
+        let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
+        let verdict = &verdicts[at];
+        assert!(verdict.alert, "seed {seed}: {}", verdict.explanation);
+        let range = verdict.expected.as_ref().unwrap();
+        assert!(range.high < 2.5 * range.low, "seed {seed}: {}", verdict.explanation);
+        // Nothing else alerts once the episode is over.
+        let later: Vec<usize> = alerts(&verdicts).into_iter().filter(|&i| i >= 20 * 24).collect();
+        assert_eq!(later, vec![at], "seed {seed}");
+    }
+}
+
+#[test]
 fn a_tenfold_day_after_an_unrecognised_rise_is_flagged_by_the_record_rule() {
     // A generated noisy daily table (seed 4, table 12) whose level quadrupled over four days
     // around day 31: its model took the rise into its scale instead of recognising a level
