@@ -216,22 +216,20 @@ impl Calibrator {
             return;
         }
         self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
-        let kept: Vec<(f64, u8)> = self
-            .residuals
-            .iter_in_order()
-            .zip(self.sources.iter().copied())
-            .enumerate()
-            .filter(|&(index, (residual, _))| index >= old || residual < level)
-            .map(|(_, kept)| kept)
-            .collect();
-        self.residuals.clear();
-        self.sources.clear();
-        self.per_source = [0; SOURCES];
-        for (residual, source) in kept {
-            self.residuals.push(residual);
-            self.sources.push_back(source);
-            self.per_source[source as usize] += 1;
-        }
+        let mut sources = std::mem::take(&mut self.sources).into_iter();
+        let mut per_source = [0; SOURCES];
+        let mut kept_sources = VecDeque::with_capacity(n);
+        self.residuals.retain_in_order(|index, residual| {
+            let source = sources.next().unwrap_or(0);
+            let keep = index >= old || residual < level;
+            if keep {
+                kept_sources.push_back(source);
+                per_source[source as usize] += 1;
+            }
+            keep
+        });
+        self.sources = kept_sources;
+        self.per_source = per_source;
         self.refresh();
     }
 

@@ -688,12 +688,13 @@ const COMMON_EXCURSIONS: f64 = 3.0;
 /// A sub-daily count's calibration forgets its residuals above [`MISFIT_LEVEL`] standardised
 /// residuals once they are older than this (a one-off misfit episode: a timezone mistake, a
 /// second weekend before the weekly model, an incident's own residuals), checked every
-/// [`MISFIT_CHECK_EVERY`] points. A normal residual is beyond 4 once in 16 000: what lies there
-/// is misfits, and those that recur come back within the four weeks. Four weeks: on the tuning
-/// seeds two weeks added false alerts and three added them inside benign windows.
+/// [`MISFIT_CHECK_EVERY`] points (a week of hours; checked daily, the same verdicts on the
+/// tuning seeds for three times the cost). A normal residual is beyond 4 once in 16 000: what
+/// lies there is misfits, and those that recur come back within the four weeks. Four weeks: on
+/// the tuning seeds two weeks added false alerts and three added them inside benign windows.
 const MISFIT_MEMORY: i64 = 28 * DAY;
 const MISFIT_LEVEL: f64 = 4.0;
-const MISFIT_CHECK_EVERY: usize = 24;
+const MISFIT_CHECK_EVERY: usize = 168;
 
 /// Calibration residuals of a model whose typical error is this many times the active one's
 /// are forgotten ...

@@ -518,6 +518,26 @@ impl LongWindow {
         unreachable!("rank beyond the window")
     }
 
+    /// Keep the values for which `keep(index, value)` holds, `index` counting in arrival order
+    /// from the oldest; the others leave (each a removal from its block, not a rebuild).
+    pub(crate) fn retain_in_order(&mut self, mut keep: impl FnMut(usize, f64) -> bool) {
+        let split = if self.order.len() == self.capacity { self.head } else { 0 };
+        let mut kept = Vec::with_capacity(self.capacity);
+        let mut dropped = Vec::new();
+        for (index, &key) in self.order[split..].iter().chain(&self.order[..split]).enumerate() {
+            if keep(index, from_order_key(key)) { kept.push(key) } else { dropped.push(key) }
+        }
+        if dropped.is_empty() {
+            return;
+        }
+        for key in dropped {
+            let block = self.block_of(key);
+            self.remove(key, block);
+        }
+        self.order = kept;
+        self.head = 0;
+    }
+
     /// Values in arrival order, oldest first.
     pub(crate) fn iter_in_order(&self) -> impl Iterator<Item = f64> + '_ {
         let (newer, older) = self.order.split_at(if self.order.len() == self.capacity { self.head } else { 0 });
@@ -830,6 +850,43 @@ fn student_t_upper_quantile_uncached(p: f64, dof: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_window_retains_values_as_a_rebuilt_one_holds_them() {
+        let mut state = 7_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) % 5_000) as f64 / 100.0
+        };
+        for (capacity, pushed) in [(2_000, 1_500), (2_000, 5_000), (300, 301)] {
+            let mut window = LongWindow::new(capacity);
+            for _ in 0..pushed {
+                window.push(next());
+            }
+            // The oldest third's values of 20 and more leave.
+            let old = window.len() / 3;
+            let mut rebuilt = LongWindow::new(capacity);
+            for (index, value) in window.iter_in_order().enumerate() {
+                if index >= old || value < 20.0 {
+                    rebuilt.push(value);
+                }
+            }
+            window.retain_in_order(|index, value| index >= old || value < 20.0);
+            assert!(window.len() < capacity);
+            assert_eq!(window.len(), rebuilt.len());
+            assert!(window.iter_in_order().eq(rebuilt.iter_in_order()));
+            assert!(window.iter_sorted().eq(rebuilt.iter_sorted()));
+            // And both go on alike, through evictions.
+            for _ in 0..capacity + 50 {
+                let value = next();
+                window.push(value);
+                rebuilt.push(value);
+            }
+            assert!(window.iter_in_order().eq(rebuilt.iter_in_order()));
+            assert!(window.iter_sorted().eq(rebuilt.iter_sorted()));
+            assert_eq!(window.quantile(0.5), rebuilt.quantile(0.5));
+        }
+    }
 
     #[test]
     fn sorted_window_tracks_median_and_evicts_oldest() {
