@@ -69,6 +69,18 @@ pub fn class_of(kind: MetricKind) -> MetricClass {
     }
 }
 
+/// How long before its `observed_at` the period a measurement counts starts: a timestamp
+/// column's bucket of rows added is stored at the bucket's end, and the detector's calendar
+/// (hour of the day, weekday, `exclude` ranges, labels, the verdict's sentence) is the
+/// bucket's, as in `telltale detect replay` and the benchmark: the rows of Tuesday are judged
+/// "for a Tuesday", and an excluded Christmas Day excludes the bucket holding its rows.
+pub fn period_of(check: &AssetCheck, kind: MetricKind) -> i64 {
+    match check.volume.as_ref() {
+        Some(v) if kind == MetricKind::RowsAdded && v.timestamp_column.is_some() => v.bucket.as_secs() as i64,
+        _ => 0,
+    }
+}
+
 pub fn noun(kind: MetricKind, column: &str) -> String {
     match kind {
         MetricKind::RowsAdded => "rows added".into(),
@@ -151,8 +163,10 @@ impl Agent {
             if matches!(kind, MetricKind::Uniqueness | MetricKind::DistinctRatio) && settings.direction.is_none() {
                 settings.direction = Some(crate::detect::Direction::Both);
             }
-            let point = self.point_for(m, measurements);
-            let Some(verdict) = self.judge(&check.asset, kind, &column, settings, point, m.observed_at).await else {
+            let period = period_of(check, kind);
+            let point = self.point_for(m, measurements, period);
+            let Some(verdict) = self.judge(&check.asset, kind, &column, settings, (point, period), m.observed_at).await
+            else {
                 continue;
             };
             records.push(verdict_record(&check.asset, kind, &column, m.observed_at, &verdict));
@@ -278,9 +292,10 @@ impl Agent {
         }
     }
 
-    /// A detector point; proportions carry their counts when the profile's row count is known.
-    fn point_for(&self, m: &Measurement, batch: &[Measurement]) -> Point {
-        let ts = m.observed_at.timestamp();
+    /// A detector point, at the start of the measurement's period (see [`period_of`]);
+    /// proportions carry their counts when the profile's row count is known.
+    fn point_for(&self, m: &Measurement, batch: &[Measurement], period: i64) -> Point {
+        let ts = m.observed_at.timestamp() - period;
         // Only the null rate's denominator is the profiled row count.
         if m.kind == MetricKind::NullRate
             && let Some(rows) =
@@ -293,15 +308,16 @@ impl Agent {
         Point::new(ts, m.value)
     }
 
-    /// Pushes one point through the series' detector (building and warming it on first use).
-    /// A point at or before the last judged one is not judged again.
+    /// Pushes one point through the series' detector (building and warming it on first use;
+    /// stored points are moved back by `period`, as the point was). A point at or before the
+    /// last judged one is not judged again.
     pub(crate) async fn judge(
         &self,
         asset: &AssetId,
         kind: MetricKind,
         column: &str,
         mut settings: Settings,
-        point: Point,
+        (point, period): (Point, i64),
         at: DateTime<Utc>,
     ) -> Option<Verdict> {
         let key: SeriesKey = (asset.clone(), kind, column.to_string());
@@ -325,7 +341,7 @@ impl Agent {
                 return Some(cached.detector.push(point));
             }
         }
-        let (mut detector, _) = self.warm(asset, kind, column, &settings, point.timestamp, at).await?;
+        let (mut detector, _) = self.warm((asset, kind, column), &settings, period, point.timestamp, at).await?;
         let verdict = detector.push(point);
         self.detectors
             .series
@@ -335,14 +351,13 @@ impl Agent {
         Some(verdict)
     }
 
-    /// A detector fed every stored point of the series before `before` (oldest first), and the
-    /// timestamp of the last one.
+    /// A detector fed every stored point of the series before `before` (oldest first, each
+    /// moved back by `period`), and the timestamp of the last one.
     async fn warm(
         &self,
-        asset: &AssetId,
-        kind: MetricKind,
-        column: &str,
+        (asset, kind, column): (&AssetId, MetricKind, &str),
         settings: &Settings,
+        period: i64,
         before: i64,
         at: DateTime<Utc>,
     ) -> Option<(StreamingDetector, i64)> {
@@ -362,9 +377,10 @@ impl Agent {
         };
         let mut detector = StreamingDetector::new(class_of(kind), settings.clone()).with_noun(noun(kind, column));
         let mut last = i64::MIN;
-        for m in history.iter().filter(|m| m.observed_at.timestamp() < before) {
-            let ts = m.observed_at.timestamp();
-            let p = match rows.get(&ts) {
+        for m in history.iter().filter(|m| m.observed_at.timestamp() - period < before) {
+            let stored = m.observed_at.timestamp();
+            let ts = stored - period;
+            let p = match rows.get(&stored) {
                 Some(total) if *total >= 1.0 => Point::rate(ts, (m.value * total).round() as u64, total.round() as u64),
                 _ => Point::new(ts, m.value),
             };
@@ -403,7 +419,7 @@ impl Agent {
                 // Not judged by a poll yet in this process: warm the series' detector from history
                 // and keep it; the probe is judged on a copy, so it never teaches the real one.
                 let (detector, last) =
-                    self.warm(&check.asset, MetricKind::FreshnessLag, "", &settings, point.timestamp, now).await?;
+                    self.warm((&check.asset, MetricKind::FreshnessLag, ""), &settings, 0, point.timestamp, now).await?;
                 let mut probe = detector.clone();
                 self.detectors
                     .series

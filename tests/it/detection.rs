@@ -1,7 +1,8 @@
 //! Learned thresholds end to end on a real PostgreSQL table: after backfill, the agent flags a
 //! partial load and a stopped loader, and leaves a healthy hour alone; on a new daily table the
 //! cold-start rule flags a tenfold day; in an hourly table's second week the record rule flags a
-//! tenfold hour its honestly wide learned range would hold.
+//! tenfold hour its honestly wide learned range would hold; an excluded day excludes the bucket
+//! of its rows (buckets are stored at their end, judged at their start).
 
 use std::sync::Arc;
 
@@ -89,6 +90,9 @@ async fn after_backfill_the_agent_flags_a_partial_load_and_a_stopped_loader() {
     assert_eq!(rows.status, Status::Fail, "a 30% load is an anomaly: {rows:#?}");
     assert!(rows.message.starts_with("anomaly: "), "{}", rows.message);
     assert!(rows.verdict.as_ref().unwrap().alert);
+    // The bucket from 11:00 to 12:00 (stored at its end) is judged as the 11:00 hour of its day.
+    let message = rows.message.replace('\u{202f}', " ");
+    assert!(message.contains("for a Wednesday 11:00"), "{message}");
 
     // The loader stopped an hour ago: the first empty bucket is a missed load...
     let stopped = agent.asset_job(&"wh.public.stopped".parse().unwrap(), &token).await;
@@ -223,5 +227,49 @@ async fn a_tenfold_hour_in_the_second_week_of_an_hourly_table_is_flagged_by_the_
     // The learned range holds it (the weekly rhythm is not known yet): the record rule flags it.
     assert!(message.contains("at least four times the largest of this hour of the day"), "{message}");
     assert!(message.contains("whatever the learned range, this hard rule flags it"), "{message}");
+    agent.close().await;
+}
+
+/// A daily table with a holiday on its tenth day, excluded by date.
+const HOLIDAY: &str = r#"version: 1
+assets:
+  - source: wh
+    table: daily_loads
+    detection:
+      exclude:
+        - {from: 2026-06-10, to: 2026-06-11}
+    monitors:
+      volume: {timestamp_column: at, bucket: 1d}
+"#;
+
+#[tokio::test]
+async fn an_excluded_day_excludes_the_bucket_of_its_rows() {
+    let url = require!(postgres_db("holiday").await);
+    // About 1 000 rows a day from Monday 2026-06-01; none on the holiday, Wednesday 06-10.
+    let start: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+    let holiday = start + Duration::days(9);
+    let insert = format!(
+        "INSERT INTO daily_loads (at) SELECT d.t + make_interval(secs => i * 86399.0 / d.n) FROM \
+         (SELECT t, CASE WHEN t = '{holiday}'::timestamptz THEN 0 ELSE 1000 + 37 * (extract(day FROM t)::int % 5) END AS n \
+          FROM generate_series('{start}'::timestamptz, '{holiday}'::timestamptz, interval '1 day') t) d, \
+         LATERAL generate_series(1, d.n) i WHERE d.n > 0",
+        start = start.to_rfc3339(),
+        holiday = holiday.to_rfc3339(),
+    );
+    pg_exec(&url, &["CREATE TABLE daily_loads (at timestamptz)", &insert]).await;
+    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", HOLIDAY)]);
+    // The holiday's bucket (06-10 00:00 to 06-11 00:00) is complete, stored at its end.
+    let clock = ManualClock::new(holiday + Duration::days(1) + Duration::minutes(2));
+    let agent = ws.agent(Arc::new(clock) as SharedClock).await;
+    let token = CancellationToken::new();
+    let asset = "wh.public.daily_loads".parse().unwrap();
+    assert_eq!(agent.backfill(&asset, 10, &token).await.unwrap(), 10);
+
+    let outcomes = agent.asset_job(&asset, &token).await;
+    let rows = outcomes.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    assert_eq!(rows.value, Some(0.0), "{rows:#?}");
+    // Judged as the holiday's rows, so excluded: not a missed load.
+    assert_ne!(rows.status, Status::Fail, "{rows:#?}");
+    assert!(rows.message.contains("inside an excluded time range"), "{}", rows.message);
     agent.close().await;
 }
