@@ -51,6 +51,17 @@ fn seasonal_counts(hours: usize, noise: f64, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// Point `at` alerts, its range's high is under `ratio` times its low, and no other point from
+/// `from` on alerts.
+fn assert_the_only_alert_from(verdicts: &[Verdict], at: usize, from: usize, ratio: f64, seed: u64) {
+    let verdict = &verdicts[at];
+    assert!(verdict.alert, "seed {seed}: {}", verdict.explanation);
+    let range = verdict.expected.as_ref().unwrap();
+    assert!(range.high < ratio * range.low, "seed {seed}: {}", verdict.explanation);
+    let later: Vec<usize> = alerts(verdicts).into_iter().filter(|&i| i >= from).collect();
+    assert_eq!(later, vec![at], "seed {seed}");
+}
+
 fn alerts(verdicts: &[Verdict]) -> Vec<usize> {
     verdicts.iter().enumerate().filter(|(_, v)| v.alert).map(|(i, _)| i).collect()
 }
@@ -570,13 +581,8 @@ fn a_catch_up_day_is_learned_as_its_forecast_and_does_not_widen_the_weeks_after(
         let exclude = TimeRange { start: points[holiday].timestamp, end: points[holiday].timestamp + DAY };
         let settings = Settings { exclude: vec![exclude], ..Settings::default() };
         let verdicts = replay(MetricClass::Count, &settings, &points);
-        let verdict = &verdicts[at];
-        assert!(verdict.alert, "seed {seed}: {}", verdict.explanation);
-        let range = verdict.expected.as_ref().unwrap();
-        assert!(range.high < 2.2 * range.low, "seed {seed}: {}", verdict.explanation);
         // The catch-up day and the weeks after raise nothing else.
-        let later: Vec<usize> = alerts(&verdicts).into_iter().filter(|&i| i >= 14 * 24).collect();
-        assert_eq!(later, vec![at], "seed {seed}");
+        assert_the_only_alert_from(&verdicts, at, 14 * 24, 2.2, seed);
     }
 }
 
@@ -1065,13 +1071,8 @@ fn a_misfit_episode_stops_widening_the_ranges_after_four_weeks() {
         let at = 51 * 24 + 14;
         values[at] = (values[at] * 0.65).round();
         let verdicts = replay(MetricClass::Count, &Settings::default(), &hourly(&values));
-        let verdict = &verdicts[at];
-        assert!(verdict.alert, "seed {seed}: {}", verdict.explanation);
-        let range = verdict.expected.as_ref().unwrap();
-        assert!(range.high < 2.5 * range.low, "seed {seed}: {}", verdict.explanation);
         // Nothing else alerts once the episode is over.
-        let later: Vec<usize> = alerts(&verdicts).into_iter().filter(|&i| i >= 20 * 24).collect();
-        assert_eq!(later, vec![at], "seed {seed}");
+        assert_the_only_alert_from(&verdicts, at, 20 * 24, 2.5, seed);
     }
 }
 

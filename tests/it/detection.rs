@@ -120,6 +120,26 @@ async fn after_backfill_the_agent_flags_a_partial_load_and_a_stopped_loader() {
     agent.close().await;
 }
 
+/// The agent on `checks` over the database at `url`, at `now`: backfills `table`'s last `days`
+/// (expecting `buckets` buckets), runs its asset job and returns the rows-added outcome.
+async fn rows_added_after_backfill(
+    url: &str,
+    checks: &str,
+    table: &str,
+    now: DateTime<Utc>,
+    (days, buckets): (u32, usize),
+) -> telltale::runtime::CheckOutcome {
+    let ws = Workspace::new(&config_with_source("postgres", url, ""), &[("t.yaml", checks)]);
+    let agent = ws.agent(Arc::new(ManualClock::new(now)) as SharedClock).await;
+    let token = CancellationToken::new();
+    let asset = format!("wh.public.{table}").parse().unwrap();
+    assert_eq!(agent.backfill(&asset, days, &token).await.unwrap(), buckets);
+    let outcomes = agent.asset_job(&asset, &token).await;
+    let rows = outcomes.into_iter().find(|o| o.subject.as_deref() == Some("rows_added")).expect("a rows-added outcome");
+    agent.close().await;
+    rows
+}
+
 /// A new daily table: three ordinary days, then a day loaded ten times over.
 const NEW_TABLE: &str = r#"version: 1
 assets:
@@ -143,15 +163,7 @@ async fn a_new_daily_table_loaded_ten_times_over_is_flagged_by_the_cold_start_ru
          LATERAL generate_series(1, d.n) i"
     );
     pg_exec(&url, &["CREATE TABLE fresh_daily (at timestamptz)", &insert]).await;
-    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", NEW_TABLE)]);
-    let clock = ManualClock::new(end + Duration::minutes(2));
-    let agent = ws.agent(Arc::new(clock.clone()) as SharedClock).await;
-    let token = CancellationToken::new();
-    let asset = "wh.public.fresh_daily".parse().unwrap();
-    assert_eq!(agent.backfill(&asset, 4, &token).await.unwrap(), 4);
-
-    let outcomes = agent.asset_job(&asset, &token).await;
-    let rows = outcomes.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    let rows = rows_added_after_backfill(&url, NEW_TABLE, "fresh_daily", end + Duration::minutes(2), (4, 4)).await;
     assert_eq!(rows.value, Some(10_000.0), "{rows:#?}");
     assert_eq!(rows.status, Status::Fail, "a tenfold day on the fourth day of a table: {rows:#?}");
     let verdict = rows.verdict.as_ref().expect("the cold-start rule's verdict");
@@ -159,7 +171,6 @@ async fn a_new_daily_table_loaded_ten_times_over_is_flagged_by_the_cold_start_ru
     let message = rows.message.replace('\u{202f}', " ");
     assert!(message.contains("at least five times the largest of the 3 earlier points (1 000)"), "{message}");
     assert!(message.contains("still learning"), "{message}");
-    agent.close().await;
 }
 
 /// Rows per hour of a young hourly table: a daily rhythm, weekends at 0.4 of a weekday, 25 %
@@ -210,15 +221,8 @@ async fn a_tenfold_hour_in_the_second_week_of_an_hourly_table_is_flagged_by_the_
         start = start.to_rfc3339()
     );
     pg_exec(&url, &["CREATE TABLE young_hourly (at timestamptz)", &insert]).await;
-    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", YOUNG_HOURLY)]);
-    let clock = ManualClock::new(end + Duration::minutes(2));
-    let agent = ws.agent(Arc::new(clock) as SharedClock).await;
-    let token = CancellationToken::new();
-    let asset = "wh.public.young_hourly".parse().unwrap();
-    assert_eq!(agent.backfill(&asset, 9, &token).await.unwrap(), 9 * 24);
-
-    let outcomes = agent.asset_job(&asset, &token).await;
-    let rows = outcomes.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    let rows =
+        rows_added_after_backfill(&url, YOUNG_HOURLY, "young_hourly", end + Duration::minutes(2), (9, 9 * 24)).await;
     assert_eq!(rows.value, Some(hours[last] as f64), "{rows:#?}");
     assert_eq!(rows.status, Status::Fail, "a tenfold hour in the second week: {rows:#?}");
     let verdict = rows.verdict.as_ref().expect("a verdict");
@@ -227,7 +231,6 @@ async fn a_tenfold_hour_in_the_second_week_of_an_hourly_table_is_flagged_by_the_
     // The learned range holds it (the weekly rhythm is not known yet): the record rule flags it.
     assert!(message.contains("at least four times the largest of this hour of the day"), "{message}");
     assert!(message.contains("whatever the learned range, this hard rule flags it"), "{message}");
-    agent.close().await;
 }
 
 /// A daily table with a holiday on its tenth day, excluded by date.
@@ -257,19 +260,11 @@ async fn an_excluded_day_excludes_the_bucket_of_its_rows() {
         holiday = holiday.to_rfc3339(),
     );
     pg_exec(&url, &["CREATE TABLE daily_loads (at timestamptz)", &insert]).await;
-    let ws = Workspace::new(&config_with_source("postgres", &url, ""), &[("t.yaml", HOLIDAY)]);
     // The holiday's bucket (06-10 00:00 to 06-11 00:00) is complete, stored at its end.
-    let clock = ManualClock::new(holiday + Duration::days(1) + Duration::minutes(2));
-    let agent = ws.agent(Arc::new(clock) as SharedClock).await;
-    let token = CancellationToken::new();
-    let asset = "wh.public.daily_loads".parse().unwrap();
-    assert_eq!(agent.backfill(&asset, 10, &token).await.unwrap(), 10);
-
-    let outcomes = agent.asset_job(&asset, &token).await;
-    let rows = outcomes.iter().find(|o| o.subject.as_deref() == Some("rows_added")).unwrap();
+    let now = holiday + Duration::days(1) + Duration::minutes(2);
+    let rows = rows_added_after_backfill(&url, HOLIDAY, "daily_loads", now, (10, 10)).await;
     assert_eq!(rows.value, Some(0.0), "{rows:#?}");
     // Judged as the holiday's rows, so excluded: not a missed load.
     assert_ne!(rows.status, Status::Fail, "{rows:#?}");
     assert!(rows.message.contains("inside an excluded time range"), "{}", rows.message);
-    agent.close().await;
 }
