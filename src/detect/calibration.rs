@@ -35,10 +35,13 @@ const PRIOR_EXCESSES: f64 = 10.0;
 
 /// Residuals a calibrator that may trust a normal tail needs before it does ...
 const NORMAL_TAIL_MIN_RESIDUALS: usize = 300;
-/// ... the normal distribution's two-sided shares beyond 2 and 3 (the residuals' shares must
-/// not exceed them) ...
+/// ... the normal distribution's two-sided shares beyond 2 and 3, which the residuals' shares
+/// may exceed by half at most (hourly tables of a few hundred rows, whose log-scale residuals
+/// have slightly heavier shoulders; on the tuning seeds three more duplicate loads and no false
+/// alert; twice: one more false alert) ...
 const NORMAL_SHARE_BEYOND_2: f64 = 0.0455;
 const NORMAL_SHARE_BEYOND_3: f64 = 0.0027;
+const NORMAL_SHARES_SLACK: f64 = 1.5;
 /// ... and the most residuals beyond 4 it allows (the normal share is 6e-5: one in 16 000).
 const MOST_BEYOND_4: usize = 1;
 
@@ -130,8 +133,8 @@ impl Calibrator {
     }
 
     /// Trust the normal tail once the residuals show it: from [`NORMAL_TAIL_MIN_RESIDUALS`] on,
-    /// when no more of them than the normal shares lie beyond 2 and beyond 3 and at most
-    /// [`MOST_BEYOND_4`] beyond 4, a residual beyond the bulk is judged by the normal tail
+    /// when no more of them than one and a half times the normal shares lie beyond 2 and beyond
+    /// 3 and at most [`MOST_BEYOND_4`] beyond 4, a residual beyond the bulk is judged by the normal tail
     /// where the exponential one judges it more likely, and the threshold is at most the normal
     /// quantile. The exponential tail fitted to the top 5 % extrapolates a normal tail about one
     /// residual too far at an hourly series' rate (5.5 instead of 4.6): for residuals that
@@ -396,8 +399,9 @@ impl Calibrator {
             && self.standardised
             && self.tail.is_some()
             && n >= NORMAL_TAIL_MIN_RESIDUALS
-            && self.residuals.count_at_least(2.0) as f64 <= NORMAL_SHARE_BEYOND_2 * n as f64
-            && self.residuals.count_at_least(3.0) as f64 <= (NORMAL_SHARE_BEYOND_3 * n as f64).max(1.0)
+            && self.residuals.count_at_least(2.0) as f64 <= NORMAL_SHARES_SLACK * NORMAL_SHARE_BEYOND_2 * n as f64
+            && self.residuals.count_at_least(3.0) as f64
+                <= (NORMAL_SHARES_SLACK * NORMAL_SHARE_BEYOND_3 * n as f64).max(1.0)
             && self.residuals.count_at_least(4.0) <= MOST_BEYOND_4;
     }
 }
@@ -469,6 +473,16 @@ mod tests {
         // Scores follow the same tail: a residual at the normal quantile scores -log10(alpha).
         assert!((trusting.neg_log10_p(normal, dof) + alpha.log10()).abs() < 1e-6);
         assert!(plain.neg_log10_p(normal, dof) < -alpha.log10() - 0.5);
+        // Shoulders somewhat heavier than normal (six more residuals at 2.5: 1.3 times the normal
+        // share beyond 2) are still trusted.
+        let mut shoulders = grid(Calibrator::standardised(2_000).trusting_a_normal_tail());
+        for _ in 0..6 {
+            shoulders.observe(2.5);
+        }
+        for i in 0..2 {
+            shoulders.observe(normal_upper_quantile((i as f64 + 0.5) / 2.0 / 2.0));
+        }
+        assert!((shoulders.threshold(alpha, dof) - normal).abs() < 1e-9, "{}", shoulders.threshold(alpha, dof));
         // Fewer than 300 residuals, or two beyond 4 (a spike, a misfit): the exponential tail.
         let short = (0..290).fold(Calibrator::standardised(2_000).trusting_a_normal_tail(), |mut c, i| {
             c.observe(normal_upper_quantile((i as f64 + 0.5) / 290.0 / 2.0));
