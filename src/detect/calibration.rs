@@ -188,22 +188,7 @@ impl Calibrator {
     /// Forget every residual that `forget` selects by its source and value (in one pass; the
     /// others keep their order).
     pub fn forget_residuals(&mut self, forget: impl Fn(usize, f64) -> bool) {
-        self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
-        let kept: Vec<(f64, u8)> = self
-            .residuals
-            .iter_in_order()
-            .zip(self.sources.iter().copied())
-            .filter(|&(residual, source)| !forget(source as usize, residual))
-            .collect();
-        self.residuals.clear();
-        self.sources.clear();
-        self.per_source = [0; SOURCES];
-        for (residual, source) in kept {
-            self.residuals.push(residual);
-            self.sources.push_back(source);
-            self.per_source[source as usize] += 1;
-        }
-        self.refresh();
+        self.retain(|_, source, residual| !forget(source, residual));
     }
 
     /// Forget the residuals above `level` among all but the newest `keep`: a misfit episode
@@ -218,18 +203,24 @@ impl Calibrator {
         if self.residuals.iter_in_order().take(old).all(|residual| residual < level) {
             return;
         }
+        self.retain(|index, _, residual| index >= old || residual < level);
+    }
+
+    /// Keep the residuals for which `keep(index in arrival order, source, residual)` holds, in
+    /// their order (each other one removed from the window, not a rebuild), then refit.
+    fn retain(&mut self, mut keep: impl FnMut(usize, usize, f64) -> bool) {
         self.last_score.set((f64::NAN.to_bits(), f64::NAN.to_bits(), f64::NAN));
         let mut sources = std::mem::take(&mut self.sources).into_iter();
+        let mut kept_sources = VecDeque::with_capacity(self.residuals.len());
         let mut per_source = [0; SOURCES];
-        let mut kept_sources = VecDeque::with_capacity(n);
         self.residuals.retain_in_order(|index, residual| {
             let source = sources.next().unwrap_or(0);
-            let keep = index >= old || residual < level;
-            if keep {
+            let kept = keep(index, source as usize, residual);
+            if kept {
                 kept_sources.push_back(source);
                 per_source[source as usize] += 1;
             }
-            keep
+            kept
         });
         self.sources = kept_sources;
         self.per_source = per_source;
