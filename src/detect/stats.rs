@@ -411,6 +411,7 @@ impl LongWindow {
         self.capacity
     }
 
+    #[cfg(test)]
     pub(crate) fn clear(&mut self) {
         self.order.clear();
         self.head = 0;
